@@ -1,0 +1,89 @@
+// SharedAccessSignature tokens: parsing, signing and checking (service-api.md §9.2,
+// device-api.md §4.1). Pure: no I/O, no clock (callers pass `now`).
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+export interface SasToken {
+  /** The resource exactly as it appears in the token: the string to sign starts with it. */
+  sr: string;
+  /** The signature, URL-decoded (base64). */
+  sig: string;
+  /** Expiry, Unix seconds. */
+  se: number;
+  /** The policy name; absent in device tokens that carry none. */
+  skn?: string;
+}
+
+const PREFIX = "sharedaccesssignature ";
+
+/** Parse `SharedAccessSignature sr=…&sig=…&se=…&skn=…`, fields in any order. */
+export function parseSasToken(text: string): SasToken | undefined {
+  if (text.slice(0, PREFIX.length).toLowerCase() !== PREFIX) return undefined;
+  const fields = new Map<string, string>();
+  for (const pair of text.slice(PREFIX.length).trim().split("&")) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) return undefined;
+    fields.set(pair.slice(0, eq).toLowerCase(), pair.slice(eq + 1));
+  }
+  const sr = fields.get("sr");
+  const sigEncoded = fields.get("sig");
+  const seText = fields.get("se");
+  if (!sr || !sigEncoded || !seText || !/^\d{1,12}$/.test(seText)) return undefined;
+  let sig: string;
+  try {
+    sig = decodeURIComponent(sigEncoded);
+  } catch {
+    return undefined;
+  }
+  const skn = fields.get("skn");
+  return { sr, sig, se: Number(seText), ...(skn ? { skn: safeDecode(skn) } : {}) };
+}
+
+const safeDecode = (s: string): string => {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+};
+
+/** The resource named by `sr`: URL-decoded, lower-cased, without a scheme. */
+export const tokenResource = (token: SasToken): string =>
+  safeDecode(token.sr)
+    .replace(/^https?:\/\//i, "")
+    .toLowerCase();
+
+/** base64(HMAC-SHA256(base64decode(key), sr + "\n" + se)). */
+export const sign = (keyBase64: string, sr: string, se: number): string =>
+  createHmac("sha256", Buffer.from(keyBase64, "base64")).update(`${sr}\n${se}`).digest("base64");
+
+/** Build a token the way the Azure SDKs do (used by tests, the CLI and the hub client). */
+export function createSasToken(keyBase64: string, sr: string, se: number, skn?: string): string {
+  const sig = encodeURIComponent(sign(keyBase64, sr, se));
+  return `SharedAccessSignature sr=${sr}&sig=${sig}&se=${se}${skn ? `&skn=${encodeURIComponent(skn)}` : ""}`;
+}
+
+/**
+ * Does any of `keys` sign the token? Clients differ in how they encode `sr`, so the MAC is
+ * checked over each plausible spelling (service-api.md §9.2, robust check). Constant time.
+ */
+export function signatureMatches(token: SasToken, keysBase64: readonly string[]): boolean {
+  const given = Buffer.from(token.sig, "base64");
+  if (given.length !== 32) return false;
+  const decoded = safeDecode(token.sr);
+  const spellings = new Set([token.sr, decoded, encodeURIComponent(decoded), decoded.toLowerCase()]);
+  spellings.add(encodeURIComponent(decoded.toLowerCase()));
+  let ok = false;
+  for (const key of keysBase64) {
+    for (const sr of spellings) {
+      const mac = createHmac("sha256", Buffer.from(key, "base64")).update(`${sr}\n${token.se}`).digest();
+      // No early exit: every candidate costs the same whatever matched.
+      ok = timingSafeEqual(mac, given) || ok;
+    }
+  }
+  return ok;
+}
+
+/** Tokens are accepted up to this long after `se`, for clock skew between hosts. */
+export const CLOCK_SKEW_SECONDS = 300;
+
+export const isExpired = (token: SasToken, nowSeconds: number): boolean => token.se + CLOCK_SKEW_SECONDS < nowSeconds;

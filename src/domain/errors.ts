@@ -1,0 +1,117 @@
+// The one error catalogue (style.md): every DPS-facing error is defined here once, with its
+// 6-digit code (HTTP status × 1000 + detail, service-api.md §8), its status and a message
+// template. Nothing else invents error bodies.
+
+type Template = (p: Record<string, string | number>) => string;
+
+interface ErrorDef {
+  readonly code: number;
+  readonly status: number;
+  readonly message: Template;
+}
+
+const def = (code: number, message: Template): ErrorDef => ({
+  code,
+  status: Math.floor(code / 1000),
+  message,
+});
+
+export const Errors = {
+  // 400: the request itself is wrong
+  malformedJson: def(400001, (p) => `The request body is not valid JSON: ${p.detail}.`),
+  invalidBody: def(400004, (p) => `${p.detail}`),
+  idMismatch: def(
+    400005,
+    (p) => `The ${p.field} in the body ('${p.bodyId}') does not match the one in the path ('${p.pathId}').`,
+  ),
+  invalidRegistrationId: def(
+    400006,
+    (p) =>
+      `Registration id '${p.id}' is invalid: use 1-128 characters from A-Z a-z 0-9 - . _ : ending with a letter, digit or '-'.`,
+  ),
+  invalidEnrollmentGroupId: def(
+    400007,
+    (p) =>
+      `Enrollment group id '${p.id}' is invalid: use 1-128 characters from A-Z a-z 0-9 - . _ : ending with a letter, digit or '-'.`,
+  ),
+  invalidAttestation: def(400008, (p) => `Invalid attestation: ${p.detail}.`),
+  invalidBulk: def(400009, (p) => `Invalid bulk operation: ${p.detail}.`),
+  invalidQuery: def(400010, (p) => `Invalid query: ${p.detail}.`),
+  invalidContinuation: def(400011, () => "The x-ms-continuation token is not one this service issued."),
+  invalidHeader: def(400012, (p) => `Invalid ${p.header} header: ${p.detail}.`),
+
+  // 401: who you are, or what you may do
+  missingToken: def(
+    401001,
+    () => "The request has no Authorization header: send 'SharedAccessSignature sr=...&sig=...&se=...&skn=...'.",
+  ),
+  unauthorized: def(401002, (p) => `Unauthorized: ${p.detail}.`),
+  tokenExpired: def(401003, (p) => `The SAS token expired at ${p.expiry}; sign a new one.`),
+  missingRight: def(
+    401004,
+    (p) => `The shared access policy '${p.policy}' lacks the ${p.right} right needed for this operation.`,
+  ),
+
+  // 404
+  unknownRoute: def(404001, (p) => `No operation at ${p.method} ${p.path}.`),
+  enrollmentNotFound: def(404201, (p) => `Enrollment '${p.id}' does not exist.`),
+  registrationNotFound: def(404202, (p) => `No registration state for '${p.id}' exists.`),
+  enrollmentGroupNotFound: def(404203, (p) => `Enrollment group '${p.id}' does not exist.`),
+  instanceNotFound: def(404204, (p) => `Provisioning service '${p.name}' does not exist.`),
+  unknownHost: def(
+    404205,
+    (p) => `No provisioning service answers for host '${p.host}'. Use the HostName of a service connection string.`,
+  ),
+
+  // 405
+  methodNotAllowed: def(405001, (p) => `${p.method} is not allowed on ${p.path}.`),
+
+  // 409
+  enrollmentExists: def(409201, () => "Enrollment already exists."),
+  enrollmentGroupExists: def(409202, () => "Enrollment group already exists."),
+  instanceExists: def(409203, (p) => `A provisioning service named '${p.name}' already exists.`),
+
+  // 412
+  etagMismatch: def(
+    412002,
+    (p) => `The If-Match etag does not match the current version of '${p.id}'; read it again and retry.`,
+  ),
+
+  // 413 / 415 / 429
+  bodyTooLarge: def(413001, (p) => `The request body exceeds the ${p.limit}-byte limit.`),
+  unsupportedMediaType: def(415001, (p) => `Unsupported Content-Type '${p.type}': send application/json.`),
+  throttled: def(429001, () => "Too many requests; retry after the Retry-After interval."),
+
+  // 500
+  internal: def(500001, () => "An internal error occurred; the request was not applied. See the server log."),
+} as const satisfies Record<string, ErrorDef>;
+
+export type ErrorName = keyof typeof Errors;
+
+/** An error with a DPS error code. Thrown anywhere, turned into a body at the edge. */
+export class ProvisioError extends Error {
+  readonly errorCode: number;
+  readonly status: number;
+  readonly errorName: ErrorName;
+
+  constructor(name: ErrorName, params: Record<string, string | number> = {}) {
+    const d = Errors[name];
+    super(d.message(params));
+    this.name = "ProvisioError";
+    this.errorName = name;
+    this.errorCode = d.code;
+    this.status = d.status;
+  }
+}
+
+export const fail = (name: ErrorName, params?: Record<string, string | number>): never => {
+  throw new ProvisioError(name, params);
+};
+
+/** The DPS error body (service-api.md §8). */
+export interface ErrorBody {
+  errorCode: number;
+  trackingId: string;
+  message: string;
+  timestampUtc: string;
+}

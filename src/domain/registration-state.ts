@@ -1,0 +1,30 @@
+// Device registration state, service-api.md §4.6. Created only by the device API.
+import type { EnrollmentGroupId, RegistrationId } from "./ids.js";
+
+export type RegistrationStatus = "unassigned" | "assigning" | "assigned" | "failed" | "disabled";
+export type RegistrationSubstatus =
+  | "initialAssignment"
+  | "deviceDataMigrated"
+  | "deviceDataReset"
+  | "reprovisionedToInitialAssignment";
+
+export interface DeviceRegistrationState {
+  registrationId: RegistrationId;
+  createdDateTimeUtc: string;
+  assignedHub?: string;
+  deviceId?: string;
+  status: RegistrationStatus;
+  substatus?: RegistrationSubstatus;
+  errorCode?: number;
+  errorMessage?: string;
+  lastUpdatedDateTimeUtc: string;
+  etag: string;
+  payload?: unknown;
+}
+
+/** A registration state plus what the service keeps about it but never shows. */
+export interface RegistrationRecord {
+  state: DeviceRegistrationState;
+  /** Set when the device registered through a group: the registration query filters on it. */
+  enrollmentGroupId?: EnrollmentGroupId;
+}

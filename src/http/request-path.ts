@@ -1,0 +1,39 @@
+// Request targets: case-insensitive routing on percent-decoded segments, trailing slash
+// tolerated, query string ignored except where an API reads it (service-api.md §11.2-3).
+import { ProvisioError } from "../domain/errors.js";
+
+export interface RequestPath {
+  /** Percent-decoded segments, as sent. */
+  segments: string[];
+  /** The same, lower-cased, for matching. */
+  lower: string[];
+  query: URLSearchParams;
+}
+
+export function parseRequestPath(url: string): RequestPath {
+  const q = url.indexOf("?");
+  const pathPart = q < 0 ? url : url.slice(0, q);
+  const segments: string[] = [];
+  for (const raw of pathPart.split("/")) {
+    if (raw === "") continue;
+    try {
+      segments.push(decodeURIComponent(raw));
+    } catch {
+      throw new ProvisioError("invalidBody", { detail: `The path segment '${raw}' is not valid percent-encoding.` });
+    }
+  }
+  return {
+    segments,
+    lower: segments.map((s) => s.toLowerCase()),
+    query: new URLSearchParams(q < 0 ? "" : url.slice(q + 1)),
+  };
+}
+
+/** The request's host name without port, lower-cased. */
+export function hostOf(hostHeader: string | undefined): string {
+  if (!hostHeader) return "";
+  const h = hostHeader.trim().toLowerCase();
+  if (h.startsWith("[")) return h.slice(0, h.indexOf("]") + 1);
+  const colon = h.indexOf(":");
+  return colon < 0 ? h : h.slice(0, colon);
+}

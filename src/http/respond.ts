@@ -1,0 +1,44 @@
+// Responses: JSON bodies with the content type the SDKs parse, and DPS error bodies
+// (service-api.md §1, §8).
+import { randomUUID } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import { type ErrorBody, ProvisioError } from "../domain/errors.js";
+
+const JSON_TYPE = "application/json; charset=utf-8";
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "Content-Type": JSON_TYPE,
+    "Content-Length": Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+export function sendNoContent(res: ServerResponse): void {
+  res.writeHead(204);
+  res.end();
+}
+
+/** Turn any thrown value into a DPS error reply; unknown errors become 500001. */
+export function sendError(res: ServerResponse, err: unknown, onInternal?: (err: unknown) => void): void {
+  const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
+  if (!(err instanceof ProvisioError)) onInternal?.(err);
+  const body: ErrorBody = {
+    errorCode: e.errorCode,
+    trackingId: randomUUID(),
+    message: e.message,
+    timestampUtc: new Date().toISOString(),
+  };
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  sendJson(res, e.status, body, { "x-ms-error-code": String(e.errorCode) });
+}

@@ -1,0 +1,273 @@
+// The management API: provisioning service instances with their access policies and linked
+// hubs, in the shape of the ARM resource (management.md §1-3). Paths work with or without the
+// ARM prefix `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Devices`.
+// Callers authenticate with a ServiceConfig policy of the instance their Host names; only the
+// primary instance may create, list or delete other instances.
+import { parseConnectionString } from "../domain/connection-string.js";
+import { ProvisioError } from "../domain/errors.js";
+import { newEtag } from "../domain/etag.js";
+import { isValidInstanceName } from "../domain/ids.js";
+import {
+  type AccessPolicy,
+  formatRights,
+  type Instance,
+  type InstanceAllocationPolicy,
+  type LinkedHub,
+  parseRights,
+} from "../domain/instance.js";
+import { isObject, parseJson, readBody } from "../http/body.js";
+import { sendJson } from "../http/respond.js";
+import { authenticate, requireRight } from "../security/service-auth.js";
+import type { ServiceRequest } from "../service-api/service-api.js";
+import type { InstanceDirectory } from "../store/instance-directory.js";
+import type { Store } from "../store/store.js";
+import { newInstance, newPolicyKey, ownerPolicy } from "./instances.js";
+
+export const MANAGEMENT_SEGMENTS = new Set(["provisioningservices", "subscriptions"]);
+const MAX_LINKED_HUBS = 50;
+const MASK = "****";
+
+const bad = (detail: string): ProvisioError => new ProvisioError("invalidBody", { detail });
+
+const ALLOCATION: Record<string, InstanceAllocationPolicy> = {
+  hashed: "hashed",
+  geolatency: "geoLatency",
+  static: "static",
+};
+const armAllocation = (p: InstanceAllocationPolicy): string => p[0]?.toUpperCase() + p.slice(1);
+
+function maskConnectionString(cs: string): string {
+  return cs.replace(/(SharedAccessKey=)[^;]*/i, `$1${MASK}`);
+}
+
+/** Strip the ARM prefix: what remains starts at `provisioningServices`. */
+function resourceSegments(lower: string[], segments: string[]): { lower: string[]; segments: string[] } {
+  const i = lower.indexOf("provisioningservices");
+  if (lower[0] === "subscriptions" && i < 0) return { lower: [], segments: [] };
+  return i <= 0 ? { lower, segments } : { lower: lower.slice(i), segments: segments.slice(i) };
+}
+
+export interface ManagementHooks {
+  /** Called after instances were created, changed or deleted (new host names, new certificate). */
+  instancesChanged(): Promise<void>;
+}
+
+export class ManagementApi {
+  constructor(
+    private readonly store: Store,
+    private readonly directory: InstanceDirectory,
+    private readonly hooks: ManagementHooks,
+  ) {}
+
+  async handle(r: ServiceRequest): Promise<void> {
+    const method = r.req.method ?? "GET";
+    const { lower, segments } = resourceSegments(r.path.lower, r.path.segments);
+    const caller = await this.caller(r);
+    const name = segments[1];
+    if (lower.length === 1 && lower[0] === "provisioningservices" && method === "GET") {
+      this.requirePrimary(caller);
+      const all = this.directory.all();
+      const value = await Promise.all(all.map((i) => this.resource(i)));
+      return sendJson(r.res, 200, { value });
+    }
+    if (lower.length === 2 && name !== undefined) {
+      if (method === "GET") return sendJson(r.res, 200, await this.resource(this.target(caller, name)));
+      if (method === "PUT") return this.put(r, caller, name);
+      if (method === "DELETE") return this.delete(r, caller, name);
+    }
+    if (lower.length === 3 && name !== undefined && lower[2] === "listkeys" && method === "POST") {
+      const target = this.target(caller, name);
+      const policies = await this.store.listPolicies(target.idScope);
+      return sendJson(r.res, 200, { value: policies.map(policyWire) });
+    }
+    throw new ProvisioError("unknownRoute", { method, path: `/${r.path.segments.join("/")}` });
+  }
+
+  private async caller(r: ServiceRequest): Promise<Instance> {
+    const policy = await authenticate(r.req.headers, r.instance, r.host, (s, n) => this.store.getPolicy(s, n));
+    requireRight(policy, "ServiceConfig");
+    return r.instance;
+  }
+
+  private requirePrimary(caller: Instance): void {
+    if (!this.directory.isPrimary(caller.idScope)) {
+      throw new ProvisioError("unauthorized", {
+        detail: "only the primary provisioning service's policies may manage other instances",
+      });
+    }
+  }
+
+  /** The named instance, if the caller may manage it. */
+  private target(caller: Instance, name: string): Instance {
+    if (caller.name.toLowerCase() !== name.toLowerCase()) this.requirePrimary(caller);
+    const target = this.directory.byName(name);
+    if (!target) throw new ProvisioError("instanceNotFound", { name });
+    return target;
+  }
+
+  private async resource(i: Instance): Promise<Record<string, unknown>> {
+    const hubs = await this.store.listLinkedHubs(i.idScope);
+    const primary = this.directory.primary();
+    return {
+      id: `/provisioningServices/${i.name}`,
+      name: i.name,
+      type: "Microsoft.Devices/provisioningServices",
+      location: "local",
+      etag: i.etag,
+      sku: { name: "S1", tier: "Standard", capacity: 1 },
+      properties: {
+        state: "Active",
+        provisioningState: "Succeeded",
+        idScope: i.idScope,
+        serviceOperationsHostName: i.hostName,
+        deviceProvisioningHostName: primary?.hostName ?? i.hostName,
+        allocationPolicy: armAllocation(i.allocationPolicy),
+        iotHubs: hubs.map((h) => ({ ...h, connectionString: maskConnectionString(h.connectionString) })),
+        // Keys only through listkeys (management.md §1.4).
+        authorizationPolicies: null,
+      },
+    };
+  }
+
+  private async put(r: ServiceRequest, caller: Instance, name: string): Promise<void> {
+    const body = parseJson(await readBody(r.req));
+    if (!isObject(body)) throw bad("The body must be a JSON object with 'properties'.");
+    const props = body.properties === undefined || body.properties === null ? {} : body.properties;
+    if (!isObject(props)) throw bad("'properties' must be a JSON object.");
+    const existing = this.directory.byName(name);
+
+    if (!existing) {
+      this.requirePrimary(caller);
+      if (!isValidInstanceName(name)) {
+        throw bad(`'${name}' is not a valid name: 3-50 letters, digits or '-', not all digits, no '-' at either end.`);
+      }
+      const base = this.directory.primary()?.hostName ?? "localhost";
+      const hostName =
+        typeof props.serviceOperationsHostName === "string" ? props.serviceOperationsHostName : `${name}.${base}`;
+      const instance = newInstance(name, hostName.toLowerCase(), allocationOf(props) ?? "hashed");
+      const policies = policiesOf(props) ?? [ownerPolicy()];
+      const hubs = hubsOf(props, []);
+      const created = await this.store.createInstance(instance, policies);
+      if (!created.ok) throw new ProvisioError("instanceExists", { name });
+      if (hubs) await this.store.replaceLinkedHubs(instance.idScope, hubs);
+      await this.hooks.instancesChanged();
+      return sendJson(r.res, 201, await this.resource(instance));
+    }
+
+    const target = this.target(caller, name);
+    if (props.idScope !== undefined && props.idScope !== target.idScope) throw bad("'idScope' cannot change.");
+    // Validate everything before writing anything.
+    const policies = policiesOf(props);
+    const hubs = hubsOf(props, await this.store.listLinkedHubs(target.idScope));
+    const updated: Instance = {
+      ...target,
+      allocationPolicy: allocationOf(props) ?? target.allocationPolicy,
+      etag: newEtag(),
+    };
+    const ifMatch = r.req.headers["if-match"];
+    const result = await this.store.updateInstance(updated, { etag: ifMatch || target.etag });
+    if (!result.ok) throw new ProvisioError("etagMismatch", { id: name });
+    if (policies) await this.store.replacePolicies(target.idScope, policies);
+    if (hubs) await this.store.replaceLinkedHubs(target.idScope, hubs);
+    await this.hooks.instancesChanged();
+    sendJson(r.res, 200, await this.resource(updated));
+  }
+
+  private async delete(r: ServiceRequest, caller: Instance, name: string): Promise<void> {
+    this.requirePrimary(caller);
+    const target = this.target(caller, name);
+    if (this.directory.isPrimary(target.idScope)) {
+      throw bad("The primary provisioning service cannot be deleted; it holds the credentials that manage the others.");
+    }
+    await this.store.deleteInstance(target.idScope);
+    await this.hooks.instancesChanged();
+    sendJson(r.res, 200, {});
+  }
+}
+
+const policyWire = (p: AccessPolicy) => ({
+  keyName: p.keyName,
+  primaryKey: p.primaryKey,
+  secondaryKey: p.secondaryKey,
+  rights: formatRights(p.rights),
+});
+
+function allocationOf(props: Record<string, unknown>): InstanceAllocationPolicy | undefined {
+  const v = props.allocationPolicy;
+  if (v === undefined || v === null) return undefined;
+  const policy = typeof v === "string" ? ALLOCATION[v.toLowerCase()] : undefined;
+  if (!policy) throw bad("'allocationPolicy' must be Hashed, GeoLatency or Static.");
+  return policy;
+}
+
+/** Absent or null keeps the existing set; missing keys are generated (management.md §1.4). */
+function policiesOf(props: Record<string, unknown>): AccessPolicy[] | undefined {
+  const v = props.authorizationPolicies;
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw bad("'authorizationPolicies' must be an array.");
+  const names = new Set<string>();
+  return v.map((p, i) => {
+    if (!isObject(p) || typeof p.keyName !== "string" || !/^[A-Za-z0-9\-._]{1,64}$/.test(p.keyName)) {
+      throw bad(`authorizationPolicies[${i}].keyName is required: 1-64 letters, digits, '-', '.', '_'.`);
+    }
+    if (names.has(p.keyName.toLowerCase())) throw bad(`Policy '${p.keyName}' appears twice.`);
+    names.add(p.keyName.toLowerCase());
+    const rights = typeof p.rights === "string" ? parseRights(p.rights) : undefined;
+    if (!rights) {
+      throw bad(
+        `authorizationPolicies[${i}].rights must list ServiceConfig, EnrollmentRead, EnrollmentWrite, RegistrationStatusRead, RegistrationStatusWrite or DeviceConnect.`,
+      );
+    }
+    const key = (k: unknown, field: string): string => {
+      if (k === undefined || k === null || k === "") return newPolicyKey();
+      if (typeof k !== "string" || Buffer.from(k, "base64").length < 16) {
+        throw bad(`authorizationPolicies[${i}].${field} must be base64 of at least 16 bytes.`);
+      }
+      return k;
+    };
+    return {
+      keyName: p.keyName,
+      primaryKey: key(p.primaryKey, "primaryKey"),
+      secondaryKey: key(p.secondaryKey, "secondaryKey"),
+      rights,
+    };
+  });
+}
+
+/** Linked hubs (management.md §2); a masked key keeps the stored connection string. */
+function hubsOf(props: Record<string, unknown>, existing: LinkedHub[]): LinkedHub[] | undefined {
+  const v = props.iotHubs;
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw bad("'iotHubs' must be an array.");
+  if (v.length > MAX_LINKED_HUBS) throw bad(`At most ${MAX_LINKED_HUBS} hubs can be linked.`);
+  const names = new Set<string>();
+  return v.map((h, i) => {
+    if (!isObject(h) || typeof h.connectionString !== "string") {
+      throw bad(`iotHubs[${i}].connectionString is required.`);
+    }
+    const cs = parseConnectionString(h.connectionString);
+    if (!cs) {
+      throw bad(`iotHubs[${i}].connectionString must be HostName=...;SharedAccessKeyName=...;SharedAccessKey=...`);
+    }
+    const name = cs.hostName.toLowerCase();
+    if (names.has(name)) throw bad(`Hub '${cs.hostName}' is linked twice.`);
+    names.add(name);
+    const kept = existing.find((e) => e.name.toLowerCase() === name);
+    const connectionString = cs.key === MASK || cs.key === "*****" ? kept?.connectionString : h.connectionString;
+    if (!connectionString) throw bad(`iotHubs[${i}] has a masked key but '${cs.hostName}' is not linked yet.`);
+    if (typeof h.location !== "string" || h.location.trim() === "") throw bad(`iotHubs[${i}].location is required.`);
+    const weight = h.allocationWeight ?? 1;
+    if (!Number.isInteger(weight) || (weight as number) < 1 || (weight as number) > 1000) {
+      throw bad(`iotHubs[${i}].allocationWeight must be a whole number from 1 to 1000.`);
+    }
+    const apply = h.applyAllocationPolicy ?? true;
+    if (typeof apply !== "boolean") throw bad(`iotHubs[${i}].applyAllocationPolicy must be true or false.`);
+    return {
+      name: cs.hostName,
+      connectionString,
+      location: h.location.replace(/\s+/g, "").toLowerCase(),
+      allocationWeight: weight as number,
+      applyAllocationPolicy: apply,
+    };
+  });
+}

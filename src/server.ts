@@ -1,0 +1,142 @@
+// Composition root: builds every piece from the serve config, bootstraps an empty data dir and
+// starts the listeners (design.md, "Running it").
+import { once } from "node:events";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { isIP } from "node:net";
+import { join, resolve } from "node:path";
+import type { Server as TlsServer } from "node:tls";
+import { formatConnectionString } from "./domain/connection-string.js";
+import { newEtag } from "./domain/etag.js";
+import { newInstance, OWNER_POLICY, ownerPolicy } from "./management/instances.js";
+import { ManagementApi } from "./management/management-api.js";
+import type { Logger } from "./observability/logger.js";
+import { loadMasterKey, SecretBox } from "./security/secret-box.js";
+import { ensureTlsMaterial, type TlsMaterial } from "./security/tls-material.js";
+import type { ServeConfig } from "./server/config.js";
+import { createHttpsListener } from "./server/https-listener.js";
+import { createRefusingListener } from "./server/placeholder-listeners.js";
+import { ServiceApi } from "./service-api/service-api.js";
+import { InstanceDirectory } from "./store/instance-directory.js";
+import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
+import type { Store } from "./store/store.js";
+
+/** The contents of `DIR/provisio.json`. */
+export interface ServeInfo {
+  idScope: string;
+  host: string;
+  caFile: string;
+  ports: { https: number; mqtt: number; amqp: number };
+  serviceConnectionString: string;
+  hubs: { name: string; hostName: string; connectionString: string }[];
+}
+
+export interface RunningServer {
+  info: ServeInfo;
+  /** Stop accepting, let in-flight requests finish, close the store. */
+  close(): Promise<void>;
+}
+
+const PRIMARY_NAME = "provisio";
+/** How long in-flight requests may take to finish at shutdown. */
+const DRAIN_MS = 10_000;
+
+async function ensurePrimaryInstance(store: Store, directory: InstanceDirectory, host: string): Promise<void> {
+  await directory.reload();
+  const primary = directory.primary();
+  if (!primary) {
+    const created = await store.createInstance(newInstance(PRIMARY_NAME, host, "hashed"), [ownerPolicy()]);
+    if (!created.ok) throw new Error(`Could not create the first provisioning service instance: ${created.reason}`);
+  } else if (primary.hostName !== host) {
+    // Started with another --host: the primary instance answers for the new name.
+    await store.updateInstance({ ...primary, hostName: host, etag: newEtag() });
+  }
+  await directory.reload();
+}
+
+/** Names the server certificate must cover: the host, 127.0.0.1 and every instance host. */
+function certificateNames(host: string, directory: InstanceDirectory) {
+  const all = [host, ...directory.all().map((i) => i.hostName)];
+  const dnsNames = [...new Set(all.filter((n) => !isIP(n)).map((n) => n.toLowerCase()))];
+  const ipAddresses = [...new Set(["127.0.0.1", ...all.filter((n) => isIP(n))])];
+  return { dnsNames: dnsNames.length > 0 ? dnsNames : ["localhost"], ipAddresses };
+}
+
+async function listen(server: TlsServer, port: number, bind: string): Promise<number> {
+  server.listen(port, bind);
+  await once(server, "listening");
+  return (server.address() as AddressInfo).port;
+}
+
+function writeInfo(dataDir: string, info: ServeInfo): void {
+  const file = join(dataDir, "provisio.json");
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
+export async function startServer(config: ServeConfig & { bind: string }, log: Logger): Promise<RunningServer> {
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const store = openSqliteStore(join(dataDir, "provisio.db"), new SecretBox(loadMasterKey(dataDir)));
+  const directory = new InstanceDirectory(store);
+  await ensurePrimaryInstance(store, directory, config.host);
+  const tlsDir = join(dataDir, "tls");
+  let tls: TlsMaterial = await ensureTlsMaterial(tlsDir, certificateNames(config.host, directory));
+
+  const listeners: TlsServer[] = [];
+  const hooks = {
+    // New instances bring new host names: reissue the server certificate (same CA) and swap it in.
+    async instancesChanged(): Promise<void> {
+      await directory.reload();
+      tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, directory));
+      for (const l of listeners) l.setSecureContext({ key: tls.keyPem, cert: tls.certPem });
+    },
+  };
+  const tlsOptions = { key: tls.keyPem, cert: tls.certPem };
+  const https = createHttpsListener(tlsOptions, {
+    directory,
+    serviceApi: new ServiceApi(store),
+    managementApi: new ManagementApi(store, directory, hooks),
+    log,
+  });
+  const mqtt = createRefusingListener(tlsOptions, "mqtt");
+  const amqp = createRefusingListener(tlsOptions, "amqp");
+  listeners.push(https, mqtt, amqp);
+
+  const ports = {
+    https: await listen(https, config.httpsPort, config.bind),
+    mqtt: await listen(mqtt, config.mqttPort, config.bind),
+    amqp: await listen(amqp, config.amqpPort, config.bind),
+  };
+
+  const primary = directory.primary();
+  const owner = primary ? await store.getPolicy(primary.idScope, OWNER_POLICY) : undefined;
+  if (!primary || !owner) throw new Error("The primary instance or its provisioningserviceowner policy is missing.");
+  const info: ServeInfo = {
+    idScope: primary.idScope,
+    host: config.host,
+    caFile: tls.caFile,
+    ports,
+    serviceConnectionString: formatConnectionString({
+      hostName: config.host,
+      keyName: owner.keyName,
+      key: owner.primaryKey,
+    }),
+    hubs: [],
+  };
+  writeInfo(dataDir, info);
+  log.info({ ports, idScope: info.idScope, dataDir }, "provisio is serving");
+
+  return {
+    info,
+    async close() {
+      const closed = listeners.map((l) => new Promise<void>((done) => l.close(() => done())));
+      https.closeIdleConnections();
+      const timer = setTimeout(() => https.closeAllConnections(), DRAIN_MS);
+      await Promise.all(closed);
+      clearTimeout(timer);
+      await store.close();
+    },
+  };
+}

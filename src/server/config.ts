@@ -1,0 +1,24 @@
+// `provisio serve` settings: flags, then PROVISIO_* environment variables, then defaults
+// (design.md, "Running it").
+export interface ServeConfig {
+  dataDir: string;
+  host: string;
+  httpsPort: number;
+  mqttPort: number;
+  amqpPort: number;
+}
+
+export const DEFAULTS: ServeConfig = {
+  dataDir: "./provisio-data",
+  host: "localhost",
+  httpsPort: 8443,
+  mqttPort: 8883,
+  amqpPort: 5671,
+};
+
+export function parsePort(text: string, what: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new Error(`${what} must be a port number 0-65535, not '${text}'.`);
+  return n;
+}

@@ -1,0 +1,48 @@
+// The HTTPS listener: one TLS port for every HTTP surface (design.md, "Running it"). It finds
+// the instance by Host, routes on the first path segment and turns errors into DPS bodies.
+
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { createServer, type Server } from "node:https";
+import { ProvisioError } from "../domain/errors.js";
+import { hostOf, parseRequestPath } from "../http/request-path.js";
+import { sendError } from "../http/respond.js";
+import { MANAGEMENT_SEGMENTS, type ManagementApi } from "../management/management-api.js";
+import type { Logger } from "../observability/logger.js";
+import { SERVICE_API_SEGMENTS, type ServiceApi } from "../service-api/service-api.js";
+import type { InstanceDirectory } from "../store/instance-directory.js";
+
+export interface HttpsSurfaces {
+  directory: InstanceDirectory;
+  serviceApi: ServiceApi;
+  managementApi: ManagementApi;
+  log: Logger;
+}
+
+export interface TlsOptions {
+  key: string;
+  cert: string;
+}
+
+export function createHttpsListener(tls: TlsOptions, surfaces: HttpsSurfaces): Server {
+  const server = createServer({ ...tls, requestCert: false }, (req, res) => {
+    route(req, res, surfaces).catch((err) =>
+      sendError(res, err, (e) => surfaces.log.error({ err: e }, "request failed")),
+    );
+  });
+  server.keepAliveTimeout = 30_000;
+  return server;
+}
+
+async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces): Promise<void> {
+  const path = parseRequestPath(req.url ?? "/");
+  const host = hostOf(req.headers.host);
+  const first = path.lower[0] ?? "";
+  const isService = SERVICE_API_SEGMENTS.has(first);
+  if (isService || MANAGEMENT_SEGMENTS.has(first)) {
+    const instance = s.directory.byHost(host);
+    if (!instance) throw new ProvisioError("unknownHost", { host });
+    const r = { req, res, path, host, instance };
+    return isService ? s.serviceApi.handle(r) : s.managementApi.handle(r);
+  }
+  throw new ProvisioError("unknownRoute", { method: req.method ?? "GET", path: `/${path.segments.join("/")}` });
+}

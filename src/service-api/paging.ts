@@ -1,0 +1,59 @@
+// Query paging headers (service-api.md §3.5, §10.4): `x-ms-max-item-count` in,
+// `x-ms-continuation` both ways, absent (never empty) on the last page.
+import type { IncomingHttpHeaders } from "node:http";
+import { ProvisioError } from "../domain/errors.js";
+import { isObject } from "../http/body.js";
+import type { PageRequest } from "../store/store.js";
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+const TOKEN_PREFIX = "k:";
+
+const header = (headers: IncomingHttpHeaders, name: string): string | undefined => {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+export const continuationToken = (key: string): string => Buffer.from(TOKEN_PREFIX + key).toString("base64url");
+
+export function pageRequest(headers: IncomingHttpHeaders): PageRequest {
+  const countText = header(headers, "x-ms-max-item-count");
+  let limit = DEFAULT_PAGE_SIZE;
+  if (countText !== undefined && countText !== "") {
+    limit = Number(countText);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      throw new ProvisioError("invalidHeader", {
+        header: "x-ms-max-item-count",
+        detail: `use a whole number from 1 to ${MAX_PAGE_SIZE}`,
+      });
+    }
+  }
+  const token = header(headers, "x-ms-continuation");
+  if (!token) return { limit };
+  const decoded = Buffer.from(token, "base64url").toString("utf8");
+  if (!decoded.startsWith(TOKEN_PREFIX)) throw new ProvisioError("invalidContinuation");
+  return { limit, after: decoded.slice(TOKEN_PREFIX.length) };
+}
+
+/** Reply headers of one page. */
+export function pageHeaders(itemType: string, next: string | undefined, limit: number): Record<string, string> {
+  return {
+    "x-ms-item-type": itemType,
+    "x-ms-max-item-count": String(limit),
+    ...(next !== undefined ? { "x-ms-continuation": continuationToken(next) } : {}),
+  };
+}
+
+/**
+ * The query text: `*`, `SELECT *` or `SELECT * FROM x`; no body also means everything
+ * (service-api.md §3.5: filters are not part of the DPS contract the SDKs use).
+ */
+export function checkQuerySpecification(body: unknown): void {
+  if (body === undefined) return;
+  if (!isObject(body) || (body.query !== undefined && typeof body.query !== "string")) {
+    throw new ProvisioError("invalidQuery", { detail: 'send {"query": "*"}' });
+  }
+  const q = (body.query ?? "*").trim();
+  if (q === "" || q === "*" || /^select\s+\*(\s+from\s+[\w.]+)?$/i.test(q)) return;
+  throw new ProvisioError("invalidQuery", { detail: `only '*' and 'SELECT *' are supported, not '${q}'` });
+}

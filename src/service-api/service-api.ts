@@ -1,0 +1,192 @@
+// The DPS service API (service-api.md §2): enrollments, enrollment groups, registration states,
+// queries and bulk operations, authenticated with the instance's shared access policies.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
+import { ProvisioError } from "../domain/errors.js";
+import { etagMatches } from "../domain/etag.js";
+import type { IdScope } from "../domain/ids.js";
+import type { Instance, Right } from "../domain/instance.js";
+import { parseJson, readBody } from "../http/body.js";
+import type { RequestPath } from "../http/request-path.js";
+import { sendJson, sendNoContent } from "../http/respond.js";
+import { authenticate, requireRight } from "../security/service-auth.js";
+import type { Store } from "../store/store.js";
+import { runBulk } from "./bulk.js";
+import { type EnrollmentKind, groupKind, individualKind } from "./enrollment-kinds.js";
+import { checkQuerySpecification, pageHeaders, pageRequest } from "./paging.js";
+import { attestationWire, enrollmentWire } from "./wire.js";
+
+export const SERVICE_API_SEGMENTS = new Set(["enrollments", "enrollmentgroups", "registrations"]);
+
+export interface ServiceRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  path: RequestPath;
+  host: string;
+  instance: Instance;
+}
+
+type AnyKind = EnrollmentKind<IndividualEnrollment> | EnrollmentKind<EnrollmentGroup>;
+
+const ifMatchOf = (req: IncomingMessage): string | undefined => {
+  const v = req.headers["if-match"];
+  return v === undefined || v === "" ? undefined : v;
+};
+
+/** Retries of an unconditional write that raced another writer. */
+const WRITE_ATTEMPTS = 3;
+
+export class ServiceApi {
+  constructor(private readonly store: Store) {}
+
+  async handle(r: ServiceRequest): Promise<void> {
+    const { req, path } = r;
+    const [collection, id, action] = path.lower;
+    const method = req.method ?? "GET";
+    const extra = path.segments.length > 3;
+    const origId = path.segments[1] ?? "";
+
+    if (collection === "enrollments" || collection === "enrollmentgroups") {
+      const kind: AnyKind = collection === "enrollments" ? individualKind : groupKind;
+      if (id === undefined && method === "POST") return this.bulk(r, kind);
+      if (id === "query" && action === undefined && method === "POST") return this.query(r, kind);
+      if (id !== undefined && action === undefined) {
+        if (method === "GET") return this.get(r, kind, origId);
+        if (method === "PUT") {
+          return kind === individualKind ? this.put(r, individualKind, origId) : this.put(r, groupKind, origId);
+        }
+        if (method === "DELETE") return this.delete(r, kind, origId);
+      }
+      if (id !== undefined && action === "attestationmechanism" && !extra && method === "POST") {
+        return this.attestationMechanism(r, kind, origId);
+      }
+    } else if (collection === "registrations" && id !== undefined) {
+      if (action === undefined && method === "GET") return this.getRegistration(r, origId);
+      if (action === undefined && method === "DELETE") return this.deleteRegistration(r, origId);
+      if (action === "query" && !extra && method === "POST") return this.queryRegistrations(r, origId);
+    }
+    const known = collection !== undefined && SERVICE_API_SEGMENTS.has(collection) && !extra;
+    throw new ProvisioError(known ? "methodNotAllowed" : "unknownRoute", {
+      method,
+      path: `/${path.segments.join("/")}`,
+    });
+  }
+
+  private async authorize(r: ServiceRequest, right: Right): Promise<IdScope> {
+    const policy = await authenticate(r.req.headers, r.instance, r.host, (scope, name) =>
+      this.store.getPolicy(scope, name),
+    );
+    requireRight(policy, right);
+    return r.instance.idScope;
+  }
+
+  private async get(r: ServiceRequest, kind: AnyKind, id: string): Promise<void> {
+    const scope = await this.authorize(r, "EnrollmentRead");
+    if (kind === individualKind) {
+      const e = await this.store.getEnrollment(scope, id);
+      if (!e) throw new ProvisioError(kind.notFound, { id });
+      // An individual enrollment GET carries its registration state, or a stub (service-api.md §3.2).
+      const reg = await this.store.getRegistration(scope, id);
+      const state = reg?.state ?? { registrationId: e.registrationId, status: "unassigned" as const };
+      return sendJson(r.res, 200, enrollmentWire(e, false, state));
+    }
+    const g = await this.store.getGroup(scope, id);
+    if (!g) throw new ProvisioError(kind.notFound, { id });
+    sendJson(r.res, 200, groupKind.wire(g, false));
+  }
+
+  private async put<T extends IndividualEnrollment | EnrollmentGroup>(
+    r: ServiceRequest,
+    kind: EnrollmentKind<T>,
+    id: string,
+  ): Promise<void> {
+    const scope = await this.authorize(r, "EnrollmentWrite");
+    const body = parseJson(await readBody(r.req));
+    const ifMatch = ifMatchOf(r.req);
+    for (let attempt = 1; ; attempt++) {
+      const existing = await kind.get(this.store, scope, id);
+      // If-Match on a missing record, or a stale one: 412 (service-api.md §6).
+      if (ifMatch && (!existing || !etagMatches(ifMatch, existing.etag))) {
+        throw new ProvisioError("etagMismatch", { id });
+      }
+      const record = kind.fromBody(body, id, existing);
+      const pre = existing ? { etag: ifMatch ?? existing.etag } : ({ absent: true } as const);
+      const result = await kind.put(this.store, scope, record, pre);
+      if (result.ok) return sendJson(r.res, 200, kind.wire(record, true));
+      if (ifMatch || attempt >= WRITE_ATTEMPTS) throw new ProvisioError("etagMismatch", { id });
+    }
+  }
+
+  private async delete(r: ServiceRequest, kind: AnyKind, id: string): Promise<void> {
+    const scope = await this.authorize(r, "EnrollmentWrite");
+    const ifMatch = ifMatchOf(r.req);
+    const result = await kind.delete(this.store, scope, id, ifMatch ? { etag: ifMatch } : undefined);
+    if (result.ok) return sendNoContent(r.res);
+    if (result.reason === "missing") throw new ProvisioError(kind.notFound, { id });
+    throw new ProvisioError("etagMismatch", { id });
+  }
+
+  private async attestationMechanism(r: ServiceRequest, kind: AnyKind, id: string): Promise<void> {
+    const scope = await this.authorize(r, "EnrollmentRead");
+    const record = await kind.get(this.store, scope, id);
+    if (!record) throw new ProvisioError(kind.notFound, { id });
+    // Keys included: this is the documented way to read them (service-api.md §3.4).
+    sendJson(r.res, 200, attestationWire(record.attestation, true));
+  }
+
+  private async query(r: ServiceRequest, kind: AnyKind): Promise<void> {
+    const scope = await this.authorize(r, "EnrollmentRead");
+    checkQuerySpecification(parseJson(await readBody(r.req)));
+    const page = pageRequest(r.req.headers);
+    const result =
+      kind === individualKind
+        ? await this.store.listEnrollments(scope, page).then((p) => ({
+            next: p.next,
+            items: p.items.map((e) => individualKind.wire(e, false)),
+          }))
+        : await this.store.listGroups(scope, page).then((p) => ({
+            next: p.next,
+            items: p.items.map((g) => groupKind.wire(g, false)),
+          }));
+    sendJson(r.res, 200, result.items, pageHeaders(kind.itemType, result.next, page.limit));
+  }
+
+  private async bulk(r: ServiceRequest, kind: AnyKind): Promise<void> {
+    const scope = await this.authorize(r, "EnrollmentWrite");
+    const body = parseJson(await readBody(r.req));
+    const result =
+      kind === individualKind
+        ? await runBulk(this.store, scope, individualKind, body)
+        : await runBulk(this.store, scope, groupKind, body);
+    sendJson(r.res, 200, result);
+  }
+
+  private async getRegistration(r: ServiceRequest, id: string): Promise<void> {
+    const scope = await this.authorize(r, "RegistrationStatusRead");
+    const reg = await this.store.getRegistration(scope, id);
+    if (!reg) throw new ProvisioError("registrationNotFound", { id });
+    sendJson(r.res, 200, reg.state);
+  }
+
+  private async deleteRegistration(r: ServiceRequest, id: string): Promise<void> {
+    const scope = await this.authorize(r, "RegistrationStatusWrite");
+    const ifMatch = ifMatchOf(r.req);
+    const result = await this.store.deleteRegistration(scope, id, ifMatch ? { etag: ifMatch } : undefined);
+    if (result.ok) return sendNoContent(r.res);
+    if (result.reason === "missing") throw new ProvisioError("registrationNotFound", { id });
+    throw new ProvisioError("etagMismatch", { id });
+  }
+
+  private async queryRegistrations(r: ServiceRequest, groupId: string): Promise<void> {
+    const scope = await this.authorize(r, "RegistrationStatusRead");
+    checkQuerySpecification(parseJson(await readBody(r.req)));
+    const page = pageRequest(r.req.headers);
+    const result = await this.store.listRegistrationsOfGroup(scope, groupId, page);
+    sendJson(
+      r.res,
+      200,
+      result.items.map((x) => x.state),
+      pageHeaders("DeviceRegistration", result.next, page.limit),
+    );
+  }
+}

@@ -1,0 +1,51 @@
+// Records → response bodies, with the live service's redaction rules (service-api.md §3.2, §3.4,
+// §11.10): GET and query hide symmetric keys; no response carries a certificate PEM.
+import type {
+  AttestationMechanism,
+  EnrollmentGroup,
+  IndividualEnrollment,
+  X509Attestation,
+  X509Certificates,
+} from "../domain/enrollment.js";
+import type { DeviceRegistrationState } from "../domain/registration-state.js";
+
+const infoOnly = (c: X509Certificates): X509Certificates => ({
+  ...(c.primary ? { primary: { info: c.primary.info } } : {}),
+  ...(c.secondary ? { secondary: { info: c.secondary.info } } : {}),
+});
+
+function x509Wire(x: X509Attestation): X509Attestation {
+  return {
+    ...(x.clientCertificates ? { clientCertificates: infoOnly(x.clientCertificates) } : {}),
+    ...(x.signingCertificates ? { signingCertificates: infoOnly(x.signingCertificates) } : {}),
+    ...(x.caReferences ? { caReferences: x.caReferences } : {}),
+  };
+}
+
+/** `withKeys`: PUT responses and attestationmechanism carry keys; GET and query do not. */
+export function attestationWire(a: AttestationMechanism, withKeys: boolean): AttestationMechanism {
+  switch (a.type) {
+    case "symmetricKey":
+      return withKeys && a.symmetricKey ? { type: a.type, symmetricKey: a.symmetricKey } : { type: a.type };
+    case "x509":
+      return { type: a.type, ...(a.x509 ? { x509: x509Wire(a.x509) } : {}) };
+    default:
+      return a;
+  }
+}
+
+export function enrollmentWire(
+  e: IndividualEnrollment,
+  withKeys: boolean,
+  registrationState?: DeviceRegistrationState | { registrationId: string; status: "unassigned" },
+): Record<string, unknown> {
+  return {
+    ...e,
+    attestation: attestationWire(e.attestation, withKeys),
+    ...(registrationState ? { registrationState } : {}),
+  };
+}
+
+export function groupWire(g: EnrollmentGroup, withKeys: boolean): Record<string, unknown> {
+  return { ...g, attestation: attestationWire(g.attestation, withKeys) };
+}

@@ -1,0 +1,108 @@
+// Versioned schema migrations, tracked with `PRAGMA user_version`. Append new migrations; never
+// edit one that has shipped. The SQL stays portable (plain TEXT columns, standard constraints,
+// `INSERT ... ON CONFLICT` in the store) so the PostgreSQL store can share the schema; there,
+// `key` columns need `COLLATE "C"` so paging order matches SQLite's byte order.
+//
+// Layout: every record is a JSON document (`doc`) plus the columns lookups and paging need.
+// `key` is the lower-cased id (ids are case-insensitive), computed by the application, not by
+// SQL `lower()`, so both databases agree on it. `sealed` holds the record's secrets encrypted by
+// the SecretBox; they never appear in `doc`.
+import type Database from "better-sqlite3";
+
+export interface Migration {
+  version: number;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    sql: `
+CREATE TABLE instances (
+  id_scope TEXT NOT NULL PRIMARY KEY,
+  name_key TEXT NOT NULL,
+  host_key TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX instances_name_key ON instances (name_key);
+CREATE UNIQUE INDEX instances_host_key ON instances (host_key);
+
+CREATE TABLE access_policies (
+  id_scope TEXT NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  sealed TEXT NOT NULL,
+  PRIMARY KEY (id_scope, key)
+);
+
+CREATE TABLE linked_hubs (
+  id_scope TEXT NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  sealed TEXT NOT NULL,
+  PRIMARY KEY (id_scope, key)
+);
+
+CREATE TABLE ca_certificates (
+  id_scope TEXT NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  PRIMARY KEY (id_scope, key)
+);
+
+CREATE TABLE enrollments (
+  id_scope TEXT NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  sealed TEXT,
+  PRIMARY KEY (id_scope, key)
+);
+
+CREATE TABLE enrollment_groups (
+  id_scope TEXT NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  etag TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  sealed TEXT,
+  PRIMARY KEY (id_scope, key)
+);
+
+CREATE TABLE registration_states (
+  id_scope TEXT NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  key TEXT NOT NULL,
+  group_key TEXT,
+  etag TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  PRIMARY KEY (id_scope, key)
+);
+-- The registration query of a group pages by key within (scope, group).
+CREATE INDEX registration_states_group ON registration_states (id_scope, group_key, key);
+`,
+  },
+];
+
+/** The schema version this code writes. */
+export const LATEST_VERSION = MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);
+
+/** Applies pending migrations, each in its own transaction together with its version bump. */
+export function migrate(db: Database.Database): number {
+  const current = db.pragma("user_version", { simple: true });
+  if (typeof current !== "number") throw new Error("Could not read the database schema version.");
+  if (current > LATEST_VERSION) {
+    throw new Error(
+      `The database schema is version ${current}, newer than this build understands (${LATEST_VERSION}); upgrade provisio.`,
+    );
+  }
+  for (const m of MIGRATIONS) {
+    if (m.version <= current) continue;
+    // user_version lives in the database header, so it commits or rolls back with the DDL.
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.pragma(`user_version = ${m.version}`);
+    }).immediate();
+  }
+  return LATEST_VERSION;
+}
