@@ -1,11 +1,29 @@
 // The real `azure-iot-provisioning-service` client pointed at a local provisio
 // (service-api.md §12.2: a per-client agent with our port and CA).
+
 import { Agent } from "node:https";
+import type { LookupFunction } from "node:net";
 import { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import type { ProvisioProcess } from "./provisio-process.js";
 
-export function serviceClient(p: ProvisioProcess, connectionString = p.info.serviceConnectionString) {
-  const agent = new Agent({ keepAlive: false, ca: p.ca });
+/** A resolver that sends every host name to one address: tests must not depend on DNS. */
+export const resolveAllTo =
+  (address: string): LookupFunction =>
+  (_host, options, callback) => {
+    if ((options as { all?: boolean }).all) callback(null, [{ address, family: 4 }]);
+    else callback(null, address, 4);
+  };
+
+export function serviceClient(
+  p: ProvisioProcess,
+  connectionString = p.info.serviceConnectionString,
+  options: { resolveTo?: string } = {},
+) {
+  const agent = new Agent({
+    keepAlive: false,
+    ca: p.ca,
+    ...(options.resolveTo ? { lookup: resolveAllTo(options.resolveTo) } : {}),
+  });
   // The SDK cannot put a port in the connection string; requests without one use this.
   (agent as Agent & { defaultPort: number }).defaultPort = p.info.ports.https;
   const client = ProvisioningServiceClient.fromConnectionString(connectionString);
