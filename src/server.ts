@@ -8,6 +8,9 @@ import { join, resolve } from "node:path";
 import type { Server as TlsServer } from "node:tls";
 import { formatConnectionString } from "./domain/connection-string.js";
 import { newEtag } from "./domain/etag.js";
+import { BuiltinHubs, ownerConnectionString } from "./iothub/builtin-hubs.js";
+import { HubRestApi } from "./iothub/hub-rest-api.js";
+import { TelemetryLog } from "./iothub/telemetry-log.js";
 import { newInstance, OWNER_POLICY, ownerPolicy } from "./management/instances.js";
 import { ManagementApi } from "./management/management-api.js";
 import type { Logger } from "./observability/logger.js";
@@ -54,9 +57,9 @@ async function ensurePrimaryInstance(store: Store, directory: InstanceDirectory,
   await directory.reload();
 }
 
-/** Names the server certificate must cover: the host, 127.0.0.1 and every instance host. */
-function certificateNames(host: string, directory: InstanceDirectory) {
-  const all = [host, ...directory.all().map((i) => i.hostName)];
+/** Names the server certificate must cover: the host, 127.0.0.1, every instance and hub host. */
+function certificateNames(host: string, directory: InstanceDirectory, hubs: BuiltinHubs) {
+  const all = [host, ...directory.all().map((i) => i.hostName), ...hubs.all().map((h) => h.hub.hostName)];
   const dnsNames = [...new Set(all.filter((n) => !isIP(n)).map((n) => n.toLowerCase()))];
   const ipAddresses = [...new Set(["127.0.0.1", ...all.filter((n) => isIP(n))])];
   return { dnsNames: dnsNames.length > 0 ? dnsNames : ["localhost"], ipAddresses };
@@ -75,29 +78,34 @@ function writeInfo(dataDir: string, info: ServeInfo): void {
   renameSync(tmp, file);
 }
 
-export async function startServer(config: ServeConfig & { bind: string }, log: Logger): Promise<RunningServer> {
+export async function startServer(config: ServeConfig, log: Logger): Promise<RunningServer> {
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = openSqliteStore(join(dataDir, "provisio.db"), new SecretBox(loadMasterKey(dataDir)));
   const directory = new InstanceDirectory(store);
   await ensurePrimaryInstance(store, directory, config.host);
+  const hubs = new BuiltinHubs(store);
+  await hubs.load(config.hubs, config.host);
   const tlsDir = join(dataDir, "tls");
-  let tls: TlsMaterial = await ensureTlsMaterial(tlsDir, certificateNames(config.host, directory));
+  let tls: TlsMaterial = await ensureTlsMaterial(tlsDir, certificateNames(config.host, directory, hubs));
 
   const listeners: TlsServer[] = [];
   const hooks = {
     // New instances bring new host names: reissue the server certificate (same CA) and swap it in.
     async instancesChanged(): Promise<void> {
       await directory.reload();
-      tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, directory));
+      tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, directory, hubs));
       for (const l of listeners) l.setSecureContext({ key: tls.keyPem, cert: tls.certPem });
     },
   };
   const tlsOptions = { key: tls.keyPem, cert: tls.certPem };
+  const telemetry = new TelemetryLog();
   const https = createHttpsListener(tlsOptions, {
     directory,
-    serviceApi: new ServiceApi(store),
+    serviceApi: new ServiceApi(store, (err) => log.error({ err }, "bulk item failed")),
     managementApi: new ManagementApi(store, directory, hooks),
+    hubs,
+    hubRestApi: new HubRestApi(telemetry),
     log,
   });
   const mqtt = createRefusingListener(tlsOptions, "mqtt");
@@ -123,7 +131,11 @@ export async function startServer(config: ServeConfig & { bind: string }, log: L
       keyName: owner.keyName,
       key: owner.primaryKey,
     }),
-    hubs: [],
+    hubs: hubs.all().map(({ hub }) => ({
+      name: hub.name,
+      hostName: hub.hostName,
+      connectionString: ownerConnectionString(hub),
+    })),
   };
   writeInfo(dataDir, info);
   log.info({ ports, idScope: info.idScope, dataDir }, "provisio is serving");
@@ -132,6 +144,7 @@ export async function startServer(config: ServeConfig & { bind: string }, log: L
     info,
     async close() {
       const closed = listeners.map((l) => new Promise<void>((done) => l.close(() => done())));
+      hubs.closeSessions();
       https.closeIdleConnections();
       const timer = setTimeout(() => https.closeAllConnections(), DRAIN_MS);
       await Promise.all(closed);

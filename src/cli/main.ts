@@ -1,7 +1,7 @@
 // The `provisio` command.
 import { Command } from "commander";
 import { createLogger } from "../observability/logger.js";
-import { DEFAULTS, parsePort } from "../server/config.js";
+import { DEFAULTS, parseCount, parsePort } from "../server/config.js";
 import { startServer } from "../server.js";
 import { VERSION } from "../version.js";
 
@@ -32,13 +32,15 @@ program
     "AMQP port, 0 = any (env PROVISIO_AMQP_PORT)",
     env.PROVISIO_AMQP_PORT ?? String(DEFAULTS.amqpPort),
   )
+  .option("--hubs <n>", "number of built-in IoT hubs (env PROVISIO_HUBS)", env.PROVISIO_HUBS ?? String(DEFAULTS.hubs))
   .action(async (opts: Record<string, string>) => {
     const log = createLogger();
     const server = await startServer(
       {
         dataDir: opts.dataDir ?? DEFAULTS.dataDir,
         host: opts.host ?? DEFAULTS.host,
-        bind: opts.bind ?? "0.0.0.0",
+        bind: opts.bind ?? DEFAULTS.bind,
+        hubs: parseCount(opts.hubs ?? "", "--hubs"),
         httpsPort: parsePort(opts.httpsPort ?? "", "--https-port"),
         mqttPort: parsePort(opts.mqttPort ?? "", "--mqtt-port"),
         amqpPort: parsePort(opts.amqpPort ?? "", "--amqp-port"),

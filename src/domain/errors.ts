@@ -8,6 +8,8 @@ interface ErrorDef {
   readonly code: number;
   readonly status: number;
   readonly message: Template;
+  /** The IoT Hub error name, for errors of the built-in hub (iothub-api.md §4.3). */
+  readonly hubCode?: string;
 }
 
 const def = (code: number, message: Template): ErrorDef => ({
@@ -15,6 +17,8 @@ const def = (code: number, message: Template): ErrorDef => ({
   status: Math.floor(code / 1000),
   message,
 });
+
+const hubDef = (code: number, hubCode: string, message: Template): ErrorDef => ({ ...def(code, message), hubCode });
 
 export const Errors = {
   // 400: the request itself is wrong
@@ -82,6 +86,20 @@ export const Errors = {
   unsupportedMediaType: def(415001, (p) => `Unsupported Content-Type '${p.type}': send application/json.`),
   throttled: def(429001, () => "Too many requests; retry after the Retry-After interval."),
 
+  // The built-in IoT hub (iothub-api.md §4.3): IoT Hub's own codes and names.
+  hubArgumentInvalid: hubDef(400004, "ArgumentInvalid", (p) => `${p.detail}`),
+  hubUnauthorized: hubDef(401002, "IotHubUnauthorizedAccess", (p) => `Unauthorized: ${p.detail}.`),
+  hubDeviceNotFound: hubDef(404001, "DeviceNotFound", (p) => `Device '${p.id}' is not registered in this hub.`),
+  hubUnknownHost: hubDef(404002, "IotHubNotFound", (p) => `No IoT hub answers for host '${p.host}'.`),
+  hubRouteNotFound: hubDef(404003, "NotFound", (p) => `No operation at ${p.method} ${p.path}.`),
+  hubDeviceExists: hubDef(409001, "DeviceAlreadyExists", (p) => `A device with ID '${p.id}' is already registered.`),
+  hubPreconditionFailed: hubDef(
+    412001,
+    "PreconditionFailed",
+    (p) => `The If-Match etag does not match the current version of '${p.id}'; read it again and retry.`,
+  ),
+  hubMessageTooLarge: hubDef(413001, "MessageTooLarge", (p) => `The message exceeds the ${p.limit}-byte limit.`),
+
   // 500
   internal: def(500001, () => "An internal error occurred; the request was not applied. See the server log."),
 } as const satisfies Record<string, ErrorDef>;
@@ -93,6 +111,7 @@ export class ProvisioError extends Error {
   readonly errorCode: number;
   readonly status: number;
   readonly errorName: ErrorName;
+  readonly hubCode: string | undefined;
 
   constructor(name: ErrorName, params: Record<string, string | number> = {}) {
     const d = Errors[name];
@@ -101,6 +120,7 @@ export class ProvisioError extends Error {
     this.errorName = name;
     this.errorCode = d.code;
     this.status = d.status;
+    this.hubCode = "hubCode" in d ? d.hubCode : undefined;
   }
 }
 

@@ -6,6 +6,10 @@ export interface ServeConfig {
   httpsPort: number;
   mqttPort: number;
   amqpPort: number;
+  /** Address the listeners bind. */
+  bind: string;
+  /** How many built-in IoT hubs to run. */
+  hubs: number;
 }
 
 export const DEFAULTS: ServeConfig = {
@@ -14,11 +18,19 @@ export const DEFAULTS: ServeConfig = {
   httpsPort: 8443,
   mqttPort: 8883,
   amqpPort: 5671,
+  bind: "0.0.0.0",
+  hubs: 1,
 };
 
 export function parsePort(text: string, what: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new Error(`${what} must be a port number 0-65535, not '${text}'.`);
+  return n;
+}
+
+export function parseCount(text: string, what: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 0 || n > 50) throw new Error(`${what} must be a whole number 0-50, not '${text}'.`);
   return n;
 }

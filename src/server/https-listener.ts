@@ -6,6 +6,9 @@ import { createServer, type Server } from "node:https";
 import { ProvisioError } from "../domain/errors.js";
 import { hostOf, parseRequestPath } from "../http/request-path.js";
 import { sendError } from "../http/respond.js";
+import type { BuiltinHubs } from "../iothub/builtin-hubs.js";
+import type { HubRestApi } from "../iothub/hub-rest-api.js";
+import { sendHubError } from "../iothub/hub-wire.js";
 import { MANAGEMENT_SEGMENTS, type ManagementApi } from "../management/management-api.js";
 import type { Logger } from "../observability/logger.js";
 import { SERVICE_API_SEGMENTS, type ServiceApi } from "../service-api/service-api.js";
@@ -15,6 +18,8 @@ export interface HttpsSurfaces {
   directory: InstanceDirectory;
   serviceApi: ServiceApi;
   managementApi: ManagementApi;
+  hubs: BuiltinHubs;
+  hubRestApi: HubRestApi;
   log: Logger;
 }
 
@@ -24,10 +29,17 @@ export interface TlsOptions {
 }
 
 export function createHttpsListener(tls: TlsOptions, surfaces: HttpsSurfaces): Server {
+  const onInternal = (err: unknown) => surfaces.log.error({ err }, "request failed");
   const server = createServer({ ...tls, requestCert: false }, (req, res) => {
-    route(req, res, surfaces).catch((err) =>
-      sendError(res, err, (e) => surfaces.log.error({ err: e }, "request failed")),
-    );
+    // Requests for a built-in hub's host name get IoT Hub's error shape; all others DPS's.
+    const hub = surfaces.hubs.byHost(hostOf(req.headers.host));
+    if (hub) {
+      surfaces.hubRestApi
+        .handle(req, res, parseRequestPath(req.url ?? "/"), hub)
+        .catch((err) => sendHubError(res, err, onInternal));
+      return;
+    }
+    route(req, res, surfaces).catch((err) => sendError(res, err, onInternal));
   });
   server.keepAliveTimeout = 30_000;
   return server;

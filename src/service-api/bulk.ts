@@ -88,6 +88,7 @@ export async function runBulk<T extends IndividualEnrollment | EnrollmentGroup>(
   scope: IdScope,
   kind: EnrollmentKind<T>,
   body: unknown,
+  onInternal?: (err: unknown) => void,
 ): Promise<BulkResult> {
   const { mode, items } = checkRequest(body, kind);
   const errors: BulkItemError[] = [];
@@ -96,8 +97,10 @@ export async function runBulk<T extends IndividualEnrollment | EnrollmentGroup>(
     try {
       await applyItem(store, scope, kind, mode, item, id);
     } catch (err) {
-      if (!(err instanceof ProvisioError)) throw err;
-      errors.push({ [kind.idField]: id, errorCode: err.errorCode, errorStatus: err.message });
+      // Earlier items are written: an unexpected failure is this item's error, never the whole reply's.
+      const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
+      if (!(err instanceof ProvisioError)) onInternal?.(err);
+      errors.push({ [kind.idField]: id, errorCode: e.errorCode, errorStatus: e.message });
     }
   }
   return { isSuccessful: errors.length === 0, errors };

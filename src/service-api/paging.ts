@@ -20,7 +20,7 @@ export function pageRequest(headers: IncomingHttpHeaders): PageRequest {
   const countText = header(headers, "x-ms-max-item-count");
   let limit = DEFAULT_PAGE_SIZE;
   if (countText !== undefined && countText !== "") {
-    limit = Number(countText);
+    limit = /^\d{1,7}$/.test(countText) ? Number(countText) : Number.NaN;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
       throw new ProvisioError("invalidHeader", {
         header: "x-ms-max-item-count",

@@ -37,7 +37,11 @@ const ifMatchOf = (req: IncomingMessage): string | undefined => {
 const WRITE_ATTEMPTS = 3;
 
 export class ServiceApi {
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** Told about unexpected errors that a reply reports without throwing (bulk items). */
+    private readonly onInternal?: (err: unknown) => void,
+  ) {}
 
   async handle(r: ServiceRequest): Promise<void> {
     const { req, path } = r;
@@ -156,8 +160,8 @@ export class ServiceApi {
     const body = parseJson(await readBody(r.req));
     const result =
       kind === individualKind
-        ? await runBulk(this.store, scope, individualKind, body)
-        : await runBulk(this.store, scope, groupKind, body);
+        ? await runBulk(this.store, scope, individualKind, body, this.onInternal)
+        : await runBulk(this.store, scope, groupKind, body, this.onInternal);
     sendJson(r.res, 200, result);
   }
 

@@ -9,6 +9,7 @@ import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment
 import type { IdScope } from "../domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../domain/instance.js";
 import type { RegistrationRecord } from "../domain/registration-state.js";
+import type { HubStore } from "./hub-store.js";
 
 /**
  * A write's precondition, checked atomically with the write:
@@ -76,6 +77,6 @@ export interface EnrollmentStore {
   listRegistrationsOfGroup(idScope: IdScope, groupId: string, page: PageRequest): Promise<Page<RegistrationRecord>>;
 }
 
-export interface Store extends InstanceStore, EnrollmentStore {
+export interface Store extends InstanceStore, EnrollmentStore, HubStore {
   close(): Promise<void>;
 }

@@ -47,13 +47,15 @@ describe("provisio serve", () => {
       info.serviceConnectionString,
       /^HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=[A-Za-z0-9+/=]{44}$/,
     );
-    assert.deepEqual(info.hubs, []);
+    assert.equal(info.hubs.length, 1, "one built-in hub by default");
+    assert.equal(info.hubs[0]?.hostName, "hub-1.localhost");
 
     const server = new X509Certificate(readFileSync(`${p.dataDir}/tls/server.pem`));
     assert.ok(server.verify(new X509Certificate(p.ca).publicKey), "the server certificate is signed by the CA");
     assert.equal(server.publicKey.asymmetricKeyDetails?.namedCurve, "prime256v1");
     assert.match(server.subjectAltName ?? "", /DNS:localhost/);
     assert.match(server.subjectAltName ?? "", /IP Address:127\.0\.0\.1/);
+    assert.match(server.subjectAltName ?? "", /DNS:hub-1\.localhost/);
     assert.equal(statSync(`${p.dataDir}/master.key`).mode & 0o777, 0o600);
     assert.equal(statSync(`${p.dataDir}/tls/server.key`).mode & 0o777, 0o600);
   });

@@ -82,6 +82,27 @@ CREATE TABLE registration_states (
 CREATE INDEX registration_states_group ON registration_states (id_scope, group_key, key);
 `,
   },
+  {
+    version: 2,
+    // The built-in hubs: configuration (policy keys sealed) and devices. Device ids are
+    // case-sensitive, so device_id is the id itself, not a lower-cased key.
+    sql: `
+CREATE TABLE builtin_hubs (
+  name_key TEXT NOT NULL PRIMARY KEY,
+  doc TEXT NOT NULL,
+  sealed TEXT NOT NULL
+);
+
+CREATE TABLE hub_devices (
+  hub_key TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  row_version INTEGER NOT NULL,
+  doc TEXT NOT NULL,
+  sealed TEXT,
+  PRIMARY KEY (hub_key, device_id)
+);
+`,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -4,12 +4,14 @@
 import Database from "better-sqlite3";
 import type { EnrollmentGroup, EnrollmentSettings, IndividualEnrollment } from "../../domain/enrollment.js";
 import { etagMatches } from "../../domain/etag.js";
+import type { BuiltinHub, HubDeviceRecord } from "../../domain/hub.js";
 import { type IdScope, idKey } from "../../domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../../domain/instance.js";
 import type { RegistrationRecord } from "../../domain/registration-state.js";
 import type { SecretBox } from "../../security/secret-box.js";
 import type { Page, PageRequest, Precondition, Store, WriteRefusal, WriteResult } from "../store.js";
 import { migrate } from "./migrations.js";
+import { SqliteHubStore } from "./sqlite-hub-store.js";
 
 /** Named parameters of a row write: `doc` and the mapping's extra columns. */
 type Columns = Record<string, string | null>;
@@ -272,6 +274,7 @@ export class SqliteStore implements Store {
   readonly #enrollments: VersionedRows<IndividualEnrollment>;
   readonly #groups: VersionedRows<EnrollmentGroup>;
   readonly #registrations: RegistrationRows;
+  readonly #hubStore: SqliteHubStore;
 
   readonly #getInstance: Database.Statement<[string], InstanceRow>;
   readonly #listInstances: Database.Statement<[], InstanceRow>;
@@ -310,6 +313,7 @@ export class SqliteStore implements Store {
       settingsMapping<EnrollmentGroup>(secrets, "enrollment_groups", "enrollment group", (g) => g.enrollmentGroupId),
     );
     this.#registrations = new RegistrationRows(db);
+    this.#hubStore = new SqliteHubStore(db, secrets);
 
     this.#getInstance = db.prepare("SELECT doc FROM instances WHERE id_scope = ?");
     this.#listInstances = db.prepare("SELECT doc FROM instances ORDER BY name_key");
@@ -466,6 +470,26 @@ export class SqliteStore implements Store {
     page: PageRequest,
   ): Promise<Page<RegistrationRecord>> {
     return this.#registrations.ofGroup(idScope, groupId, page);
+  }
+
+  // The built-in hubs' records live in the same database (HubStore).
+  listBuiltinHubs(): Promise<BuiltinHub[]> {
+    return this.#hubStore.listBuiltinHubs();
+  }
+  putBuiltinHub(hub: BuiltinHub): Promise<void> {
+    return this.#hubStore.putBuiltinHub(hub);
+  }
+  getHubDevice(hub: string, deviceId: string): Promise<HubDeviceRecord | undefined> {
+    return this.#hubStore.getHubDevice(hub, deviceId);
+  }
+  putHubDevice(hub: string, record: HubDeviceRecord, expected: number | "absent"): Promise<WriteResult> {
+    return this.#hubStore.putHubDevice(hub, record, expected);
+  }
+  deleteHubDevice(hub: string, deviceId: string): Promise<boolean> {
+    return this.#hubStore.deleteHubDevice(hub, deviceId);
+  }
+  listHubDevices(hub: string, page: PageRequest): Promise<Page<HubDeviceRecord>> {
+    return this.#hubStore.listHubDevices(hub, page);
   }
 
   async close(): Promise<void> {

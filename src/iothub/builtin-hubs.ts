@@ -1,0 +1,88 @@
+// The built-in hubs of this server: created on first start, each with its own host name and
+// policies, all sharing the listeners and routed by the host name a client presents.
+import { randomBytes } from "node:crypto";
+import { isIP } from "node:net";
+import { formatConnectionString } from "../domain/connection-string.js";
+import { type BuiltinHub, HUB_RIGHTS, type HubPolicy } from "../domain/hub.js";
+import type { HubStore } from "../store/hub-store.js";
+import { DeviceSessions } from "./device-sessions.js";
+import { HubRegistry } from "./registry.js";
+
+export interface HubRuntime {
+  hub: BuiltinHub;
+  registry: HubRegistry;
+  sessions: DeviceSessions;
+}
+
+export const OWNER = "iothubowner";
+
+const key = (): string => randomBytes(32).toString("base64");
+
+/** The policies IoT Hub creates with a hub (iothub-api.md §3.1). */
+function defaultPolicies(): HubPolicy[] {
+  const policy = (keyName: string, rights: HubPolicy["rights"]): HubPolicy => ({
+    keyName,
+    primaryKey: key(),
+    secondaryKey: key(),
+    rights,
+  });
+  return [
+    policy(OWNER, [...HUB_RIGHTS]),
+    policy("service", ["ServiceConnect"]),
+    policy("device", ["DeviceConnect"]),
+    policy("registryRead", ["RegistryRead"]),
+    policy("registryReadWrite", ["RegistryRead", "RegistryWrite"]),
+  ];
+}
+
+/** `hub-N.{host}`; an IP address host has no subdomains, so those hubs live under localhost. */
+export const hubHostName = (n: number, host: string): string => `hub-${n}.${isIP(host) ? "localhost" : host}`;
+
+export function ownerConnectionString(hub: BuiltinHub): string {
+  const owner = hub.policies.find((p) => p.keyName === OWNER) ?? hub.policies[0];
+  return formatConnectionString({
+    hostName: hub.hostName,
+    keyName: owner?.keyName ?? OWNER,
+    key: owner?.primaryKey ?? "",
+  });
+}
+
+export class BuiltinHubs {
+  #byHost = new Map<string, HubRuntime>();
+
+  constructor(private readonly store: HubStore) {}
+
+  /** Make sure hubs 1..count exist with host names under `host`; start their runtimes. */
+  async load(count: number, host: string): Promise<void> {
+    const stored = new Map((await this.store.listBuiltinHubs()).map((h) => [h.name, h]));
+    for (let n = 1; n <= count; n++) {
+      const name = `hub-${n}`;
+      const hostName = hubHostName(n, host);
+      let hub = stored.get(name);
+      if (!hub || hub.hostName !== hostName) {
+        hub = { name, hostName, policies: hub?.policies ?? defaultPolicies() };
+        await this.store.putBuiltinHub(hub);
+      }
+      const sessions = new DeviceSessions();
+      this.#byHost.set(hostName.toLowerCase(), {
+        hub,
+        registry: new HubRegistry(name, this.store, sessions),
+        sessions,
+      });
+    }
+  }
+
+  /** The hub answering for a host name (a `:port` suffix is ignored). */
+  byHost(host: string): HubRuntime | undefined {
+    return this.#byHost.get(host.replace(/:\d+$/, "").toLowerCase());
+  }
+
+  all(): HubRuntime[] {
+    return [...this.#byHost.values()];
+  }
+
+  /** Close every device session (shutdown). */
+  closeSessions(): void {
+    for (const rt of this.#byHost.values()) rt.sessions.closeAll("server shutting down");
+  }
+}

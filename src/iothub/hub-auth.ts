@@ -1,0 +1,65 @@
+// Built-in hub authentication (iothub-api.md §3): service tokens signed with a hub policy,
+// device tokens signed with the device's key, each with its scope and expiry checked.
+import { isExpired, parseSasToken, type SasToken, signatureMatches, tokenResource } from "../attestation/sas-token.js";
+import { ProvisioError } from "../domain/errors.js";
+import type { BuiltinHub, DeviceIdentity, HubPolicy, HubRight } from "../domain/hub.js";
+
+const unauthorized = (detail: string): ProvisioError => new ProvisioError("hubUnauthorized", { detail });
+
+/** `resource` is `scope` or a path under it, per segment; a `:port` after the host is tolerated. */
+function covers(resource: string, scope: string): boolean {
+  const r = resource.replace(/^([^/:]+):\d+/, "$1");
+  return r === scope || scope.startsWith(`${r}/`) || r.startsWith(`${scope}/`);
+}
+
+function parse(text: string | undefined, now: number): SasToken {
+  if (!text) throw unauthorized("no SharedAccessSignature was sent");
+  const token = parseSasToken(text);
+  if (!token) throw unauthorized("the credential is not a SharedAccessSignature with sr, sig and se");
+  if (isExpired(token, now)) throw unauthorized(`the SAS token expired at ${new Date(token.se * 1000).toISOString()}`);
+  return token;
+}
+
+/** A service request: a token of a hub policy holding `right`. */
+export function authenticateService(
+  authorization: string | undefined,
+  hub: BuiltinHub,
+  right: HubRight,
+  now = Math.floor(Date.now() / 1000),
+): HubPolicy {
+  const token = parse(authorization, now);
+  if (!covers(tokenResource(token), hub.hostName.toLowerCase())) {
+    throw unauthorized(`the token is for '${tokenResource(token)}', not for hub '${hub.hostName}'`);
+  }
+  const policy = token.skn ? hub.policies.find((p) => p.keyName.toLowerCase() === token.skn?.toLowerCase()) : undefined;
+  if (!policy || !signatureMatches(token, [policy.primaryKey, policy.secondaryKey])) {
+    throw unauthorized(`the signature does not verify with the keys of a policy named '${token.skn ?? ""}'`);
+  }
+  if (!policy.rights.includes(right)) throw unauthorized(`policy '${policy.keyName}' lacks the ${right} right`);
+  return policy;
+}
+
+/** A device connection or request: a token for `{host}/devices/{deviceId}` (iothub-api.md §6.2). */
+export function authenticateDevice(
+  text: string | undefined,
+  hub: BuiltinHub,
+  identity: DeviceIdentity,
+  now = Math.floor(Date.now() / 1000),
+): void {
+  const token = parse(text, now);
+  const scope = `${hub.hostName}/devices/${identity.deviceId}`.toLowerCase();
+  if (!covers(tokenResource(token), scope)) {
+    throw unauthorized(`the token is for '${tokenResource(token)}', not for device '${identity.deviceId}'`);
+  }
+  let keys: string[];
+  if (token.skn) {
+    const policy = hub.policies.find((p) => p.keyName.toLowerCase() === token.skn?.toLowerCase());
+    keys = policy?.rights.includes("DeviceConnect") ? [policy.primaryKey, policy.secondaryKey] : [];
+  } else {
+    const k = identity.authentication.symmetricKey;
+    keys = [k.primaryKey, k.secondaryKey].filter((x): x is string => x !== null);
+  }
+  if (keys.length === 0 || !signatureMatches(token, keys)) {
+    throw unauthorized(`the signature does not verify with the keys of device '${identity.deviceId}'`);
+  }
+}

@@ -1,0 +1,197 @@
+// The built-in hub's REST API on the HTTPS listener, for requests whose Host is a hub's host
+// name (iothub-api.md §4, §5, §7): identity registry, twins, twin query, device HTTP telemetry,
+// and Provisio's own telemetry inspection endpoints under /_provisio.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { ProvisioError } from "../domain/errors.js";
+import { nowUtc } from "../domain/etag.js";
+import type { HubRight } from "../domain/hub.js";
+import { isObject, MAX_BODY_BYTES, parseJson, readBody } from "../http/body.js";
+import type { RequestPath } from "../http/request-path.js";
+import { sendJson, sendNoContent } from "../http/respond.js";
+import { pageRequest } from "../service-api/paging.js";
+import type { HubRuntime } from "./builtin-hubs.js";
+import { authenticateDevice, authenticateService } from "./hub-auth.js";
+import { twinJson } from "./hub-wire.js";
+import { propertiesFromHeaders } from "./property-bag.js";
+import type { TelemetryLog } from "./telemetry-log.js";
+import { messageJson } from "./telemetry-log.js";
+import { matchesQuery, parseTwinQuery } from "./twin-query.js";
+
+const header = (req: IncomingMessage, name: string): string | undefined => {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+export class HubRestApi {
+  constructor(private readonly telemetry: TelemetryLog) {}
+
+  async handle(req: IncomingMessage, res: ServerResponse, path: RequestPath, rt: HubRuntime): Promise<void> {
+    const method = req.method ?? "GET";
+    const [collection, second, third, fourth] = path.lower;
+    const id = path.segments[1] ?? "";
+    const auth = (right: HubRight) => authenticateService(req.headers.authorization, rt.hub, right);
+
+    if (collection === "devices") {
+      if (second === undefined && method === "GET") {
+        auth("RegistryRead");
+        const page = await rt.registry.list({ limit: 1000 });
+        return sendJson(
+          res,
+          200,
+          page.items.map((d) => d.identity),
+        );
+      }
+      if (second === "query" && third === undefined && method === "POST") return this.query(req, res, rt);
+      if (second !== undefined && third === undefined) {
+        if (method === "GET") {
+          auth("RegistryRead");
+          const { identity } = await rt.registry.get(id);
+          return sendJson(res, 200, identity, { ETag: `"${identity.etag}"` });
+        }
+        if (method === "PUT") {
+          auth("RegistryWrite");
+          const body = parseJson(await readBody(req));
+          const identity = await rt.registry.createOrUpdate(id, body, header(req, "if-match"));
+          return sendJson(res, 200, identity, { ETag: `"${identity.etag}"` });
+        }
+        if (method === "DELETE") {
+          auth("RegistryWrite");
+          await rt.registry.delete(id, header(req, "if-match"));
+          return sendNoContent(res);
+        }
+      }
+      if (third === "messages" && fourth === "events" && path.lower.length === 4 && method === "POST") {
+        return this.httpTelemetry(req, res, rt, id);
+      }
+      if (third === "messages" && fourth === "devicebound" && method === "GET") {
+        // Cloud-to-device messages are not offered: "nothing to receive" (iothub-api.md §7).
+        const rec = await rt.registry.get(id);
+        authenticateDevice(req.headers.authorization, rt.hub, rec.identity);
+        return sendNoContent(res);
+      }
+    }
+    if (collection === "twins" && second !== undefined && third === undefined) {
+      if (method === "GET") {
+        auth("ServiceConnect");
+        return sendJson(res, 200, twinJson(await rt.registry.get(id)));
+      }
+      if (method === "PATCH" || method === "PUT") {
+        auth("ServiceConnect");
+        const body = parseJson(await readBody(req));
+        const mode = method === "PATCH" ? "patch" : "replace";
+        const rec = await rt.registry.updateTwin(id, body, header(req, "if-match"), mode);
+        return sendJson(res, 200, twinJson(rec));
+      }
+    }
+    if (collection === "_provisio" && second === "messages" && method === "GET") {
+      auth("ServiceConnect");
+      const deviceId = path.query.get("deviceId") ?? undefined;
+      return sendJson(res, 200, this.telemetry.recent(rt.hub.name, deviceId).map(messageJson));
+    }
+    if (collection === "_provisio" && second === "events" && method === "GET") {
+      auth("ServiceConnect");
+      return this.stream(req, res, rt);
+    }
+    throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+  }
+
+  /** POST /devices/query: `SELECT * FROM devices [WHERE path = value [AND ...]]`, paged. */
+  private async query(req: IncomingMessage, res: ServerResponse, rt: HubRuntime): Promise<void> {
+    authenticateService(req.headers.authorization, rt.hub, "ServiceConnect");
+    const body = parseJson(await readBody(req));
+    if (!isObject(body) || typeof body.query !== "string") {
+      throw new ProvisioError("hubArgumentInvalid", { detail: 'Send {"query": "SELECT * FROM devices ..."}.' });
+    }
+    const query = parseTwinQuery(body.query);
+    const page = pageRequest(req.headers);
+    const items: Record<string, unknown>[] = [];
+    let after = page.after;
+    let next: string | undefined;
+    // Scan in id order until the page is full; the continuation is the last id looked at.
+    for (;;) {
+      const chunk = await rt.registry.list({ limit: 200, ...(after !== undefined ? { after } : {}) });
+      for (const rec of chunk.items) {
+        after = rec.identity.deviceId;
+        const twin = twinJson(rec);
+        if (!matchesQuery(query, twin)) continue;
+        items.push(twin);
+        if (items.length === page.limit) break;
+      }
+      if (items.length === page.limit) {
+        const more = await rt.registry.list({ limit: 1, ...(after !== undefined ? { after } : {}) });
+        next = more.items.length > 0 ? after : undefined;
+        break;
+      }
+      if (chunk.next === undefined) break;
+    }
+    const headers: Record<string, string> = { "x-ms-item-type": "Twin" };
+    if (next !== undefined) headers["x-ms-continuation"] = Buffer.from(`k:${next}`).toString("base64url");
+    sendJson(res, 200, items, headers);
+  }
+
+  /** Device-to-cloud over HTTPS: single messages and `application/vnd.microsoft.iothub.json` batches. */
+  private async httpTelemetry(req: IncomingMessage, res: ServerResponse, rt: HubRuntime, id: string): Promise<void> {
+    const rec = await rt.registry.find(id);
+    if (!rec) throw new ProvisioError("hubUnauthorized", { detail: `no device '${id}' is registered` });
+    authenticateDevice(req.headers.authorization, rt.hub, rec.identity);
+    if (rec.identity.status !== "enabled") {
+      throw new ProvisioError("hubUnauthorized", { detail: `device '${id}' is disabled` });
+    }
+    let body: Buffer;
+    try {
+      body = await readBody(req, MAX_BODY_BYTES);
+    } catch (err) {
+      if (err instanceof ProvisioError && err.errorName === "bodyTooLarge") {
+        throw new ProvisioError("hubMessageTooLarge", { limit: MAX_BODY_BYTES });
+      }
+      throw err;
+    }
+    const base = propertiesFromHeaders(req.headers);
+    const now = nowUtc();
+    if ((header(req, "content-type") ?? "").includes("vnd.microsoft.iothub.json")) {
+      const items = parseJson(body);
+      if (!Array.isArray(items))
+        throw new ProvisioError("hubArgumentInvalid", { detail: "A batch must be a JSON array." });
+      for (const item of items) {
+        if (!isObject(item) || typeof item.body !== "string") {
+          throw new ProvisioError("hubArgumentInvalid", { detail: "Each batch item needs a base64 'body'." });
+        }
+      }
+      for (const item of items as { body: string; properties?: Record<string, string> }[]) {
+        const props = propertiesFromHeaders(item.properties ?? {});
+        this.telemetry.append({
+          hub: rt.hub.name,
+          deviceId: id,
+          enqueuedTimeUtc: now,
+          transport: "https",
+          properties: { system: { ...base.system, ...props.system }, app: { ...base.app, ...props.app } },
+          body: Buffer.from(item.body, "base64"),
+        });
+      }
+    } else {
+      this.telemetry.append({
+        hub: rt.hub.name,
+        deviceId: id,
+        enqueuedTimeUtc: now,
+        transport: "https",
+        properties: base,
+        body,
+      });
+    }
+    sendNoContent(res);
+  }
+
+  /** Server-sent events: one `data:` line of JSON per message, until the client goes away. */
+  private stream(req: IncomingMessage, res: ServerResponse, rt: HubRuntime): void {
+    const deviceId = new URLSearchParams((req.url ?? "").split("?")[1] ?? "").get("deviceId");
+    res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", Connection: "keep-alive" });
+    res.write(": watching\n\n");
+    const stop = this.telemetry.watch((m) => {
+      if (m.hub !== rt.hub.name || (deviceId && m.deviceId !== deviceId)) return;
+      res.write(`data: ${JSON.stringify(messageJson(m))}\n\n`);
+    });
+    const end = () => stop();
+    req.on("close", end);
+    res.on("close", end);
+  }
+}

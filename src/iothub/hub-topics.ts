@@ -1,0 +1,52 @@
+// The device MQTT topic grammar of IoT Hub (iothub-api.md §6.3-6.6). Pure.
+
+export type HubPublish =
+  | { kind: "telemetry"; deviceId: string; bag: string }
+  | { kind: "twinGet"; rid: string }
+  | { kind: "reportedPatch"; rid: string }
+  | { kind: "unknown" };
+
+/** `{host}/{deviceId}[/{moduleId}]/?{query}` → its parts; undefined when it is not that shape. */
+export function parseHubUsername(username: string): { host: string; deviceId: string; moduleId?: string } | undefined {
+  const m = /^([^/]+)\/([^/?]+)(?:\/([^/?]+))?\/?(?:\?.*)?$/.exec(username);
+  if (!m?.[1] || !m[2]) return undefined;
+  return { host: m[1], deviceId: m[2], ...(m[3] ? { moduleId: m[3] } : {}) };
+}
+
+const ridOf = (query: string): string | undefined => new URLSearchParams(query).get("$rid") ?? undefined;
+
+export function classifyPublish(topic: string): HubPublish {
+  if (topic.startsWith("devices/")) {
+    const rest = topic.slice("devices/".length);
+    const slash = rest.indexOf("/");
+    const deviceId = rest.slice(0, slash);
+    const tail = rest.slice(slash);
+    if (slash > 0 && tail.startsWith("/messages/events")) {
+      return { kind: "telemetry", deviceId, bag: tail.slice("/messages/events".length).replace(/^\//, "") };
+    }
+    return { kind: "unknown" };
+  }
+  const q = topic.indexOf("?");
+  const base = q < 0 ? topic : topic.slice(0, q);
+  const rid = ridOf(q < 0 ? "" : topic.slice(q + 1));
+  if (rid !== undefined && base === "$iothub/twin/GET/") return { kind: "twinGet", rid };
+  if (rid !== undefined && base === "$iothub/twin/PATCH/properties/reported/") return { kind: "reportedPatch", rid };
+  return { kind: "unknown" };
+}
+
+export const DESIRED_FILTER = "$iothub/twin/PATCH/properties/desired/#";
+
+/** The filters the SDK subscribes to, granted at QoS ≤ 1; anything else is refused (0x80). */
+export function grantFor(filter: string, deviceId: string, requestedQos: number): number {
+  const allowed =
+    filter === "$iothub/twin/res/#" ||
+    filter === DESIRED_FILTER ||
+    filter === "$iothub/methods/POST/#" ||
+    filter === `devices/${deviceId}/messages/devicebound/#`;
+  return allowed ? Math.min(requestedQos, 1) : 0x80;
+}
+
+export const twinResponseTopic = (status: number, rid: string, version?: number): string =>
+  `$iothub/twin/res/${status}/?$rid=${rid}${version !== undefined ? `&$version=${version}` : ""}`;
+
+export const desiredTopic = (version: number): string => `$iothub/twin/PATCH/properties/desired/?$version=${version}`;

@@ -1,0 +1,62 @@
+// Built-in hub response bodies: identities, twins and IoT Hub's classic error body
+// (iothub-api.md §4.1, §4.3, §5).
+import { randomUUID } from "node:crypto";
+import type { ServerResponse } from "node:http";
+import { ProvisioError } from "../domain/errors.js";
+import type { HubDeviceRecord } from "../domain/hub.js";
+import { sendJson } from "../http/respond.js";
+import { twinPropertiesJson } from "./twin.js";
+
+/** The service view of a twin: identity projection, tags and properties. */
+export function twinJson({ identity, twin }: HubDeviceRecord): Record<string, unknown> {
+  return {
+    deviceId: identity.deviceId,
+    etag: twin.etag,
+    deviceEtag: identity.etag,
+    status: identity.status,
+    statusUpdateTime: identity.statusUpdatedTime,
+    connectionState: identity.connectionState,
+    lastActivityTime: identity.lastActivityTime,
+    cloudToDeviceMessageCount: identity.cloudToDeviceMessageCount,
+    authenticationType: identity.authentication.type,
+    x509Thumbprint: identity.authentication.x509Thumbprint,
+    modelId: "",
+    version: twin.version,
+    tags: twin.tags,
+    properties: twinPropertiesJson(twin),
+    capabilities: identity.capabilities,
+  };
+}
+
+const FALLBACK_CODES: Record<number, string> = {
+  400: "ArgumentInvalid",
+  401: "IotHubUnauthorizedAccess",
+  404: "NotFound",
+  405: "NotSupported",
+  413: "MessageTooLarge",
+  429: "ThrottlingException",
+};
+
+/**
+ * The classic error body the Node SDK parses: `Message` = "ErrorCode:<Name>;<text>", plus the
+ * `iothub-errorcode` header. Unknown errors are 500 ServerError.
+ */
+export function sendHubError(res: ServerResponse, err: unknown, onInternal?: (err: unknown) => void): void {
+  const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
+  if (!(err instanceof ProvisioError)) onInternal?.(err);
+  const code = e.hubCode ?? FALLBACK_CODES[e.status] ?? "ServerError";
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const tracking = randomUUID().replaceAll("-", "");
+  sendJson(
+    res,
+    e.status,
+    {
+      Message: `ErrorCode:${code};${e.message}`,
+      ExceptionMessage: `Tracking ID:${tracking}-G:0-TimeStamp:${new Date().toISOString()}`,
+    },
+    { "iothub-errorcode": code },
+  );
+}

@@ -1,0 +1,217 @@
+// A device's MQTT session with a built-in hub (iothub-api.md §6): CONNECT as an ordered list
+// of steps, then telemetry, twin GET, reported PATCH and desired pushes.
+import { createHash } from "node:crypto";
+import { ProvisioError } from "../domain/errors.js";
+import { nowUtc } from "../domain/etag.js";
+import type { DeviceIdentity } from "../domain/hub.js";
+import type { JsonObject } from "../domain/twin-state.js";
+import { parseJson } from "../http/body.js";
+import type { HubRuntime } from "./builtin-hubs.js";
+import type { LiveSession } from "./device-sessions.js";
+import { authenticateDevice } from "./hub-auth.js";
+import {
+  classifyPublish,
+  DESIRED_FILTER,
+  desiredTopic,
+  grantFor,
+  parseHubUsername,
+  twinResponseTopic,
+} from "./hub-topics.js";
+import { parsePropertyBag } from "./property-bag.js";
+import type { TelemetryLog } from "./telemetry-log.js";
+import { twinPropertiesJson } from "./twin.js";
+
+/** The part of an MQTT connection a hub session uses (transports/mqtt provides it). */
+export interface DeviceConnection {
+  readonly peer: { remoteAddress: string; certificateChain: Buffer[] };
+  connack(returnCode: number): void;
+  publish(p: { topic: string; payload: Buffer | string; qos: 0 | 1 }): void;
+  puback(messageId: number): void;
+  suback(messageId: number, granted: number[]): void;
+  unsuback(messageId: number): void;
+  close(reason: string): void;
+  on(
+    event: "publish",
+    listener: (p: { topic: string; payload: Buffer | string; qos: number; messageId?: number }) => void,
+  ): unknown;
+  on(
+    event: "subscribe",
+    listener: (p: { messageId: number; subscriptions: { topic: string; qos: number }[] }) => void,
+  ): unknown;
+  on(event: "unsubscribe", listener: (p: { messageId: number }) => void): unknown;
+  on(event: "close", listener: (reason: string) => void): unknown;
+}
+
+export interface ConnectInfo {
+  clientId: string;
+  username?: string;
+  password?: Buffer | string;
+}
+
+/** CONNACK return codes (MQTT 3.1.1 §3.2.2.3). */
+export const CONNACK = { accepted: 0, identifierRejected: 2, serverUnavailable: 3, notAuthorized: 5 } as const;
+
+class Refused extends Error {
+  constructor(
+    readonly code: number,
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+const thumbprints = (der: Buffer): string[] => [
+  createHash("sha1").update(der).digest("hex").toUpperCase(),
+  createHash("sha256").update(der).digest("hex").toUpperCase(),
+];
+
+/** Step: the username names this hub and the device; the client id is the device id. */
+function checkIdentity(connect: ConnectInfo, rt: HubRuntime): string {
+  const parsed = connect.username ? parseHubUsername(connect.username) : undefined;
+  if (!parsed || parsed.deviceId !== connect.clientId) {
+    throw new Refused(CONNACK.identifierRejected, "username must be {hub}/{deviceId}/?... with clientId = deviceId");
+  }
+  if (parsed.host.replace(/:\d+$/, "").toLowerCase() !== rt.hub.hostName.toLowerCase()) {
+    throw new Refused(CONNACK.identifierRejected, `username names hub '${parsed.host}', not '${rt.hub.hostName}'`);
+  }
+  return parsed.deviceId;
+}
+
+/** Step: SAS password, or a client certificate whose thumbprint the identity lists. */
+function authenticate(identity: DeviceIdentity, connect: ConnectInfo, conn: DeviceConnection, rt: HubRuntime): void {
+  if (identity.status !== "enabled") throw new Refused(CONNACK.notAuthorized, "device is disabled");
+  if (connect.password !== undefined && connect.password.length > 0) {
+    try {
+      authenticateDevice(connect.password.toString(), rt.hub, identity);
+      return;
+    } catch (err) {
+      throw new Refused(CONNACK.notAuthorized, err instanceof Error ? err.message : "bad SAS token");
+    }
+  }
+  const leaf = conn.peer.certificateChain[0];
+  const { primaryThumbprint, secondaryThumbprint } = identity.authentication.x509Thumbprint;
+  if (identity.authentication.type === "selfSigned" && leaf) {
+    const presented = thumbprints(leaf);
+    const listed = [primaryThumbprint, secondaryThumbprint]
+      .filter((t): t is string => t !== null)
+      .map((t) => t.toUpperCase());
+    if (listed.some((t) => presented.includes(t))) return;
+  }
+  throw new Refused(CONNACK.notAuthorized, "no valid SAS token or registered client certificate was presented");
+}
+
+/** Runs the CONNECT steps; on success the session serves the device until the connection closes. */
+export async function acceptHubDevice(
+  conn: DeviceConnection,
+  connect: ConnectInfo,
+  rt: HubRuntime,
+  telemetry: TelemetryLog,
+  transport: "mqtt" | "mqtt-ws",
+): Promise<void> {
+  let deviceId: string;
+  try {
+    deviceId = checkIdentity(connect, rt);
+    const rec = await rt.registry.find(deviceId);
+    if (!rec) throw new Refused(CONNACK.notAuthorized, `device '${deviceId}' is not registered`);
+    authenticate(rec.identity, connect, conn, rt);
+  } catch (err) {
+    conn.connack(err instanceof Refused ? err.code : CONNACK.serverUnavailable);
+    conn.close(err instanceof Error ? err.message : "refused");
+    return;
+  }
+  new HubDeviceSession(conn, deviceId, rt, telemetry, transport).start();
+}
+
+class HubDeviceSession implements LiveSession {
+  #desiredSubscribed = false;
+  #closed = false;
+
+  constructor(
+    private readonly conn: DeviceConnection,
+    readonly deviceId: string,
+    private readonly rt: HubRuntime,
+    private readonly telemetry: TelemetryLog,
+    private readonly transport: "mqtt" | "mqtt-ws",
+  ) {}
+
+  start(): void {
+    const { conn, rt } = this;
+    rt.sessions.add(this);
+    conn.on("close", () => {
+      this.#closed = true;
+      rt.sessions.remove(this);
+      void rt.registry.setConnected(this.deviceId, false);
+    });
+    conn.on("subscribe", (p) => {
+      const granted = p.subscriptions.map((s) => grantFor(s.topic, this.deviceId, s.qos));
+      if (p.subscriptions.some((s, i) => s.topic === DESIRED_FILTER && granted[i] !== 0x80))
+        this.#desiredSubscribed = true;
+      conn.suback(p.messageId, granted);
+    });
+    conn.on("unsubscribe", (p) => conn.unsuback(p.messageId));
+    conn.on("publish", (p) => {
+      this.onPublish(p).catch(() => conn.close("internal error handling a publish"));
+    });
+    conn.connack(CONNACK.accepted);
+    void rt.registry.setConnected(this.deviceId, true);
+  }
+
+  pushDesired(notification: JsonObject, version: number): void {
+    if (this.#desiredSubscribed && !this.#closed) {
+      this.conn.publish({ topic: desiredTopic(version), payload: JSON.stringify(notification), qos: 0 });
+    }
+  }
+
+  close(reason: string): void {
+    this.conn.close(reason);
+  }
+
+  private async onPublish(p: {
+    topic: string;
+    payload: Buffer | string;
+    qos: number;
+    messageId?: number;
+  }): Promise<void> {
+    const what = classifyPublish(p.topic);
+    const payload = typeof p.payload === "string" ? Buffer.from(p.payload) : p.payload;
+    switch (what.kind) {
+      case "telemetry":
+        if (what.deviceId !== this.deviceId) return this.conn.close("telemetry for another device");
+        this.telemetry.append({
+          hub: this.rt.hub.name,
+          deviceId: this.deviceId,
+          enqueuedTimeUtc: nowUtc(),
+          transport: this.transport,
+          properties: parsePropertyBag(what.bag),
+          body: payload,
+        });
+        break;
+      case "twinGet": {
+        const rec = await this.rt.registry.get(this.deviceId);
+        this.reply(twinResponseTopic(200, what.rid), JSON.stringify(twinPropertiesJson(rec.twin)));
+        break;
+      }
+      case "reportedPatch":
+        try {
+          const version = await this.rt.registry.patchReported(this.deviceId, parseJson(payload));
+          this.reply(twinResponseTopic(204, what.rid, version), "");
+        } catch (err) {
+          // The SDK reads failures from an errorCode in the body, not from the topic (iothub-api.md §6.5).
+          const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
+          this.reply(
+            twinResponseTopic(e.status, what.rid),
+            JSON.stringify({ errorCode: e.errorCode, message: e.message }),
+          );
+        }
+        break;
+      default:
+        // Not a broker: publishes to other topics go nowhere (iothub-api.md §9.16).
+        break;
+    }
+    if (p.qos === 1 && p.messageId !== undefined) this.conn.puback(p.messageId);
+  }
+
+  private reply(topic: string, payload: string): void {
+    if (!this.#closed) this.conn.publish({ topic, payload, qos: 0 });
+  }
+}

@@ -1,0 +1,29 @@
+// Real Azure IoT clients pointed at a built-in hub of a local provisio. Tests never depend on
+// DNS: hub host names resolve to 127.0.0.1 through the agent's lookup.
+import { Agent } from "node:https";
+import iothub from "azure-iothub";
+import type { ProvisioProcess } from "./provisio-process.js";
+import { resolveAllTo } from "./service-client.js";
+
+export function hubOf(p: ProvisioProcess, index = 0) {
+  const hub = p.info.hubs[index];
+  if (!hub) throw new Error(`provisio has no hub #${index}`);
+  return hub;
+}
+
+/** An https.Agent that dials provisio's HTTPS port for any host name and trusts its CA. */
+export function hubAgent(p: ProvisioProcess): Agent {
+  const agent = new Agent({ keepAlive: false, ca: p.ca, lookup: resolveAllTo("127.0.0.1") });
+  (agent as Agent & { defaultPort: number }).defaultPort = p.info.ports.https;
+  return agent;
+}
+
+export function registryClient(p: ProvisioProcess, connectionString = hubOf(p).connectionString): iothub.Registry {
+  // azure-iothub is CommonJS without named-export hints: take it through the default export.
+  const registry = iothub.Registry.fromConnectionString(connectionString);
+  // iothub-api.md §10.1: _restApiClient is private but stable in 1.16.x.
+  (registry as unknown as { _restApiClient: { setOptions(o: unknown): void } })._restApiClient.setOptions({
+    http: { agent: hubAgent(p) },
+  });
+  return registry;
+}
