@@ -18,11 +18,15 @@ import { loadMasterKey, SecretBox } from "./security/secret-box.js";
 import { ensureTlsMaterial, type TlsMaterial } from "./security/tls-material.js";
 import type { ServeConfig } from "./server/config.js";
 import { createHttpsListener } from "./server/https-listener.js";
+import { mqttRouter } from "./server/mqtt-router.js";
 import { createRefusingListener } from "./server/placeholder-listeners.js";
 import { ServiceApi } from "./service-api/service-api.js";
 import { InstanceDirectory } from "./store/instance-directory.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
+import { DEFAULT_LIMITS } from "./transports/mqtt/mqtt-connection.js";
+import { createMqttTlsServer } from "./transports/mqtt/mqtt-listener.js";
+import { attachMqttWebSocket } from "./transports/mqtt/mqtt-websocket.js";
 
 /** The contents of `DIR/provisio.json`. */
 export interface ServeInfo {
@@ -41,6 +45,9 @@ export interface RunningServer {
 }
 
 const PRIMARY_NAME = "provisio";
+/** IoT Hub's message limit is 256 KB; the topic and property bag ride on top. */
+const MQTT_LIMITS = { ...DEFAULT_LIMITS, maxPacketBytes: 256 * 1024 + 4096 };
+
 /** How long in-flight requests may take to finish at shutdown. */
 const DRAIN_MS = 10_000;
 
@@ -108,7 +115,9 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     hubRestApi: new HubRestApi(telemetry),
     log,
   });
-  const mqtt = createRefusingListener(tlsOptions, "mqtt");
+  const routes = { hubs, directory, telemetry, log };
+  const mqtt = createMqttTlsServer(tlsOptions, mqttRouter(routes, "mqtt"), MQTT_LIMITS);
+  const mqttOverWebSocket = attachMqttWebSocket(https, mqttRouter(routes, "mqtt-ws"), MQTT_LIMITS);
   const amqp = createRefusingListener(tlsOptions, "amqp");
   listeners.push(https, mqtt, amqp);
 
@@ -145,6 +154,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     async close() {
       const closed = listeners.map((l) => new Promise<void>((done) => l.close(() => done())));
       hubs.closeSessions();
+      mqttOverWebSocket.close();
       https.closeIdleConnections();
       const timer = setTimeout(() => https.closeAllConnections(), DRAIN_MS);
       await Promise.all(closed);

@@ -4,6 +4,7 @@ import { createLogger } from "../observability/logger.js";
 import { DEFAULTS, parseCount, parsePort } from "../server/config.js";
 import { startServer } from "../server.js";
 import { VERSION } from "../version.js";
+import { monitorEvents } from "./hub-monitor.js";
 
 const env = process.env;
 
@@ -58,6 +59,37 @@ program
     };
     process.on("SIGTERM", () => void stop("SIGTERM"));
     process.on("SIGINT", () => void stop("SIGINT"));
+  });
+
+const hub = program.command("hub").description("Work with the built-in IoT hubs");
+hub
+  .command("monitor-events")
+  .description("Stream device telemetry of a built-in hub as JSON lines (like az iot hub monitor-events)")
+  .option(
+    "--data-dir <dir>",
+    "data directory of the running server (env PROVISIO_DATA_DIR)",
+    env.PROVISIO_DATA_DIR ?? DEFAULTS.dataDir,
+  )
+  .option("--hub <name>", "hub name or host name (default: the first built-in hub)")
+  .option("--device-id <id>", "only this device's messages")
+  .option("--recent", "print the messages the hub kept before streaming")
+  .option("--connection-string <cs>", "a hub connection string instead of the data dir's")
+  .option("--ca-file <file>", "the CA that signed the server certificate (with --connection-string)")
+  .option("--address <host>", "address to dial (default: provisio.json's host)")
+  .option("--port <n>", "HTTPS port to dial (default: provisio.json's)")
+  .action(async (opts: Record<string, string | boolean>) => {
+    const str = (k: string) => (typeof opts[k] === "string" ? (opts[k] as string) : undefined);
+    const port = str("port");
+    await monitorEvents({
+      dataDir: str("dataDir") ?? DEFAULTS.dataDir,
+      ...(str("hub") ? { hub: str("hub") } : {}),
+      ...(str("deviceId") ? { deviceId: str("deviceId") } : {}),
+      ...(str("connectionString") ? { connectionString: str("connectionString") } : {}),
+      ...(str("caFile") ? { caFile: str("caFile") } : {}),
+      ...(str("address") ? { address: str("address") } : {}),
+      ...(port ? { port: parsePort(port, "--port") } : {}),
+      recent: opts.recent === true,
+    });
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -146,9 +146,9 @@ class HubDeviceSession implements LiveSession {
       const granted = p.subscriptions.map((s) => grantFor(s.topic, this.deviceId, s.qos));
       if (p.subscriptions.some((s, i) => s.topic === DESIRED_FILTER && granted[i] !== 0x80))
         this.#desiredSubscribed = true;
-      conn.suback(p.messageId, granted);
+      conn.suback(p.messageId ?? 0, granted);
     });
-    conn.on("unsubscribe", (p) => conn.unsuback(p.messageId));
+    conn.on("unsubscribe", (p) => conn.unsuback(p.messageId ?? 0));
     conn.on("publish", (p) => {
       this.onPublish(p).catch(() => conn.close("internal error handling a publish"));
     });

@@ -129,14 +129,14 @@ describe("provisio serve", () => {
     await serviceClient(again).getIndividualEnrollment("inflight");
   });
 
-  test("the MQTT and AMQP listeners not implemented yet bind and refuse politely", async () => {
+  test("the MQTT listener refuses an unknown hub with CONNACK 2; the AMQP listener, not served yet, closes politely", async () => {
     const p = await startProvisio();
     cleanup.push(p);
-    // A minimal MQTT 3.1.1 CONNECT: the reply is CONNACK with return code 3 (server unavailable).
+    // A minimal MQTT 3.1.1 CONNECT naming no hub: CONNACK with return code 2 (identifier rejected).
     const connectPacket = Buffer.from([
       0x10, 0x0e, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3c, 0x00, 0x02, 0x69, 0x64,
     ]);
-    assert.deepEqual([...(await exchange(p, p.info.ports.mqtt, connectPacket))], [0x20, 0x02, 0x00, 0x03]);
+    assert.deepEqual([...(await exchange(p, p.info.ports.mqtt, connectPacket))], [0x20, 0x02, 0x00, 0x02]);
     const amqpHeader = Buffer.from("AMQP\x03\x01\x00\x00", "latin1");
     assert.equal((await exchange(p, p.info.ports.amqp, amqpHeader)).length, 0);
   });
