@@ -1,19 +1,23 @@
 // Composition root: builds every piece from the serve config, bootstraps an empty data dir and
 // starts the listeners (design.md, "Running it").
 import { once } from "node:events";
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
 import type { Server as TlsServer } from "node:tls";
 import { formatConnectionString } from "./domain/connection-string.js";
 import { newEtag } from "./domain/etag.js";
+import type { LinkedHub } from "./domain/instance.js";
 import { BuiltinHubs, ownerConnectionString } from "./iothub/builtin-hubs.js";
 import { HubRestApi } from "./iothub/hub-rest-api.js";
 import { TelemetryLog } from "./iothub/telemetry-log.js";
 import { newInstance, OWNER_POLICY, ownerPolicy } from "./management/instances.js";
 import { ManagementApi } from "./management/management-api.js";
 import type { Logger } from "./observability/logger.js";
+import { HubLinks } from "./provisioning/hub-links.js";
+import { DEFAULT_ENGINE_OPTIONS, OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
+import { ScopeCache } from "./provisioning/scope-cache.js";
 import { loadMasterKey, SecretBox } from "./security/secret-box.js";
 import { ensureTlsMaterial, type TlsMaterial } from "./security/tls-material.js";
 import type { ServeConfig } from "./server/config.js";
@@ -21,9 +25,11 @@ import { createHttpsListener } from "./server/https-listener.js";
 import { mqttRouter } from "./server/mqtt-router.js";
 import { createRefusingListener } from "./server/placeholder-listeners.js";
 import { ServiceApi } from "./service-api/service-api.js";
+import { ChangeFeed } from "./store/change-feed.js";
 import { InstanceDirectory } from "./store/instance-directory.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
+import { DeviceApi } from "./transports/http/device-api.js";
 import { DEFAULT_LIMITS } from "./transports/mqtt/mqtt-connection.js";
 import { createMqttTlsServer } from "./transports/mqtt/mqtt-listener.js";
 import { attachMqttWebSocket } from "./transports/mqtt/mqtt-websocket.js";
@@ -51,7 +57,8 @@ const MQTT_LIMITS = { ...DEFAULT_LIMITS, maxPacketBytes: 256 * 1024 + 4096 };
 /** How long in-flight requests may take to finish at shutdown. */
 const DRAIN_MS = 10_000;
 
-async function ensurePrimaryInstance(store: Store, directory: InstanceDirectory, host: string): Promise<void> {
+/** Creates the primary instance on first start; resolves to true when it did. */
+async function ensurePrimaryInstance(store: Store, directory: InstanceDirectory, host: string): Promise<boolean> {
   await directory.reload();
   const primary = directory.primary();
   if (!primary) {
@@ -62,6 +69,26 @@ async function ensurePrimaryInstance(store: Store, directory: InstanceDirectory,
     await store.updateInstance({ ...primary, hostName: host, etag: newEtag() });
   }
   await directory.reload();
+  return !primary;
+}
+
+/** On first start the built-in hubs are linked to the primary instance, like any hub (weight 1). */
+async function linkBuiltinHubs(store: Store, directory: InstanceDirectory, hubs: BuiltinHubs): Promise<void> {
+  const primary = directory.primary();
+  if (!primary) return;
+  const linked = await store.listLinkedHubs(primary.idScope);
+  const names = new Set(linked.map((h) => h.name.toLowerCase()));
+  const added: LinkedHub[] = hubs
+    .all()
+    .filter(({ hub }) => !names.has(hub.hostName.toLowerCase()))
+    .map(({ hub }) => ({
+      name: hub.hostName,
+      connectionString: ownerConnectionString(hub),
+      location: "local",
+      allocationWeight: 1,
+      applyAllocationPolicy: true,
+    }));
+  if (added.length > 0) await store.replaceLinkedHubs(primary.idScope, [...linked, ...added]);
 }
 
 /** Names the server certificate must cover: the host, 127.0.0.1, every instance and hub host. */
@@ -90,9 +117,10 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = openSqliteStore(join(dataDir, "provisio.db"), new SecretBox(loadMasterKey(dataDir)));
   const directory = new InstanceDirectory(store);
-  await ensurePrimaryInstance(store, directory, config.host);
+  const firstStart = await ensurePrimaryInstance(store, directory, config.host);
   const hubs = new BuiltinHubs(store);
   await hubs.load(config.hubs, config.host);
+  if (firstStart) await linkBuiltinHubs(store, directory, hubs);
   const tlsDir = join(dataDir, "tls");
   let tls: TlsMaterial = await ensureTlsMaterial(tlsDir, certificateNames(config.host, directory, hubs));
 
@@ -107,12 +135,26 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   };
   const tlsOptions = { key: tls.keyPem, cert: tls.certPem };
   const telemetry = new TelemetryLog();
+  const feed = new ChangeFeed();
+  // Built-in hubs are reached like any hub, over their REST API, at this server's HTTPS port.
+  let httpsPort = 0;
+  const links = new HubLinks((hostName) =>
+    hubs.byHost(hostName) ? { host: "127.0.0.1", port: httpsPort, ca: readFileSync(tls.caFile) } : undefined,
+  );
+  const engineOptions = {
+    ...DEFAULT_ENGINE_OPTIONS,
+    ...(config.registerWaitMs !== undefined ? { answerWithinMs: config.registerWaitMs } : {}),
+  };
+  const engine = new RegistrationEngine(store, directory, new ScopeCache(store, feed), links, engineOptions, (err) =>
+    log.error({ err }, "registration failed unexpectedly"),
+  );
   const https = createHttpsListener(tlsOptions, {
     directory,
-    serviceApi: new ServiceApi(store, (err) => log.error({ err }, "bulk item failed")),
-    managementApi: new ManagementApi(store, directory, hooks),
+    serviceApi: new ServiceApi(store, feed, (err) => log.error({ err }, "bulk item failed")),
+    managementApi: new ManagementApi(store, directory, hooks, feed),
     hubs,
     hubRestApi: new HubRestApi(telemetry),
+    deviceApi: new DeviceApi(engine),
     log,
   });
   const routes = { hubs, directory, telemetry, log };
@@ -126,6 +168,12 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     mqtt: await listen(mqtt, config.mqttPort, config.bind),
     amqp: await listen(amqp, config.amqpPort, config.bind),
   };
+  httpsPort = ports.https;
+  const sweeper = setInterval(() => {
+    store.deleteOperationsBefore(new Date(Date.now() - OPERATION_TTL_MS).toISOString()).catch((err: unknown) => {
+      log.warn({ err }, "could not sweep old operations");
+    });
+  }, 60_000).unref();
 
   const primary = directory.primary();
   const owner = primary ? await store.getPolicy(primary.idScope, OWNER_POLICY) : undefined;
@@ -153,12 +201,14 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     info,
     async close() {
       const closed = listeners.map((l) => new Promise<void>((done) => l.close(() => done())));
+      clearInterval(sweeper);
       hubs.closeSessions();
       mqttOverWebSocket.close();
       https.closeIdleConnections();
       const timer = setTimeout(() => https.closeAllConnections(), DRAIN_MS);
       await Promise.all(closed);
       clearTimeout(timer);
+      links.closeAll();
       await store.close();
     },
   };

@@ -1,7 +1,7 @@
 // The `provisio` command.
 import { Command } from "commander";
 import { createLogger } from "../observability/logger.js";
-import { DEFAULTS, parseCount, parsePort } from "../server/config.js";
+import { DEFAULTS, parseCount, parseMillis, parsePort } from "../server/config.js";
 import { startServer } from "../server.js";
 import { VERSION } from "../version.js";
 import { monitorEvents } from "./hub-monitor.js";
@@ -42,6 +42,9 @@ program
         host: opts.host ?? DEFAULTS.host,
         bind: opts.bind ?? DEFAULTS.bind,
         hubs: parseCount(opts.hubs ?? "", "--hubs"),
+        ...(env.PROVISIO_REGISTER_WAIT_MS
+          ? { registerWaitMs: parseMillis(env.PROVISIO_REGISTER_WAIT_MS, "PROVISIO_REGISTER_WAIT_MS") }
+          : {}),
         httpsPort: parsePort(opts.httpsPort ?? "", "--https-port"),
         mqttPort: parsePort(opts.mqttPort ?? "", "--mqtt-port"),
         amqpPort: parsePort(opts.amqpPort ?? "", "--amqp-port"),

@@ -86,6 +86,17 @@ export const Errors = {
   unsupportedMediaType: def(415001, (p) => `Unsupported Content-Type '${p.type}': send application/json.`),
   throttled: def(429001, () => "Too many requests; retry after the Retry-After interval."),
 
+  // Device registration (device-api.md, behaviors.md §3-7)
+  registrationIdMismatch: def(
+    400302,
+    (p) => `The body's registrationId '${p.bodyId}' does not match '${p.pathId}' in the request.`,
+  ),
+  invalidPayload: def(400303, () => "'payload' must be a JSON object."),
+  allocationFailed: def(400304, (p) => `No IoT hub could be assigned: ${p.reason}.`),
+  unknownIdScope: def(404301, (p) => `No provisioning service has ID scope '${p.scope}'.`),
+  operationNotFound: def(404302, (p) => `No registration operation '${p.id}' exists for this device; register again.`),
+  hubApplyFailed: def(500301, (p) => `IoT hub '${p.hub}' did not accept the device: ${p.detail}`),
+
   // The built-in IoT hub (iothub-api.md §4.3): IoT Hub's own codes and names.
   hubArgumentInvalid: hubDef(400004, "ArgumentInvalid", (p) => `${p.detail}`),
   hubUnauthorized: hubDef(401002, "IotHubUnauthorizedAccess", (p) => `Unauthorized: ${p.detail}.`),

@@ -21,6 +21,11 @@ export interface Instance {
   allocationPolicy: InstanceAllocationPolicy;
   createdDateTimeUtc: string;
   etag: string;
+  /**
+   * Where devices are, for lowest-latency allocation: the first rule whose IPv4 mask matches a
+   * device's source address gives its location (a Provisio setting; Azure uses its own tables).
+   */
+  deviceLocationRules?: { ipMask: string; location: string }[];
 }
 
 export interface AccessPolicy {

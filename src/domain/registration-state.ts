@@ -27,4 +27,6 @@ export interface RegistrationRecord {
   state: DeviceRegistrationState;
   /** Set when the device registered through a group: the registration query filters on it. */
   enrollmentGroupId?: EnrollmentGroupId;
+  /** The JSON object the device sent with its last registration (behaviors.md §5). */
+  devicePayload?: unknown;
 }

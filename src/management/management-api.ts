@@ -3,6 +3,7 @@
 // ARM prefix `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Devices`.
 // Callers authenticate with a ServiceConfig policy of the instance their Host names; only the
 // primary instance may create, list or delete other instances.
+import { isValidIpMask, normalizeLocation } from "../allocation/cidr.js";
 import { parseConnectionString } from "../domain/connection-string.js";
 import { ProvisioError } from "../domain/errors.js";
 import { newEtag } from "../domain/etag.js";
@@ -19,6 +20,7 @@ import { isObject, parseJson, readBody } from "../http/body.js";
 import { sendJson } from "../http/respond.js";
 import { authenticate, requireRight } from "../security/service-auth.js";
 import type { ServiceRequest } from "../service-api/service-api.js";
+import type { ChangeFeed } from "../store/change-feed.js";
 import type { InstanceDirectory } from "../store/instance-directory.js";
 import type { Store } from "../store/store.js";
 import { newInstance, newPolicyKey, ownerPolicy } from "./instances.js";
@@ -57,6 +59,8 @@ export class ManagementApi {
     private readonly store: Store,
     private readonly directory: InstanceDirectory,
     private readonly hooks: ManagementHooks,
+    /** Linked-hub changes must reach the registration caches at once. */
+    private readonly feed: ChangeFeed,
   ) {}
 
   async handle(r: ServiceRequest): Promise<void> {
@@ -122,6 +126,7 @@ export class ManagementApi {
         serviceOperationsHostName: i.hostName,
         deviceProvisioningHostName: primary?.hostName ?? i.hostName,
         allocationPolicy: armAllocation(i.allocationPolicy),
+        deviceLocationRules: i.deviceLocationRules ?? [],
         iotHubs: hubs.map((h) => ({ ...h, connectionString: maskConnectionString(h.connectionString) })),
         // Keys only through listkeys (management.md §1.4).
         authorizationPolicies: null,
@@ -144,7 +149,11 @@ export class ManagementApi {
       const base = this.directory.primary()?.hostName ?? "localhost";
       const hostName =
         typeof props.serviceOperationsHostName === "string" ? props.serviceOperationsHostName : `${name}.${base}`;
-      const instance = newInstance(name, hostName.toLowerCase(), allocationOf(props) ?? "hashed");
+      const rules = locationRulesOf(props);
+      const instance = {
+        ...newInstance(name, hostName.toLowerCase(), allocationOf(props) ?? "hashed"),
+        ...(rules ? { deviceLocationRules: rules } : {}),
+      };
       const policies = policiesOf(props) ?? [ownerPolicy()];
       const hubs = hubsOf(props, []);
       const created = await this.store.createInstance(instance, policies);
@@ -159,9 +168,11 @@ export class ManagementApi {
     // Validate everything before writing anything.
     const policies = policiesOf(props);
     const hubs = hubsOf(props, await this.store.listLinkedHubs(target.idScope));
+    const rules = locationRulesOf(props);
     const updated: Instance = {
       ...target,
       allocationPolicy: allocationOf(props) ?? target.allocationPolicy,
+      ...(rules ? { deviceLocationRules: rules } : {}),
       etag: newEtag(),
     };
     const ifMatch = r.req.headers["if-match"];
@@ -170,6 +181,7 @@ export class ManagementApi {
     if (policies) await this.store.replacePolicies(target.idScope, policies);
     if (hubs) await this.store.replaceLinkedHubs(target.idScope, hubs);
     await this.hooks.instancesChanged();
+    this.feed.changed(target.idScope);
     sendJson(r.res, 200, await this.resource(updated));
   }
 
@@ -269,5 +281,21 @@ function hubsOf(props: Record<string, unknown>, existing: LinkedHub[]): LinkedHu
       allocationWeight: weight as number,
       applyAllocationPolicy: apply,
     };
+  });
+}
+
+/** Provisio's lowest-latency setting: `[{ipMask, location}]`, first match wins (README). */
+function locationRulesOf(props: Record<string, unknown>): { ipMask: string; location: string }[] | undefined {
+  const v = props.deviceLocationRules;
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw bad("'deviceLocationRules' must be an array of {ipMask, location}.");
+  return v.map((rule, i) => {
+    if (!isObject(rule) || typeof rule.ipMask !== "string" || !isValidIpMask(rule.ipMask)) {
+      throw bad(`deviceLocationRules[${i}].ipMask must be an IPv4 address or CIDR block such as 10.0.0.0/8.`);
+    }
+    if (typeof rule.location !== "string" || rule.location.trim() === "") {
+      throw bad(`deviceLocationRules[${i}].location is required.`);
+    }
+    return { ipMask: rule.ipMask.trim(), location: normalizeLocation(rule.location) };
   });
 }

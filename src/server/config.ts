@@ -10,6 +10,8 @@ export interface ServeConfig {
   bind: string;
   /** How many built-in IoT hubs to run. */
   hubs: number;
+  /** How long a register call waits for the result before answering "assigning" (ms). */
+  registerWaitMs?: number;
 }
 
 export const DEFAULTS: ServeConfig = {
@@ -33,4 +35,9 @@ export function parseCount(text: string, what: string): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < 0 || n > 50) throw new Error(`${what} must be a whole number 0-50, not '${text}'.`);
   return n;
+}
+
+export function parseMillis(text: string, what: string): number {
+  if (!/^\d{1,6}$/.test(text)) throw new Error(`${what} must be a number of milliseconds, not '${text}'.`);
+  return Number(text);
 }

@@ -13,6 +13,7 @@ import { MANAGEMENT_SEGMENTS, type ManagementApi } from "../management/managemen
 import type { Logger } from "../observability/logger.js";
 import { SERVICE_API_SEGMENTS, type ServiceApi } from "../service-api/service-api.js";
 import type { InstanceDirectory } from "../store/instance-directory.js";
+import { type DeviceApi, isDeviceApiPath } from "../transports/http/device-api.js";
 
 export interface HttpsSurfaces {
   directory: InstanceDirectory;
@@ -20,6 +21,7 @@ export interface HttpsSurfaces {
   managementApi: ManagementApi;
   hubs: BuiltinHubs;
   hubRestApi: HubRestApi;
+  deviceApi: DeviceApi;
   log: Logger;
 }
 
@@ -30,7 +32,7 @@ export interface TlsOptions {
 
 export function createHttpsListener(tls: TlsOptions, surfaces: HttpsSurfaces): Server {
   const onInternal = (err: unknown) => surfaces.log.error({ err }, "request failed");
-  const server = createServer({ ...tls, requestCert: false }, (req, res) => {
+  const server = createServer({ ...tls, requestCert: true, rejectUnauthorized: false }, (req, res) => {
     // Requests for a built-in hub's host name get IoT Hub's error shape; all others DPS's.
     const hub = surfaces.hubs.byHost(hostOf(req.headers.host));
     if (hub) {
@@ -56,5 +58,6 @@ async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces
     const r = { req, res, path, host, instance };
     return isService ? s.serviceApi.handle(r) : s.managementApi.handle(r);
   }
+  if (isDeviceApiPath(path)) return s.deviceApi.handle(req, res, path);
   throw new ProvisioError("unknownRoute", { method: req.method ?? "GET", path: `/${path.segments.join("/")}` });
 }

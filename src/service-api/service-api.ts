@@ -10,6 +10,7 @@ import { parseJson, readBody } from "../http/body.js";
 import type { RequestPath } from "../http/request-path.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
 import { authenticate, requireRight } from "../security/service-auth.js";
+import type { ChangeFeed } from "../store/change-feed.js";
 import type { Store } from "../store/store.js";
 import { runBulk } from "./bulk.js";
 import { type EnrollmentKind, groupKind, individualKind } from "./enrollment-kinds.js";
@@ -39,6 +40,8 @@ const WRITE_ATTEMPTS = 3;
 export class ServiceApi {
   constructor(
     private readonly store: Store,
+    /** Told about every enrollment write, so registration caches drop stale groups. */
+    private readonly feed: ChangeFeed,
     /** Told about unexpected errors that a reply reports without throwing (bulk items). */
     private readonly onInternal?: (err: unknown) => void,
   ) {}
@@ -116,7 +119,10 @@ export class ServiceApi {
       const record = kind.fromBody(body, id, existing);
       const pre = existing ? { etag: ifMatch ?? existing.etag } : ({ absent: true } as const);
       const result = await kind.put(this.store, scope, record, pre);
-      if (result.ok) return sendJson(r.res, 200, kind.wire(record, true));
+      if (result.ok) {
+        this.feed.changed(scope);
+        return sendJson(r.res, 200, kind.wire(record, true));
+      }
       if (ifMatch || attempt >= WRITE_ATTEMPTS) throw new ProvisioError("etagMismatch", { id });
     }
   }
@@ -125,7 +131,13 @@ export class ServiceApi {
     const scope = await this.authorize(r, "EnrollmentWrite");
     const ifMatch = ifMatchOf(r.req);
     const result = await kind.delete(this.store, scope, id, ifMatch ? { etag: ifMatch } : undefined);
-    if (result.ok) return sendNoContent(r.res);
+    if (result.ok) {
+      this.feed.changed(scope);
+      // An individual enrollment's registration record goes with it; a group's records stay
+      // (behaviors.md §7.2).
+      if (kind === individualKind) await this.store.deleteRegistration(scope, id);
+      return sendNoContent(r.res);
+    }
     if (result.reason === "missing") throw new ProvisioError(kind.notFound, { id });
     throw new ProvisioError("etagMismatch", { id });
   }
@@ -162,6 +174,7 @@ export class ServiceApi {
       kind === individualKind
         ? await runBulk(this.store, scope, individualKind, body, this.onInternal)
         : await runBulk(this.store, scope, groupKind, body, this.onInternal);
+    this.feed.changed(scope);
     sendJson(r.res, 200, result);
   }
 

@@ -8,6 +8,7 @@
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
 import type { IdScope } from "../domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../domain/instance.js";
+import type { RegistrationOperation } from "../domain/operation.js";
 import type { RegistrationRecord } from "../domain/registration-state.js";
 import type { HubStore } from "./hub-store.js";
 
@@ -77,6 +78,17 @@ export interface EnrollmentStore {
   listRegistrationsOfGroup(idScope: IdScope, groupId: string, page: PageRequest): Promise<Page<RegistrationRecord>>;
 }
 
-export interface Store extends InstanceStore, EnrollmentStore, HubStore {
+/** Registration operations, pollable from any node (device-api.md §11.11). */
+export interface OperationStore {
+  getOperation(idScope: IdScope, operationId: string): Promise<RegistrationOperation | undefined>;
+  /** `{ absent: true }` writes only if no operation has this id yet (a final result is never overwritten). */
+  putOperation(idScope: IdScope, op: RegistrationOperation, precondition?: { absent: true }): Promise<WriteResult>;
+  /** The end of a registration: its record and its final operation, in one transaction. */
+  commitRegistration(idScope: IdScope, record: RegistrationRecord, op: RegistrationOperation): Promise<void>;
+  /** Forget operations created before `cutoff` (ISO-8601); returns how many. */
+  deleteOperationsBefore(cutoff: string): Promise<number>;
+}
+
+export interface Store extends InstanceStore, EnrollmentStore, HubStore, OperationStore {
   close(): Promise<void>;
 }

@@ -26,7 +26,9 @@ export interface ProvisioProcess {
 
 export const newDataDir = (): string => mkdtempSync(join(tmpdir(), "provisio-test-"));
 
-export async function startProvisio(options: { dataDir?: string; args?: string[] } = {}): Promise<ProvisioProcess> {
+export async function startProvisio(
+  options: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {},
+): Promise<ProvisioProcess> {
   const dataDir = options.dataDir ?? newDataDir();
   const infoFile = join(dataDir, "provisio.json");
   rmSync(infoFile, { force: true });
@@ -47,7 +49,7 @@ export async function startProvisio(options: { dataDir?: string; args?: string[]
       "0",
       ...(options.args ?? []),
     ],
-    { env: { ...process.env, PROVISIO_LOG_LEVEL: "warn" }, stdio: ["ignore", "inherit", "pipe"] },
+    { env: { ...process.env, PROVISIO_LOG_LEVEL: "warn", ...options.env }, stdio: ["ignore", "inherit", "pipe"] },
   );
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {

@@ -103,6 +103,21 @@ CREATE TABLE hub_devices (
 );
 `,
   },
+  {
+    version: 3,
+    // Registration operations: written when a register call returns before the work is done, and
+    // with the final result; polled by id. Old ones are swept by created time.
+    sql: `
+CREATE TABLE operations (
+  id_scope TEXT NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  operation_id TEXT NOT NULL,
+  created TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  PRIMARY KEY (id_scope, operation_id)
+);
+CREATE INDEX operations_created ON operations (created);
+`,
+  },
 ];
 
 /** The schema version this code writes. */

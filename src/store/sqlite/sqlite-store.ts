@@ -7,11 +7,13 @@ import { etagMatches } from "../../domain/etag.js";
 import type { BuiltinHub, HubDeviceRecord } from "../../domain/hub.js";
 import { type IdScope, idKey } from "../../domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../../domain/instance.js";
+import type { RegistrationOperation } from "../../domain/operation.js";
 import type { RegistrationRecord } from "../../domain/registration-state.js";
 import type { SecretBox } from "../../security/secret-box.js";
 import type { Page, PageRequest, Precondition, Store, WriteRefusal, WriteResult } from "../store.js";
 import { migrate } from "./migrations.js";
 import { SqliteHubStore } from "./sqlite-hub-store.js";
+import { SqliteOperationStore } from "./sqlite-operation-store.js";
 
 /** Named parameters of a row write: `doc` and the mapping's extra columns. */
 type Columns = Record<string, string | null>;
@@ -275,6 +277,10 @@ export class SqliteStore implements Store {
   readonly #groups: VersionedRows<EnrollmentGroup>;
   readonly #registrations: RegistrationRows;
   readonly #hubStore: SqliteHubStore;
+  readonly #operations: SqliteOperationStore;
+  readonly #commit: Database.Transaction<
+    (scope: IdScope, record: RegistrationRecord, op: RegistrationOperation) => void
+  >;
 
   readonly #getInstance: Database.Statement<[string], InstanceRow>;
   readonly #listInstances: Database.Statement<[], InstanceRow>;
@@ -314,6 +320,11 @@ export class SqliteStore implements Store {
     );
     this.#registrations = new RegistrationRows(db);
     this.#hubStore = new SqliteHubStore(db, secrets);
+    this.#operations = new SqliteOperationStore(db);
+    this.#commit = db.transaction((scope: IdScope, record: RegistrationRecord, op: RegistrationOperation) => {
+      this.#registrations.put(scope, record, undefined);
+      this.#operations.put(scope, op);
+    });
 
     this.#getInstance = db.prepare("SELECT doc FROM instances WHERE id_scope = ?");
     this.#listInstances = db.prepare("SELECT doc FROM instances ORDER BY name_key");
@@ -470,6 +481,26 @@ export class SqliteStore implements Store {
     page: PageRequest,
   ): Promise<Page<RegistrationRecord>> {
     return this.#registrations.ofGroup(idScope, groupId, page);
+  }
+
+  async getOperation(idScope: IdScope, operationId: string): Promise<RegistrationOperation | undefined> {
+    return this.#operations.get(idScope, operationId);
+  }
+
+  async putOperation(
+    idScope: IdScope,
+    op: RegistrationOperation,
+    precondition?: { absent: true },
+  ): Promise<WriteResult> {
+    return this.#operations.put(idScope, op, precondition);
+  }
+
+  async commitRegistration(idScope: IdScope, record: RegistrationRecord, op: RegistrationOperation): Promise<void> {
+    this.#commit(idScope, record, op);
+  }
+
+  async deleteOperationsBefore(cutoff: string): Promise<number> {
+    return this.#operations.sweep(cutoff);
   }
 
   // The built-in hubs' records live in the same database (HubStore).

@@ -1,0 +1,108 @@
+// Step 5 of a registration: make the hub hold the device (iothub-api.md §8, behaviors.md §5-6).
+// First assignment: identity + initial twin. Re-registration follows the reprovision policy:
+// same hub → refresh the identity; new hub → migrate the twin (or reset it), then remove the
+// device from the old hub. A failure undoes what this attempt created.
+import type { InitialTwin, ReprovisionPolicy } from "../domain/enrollment.js";
+import { ProvisioError } from "../domain/errors.js";
+import type { LinkedHub } from "../domain/instance.js";
+import type { RegistrationSubstatus } from "../domain/registration-state.js";
+import { type HubClient, type HubDevice, HubError, type TwinPatch } from "../hubs/hub-client.js";
+import type { HubLinks } from "./hub-links.js";
+
+export interface ApplyInput {
+  target: LinkedHub;
+  /** Where the device is now, if it was assigned before; `hub` is undefined once unlinked. */
+  previous?: { hubName: string; hub: LinkedHub | undefined; deviceId: string };
+  deviceId: string;
+  keys?: { primaryKey: string; secondaryKey: string };
+  iotEdge: boolean;
+  initialTwin?: InitialTwin;
+  policy: ReprovisionPolicy;
+}
+
+export interface ApplyResult {
+  hub: LinkedHub;
+  substatus: RegistrationSubstatus;
+}
+
+const twinPatchOf = (twin: InitialTwin | undefined): TwinPatch | undefined =>
+  twin && (twin.tags || twin.properties?.desired)
+    ? { tags: twin.tags ?? {}, properties: { desired: twin.properties?.desired ?? {} } }
+    : undefined;
+
+/** Tags and desired properties of a twin read from a hub, without hub-owned `$` fields. */
+function portableTwin(twin: Record<string, unknown>): TwinPatch {
+  const strip = (o: unknown): Record<string, unknown> =>
+    Object.fromEntries(Object.entries((o as Record<string, unknown>) ?? {}).filter(([k]) => !k.startsWith("$")));
+  const props = (twin.properties ?? {}) as Record<string, unknown>;
+  return { tags: strip(twin.tags), properties: { desired: strip(props.desired) } };
+}
+
+function failed(hub: string, err: unknown): ProvisioError {
+  const detail =
+    err instanceof HubError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
+  return new ProvisioError("hubApplyFailed", { hub, detail });
+}
+
+/** Create the identity, or refresh it when it exists; resolves to whether it was created. */
+async function putIdentity(client: HubClient, device: HubDevice): Promise<boolean> {
+  try {
+    await client.putDevice(device);
+    return true;
+  } catch (err) {
+    if (!(err instanceof HubError) || err.code !== "DeviceAlreadyExists") throw err;
+    await client.putDevice(device, "*");
+    return false;
+  }
+}
+
+export async function applyToHub(links: HubLinks, input: ApplyInput): Promise<ApplyResult> {
+  const { previous, policy } = input;
+  // "Never re-provision" keeps an assigned device where it is, while that hub is still linked.
+  const target = previous && !policy.updateHubAssignment && previous.hub ? previous.hub : input.target;
+  const device: HubDevice = {
+    deviceId: input.deviceId,
+    status: "enabled",
+    authentication: input.keys
+      ? { type: "sas", symmetricKey: { primaryKey: input.keys.primaryKey, secondaryKey: input.keys.secondaryKey } }
+      : { type: "sas" },
+    capabilities: { iotEdge: input.iotEdge },
+  };
+  const client = links.clientFor(target);
+  const sameHub = previous !== undefined && previous.hubName.toLowerCase() === target.name.toLowerCase();
+
+  // What the new identity's twin should hold, and the substatus that describes it.
+  let twin = twinPatchOf(input.initialTwin);
+  let substatus: RegistrationSubstatus = "initialAssignment";
+  if (previous && sameHub) {
+    twin = undefined; // same hub: the twin stays as it is
+    substatus = "reprovisionedToInitialAssignment";
+  } else if (previous && policy.migrateDeviceData && previous.hub) {
+    try {
+      twin = portableTwin(await links.clientFor(previous.hub).getTwin(previous.deviceId));
+      substatus = "deviceDataMigrated";
+    } catch {
+      substatus = "deviceDataReset"; // the old hub is gone or refuses: start from the initial twin
+    }
+  } else if (previous) {
+    substatus = "deviceDataReset";
+  }
+
+  let created = false;
+  try {
+    created = await putIdentity(client, device);
+    if (twin) await client.replaceTwin(input.deviceId, twin, "*");
+  } catch (err) {
+    // Nothing half-applied: an identity this attempt created goes again.
+    if (created) await client.deleteDevice(input.deviceId).catch(() => false);
+    throw failed(target.name, err);
+  }
+  if (previous?.hub && !sameHub) {
+    // The device lives on the new hub now; the old identity must not keep working.
+    await links
+      .clientFor(previous.hub)
+      .deleteDevice(previous.deviceId)
+      .catch(() => false);
+  }
+  return { hub: target, substatus };
+}

@@ -1,0 +1,89 @@
+// Steps 1-2 of a registration: find the enrollment (individual first, then groups) and attest
+// the device against it (behaviors.md §3, device-api.md §4).
+import { parseSasToken, type SasToken } from "../attestation/sas-token.js";
+import { checkDeviceToken, deriveDeviceKey, groupSigningId, signedByKeys } from "../attestation/symmetric-key.js";
+import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
+import { ProvisioError } from "../domain/errors.js";
+import type { IdScope } from "../domain/ids.js";
+
+/** What a transport hands over as proof of identity. */
+export interface DeviceCredentials {
+  /** The SharedAccessSignature text (HTTP Authorization, MQTT password, AMQP SASL password). */
+  sasToken?: string;
+  /** DER certificates from the TLS handshake, leaf first. */
+  certificateChain: readonly Buffer[];
+}
+
+export type EnrollmentMatch =
+  | { kind: "individual"; enrollment: IndividualEnrollment; disabled: boolean }
+  | { kind: "group"; group: EnrollmentGroup; disabled: boolean };
+
+/** The hub identity credentials a matched, attested device gets (behaviors.md §5). */
+export interface AttestedDevice {
+  match: EnrollmentMatch;
+  deviceId: string;
+  keys?: { primaryKey: string; secondaryKey: string };
+}
+
+const unauthorized = (detail: string): ProvisioError => new ProvisioError("unauthorized", { detail });
+
+function deviceToken(credentials: DeviceCredentials, idScope: IdScope, registrationId: string): SasToken {
+  if (!credentials.sasToken) {
+    throw unauthorized("the device sent no SharedAccessSignature (and X.509 attestation is not available yet)");
+  }
+  const token = parseSasToken(credentials.sasToken);
+  if (!token) throw unauthorized("the credential is not a SharedAccessSignature with sr, sig and se");
+  const check = checkDeviceToken(token, idScope, registrationId, Math.floor(Date.now() / 1000));
+  if (check === "wrongResource") {
+    throw unauthorized(`the SAS token must be for '${idScope}/registrations/${registrationId}'`);
+  }
+  if (check === "expired") throw unauthorized(`the SAS token expired at ${new Date(token.se * 1000).toISOString()}`);
+  return token;
+}
+
+/**
+ * Individual enrollment first (its status decides, whatever mechanism the device uses), then the
+ * symmetric-key group whose derived key signs the token. No match → 401.
+ */
+export function findAndAttest(
+  idScope: IdScope,
+  registrationId: string,
+  credentials: DeviceCredentials,
+  individual: IndividualEnrollment | undefined,
+  groups: readonly EnrollmentGroup[],
+): AttestedDevice | { disabled: EnrollmentMatch } {
+  if (individual) {
+    const match: EnrollmentMatch = { kind: "individual", enrollment: individual, disabled: false };
+    if (individual.provisioningStatus === "disabled") return { disabled: { ...match, disabled: true } };
+    const keys = individual.attestation.symmetricKey;
+    if (individual.attestation.type !== "symmetricKey" || !keys) {
+      throw unauthorized(`enrollment '${individual.registrationId}' uses ${individual.attestation.type} attestation`);
+    }
+    const token = deviceToken(credentials, idScope, registrationId);
+    if (!signedByKeys(token, [keys.primaryKey, keys.secondaryKey])) {
+      throw unauthorized("the SAS signature does not verify with the enrollment's primary or secondary key");
+    }
+    return { match, deviceId: individual.deviceId ?? registrationId, keys };
+  }
+
+  const token = deviceToken(credentials, idScope, registrationId);
+  for (const group of groups) {
+    const keys = group.attestation.type === "symmetricKey" ? group.attestation.symmetricKey : undefined;
+    const signingId = keys && groupSigningId(token, [keys.primaryKey, keys.secondaryKey], registrationId);
+    if (!keys || signingId === undefined) continue;
+    const match: EnrollmentMatch = { kind: "group", group, disabled: group.provisioningStatus === "disabled" };
+    if (match.disabled) return { disabled: match };
+    return {
+      match,
+      deviceId: registrationId,
+      keys: {
+        // The hub gets the keys the device holds: derived from the id spelling it signed with.
+        primaryKey: deriveDeviceKey(keys.primaryKey, signingId),
+        secondaryKey: deriveDeviceKey(keys.secondaryKey, signingId),
+      },
+    };
+  }
+  throw unauthorized(
+    `no enrollment matches '${registrationId}': no individual enrollment, and no group's derived key signs the token`,
+  );
+}

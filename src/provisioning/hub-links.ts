@@ -1,0 +1,28 @@
+// HubClients for linked hubs, made from their connection strings and kept while the string is
+// unchanged (a rotated key makes a new client). Built-in hubs are dialed at this server's
+// HTTPS port; every other hub at its host name on 443.
+import type { LinkedHub } from "../domain/instance.js";
+import { type HubClient, type HubEndpoint, hubClientFromConnectionString } from "../hubs/hub-client.js";
+
+export type EndpointResolver = (hostName: string) => HubEndpoint | undefined;
+
+export class HubLinks {
+  readonly #clients = new Map<string, { connectionString: string; client: HubClient }>();
+
+  constructor(private readonly endpointFor: EndpointResolver) {}
+
+  clientFor(hub: LinkedHub): HubClient {
+    const key = hub.name.toLowerCase();
+    const cached = this.#clients.get(key);
+    if (cached && cached.connectionString === hub.connectionString) return cached.client;
+    cached?.client.close();
+    const client = hubClientFromConnectionString(hub.connectionString, this.endpointFor(hub.name));
+    this.#clients.set(key, { connectionString: hub.connectionString, client });
+    return client;
+  }
+
+  closeAll(): void {
+    for (const { client } of this.#clients.values()) client.close();
+    this.#clients.clear();
+  }
+}

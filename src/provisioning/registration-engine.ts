@@ -1,0 +1,289 @@
+// The registration engine (design.md, "The flow of one registration"): transports call it and
+// nothing else. One named pipeline:
+//   findEnrollment → attest → openOperation → allocate → applyToHub → record → respond
+import { compileLocationRules } from "../allocation/cidr.js";
+import { selectHub } from "../allocation/select-hub.js";
+import { type EnrollmentSettings, effectiveReprovisionPolicy } from "../domain/enrollment.js";
+import { ProvisioError } from "../domain/errors.js";
+import { newEtag, nowUtc } from "../domain/etag.js";
+import { type IdScope, idKey } from "../domain/ids.js";
+import type { Instance } from "../domain/instance.js";
+import type { DeviceRegistrationResult, RegistrationOperation } from "../domain/operation.js";
+import type { DeviceRegistrationState, RegistrationRecord } from "../domain/registration-state.js";
+import type { InstanceDirectory } from "../store/instance-directory.js";
+import type { Store } from "../store/store.js";
+import { applyToHub } from "./apply-to-hub.js";
+import { type AttestedDevice, type DeviceCredentials, type EnrollmentMatch, findAndAttest } from "./find-enrollment.js";
+import type { HubLinks } from "./hub-links.js";
+import { newOperationId } from "./operation-id.js";
+import type { ScopeCache } from "./scope-cache.js";
+
+export interface RegisterRequest {
+  idScope: string;
+  registrationId: string;
+  /** The parsed request body: `{registrationId, payload?, tpm?}`. */
+  body: unknown;
+  credentials: DeviceCredentials;
+  sourceAddress: string;
+}
+
+/** What a transport sends back: an operation status, final or still assigning. */
+export interface OperationReply {
+  operation: RegistrationOperation;
+  final: boolean;
+  /** Seconds the device should wait before polling (assigning only). */
+  retryAfter?: number;
+}
+
+export interface EngineOptions {
+  /** A register call waits this long for the work to finish before answering "assigning". */
+  answerWithinMs: number;
+  retryAfterSeconds: number;
+}
+
+export const DEFAULT_ENGINE_OPTIONS: EngineOptions = { answerWithinMs: 1_500, retryAfterSeconds: 1 };
+
+/** Operations are answerable for this long (device-api.md §11.11: "several minutes"). */
+export const OPERATION_TTL_MS = 60 * 60 * 1000;
+
+const attestationSection = (match: EnrollmentMatch): Pick<DeviceRegistrationResult, "symmetricKey"> => ({
+  symmetricKey: match.kind === "group" ? { enrollmentGroupId: match.group.enrollmentGroupId } : {},
+});
+
+function settingsOf(match: EnrollmentMatch): EnrollmentSettings {
+  return match.kind === "individual" ? match.enrollment : match.group;
+}
+
+/** The device-facing view of a registration record (device-api.md §3.3). */
+function resultOf(state: DeviceRegistrationState, match: EnrollmentMatch): DeviceRegistrationResult {
+  return { ...state, ...attestationSection(match) };
+}
+
+export class RegistrationEngine {
+  readonly #locators = new Map<string, { rules: unknown; locate: (a: string) => string | undefined }>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly directory: InstanceDirectory,
+    private readonly scopes: ScopeCache,
+    private readonly links: HubLinks,
+    private readonly options: EngineOptions = DEFAULT_ENGINE_OPTIONS,
+    private readonly onInternal: (err: unknown) => void = () => undefined,
+  ) {}
+
+  /** PUT …/register, MQTT iotdps-register. */
+  async register(req: RegisterRequest): Promise<OperationReply> {
+    const instance = this.instanceOf(req.idScope);
+    const payload = this.checkBody(req);
+    const attested = await this.findEnrollment(instance.idScope, req);
+    const operationId = newOperationId();
+    const createdDateTimeUtc = nowUtc();
+    if ("disabled" in attested) {
+      const operation = await this.record(instance.idScope, req.registrationId, operationId, attested.disabled, {
+        status: "disabled",
+      });
+      return { operation, final: true };
+    }
+    const work = this.runPipeline(instance, req, attested, operationId, payload);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(resolve, this.options.answerWithinMs, undefined);
+    });
+    const finished = await Promise.race([work, timeout]);
+    clearTimeout(timer);
+    if (finished) return { operation: finished, final: true };
+    // Still working: leave an "assigning" operation to poll (never over a final one).
+    const assigning: RegistrationOperation = {
+      operationId,
+      registrationId: req.registrationId,
+      status: "assigning",
+      registrationState: { registrationId: req.registrationId, status: "assigning" },
+      createdDateTimeUtc,
+    };
+    await this.store.putOperation(instance.idScope, assigning, { absent: true });
+    return { operation: assigning, final: false, retryAfter: this.options.retryAfterSeconds };
+  }
+
+  /** GET …/operations/{id}, MQTT iotdps-get-operationstatus: the device must attest again. */
+  async operationStatus(req: Omit<RegisterRequest, "body">, operationId: string): Promise<OperationReply> {
+    const instance = this.instanceOf(req.idScope);
+    await this.findEnrollment(instance.idScope, req);
+    const op = await this.store.getOperation(instance.idScope, operationId);
+    if (!op || idKey(op.registrationId) !== idKey(req.registrationId)) {
+      throw new ProvisioError("operationNotFound", { id: operationId });
+    }
+    const final = op.status !== "assigning";
+    return final ? { operation: op, final } : { operation: op, final, retryAfter: this.options.retryAfterSeconds };
+  }
+
+  /** POST …/registrations/{id}: the device's current registration state, after attestation. */
+  async registrationStatus(req: Omit<RegisterRequest, "body">): Promise<DeviceRegistrationResult> {
+    const instance = this.instanceOf(req.idScope);
+    const attested = await this.findEnrollment(instance.idScope, req);
+    const record = await this.store.getRegistration(instance.idScope, req.registrationId);
+    if (!record) throw new ProvisioError("registrationNotFound", { id: req.registrationId });
+    return resultOf(record.state, "disabled" in attested ? attested.disabled : attested.match);
+  }
+
+  private instanceOf(idScope: string): Instance {
+    const instance = this.directory.byScope(idScope);
+    if (!instance) throw new ProvisioError("unknownIdScope", { scope: idScope });
+    return instance;
+  }
+
+  private checkBody(req: RegisterRequest): unknown {
+    const body = req.body;
+    if (body !== undefined && body !== null && (typeof body !== "object" || Array.isArray(body))) {
+      throw new ProvisioError("invalidBody", { detail: "The body must be a JSON object with 'registrationId'." });
+    }
+    const b = (body ?? {}) as Record<string, unknown>;
+    if (
+      b.registrationId !== undefined &&
+      (typeof b.registrationId !== "string" || idKey(b.registrationId) !== idKey(req.registrationId))
+    ) {
+      throw new ProvisioError("registrationIdMismatch", {
+        bodyId: String(b.registrationId),
+        pathId: req.registrationId,
+      });
+    }
+    const payload = b.payload;
+    if (payload !== undefined && payload !== null && (typeof payload !== "object" || Array.isArray(payload))) {
+      throw new ProvisioError("invalidPayload");
+    }
+    return payload ?? undefined;
+  }
+
+  /** Steps 1-2: findEnrollment → attest. */
+  private async findEnrollment(idScope: IdScope, req: Omit<RegisterRequest, "body">) {
+    const [individual, config] = await Promise.all([
+      this.store.getEnrollment(idScope, req.registrationId),
+      this.scopes.get(idScope),
+    ]);
+    return findAndAttest(idScope, req.registrationId, req.credentials, individual, config.groups);
+  }
+
+  /** Steps 4-6: allocate → applyToHub → record. Never rejects: failures are recorded as `failed`. */
+  private async runPipeline(
+    instance: Instance,
+    req: RegisterRequest,
+    attested: AttestedDevice,
+    operationId: string,
+    payload: unknown,
+  ): Promise<RegistrationOperation> {
+    const scope = instance.idScope;
+    const settings = settingsOf(attested.match);
+    let createdBefore: string | undefined;
+    try {
+      const [config, previous] = await Promise.all([
+        this.scopes.get(scope),
+        this.store.getRegistration(scope, req.registrationId),
+      ]);
+      createdBefore = previous?.state.createdDateTimeUtc;
+      const allocation = selectHub({
+        registrationId: req.registrationId,
+        sourceAddress: req.sourceAddress,
+        enrollment: settings,
+        instancePolicy: instance.allocationPolicy,
+        linkedHubs: config.linkedHubs,
+        locate: this.locator(instance),
+      });
+      if (!allocation.ok) throw new ProvisioError("allocationFailed", { reason: allocation.reason });
+      const target = config.linkedHubs.find((h) => h.name === allocation.hub);
+      if (!target) throw new ProvisioError("allocationFailed", { reason: `hub '${allocation.hub}' is not linked` });
+      const was = previous?.state.status === "assigned" ? previous.state : undefined;
+      const applied = await applyToHub(this.links, {
+        target,
+        ...(was?.assignedHub && was.deviceId
+          ? {
+              previous: {
+                hubName: was.assignedHub,
+                hub: config.linkedHubs.find((h) => h.name.toLowerCase() === was.assignedHub?.toLowerCase()),
+                deviceId: was.deviceId,
+              },
+            }
+          : {}),
+        deviceId: attested.deviceId,
+        ...(attested.keys ? { keys: attested.keys } : {}),
+        iotEdge: settings.capabilities?.iotEdge === true,
+        ...(settings.initialTwin ? { initialTwin: settings.initialTwin } : {}),
+        policy: effectiveReprovisionPolicy(settings),
+      });
+      return await this.record(
+        scope,
+        req.registrationId,
+        operationId,
+        attested.match,
+        {
+          status: "assigned",
+          assignedHub: applied.hub.name,
+          deviceId: attested.deviceId,
+          substatus: applied.substatus,
+        },
+        createdBefore,
+        payload,
+      );
+    } catch (err) {
+      const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
+      if (!(err instanceof ProvisioError)) this.onInternal(err);
+      return this.record(
+        scope,
+        req.registrationId,
+        operationId,
+        attested.match,
+        {
+          status: "failed",
+          errorCode: e.errorCode,
+          errorMessage: e.message,
+        },
+        createdBefore,
+        payload,
+      ).catch((recordErr: unknown) => {
+        this.onInternal(recordErr);
+        return { operationId, registrationId: req.registrationId, status: "failed", createdDateTimeUtc: nowUtc() };
+      });
+    }
+  }
+
+  /** Step 6: the registration record and the final operation, together. */
+  private async record(
+    scope: IdScope,
+    registrationId: string,
+    operationId: string,
+    match: EnrollmentMatch,
+    outcome: Partial<DeviceRegistrationState> & Pick<DeviceRegistrationState, "status">,
+    createdDateTimeUtc?: string,
+    devicePayload?: unknown,
+  ): Promise<RegistrationOperation> {
+    const now = nowUtc();
+    const state: DeviceRegistrationState = {
+      registrationId: registrationId as DeviceRegistrationState["registrationId"],
+      createdDateTimeUtc: createdDateTimeUtc ?? now,
+      ...outcome,
+      lastUpdatedDateTimeUtc: now,
+      etag: newEtag(),
+    };
+    const record: RegistrationRecord = {
+      state,
+      ...(match.kind === "group" ? { enrollmentGroupId: match.group.enrollmentGroupId } : {}),
+      ...(devicePayload !== undefined ? { devicePayload } : {}),
+    };
+    const operation: RegistrationOperation = {
+      operationId,
+      registrationId,
+      status: state.status,
+      registrationState: resultOf(state, match),
+      createdDateTimeUtc: now,
+    };
+    await this.store.commitRegistration(scope, record, operation);
+    return operation;
+  }
+
+  private locator(instance: Instance): (address: string) => string | undefined {
+    const rules = instance.deviceLocationRules ?? [];
+    const cached = this.#locators.get(instance.idScope);
+    if (cached && cached.rules === rules) return cached.locate;
+    const locate = compileLocationRules(rules);
+    this.#locators.set(instance.idScope, { rules, locate });
+    return locate;
+  }
+}

@@ -1,0 +1,48 @@
+// What every registration of a scope reads and rarely changes: its enrollment groups and its
+// linked hubs. Held in memory, dropped when this node changes them (ChangeFeed) and after a
+// short time otherwise, so other nodes' changes arrive too.
+import type { EnrollmentGroup } from "../domain/enrollment.js";
+import type { IdScope } from "../domain/ids.js";
+import type { LinkedHub } from "../domain/instance.js";
+import type { ChangeFeed } from "../store/change-feed.js";
+import type { EnrollmentStore, InstanceStore } from "../store/store.js";
+
+export interface ScopeConfig {
+  groups: EnrollmentGroup[];
+  linkedHubs: LinkedHub[];
+}
+
+/** How long another node's change may go unseen. */
+export const SCOPE_CACHE_TTL_MS = 5_000;
+const PAGE = 200;
+
+export class ScopeCache {
+  readonly #entries = new Map<string, { at: number; config: Promise<ScopeConfig> }>();
+
+  constructor(
+    private readonly store: EnrollmentStore & InstanceStore,
+    feed: ChangeFeed,
+  ) {
+    feed.subscribe((scope) => this.#entries.delete(scope));
+  }
+
+  get(idScope: IdScope): Promise<ScopeConfig> {
+    const hit = this.#entries.get(idScope);
+    if (hit && Date.now() - hit.at < SCOPE_CACHE_TTL_MS) return hit.config;
+    const config = this.load(idScope);
+    this.#entries.set(idScope, { at: Date.now(), config });
+    config.catch(() => this.#entries.delete(idScope));
+    return config;
+  }
+
+  private async load(idScope: IdScope): Promise<ScopeConfig> {
+    const groups: EnrollmentGroup[] = [];
+    let after: string | undefined;
+    do {
+      const page = await this.store.listGroups(idScope, { limit: PAGE, ...(after !== undefined ? { after } : {}) });
+      groups.push(...page.items);
+      after = page.next;
+    } while (after !== undefined);
+    return { groups, linkedHubs: await this.store.listLinkedHubs(idScope) };
+  }
+}

@@ -1,0 +1,69 @@
+// The real provisioning device SDK pointed at a local provisio (device-api.md §12): a transport
+// per protocol, with our CA and port, and helpers to register and then reach the hub.
+import { createHmac } from "node:crypto";
+import { Agent } from "node:https";
+import provisioningDevice from "azure-iot-provisioning-device";
+import provisioningHttp from "azure-iot-provisioning-device-http";
+import symmetricKey from "azure-iot-security-symmetric-key";
+import type { ProvisioProcess } from "./provisio-process.js";
+
+// CommonJS packages without named-export hints.
+const { ProvisioningDeviceClient } = provisioningDevice;
+const { Http } = provisioningHttp;
+const { SymmetricKeySecurityClient } = symmetricKey;
+
+export interface RegistrationResult {
+  registrationId: string;
+  assignedHub: string;
+  deviceId: string;
+  status: string;
+  substatus?: string;
+  createdDateTimeUtc?: string;
+  etag?: string;
+  payload?: unknown;
+  symmetricKey?: { enrollmentGroupId?: string };
+}
+
+/** A group device's key (behaviors.md §2.1): what a factory would burn into the device. */
+export const deriveKey = (groupKey: string, registrationId: string): string =>
+  createHmac("sha256", Buffer.from(groupKey, "base64")).update(registrationId, "utf8").digest("base64");
+
+/** The HTTP transport: the SDK never passes a port, so an agent supplies port, CA and source address. */
+export function httpTransport(p: ProvisioProcess, options: { localAddress?: string } = {}) {
+  const agent = new Agent({
+    keepAlive: false,
+    ca: p.ca,
+    ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+  });
+  (agent as Agent & { defaultPort: number }).defaultPort = p.info.ports.https;
+  const transport = new Http();
+  // _httpBase is private; setOptions passes the agent and CA to every request (device-api.md §12).
+  (transport as unknown as { _httpBase: { setOptions(o: unknown): void } })._httpBase.setOptions({
+    ca: p.ca.toString(),
+    http: { agent },
+  });
+  return transport;
+}
+
+export type Transport = ReturnType<typeof httpTransport>;
+
+export async function registerWithKey(
+  p: ProvisioProcess,
+  transport: unknown,
+  registrationId: string,
+  key: string,
+  payload?: unknown,
+): Promise<RegistrationResult> {
+  // The SDK packages carry their own copies of azure-iot-common typings, which TypeScript sees as
+  // different types: go through the create() parameter types.
+  type Create = typeof ProvisioningDeviceClient.create;
+  const security = new SymmetricKeySecurityClient(registrationId, key) as unknown as Parameters<Create>[3];
+  const client = ProvisioningDeviceClient.create(
+    "localhost",
+    p.info.idScope,
+    transport as Parameters<Create>[2],
+    security,
+  );
+  if (payload !== undefined) client.setProvisioningPayload(payload as Record<string, unknown>);
+  return (await client.register()) as unknown as RegistrationResult;
+}
