@@ -144,6 +144,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const engineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,
     ...(config.registerWaitMs !== undefined ? { answerWithinMs: config.registerWaitMs } : {}),
+    ...(config.registrationsPerMinute !== undefined ? { registrationsPerMinute: config.registrationsPerMinute } : {}),
   };
   const engine = new RegistrationEngine(store, directory, new ScopeCache(store, feed), links, engineOptions, (err) =>
     log.error({ err }, "registration failed unexpectedly"),
@@ -157,7 +158,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     deviceApi: new DeviceApi(engine),
     log,
   });
-  const routes = { hubs, directory, telemetry, log };
+  const routes = { hubs, directory, telemetry, engine, log };
   const mqtt = createMqttTlsServer(tlsOptions, mqttRouter(routes, "mqtt"), MQTT_LIMITS);
   const mqttOverWebSocket = attachMqttWebSocket(https, mqttRouter(routes, "mqtt-ws"), MQTT_LIMITS);
   const amqp = createRefusingListener(tlsOptions, "amqp");

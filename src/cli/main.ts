@@ -1,7 +1,7 @@
 // The `provisio` command.
 import { Command } from "commander";
 import { createLogger } from "../observability/logger.js";
-import { DEFAULTS, parseCount, parseMillis, parsePort } from "../server/config.js";
+import { DEFAULTS, parseCount, parsePort, parseWhole } from "../server/config.js";
 import { startServer } from "../server.js";
 import { VERSION } from "../version.js";
 import { monitorEvents } from "./hub-monitor.js";
@@ -42,8 +42,17 @@ program
         host: opts.host ?? DEFAULTS.host,
         bind: opts.bind ?? DEFAULTS.bind,
         hubs: parseCount(opts.hubs ?? "", "--hubs"),
+        ...(env.PROVISIO_REGISTRATIONS_PER_MINUTE
+          ? {
+              registrationsPerMinute: parseWhole(
+                env.PROVISIO_REGISTRATIONS_PER_MINUTE,
+                "PROVISIO_REGISTRATIONS_PER_MINUTE",
+                "registrations",
+              ),
+            }
+          : {}),
         ...(env.PROVISIO_REGISTER_WAIT_MS
-          ? { registerWaitMs: parseMillis(env.PROVISIO_REGISTER_WAIT_MS, "PROVISIO_REGISTER_WAIT_MS") }
+          ? { registerWaitMs: parseWhole(env.PROVISIO_REGISTER_WAIT_MS, "PROVISIO_REGISTER_WAIT_MS", "milliseconds") }
           : {}),
         httpsPort: parsePort(opts.httpsPort ?? "", "--https-port"),
         mqttPort: parsePort(opts.mqttPort ?? "", "--mqtt-port"),

@@ -123,8 +123,10 @@ export class ProvisioError extends Error {
   readonly status: number;
   readonly errorName: ErrorName;
   readonly hubCode: string | undefined;
+  /** For throttling: when the caller may try again (seconds). */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(name: ErrorName, params: Record<string, string | number> = {}) {
+  constructor(name: ErrorName, params: Record<string, string | number> = {}, retryAfterSeconds?: number) {
     const d = Errors[name];
     super(d.message(params));
     this.name = "ProvisioError";
@@ -132,6 +134,7 @@ export class ProvisioError extends Error {
     this.errorCode = d.code;
     this.status = d.status;
     this.hubCode = "hubCode" in d ? d.hubCode : undefined;
+    this.retryAfterSeconds = retryAfterSeconds;
   }
 }
 

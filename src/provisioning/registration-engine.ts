@@ -10,6 +10,7 @@ import { type IdScope, idKey } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
 import type { DeviceRegistrationResult, RegistrationOperation } from "../domain/operation.js";
 import type { DeviceRegistrationState, RegistrationRecord } from "../domain/registration-state.js";
+import { RateLimiter } from "../security/rate-limit.js";
 import type { InstanceDirectory } from "../store/instance-directory.js";
 import type { Store } from "../store/store.js";
 import { applyToHub } from "./apply-to-hub.js";
@@ -39,9 +40,15 @@ export interface EngineOptions {
   /** A register call waits this long for the work to finish before answering "assigning". */
   answerWithinMs: number;
   retryAfterSeconds: number;
+  /** Registrations per minute per provisioning service; 0 = unlimited (behaviors.md §9). */
+  registrationsPerMinute: number;
 }
 
-export const DEFAULT_ENGINE_OPTIONS: EngineOptions = { answerWithinMs: 1_500, retryAfterSeconds: 1 };
+export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
+  answerWithinMs: 1_500,
+  retryAfterSeconds: 1,
+  registrationsPerMinute: 0,
+};
 
 /** Operations are answerable for this long (device-api.md §11.11: "several minutes"). */
 export const OPERATION_TTL_MS = 60 * 60 * 1000;
@@ -61,6 +68,7 @@ function resultOf(state: DeviceRegistrationState, match: EnrollmentMatch): Devic
 
 export class RegistrationEngine {
   readonly #locators = new Map<string, { rules: unknown; locate: (a: string) => string | undefined }>();
+  readonly #limiter: RateLimiter;
 
   constructor(
     private readonly store: Store,
@@ -69,13 +77,22 @@ export class RegistrationEngine {
     private readonly links: HubLinks,
     private readonly options: EngineOptions = DEFAULT_ENGINE_OPTIONS,
     private readonly onInternal: (err: unknown) => void = () => undefined,
-  ) {}
+  ) {
+    this.#limiter = new RateLimiter(options.registrationsPerMinute);
+  }
+
+  /** CONNECT-time check for session transports (MQTT, AMQP): the device attests; disabled is fine here. */
+  async authenticate(req: Omit<RegisterRequest, "body">): Promise<void> {
+    await this.findEnrollment(this.instanceOf(req.idScope).idScope, req);
+  }
 
   /** PUT …/register, MQTT iotdps-register. */
   async register(req: RegisterRequest): Promise<OperationReply> {
     const instance = this.instanceOf(req.idScope);
     const payload = this.checkBody(req);
     const attested = await this.findEnrollment(instance.idScope, req);
+    const wait = this.#limiter.take(instance.idScope);
+    if (wait !== undefined) throw new ProvisioError("throttled", {}, wait);
     const operationId = newOperationId();
     const createdDateTimeUtc = nowUtc();
     if ("disabled" in attested) {

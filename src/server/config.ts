@@ -12,6 +12,8 @@ export interface ServeConfig {
   hubs: number;
   /** How long a register call waits for the result before answering "assigning" (ms). */
   registerWaitMs?: number;
+  /** Registrations per minute per provisioning service; 0 or unset = unlimited. */
+  registrationsPerMinute?: number;
 }
 
 export const DEFAULTS: ServeConfig = {
@@ -37,7 +39,8 @@ export function parseCount(text: string, what: string): number {
   return n;
 }
 
-export function parseMillis(text: string, what: string): number {
-  if (!/^\d{1,6}$/.test(text)) throw new Error(`${what} must be a number of milliseconds, not '${text}'.`);
+/** A whole number ≥ 0 (milliseconds, a rate); `unit` names it in the error. */
+export function parseWhole(text: string, what: string, unit: string): number {
+  if (!/^\d{1,9}$/.test(text)) throw new Error(`${what} must be a whole number of ${unit}, not '${text}'.`);
   return Number(text);
 }

@@ -7,13 +7,16 @@ import { parseHubUsername } from "../iothub/hub-topics.js";
 import { acceptHubDevice, CONNACK } from "../iothub/mqtt-device-session.js";
 import type { TelemetryLog } from "../iothub/telemetry-log.js";
 import type { Logger } from "../observability/logger.js";
+import type { RegistrationEngine } from "../provisioning/registration-engine.js";
 import type { InstanceDirectory } from "../store/instance-directory.js";
+import { acceptDpsDevice } from "../transports/mqtt/dps-session.js";
 import type { MqttConnection, MqttHandler } from "../transports/mqtt/mqtt-connection.js";
 
 export interface MqttRoutes {
   hubs: BuiltinHubs;
   directory: InstanceDirectory;
   telemetry: TelemetryLog;
+  engine: RegistrationEngine;
   log: Logger;
 }
 
@@ -26,9 +29,13 @@ export function mqttRouter(routes: MqttRoutes, transport: "mqtt" | "mqtt-ws"): M
   return (conn, connect: IConnectPacket) => {
     const username = connect.username ?? "";
     const [first, second] = username.split("/");
-    if (second === "registrations" && first !== undefined && routes.directory.byScope(first)) {
-      // Device registration over MQTT arrives with its own issue; until then, "server unavailable".
-      return refuse(conn, CONNACK.serverUnavailable, "DPS registration over MQTT is not served yet");
+    if (second === "registrations" && first !== undefined) {
+      if (!routes.directory.byScope(first)) return refuse(conn, CONNACK.notAuthorized, `unknown ID scope '${first}'`);
+      acceptDpsDevice(conn, connect, routes.engine).catch((err: unknown) => {
+        routes.log.error({ err }, "MQTT registration session failed");
+        conn.close("internal error");
+      });
+      return;
     }
     const host = parseHubUsername(username)?.host ?? conn.peer.serverName ?? "";
     const hub = routes.hubs.byHost(host);

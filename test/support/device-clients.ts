@@ -4,12 +4,14 @@ import { createHmac } from "node:crypto";
 import { Agent } from "node:https";
 import provisioningDevice from "azure-iot-provisioning-device";
 import provisioningHttp from "azure-iot-provisioning-device-http";
+import provisioningMqtt from "azure-iot-provisioning-device-mqtt";
 import symmetricKey from "azure-iot-security-symmetric-key";
 import type { ProvisioProcess } from "./provisio-process.js";
 
 // CommonJS packages without named-export hints.
 const { ProvisioningDeviceClient } = provisioningDevice;
 const { Http } = provisioningHttp;
+const { Mqtt, MqttWs } = provisioningMqtt;
 const { SymmetricKeySecurityClient } = symmetricKey;
 
 export interface RegistrationResult {
@@ -53,17 +55,49 @@ export async function registerWithKey(
   registrationId: string,
   key: string,
   payload?: unknown,
+  host = "localhost",
 ): Promise<RegistrationResult> {
   // The SDK packages carry their own copies of azure-iot-common typings, which TypeScript sees as
   // different types: go through the create() parameter types.
   type Create = typeof ProvisioningDeviceClient.create;
   const security = new SymmetricKeySecurityClient(registrationId, key) as unknown as Parameters<Create>[3];
-  const client = ProvisioningDeviceClient.create(
-    "localhost",
-    p.info.idScope,
-    transport as Parameters<Create>[2],
-    security,
-  );
+  const client = ProvisioningDeviceClient.create(host, p.info.idScope, transport as Parameters<Create>[2], security);
   if (payload !== undefined) client.setProvisioningPayload(payload as Record<string, unknown>);
   return (await client.register()) as unknown as RegistrationResult;
 }
+
+/** The CA goes to the transport's own MqttBase (a private field: the package pins its own copy). */
+function trustCa<T>(transport: T, p: ProvisioProcess): T {
+  (transport as unknown as { _mqttBase: { setOptions(o: unknown): void } })._mqttBase.setOptions({
+    ca: p.ca.toString(),
+  });
+  return transport;
+}
+
+/** MQTT over TLS: the port rides in provisioningHost (device-api.md §12). */
+export function mqttTransport(p: ProvisioProcess) {
+  return { transport: trustCa(new Mqtt(), p), host: `localhost:${p.info.ports.mqtt}` };
+}
+
+/** MQTT over WebSockets: port 443 is hard-coded, so the URI builder is overridden. */
+export function mqttWsTransport(p: ProvisioProcess) {
+  const port = p.info.ports.https;
+  class LocalMqttWs extends MqttWs {
+    protected override _getConnectionUri(): string {
+      return `wss://localhost:${port}/$iothub/websocket`;
+    }
+  }
+  return { transport: trustCa(new LocalMqttWs(), p), host: "localhost" };
+}
+
+/** One device transport under test: what the acceptance suite runs each scenario over. */
+export interface DeviceTransport {
+  name: string;
+  make(p: ProvisioProcess, options?: { localAddress?: string }): { transport: unknown; host: string };
+}
+
+export const DEVICE_TRANSPORTS: DeviceTransport[] = [
+  { name: "HTTPS", make: (p, o) => ({ transport: httpTransport(p, o), host: "localhost" }) },
+  { name: "MQTT", make: (p) => mqttTransport(p) },
+  { name: "MQTT over WebSockets", make: (p) => mqttWsTransport(p) },
+];

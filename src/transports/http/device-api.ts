@@ -49,7 +49,14 @@ export class DeviceApi {
     };
     if (action === "register" && path.lower.length === 4 && method === "PUT") {
       const body = parseJson(await readBody(req));
-      return sendOperation(res, await this.engine.register({ ...common, body }));
+      try {
+        return sendOperation(res, await this.engine.register({ ...common, body }));
+      } catch (err) {
+        // HTTP devices treat 429 as fatal (device-api.md §5.2): throttle them with "assigning" and
+        // no operationId, which makes the SDK send the register again after Retry-After.
+        if (!(err instanceof ProvisioError) || err.errorName !== "throttled") throw err;
+        return sendJson(res, 202, { status: "assigning" }, { "Retry-After": String(err.retryAfterSeconds ?? 1) });
+      }
     }
     if (action === "operations" && path.lower.length === 5 && method === "GET") {
       req.resume(); // the SDK sends "{}" on polls; nothing in it matters

@@ -1,0 +1,25 @@
+// Registration rate limits per provisioning service (behaviors.md §9): a token bucket per key.
+// A refused call learns how long to wait, so devices back off instead of failing.
+export class RateLimiter {
+  readonly #buckets = new Map<string, { tokens: number; at: number }>();
+  readonly #perMs: number;
+
+  /** `perMinute` ≤ 0 means unlimited. The bucket holds one minute's worth (bursts allowed). */
+  constructor(private readonly perMinute: number) {
+    this.#perMs = perMinute / 60_000;
+  }
+
+  /** Take one token; resolves to undefined when allowed, else the seconds to wait. */
+  take(key: string, now = Date.now()): number | undefined {
+    if (this.perMinute <= 0) return undefined;
+    const b = this.#buckets.get(key) ?? { tokens: this.perMinute, at: now };
+    b.tokens = Math.min(this.perMinute, b.tokens + (now - b.at) * this.#perMs);
+    b.at = now;
+    this.#buckets.set(key, b);
+    if (b.tokens >= 1) {
+      b.tokens -= 1;
+      return undefined;
+    }
+    return Math.max(1, Math.ceil((1 - b.tokens) / this.#perMs / 1000));
+  }
+}

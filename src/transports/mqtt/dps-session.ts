@@ -1,0 +1,89 @@
+// A device's DPS session over MQTT (device-api.md §6): CONNECT attests, then register and
+// operation-status requests are answered on `$dps/registrations/res/...`. Calls the engine only.
+import type { IConnectPacket, IPublishPacket } from "mqtt-packet";
+import { ProvisioError } from "../../domain/errors.js";
+import { MAX_BODY_BYTES, parseJson } from "../../http/body.js";
+import type { DeviceCredentials } from "../../provisioning/find-enrollment.js";
+import type { OperationReply, RegistrationEngine } from "../../provisioning/registration-engine.js";
+import { parseDpsRequest, parseDpsUsername, RESPONSE_FILTER, responseTopic } from "./dps-topics.js";
+import type { MqttConnection } from "./mqtt-connection.js";
+
+/** CONNACK codes (MQTT 3.1.1 §3.2.2.3). */
+const IDENTIFIER_REJECTED = 2;
+const SERVER_UNAVAILABLE = 3;
+const NOT_AUTHORIZED = 5;
+
+function operationBody(reply: OperationReply): string {
+  const { operation } = reply;
+  return JSON.stringify({
+    operationId: operation.operationId,
+    status: operation.status,
+    ...(operation.registrationState ? { registrationState: operation.registrationState } : {}),
+  });
+}
+
+const errorBody = (e: ProvisioError): string =>
+  JSON.stringify({
+    errorCode: e.errorCode,
+    trackingId: "",
+    message: e.message,
+    timestampUtc: new Date().toISOString(),
+  });
+
+export async function acceptDpsDevice(
+  conn: MqttConnection,
+  connect: IConnectPacket,
+  engine: RegistrationEngine,
+): Promise<void> {
+  const parsed = parseDpsUsername(connect.username ?? "");
+  if (!parsed || parsed.registrationId !== connect.clientId) {
+    conn.connack(IDENTIFIER_REJECTED);
+    conn.close("username must be {idScope}/registrations/{registrationId}/... with clientId = registrationId");
+    return;
+  }
+  const credentials: DeviceCredentials = connect.password
+    ? { sasToken: connect.password.toString(), certificateChain: [] }
+    : { certificateChain: conn.peer.certificateChain };
+  const common = { ...parsed, credentials, sourceAddress: conn.peer.remoteAddress };
+  try {
+    await engine.authenticate(common);
+  } catch (err) {
+    const e = err instanceof ProvisioError ? err : undefined;
+    conn.connack(e && (e.status === 401 || e.status === 404) ? NOT_AUTHORIZED : SERVER_UNAVAILABLE);
+    conn.close(err instanceof Error ? err.message : "refused");
+    return;
+  }
+
+  conn.on("subscribe", (p) => {
+    conn.suback(
+      p.messageId ?? 0,
+      p.subscriptions.map((s) => (s.topic === RESPONSE_FILTER ? Math.min(s.qos, 1) : 0x80)),
+    );
+  });
+  conn.on("unsubscribe", (p) => conn.unsuback(p.messageId ?? 0));
+  conn.on("publish", (packet: IPublishPacket) => {
+    if (packet.qos === 1 && packet.messageId !== undefined) conn.puback(packet.messageId);
+    const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
+    if (payload.length > MAX_BODY_BYTES) {
+      conn.close(`a request over ${MAX_BODY_BYTES} bytes`);
+      return;
+    }
+    const request = parseDpsRequest(packet.topic);
+    if (request.kind === "unknown") return; // not a DPS request: nothing to answer
+    const reply = (status: number, body: string, retryAfter?: number) =>
+      conn.publish({ topic: responseTopic(status, request.rid, retryAfter), payload: body, qos: 0 });
+    const work =
+      request.kind === "register"
+        ? (async () => engine.register({ ...common, body: parseJson(payload) }))()
+        : engine.operationStatus(common, request.operationId);
+    work.then(
+      (r) => reply(r.final ? 200 : 202, operationBody(r), r.final ? undefined : (r.retryAfter ?? 1)),
+      (err: unknown) => {
+        const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
+        // ≥ 429 makes the SDK retry after retry-after; 4xx below that are final (device-api.md §6.3).
+        reply(e.status, errorBody(e), e.status >= 429 ? (e.retryAfterSeconds ?? 1) : undefined);
+      },
+    );
+  });
+  conn.connack(0);
+}
