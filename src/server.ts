@@ -145,13 +145,26 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     ...DEFAULT_ENGINE_OPTIONS,
     ...(config.registerWaitMs !== undefined ? { answerWithinMs: config.registerWaitMs } : {}),
     ...(config.registrationsPerMinute !== undefined ? { registrationsPerMinute: config.registrationsPerMinute } : {}),
+    webhook: {
+      ...(config.webhookTimeoutMs !== undefined ? { timeoutMs: config.webhookTimeoutMs } : {}),
+      // Retry i waits 1 s + 9 s × i, as DPS does (behaviors.md §4.5).
+      ...(config.webhookRetries !== undefined
+        ? { retryDelaysMs: Array.from({ length: config.webhookRetries }, (_, i) => 1000 + 9000 * i) }
+        : {}),
+    },
   };
-  const engine = new RegistrationEngine(store, directory, new ScopeCache(store, feed), links, engineOptions, (err) =>
-    log.error({ err }, "registration failed unexpectedly"),
+  const engine = new RegistrationEngine(
+    store,
+    directory,
+    new ScopeCache(store, feed),
+    links,
+    engineOptions,
+    (err) => log.error({ err }, "registration failed unexpectedly"),
+    (idScope, registrationId, detail) => log.warn({ idScope, registrationId, detail }, "X.509 attestation refused"),
   );
   const https = createHttpsListener(tlsOptions, {
     directory,
-    serviceApi: new ServiceApi(store, feed, (err) => log.error({ err }, "bulk item failed")),
+    serviceApi: new ServiceApi(store, feed, (err) => log.error({ err }, "bulk item failed"), engine),
     managementApi: new ManagementApi(store, directory, hooks, feed),
     hubs,
     hubRestApi: new HubRestApi(telemetry),

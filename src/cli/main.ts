@@ -4,6 +4,8 @@ import { createLogger } from "../observability/logger.js";
 import { DEFAULTS, parseCount, parsePort, parseWhole } from "../server/config.js";
 import { startServer } from "../server.js";
 import { VERSION } from "../version.js";
+import { registerCertCommands } from "./cert-generate.js";
+import { registerCertificateCommands } from "./certificate-commands.js";
 import { monitorEvents } from "./hub-monitor.js";
 
 const env = process.env;
@@ -50,6 +52,18 @@ program
                 "registrations",
               ),
             }
+          : {}),
+        ...(env.PROVISIO_WEBHOOK_TIMEOUT_MS
+          ? {
+              webhookTimeoutMs: parseWhole(
+                env.PROVISIO_WEBHOOK_TIMEOUT_MS,
+                "PROVISIO_WEBHOOK_TIMEOUT_MS",
+                "milliseconds",
+              ),
+            }
+          : {}),
+        ...(env.PROVISIO_WEBHOOK_RETRIES
+          ? { webhookRetries: parseWhole(env.PROVISIO_WEBHOOK_RETRIES, "PROVISIO_WEBHOOK_RETRIES", "retries") }
           : {}),
         ...(env.PROVISIO_REGISTER_WAIT_MS
           ? { registerWaitMs: parseWhole(env.PROVISIO_REGISTER_WAIT_MS, "PROVISIO_REGISTER_WAIT_MS", "milliseconds") }
@@ -103,6 +117,10 @@ hub
       recent: opts.recent === true,
     });
   });
+
+// CA certificates (management.md §7.4) and test certificates.
+registerCertificateCommands(program);
+registerCertCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`provisio: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -43,6 +43,25 @@ export const Errors = {
   invalidQuery: def(400010, (p) => `Invalid query: ${p.detail}.`),
   invalidContinuation: def(400011, () => "The x-ms-continuation token is not one this service issued."),
   invalidHeader: def(400012, (p) => `Invalid ${p.header} header: ${p.detail}.`),
+  // CA certificates (management.md §5)
+  invalidCaCertificate: def(400401, (p) => `Invalid certificate: ${p.detail}`),
+  verificationFailed: def(400402, (p) => `Proof of possession for certificate '${p.name}' failed: ${p.reason}`),
+  // Custom allocation webhook (behaviors.md §4.5): the device sees these as its registration error.
+  customAllocationFailed: def(400207, (p) =>
+    p.status === undefined
+      ? `Custom allocation failed: ${p.reason}`
+      : `Custom allocation failed with status code: ${p.status}${p.reason === undefined ? "" : `. ${p.reason}`}`,
+  ),
+  customAllocationHubNotSpecified: def(
+    400208,
+    (p) =>
+      `Custom allocation failed: the webhook answered with status code ${p.status} but named no IoT hub; its response must set 'iotHubHostName' to one of the linked hubs.`,
+  ),
+  customAllocationUnauthorized: def(
+    400209,
+    () =>
+      "Custom allocation failed with status code: 401. The webhook refused the call as unauthorized: put its function key in the webhook URL (?code=...).",
+  ),
 
   // 401: who you are, or what you may do
   missingToken: def(
@@ -66,6 +85,7 @@ export const Errors = {
     404205,
     (p) => `No provisioning service answers for host '${p.host}'. Use the HostName of a service connection string.`,
   ),
+  caCertificateNotFound: def(404401, (p) => `Certificate '${p.name}' does not exist in '${p.instance}'.`),
 
   // 405
   methodNotAllowed: def(405001, (p) => `${p.method} is not allowed on ${p.path}.`),
@@ -74,11 +94,20 @@ export const Errors = {
   enrollmentExists: def(409201, () => "Enrollment already exists."),
   enrollmentGroupExists: def(409202, () => "Enrollment group already exists."),
   instanceExists: def(409203, (p) => `A provisioning service named '${p.name}' already exists.`),
+  tooManyCaCertificates: def(
+    409401,
+    (p) => `'${p.instance}' already holds the maximum of ${p.limit} CA certificates; delete one before adding another.`,
+  ),
 
   // 412
   etagMismatch: def(
     412002,
     (p) => `The If-Match etag does not match the current version of '${p.id}'; read it again and retry.`,
+  ),
+  ifMatchRequired: def(
+    412401,
+    (p) =>
+      `If-Match is required to ${p.operation} certificate '${p.name}': send its current etag (or '*' for any version).`,
   ),
 
   // 413 / 415 / 429

@@ -29,4 +29,6 @@ export interface RegistrationRecord {
   enrollmentGroupId?: EnrollmentGroupId;
   /** The JSON object the device sent with its last registration (behaviors.md §5). */
   devicePayload?: unknown;
+  /** The custom allocation webhook calls of the last registration, for debugging (masked URLs). */
+  webhookCalls?: unknown[];
 }

@@ -23,6 +23,7 @@ import type { ServiceRequest } from "../service-api/service-api.js";
 import type { ChangeFeed } from "../store/change-feed.js";
 import type { InstanceDirectory } from "../store/instance-directory.js";
 import type { Store } from "../store/store.js";
+import { CaCertificates } from "./ca-certificates.js";
 import { newInstance, newPolicyKey, ownerPolicy } from "./instances.js";
 
 export const MANAGEMENT_SEGMENTS = new Set(["provisioningservices", "subscriptions"]);
@@ -78,6 +79,11 @@ export class ManagementApi {
       if (method === "GET") return sendJson(r.res, 200, await this.resource(this.target(caller, name)));
       if (method === "PUT") return this.put(r, caller, name);
       if (method === "DELETE") return this.delete(r, caller, name);
+    }
+    if (lower.length >= 3 && name !== undefined && lower[2] === "certificates") {
+      // CA certificates (management.md §5): ca-certificates.ts.
+      const certificates = new CaCertificates(this.store, this.feed);
+      return certificates.handle(r, this.target(caller, name), segments.slice(3), lower.slice(3));
     }
     if (lower.length === 3 && name !== undefined && lower[2] === "listkeys" && method === "POST") {
       const target = this.target(caller, name);

@@ -15,6 +15,8 @@ export interface ApplyInput {
   previous?: { hubName: string; hub: LinkedHub | undefined; deviceId: string };
   deviceId: string;
   keys?: { primaryKey: string; secondaryKey: string };
+  /** X.509 devices: the leaf thumbprint, primary and secondary (behaviors.md §2.2). */
+  thumbprint?: string;
   iotEdge: boolean;
   initialTwin?: InitialTwin;
   policy: ReprovisionPolicy;
@@ -63,9 +65,14 @@ export async function applyToHub(links: HubLinks, input: ApplyInput): Promise<Ap
   const device: HubDevice = {
     deviceId: input.deviceId,
     status: "enabled",
-    authentication: input.keys
-      ? { type: "sas", symmetricKey: { primaryKey: input.keys.primaryKey, secondaryKey: input.keys.secondaryKey } }
-      : { type: "sas" },
+    authentication: input.thumbprint
+      ? {
+          type: "selfSigned",
+          x509Thumbprint: { primaryThumbprint: input.thumbprint, secondaryThumbprint: input.thumbprint },
+        }
+      : input.keys
+        ? { type: "sas", symmetricKey: { primaryKey: input.keys.primaryKey, secondaryKey: input.keys.secondaryKey } }
+        : { type: "sas" },
     capabilities: { iotEdge: input.iotEdge },
   };
   const client = links.clientFor(target);

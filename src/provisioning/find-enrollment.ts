@@ -2,9 +2,11 @@
 // the device against it (behaviors.md §3, device-api.md §4).
 import { parseSasToken, type SasToken } from "../attestation/sas-token.js";
 import { checkDeviceToken, deriveDeviceKey, groupSigningId, signedByKeys } from "../attestation/symmetric-key.js";
+import { attestX509 } from "../attestation/x509-attestation.js";
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { IdScope } from "../domain/ids.js";
+import type { CaCertificate } from "../domain/instance.js";
 
 /** What a transport hands over as proof of identity. */
 export interface DeviceCredentials {
@@ -22,14 +24,17 @@ export type EnrollmentMatch =
 export interface AttestedDevice {
   match: EnrollmentMatch;
   deviceId: string;
+  /** Symmetric-key devices: the keys the device holds. */
   keys?: { primaryKey: string; secondaryKey: string };
+  /** X.509 devices: the leaf's SHA-1 thumbprint, for a self-signed hub identity (behaviors.md §2.2). */
+  thumbprint?: string;
 }
 
 const unauthorized = (detail: string): ProvisioError => new ProvisioError("unauthorized", { detail });
 
 function deviceToken(credentials: DeviceCredentials, idScope: IdScope, registrationId: string): SasToken {
   if (!credentials.sasToken) {
-    throw unauthorized("the device sent no SharedAccessSignature (and X.509 attestation is not available yet)");
+    throw unauthorized("the device sent neither a SharedAccessSignature nor a client certificate");
   }
   const token = parseSasToken(credentials.sasToken);
   if (!token) throw unauthorized("the credential is not a SharedAccessSignature with sr, sig and se");
@@ -51,7 +56,28 @@ export function findAndAttest(
   credentials: DeviceCredentials,
   individual: IndividualEnrollment | undefined,
   groups: readonly EnrollmentGroup[],
+  caCertificates: readonly CaCertificate[] = [],
+  onRefused?: (detail: string) => void,
 ): AttestedDevice | { disabled: EnrollmentMatch } {
+  // No SAS token and a client certificate: X.509 attestation (device-api.md §4.3).
+  if (!credentials.sasToken && credentials.certificateChain.length > 0) {
+    const outcome = attestX509({
+      registrationId,
+      chain: credentials.certificateChain,
+      individual,
+      groups,
+      caCertificates,
+      now: new Date(),
+    });
+    if (outcome.ok) {
+      const match: EnrollmentMatch = { ...outcome.match, disabled: false } as EnrollmentMatch;
+      const deviceId = match.kind === "individual" ? (match.enrollment.deviceId ?? registrationId) : registrationId;
+      return { match, deviceId, thumbprint: outcome.leafSha1 };
+    }
+    if ("disabled" in outcome) return { disabled: { ...outcome.disabled, disabled: true } as EnrollmentMatch };
+    onRefused?.(outcome.refused.detail);
+    throw unauthorized(outcome.refused.summary);
+  }
   if (individual) {
     const match: EnrollmentMatch = { kind: "individual", enrollment: individual, disabled: false };
     if (individual.provisioningStatus === "disabled") return { disabled: { ...match, disabled: true } };

@@ -2,7 +2,7 @@
 // nothing else. One named pipeline:
 //   findEnrollment → attest → openOperation → allocate → applyToHub → record → respond
 import { compileLocationRules } from "../allocation/cidr.js";
-import { selectHub } from "../allocation/select-hub.js";
+import type { WebhookCall, WebhookOptions } from "../allocation/custom-webhook.js";
 import { type EnrollmentSettings, effectiveReprovisionPolicy } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
 import { newEtag, nowUtc } from "../domain/etag.js";
@@ -13,6 +13,7 @@ import type { DeviceRegistrationState, RegistrationRecord } from "../domain/regi
 import { RateLimiter } from "../security/rate-limit.js";
 import type { InstanceDirectory } from "../store/instance-directory.js";
 import type { Store } from "../store/store.js";
+import { AllocationFailure, allocate } from "./allocate.js";
 import { applyToHub } from "./apply-to-hub.js";
 import { type AttestedDevice, type DeviceCredentials, type EnrollmentMatch, findAndAttest } from "./find-enrollment.js";
 import type { HubLinks } from "./hub-links.js";
@@ -42,20 +43,26 @@ export interface EngineOptions {
   retryAfterSeconds: number;
   /** Registrations per minute per provisioning service; 0 = unlimited (behaviors.md §9). */
   registrationsPerMinute: number;
+  /** Custom allocation webhook timeout and retry delays (behaviors.md §4.5). */
+  webhook: Partial<WebhookOptions>;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   answerWithinMs: 1_500,
   retryAfterSeconds: 1,
   registrationsPerMinute: 0,
+  webhook: {},
 };
 
 /** Operations are answerable for this long (device-api.md §11.11: "several minutes"). */
 export const OPERATION_TTL_MS = 60 * 60 * 1000;
 
-const attestationSection = (match: EnrollmentMatch): Pick<DeviceRegistrationResult, "symmetricKey"> => ({
-  symmetricKey: match.kind === "group" ? { enrollmentGroupId: match.group.enrollmentGroupId } : {},
-});
+/** The attestation section of a result: `symmetricKey` or `x509`, with the group if any (device-api.md §3.3). */
+function attestationSection(match: EnrollmentMatch): Pick<DeviceRegistrationResult, "symmetricKey" | "x509"> {
+  const settings = match.kind === "individual" ? match.enrollment : match.group;
+  const section = match.kind === "group" ? { enrollmentGroupId: match.group.enrollmentGroupId } : {};
+  return settings.attestation.type === "x509" ? { x509: section } : { symmetricKey: section };
+}
 
 function settingsOf(match: EnrollmentMatch): EnrollmentSettings {
   return match.kind === "individual" ? match.enrollment : match.group;
@@ -77,6 +84,7 @@ export class RegistrationEngine {
     private readonly links: HubLinks,
     private readonly options: EngineOptions = DEFAULT_ENGINE_OPTIONS,
     private readonly onInternal: (err: unknown) => void = () => undefined,
+    private readonly onRefused: (idScope: string, registrationId: string, detail: string) => void = () => undefined,
   ) {
     this.#limiter = new RateLimiter(options.registrationsPerMinute);
   }
@@ -142,6 +150,24 @@ export class RegistrationEngine {
     return resultOf(record.state, "disabled" in attested ? attested.disabled : attested.match);
   }
 
+  /** Deprovisioning: the device's identity leaves its assigned hub (iothub-api.md §8.3). */
+  async deprovision(idScope: IdScope, state: DeviceRegistrationState): Promise<void> {
+    if (state.status !== "assigned" || !state.assignedHub || !state.deviceId) return;
+    const config = await this.scopes.get(idScope);
+    const hub = config.linkedHubs.find((h) => h.name.toLowerCase() === state.assignedHub?.toLowerCase());
+    if (!hub) {
+      throw new ProvisioError("hubApplyFailed", { hub: state.assignedHub, detail: "the hub is no longer linked" });
+    }
+    try {
+      await this.links.clientFor(hub).deleteDevice(state.deviceId);
+    } catch (err) {
+      throw new ProvisioError("hubApplyFailed", {
+        hub: hub.name,
+        detail: err instanceof Error ? err.message : String(err),
+      });
+    }
+  }
+
   private instanceOf(idScope: string): Instance {
     const instance = this.directory.byScope(idScope);
     if (!instance) throw new ProvisioError("unknownIdScope", { scope: idScope });
@@ -176,7 +202,16 @@ export class RegistrationEngine {
       this.store.getEnrollment(idScope, req.registrationId),
       this.scopes.get(idScope),
     ]);
-    return findAndAttest(idScope, req.registrationId, req.credentials, individual, config.groups);
+    return findAndAttest(
+      idScope,
+      req.registrationId,
+      req.credentials,
+      individual,
+      config.groups,
+      config.caCertificates,
+      // The device hears a safe summary; the log says which certificates arrived and why they failed.
+      (detail) => this.onRefused(idScope, req.registrationId, detail),
+    );
   }
 
   /** Steps 4-6: allocate → applyToHub → record. Never rejects: failures are recorded as `failed`. */
@@ -190,23 +225,31 @@ export class RegistrationEngine {
     const scope = instance.idScope;
     const settings = settingsOf(attested.match);
     let createdBefore: string | undefined;
+    let webhookCalls: WebhookCall[] | undefined;
     try {
       const [config, previous] = await Promise.all([
         this.scopes.get(scope),
         this.store.getRegistration(scope, req.registrationId),
       ]);
       createdBefore = previous?.state.createdDateTimeUtc;
-      const allocation = selectHub({
+      const allocation = await allocate({
+        instance,
+        match: attested.match,
+        settings,
         registrationId: req.registrationId,
         sourceAddress: req.sourceAddress,
-        enrollment: settings,
-        instancePolicy: instance.allocationPolicy,
         linkedHubs: config.linkedHubs,
         locate: this.locator(instance),
+        previous: previous?.state,
+        attestation: attested.thumbprint
+          ? { x509: { clientCertificate: { sha1Thumbprint: attested.thumbprint } } }
+          : { symmetricKey: {} },
+        devicePayload: payload,
+        webhook: this.options.webhook,
       });
-      if (!allocation.ok) throw new ProvisioError("allocationFailed", { reason: allocation.reason });
-      const target = config.linkedHubs.find((h) => h.name === allocation.hub);
-      if (!target) throw new ProvisioError("allocationFailed", { reason: `hub '${allocation.hub}' is not linked` });
+      webhookCalls = allocation.webhookCalls;
+      const target = allocation.target;
+      const initialTwin = allocation.initialTwin ?? settings.initialTwin;
       const was = previous?.state.status === "assigned" ? previous.state : undefined;
       const applied = await applyToHub(this.links, {
         target,
@@ -221,8 +264,9 @@ export class RegistrationEngine {
           : {}),
         deviceId: attested.deviceId,
         ...(attested.keys ? { keys: attested.keys } : {}),
+        ...(attested.thumbprint ? { thumbprint: attested.thumbprint } : {}),
         iotEdge: settings.capabilities?.iotEdge === true,
-        ...(settings.initialTwin ? { initialTwin: settings.initialTwin } : {}),
+        ...(initialTwin ? { initialTwin } : {}),
         policy: effectiveReprovisionPolicy(settings),
       });
       return await this.record(
@@ -235,11 +279,17 @@ export class RegistrationEngine {
           assignedHub: applied.hub.name,
           deviceId: attested.deviceId,
           substatus: applied.substatus,
+          ...(allocation.payload !== undefined ? { payload: allocation.payload } : {}),
         },
-        createdBefore,
-        payload,
+        {
+          ...(createdBefore ? { createdDateTimeUtc: createdBefore } : {}),
+          devicePayload: payload,
+          ...(webhookCalls ? { webhookCalls } : {}),
+        },
       );
-    } catch (err) {
+    } catch (caught) {
+      const err = caught instanceof AllocationFailure ? caught.error : caught;
+      if (caught instanceof AllocationFailure) webhookCalls = caught.webhookCalls;
       const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
       if (!(err instanceof ProvisioError)) this.onInternal(err);
       return this.record(
@@ -252,8 +302,11 @@ export class RegistrationEngine {
           errorCode: e.errorCode,
           errorMessage: e.message,
         },
-        createdBefore,
-        payload,
+        {
+          ...(createdBefore ? { createdDateTimeUtc: createdBefore } : {}),
+          devicePayload: payload,
+          ...(webhookCalls ? { webhookCalls } : {}),
+        },
       ).catch((recordErr: unknown) => {
         this.onInternal(recordErr);
         return { operationId, registrationId: req.registrationId, status: "failed", createdDateTimeUtc: nowUtc() };
@@ -268,13 +321,12 @@ export class RegistrationEngine {
     operationId: string,
     match: EnrollmentMatch,
     outcome: Partial<DeviceRegistrationState> & Pick<DeviceRegistrationState, "status">,
-    createdDateTimeUtc?: string,
-    devicePayload?: unknown,
+    kept: { createdDateTimeUtc?: string; devicePayload?: unknown; webhookCalls?: WebhookCall[] } = {},
   ): Promise<RegistrationOperation> {
     const now = nowUtc();
     const state: DeviceRegistrationState = {
       registrationId: registrationId as DeviceRegistrationState["registrationId"],
-      createdDateTimeUtc: createdDateTimeUtc ?? now,
+      createdDateTimeUtc: kept.createdDateTimeUtc ?? now,
       ...outcome,
       lastUpdatedDateTimeUtc: now,
       etag: newEtag(),
@@ -282,7 +334,8 @@ export class RegistrationEngine {
     const record: RegistrationRecord = {
       state,
       ...(match.kind === "group" ? { enrollmentGroupId: match.group.enrollmentGroupId } : {}),
-      ...(devicePayload !== undefined ? { devicePayload } : {}),
+      ...(kept.devicePayload !== undefined ? { devicePayload: kept.devicePayload } : {}),
+      ...(kept.webhookCalls ? { webhookCalls: kept.webhookCalls } : {}),
     };
     const operation: RegistrationOperation = {
       operationId,

@@ -3,13 +3,15 @@
 // short time otherwise, so other nodes' changes arrive too.
 import type { EnrollmentGroup } from "../domain/enrollment.js";
 import type { IdScope } from "../domain/ids.js";
-import type { LinkedHub } from "../domain/instance.js";
+import type { CaCertificate, LinkedHub } from "../domain/instance.js";
 import type { ChangeFeed } from "../store/change-feed.js";
 import type { EnrollmentStore, InstanceStore } from "../store/store.js";
 
 export interface ScopeConfig {
   groups: EnrollmentGroup[];
   linkedHubs: LinkedHub[];
+  /** The instance's CA store: trust anchors of X.509 groups. */
+  caCertificates: CaCertificate[];
 }
 
 /** How long another node's change may go unseen. */
@@ -43,6 +45,10 @@ export class ScopeCache {
       groups.push(...page.items);
       after = page.next;
     } while (after !== undefined);
-    return { groups, linkedHubs: await this.store.listLinkedHubs(idScope) };
+    const [linkedHubs, caCertificates] = await Promise.all([
+      this.store.listLinkedHubs(idScope),
+      this.store.listCaCertificates(idScope),
+    ]);
+    return { groups, linkedHubs, caCertificates };
   }
 }

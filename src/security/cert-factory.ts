@@ -38,8 +38,9 @@ const serial = (): string => {
 async function finish(cert: x509.X509Certificate, keys: CryptoKeyPair): Promise<IssuedCertificate> {
   const der = Buffer.from(cert.rawData);
   return {
-    certPem: cert.toString("pem"),
-    keyPem: x509.PemConverter.encode(await crypto.subtle.exportKey("pkcs8", keys.privateKey), "PRIVATE KEY"),
+    // Newline-terminated, so chains can be made by concatenation.
+    certPem: `${cert.toString("pem").trimEnd()}\n`,
+    keyPem: `${x509.PemConverter.encode(await crypto.subtle.exportKey("pkcs8", keys.privateKey), "PRIVATE KEY").trimEnd()}\n`,
     sha1: createHash("sha1").update(der).digest("hex").toUpperCase(),
     sha256: createHash("sha256").update(der).digest("hex").toUpperCase(),
     signer: { cert, key: keys.privateKey },
@@ -104,15 +105,21 @@ export const createIntermediateCa = (issuer: IssuedCertificate, commonName: stri
   issue(issuer, commonName, true, options);
 
 /** A device (client-auth) certificate whose CN is the registration id. */
-export const createDeviceCertificate = (issuer: IssuedCertificate, registrationId: string, options: IssueOptions = {}) =>
-  issue(issuer, registrationId, false, options);
+export const createDeviceCertificate = (
+  issuer: IssuedCertificate,
+  registrationId: string,
+  options: IssueOptions = {},
+) => issue(issuer, registrationId, false, options);
 
 /** Proof of possession: a certificate with CN = the verification code, signed by the CA's key. */
 export const createVerificationCertificate = (ca: IssuedCertificate, verificationCode: string) =>
   issue(ca, verificationCode, false, {});
 
 /** A self-signed device certificate (individual enrollments, self-signed hub identities). */
-export async function createSelfSignedDevice(registrationId: string, options: IssueOptions = {}): Promise<IssuedCertificate> {
+export async function createSelfSignedDevice(
+  registrationId: string,
+  options: IssueOptions = {},
+): Promise<IssuedCertificate> {
   const keys = await crypto.subtle.generateKey(EC, true, ["sign", "verify"]);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),

@@ -14,6 +14,9 @@ export interface ServeConfig {
   registerWaitMs?: number;
   /** Registrations per minute per provisioning service; 0 or unset = unlimited. */
   registrationsPerMinute?: number;
+  /** Custom allocation webhook: per-call timeout (ms) and number of retries (behaviors.md §4.5). */
+  webhookTimeoutMs?: number;
+  webhookRetries?: number;
 }
 
 export const DEFAULTS: ServeConfig = {

@@ -6,6 +6,7 @@ import { ProvisioError } from "../domain/errors.js";
 import { etagMatches } from "../domain/etag.js";
 import type { IdScope } from "../domain/ids.js";
 import type { Instance, Right } from "../domain/instance.js";
+import type { DeviceRegistrationState } from "../domain/registration-state.js";
 import { parseJson, readBody } from "../http/body.js";
 import type { RequestPath } from "../http/request-path.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
@@ -16,6 +17,12 @@ import { runBulk } from "./bulk.js";
 import { type EnrollmentKind, groupKind, individualKind } from "./enrollment-kinds.js";
 import { checkQuerySpecification, pageHeaders, pageRequest } from "./paging.js";
 import { attestationWire, enrollmentWire } from "./wire.js";
+
+/** Operations of the provisioning engine the service API offers. */
+export interface ProvisioningOperations {
+  /** Remove a registered device's identity from its assigned hub (an absent identity is fine). */
+  deprovision(idScope: IdScope, state: DeviceRegistrationState): Promise<void>;
+}
 
 export const SERVICE_API_SEGMENTS = new Set(["enrollments", "enrollmentgroups", "registrations"]);
 
@@ -44,6 +51,8 @@ export class ServiceApi {
     private readonly feed: ChangeFeed,
     /** Told about unexpected errors that a reply reports without throwing (bulk items). */
     private readonly onInternal?: (err: unknown) => void,
+    /** What the service API asks of the provisioning engine (deprovisioning, dry runs). */
+    private readonly provisioning?: ProvisioningOperations,
   ) {}
 
   async handle(r: ServiceRequest): Promise<void> {
@@ -71,6 +80,7 @@ export class ServiceApi {
       if (action === undefined && method === "GET") return this.getRegistration(r, origId);
       if (action === undefined && method === "DELETE") return this.deleteRegistration(r, origId);
       if (action === "query" && !extra && method === "POST") return this.queryRegistrations(r, origId);
+      if (action === "webhookcalls" && !extra && method === "GET") return this.webhookCalls(r, origId);
     }
     const known = collection !== undefined && SERVICE_API_SEGMENTS.has(collection) && !extra;
     throw new ProvisioError(known ? "methodNotAllowed" : "unknownRoute", {
@@ -188,10 +198,27 @@ export class ServiceApi {
   private async deleteRegistration(r: ServiceRequest, id: string): Promise<void> {
     const scope = await this.authorize(r, "RegistrationStatusWrite");
     const ifMatch = ifMatchOf(r.req);
+    // `?deprovision=true` also removes the device from the hub it was assigned to (Provisio extension).
+    // The hub goes first: if it refuses, the record stays and the call can be repeated.
+    const deprovision = /^(true|1|yes)$/i.test(r.path.query.get("deprovision") ?? "");
+    if (deprovision && this.provisioning) {
+      const before = await this.store.getRegistration(scope, id);
+      if (!before) throw new ProvisioError("registrationNotFound", { id });
+      if (ifMatch && !etagMatches(ifMatch, before.state.etag)) throw new ProvisioError("etagMismatch", { id });
+      await this.provisioning.deprovision(scope, before.state);
+    }
     const result = await this.store.deleteRegistration(scope, id, ifMatch ? { etag: ifMatch } : undefined);
     if (result.ok) return sendNoContent(r.res);
     if (result.reason === "missing") throw new ProvisioError("registrationNotFound", { id });
     throw new ProvisioError("etagMismatch", { id });
+  }
+
+  /** Provisio extension: the custom allocation webhook calls of the device's last registration. */
+  private async webhookCalls(r: ServiceRequest, id: string): Promise<void> {
+    const scope = await this.authorize(r, "RegistrationStatusRead");
+    const reg = await this.store.getRegistration(scope, id);
+    if (!reg) throw new ProvisioError("registrationNotFound", { id });
+    sendJson(r.res, 200, reg.webhookCalls ?? []);
   }
 
   private async queryRegistrations(r: ServiceRequest, groupId: string): Promise<void> {

@@ -49,7 +49,7 @@ export async function startProvisio(
       "0",
       ...(options.args ?? []),
     ],
-    { env: { ...process.env, PROVISIO_LOG_LEVEL: "warn", ...options.env }, stdio: ["ignore", "inherit", "pipe"] },
+    { env: { ...process.env, PROVISIO_LOG_LEVEL: "error", ...options.env }, stdio: ["ignore", "inherit", "pipe"] },
   );
   let stderr = "";
   child.stderr?.on("data", (d: Buffer) => {

@@ -1,0 +1,300 @@
+// X.509 attestation, registration steps 2-3 (behaviors.md §2.2, §3): match the TLS client chain to the
+// individual enrollment or to the X.509 enrollment group first found walking up the chain, then check
+// the chain up to a verified CA certificate of the instance. Pure: no I/O, `now` passed in, each
+// presented certificate parsed once, nothing cached between calls.
+import { X509Certificate } from "node:crypto";
+import type { EnrollmentGroup, IndividualEnrollment, X509Certificates } from "../domain/enrollment.js";
+import { idKey } from "../domain/ids.js";
+import type { CaCertificate } from "../domain/instance.js";
+import { distinguishedName, parseCertificate } from "./x509-info.js";
+
+export interface X509Evidence {
+  /** DER certificates the device presented in the TLS handshake, leaf first. */
+  chain: readonly Buffer[];
+}
+
+export type X509Match =
+  | { kind: "individual"; enrollment: IndividualEnrollment }
+  | { kind: "group"; group: EnrollmentGroup };
+
+export type X509Outcome =
+  | { ok: true; match: X509Match; leafSha1: string; leafSha256: string }
+  | { ok: false; disabled: X509Match }
+  | { ok: false; refused: { summary: string; detail: string } };
+
+export interface X509AttestationInput {
+  registrationId: string;
+  /** DER certificates the device presented, leaf first. */
+  chain: readonly Buffer[];
+  /** The individual enrollment with this registration id (case-insensitive), looked up by the caller. */
+  individual: IndividualEnrollment | undefined;
+  /** All enrollment groups of the scope. */
+  groups: readonly EnrollmentGroup[];
+  /** The instance's CA certificate store. */
+  caCertificates: readonly CaCertificate[];
+  now: Date;
+}
+
+/** An X.509 CN is at most 64 characters (behaviors.md §1.1). */
+export const MAX_CN_LENGTH = 64;
+
+interface Presented {
+  cert: X509Certificate;
+  /** Subject, RFC 4514 style. */
+  name: string;
+  sha1: string;
+  sha256: string;
+}
+
+/** A certificate the group walk looks at: presented (index ≥ 1), or the store certificate above the chain. */
+interface Level {
+  index: number;
+  name: string;
+  sha1: string;
+  sha256: string;
+}
+
+interface StoreCert {
+  ca: CaCertificate;
+  cert: X509Certificate;
+}
+
+/** A refusal: `summary` is safe to show the device, `why` goes to the server log. */
+class Refused extends Error {
+  constructor(
+    readonly summary: string,
+    readonly why: string = summary,
+  ) {
+    super(summary);
+  }
+}
+
+/** Upper-case hex without separators: how thumbprints are compared. */
+const hex = (thumbprint: string): string => thumbprint.replaceAll(":", "").toUpperCase();
+
+export function attestX509(input: X509AttestationInput): X509Outcome {
+  let chain: Presented[] = [];
+  try {
+    chain = parseChain(input.chain);
+    const leaf = checkLeaf(chain, input.registrationId, input.now);
+    if (input.individual) return attestIndividual(input.individual, leaf);
+    return attestGroups(chain, input.groups, storeView(input.caCertificates), input.now);
+  } catch (e) {
+    if (!(e instanceof Refused)) throw e;
+    const presented = chain.map((p, i) => `[${i}] ${p.name} sha1 ${p.sha1}`).join("; ") || "none";
+    return {
+      ok: false,
+      refused: { summary: e.summary, detail: `${e.why}. Presented chain, leaf first: ${presented}` },
+    };
+  }
+}
+
+// Step 1: parse what the device sent, once.
+function parseChain(ders: readonly Buffer[]): Presented[] {
+  if (ders.length === 0) throw new Refused("no client certificate was presented");
+  return ders.map((der, i) => {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(der);
+    } catch {
+      throw new Refused(`presented certificate ${i} is not a valid X.509 certificate`);
+    }
+    return {
+      cert,
+      name: distinguishedName(cert.subject),
+      sha1: hex(cert.fingerprint),
+      sha256: hex(cert.fingerprint256),
+    };
+  });
+}
+
+// Step 2: the leaf names the device (CN = registration id) and is within its validity period.
+function checkLeaf(chain: readonly Presented[], registrationId: string, now: Date): Presented {
+  const leaf = chain[0] as Presented; // parseChain refuses an empty chain
+  const cn = commonName(leaf.cert);
+  if (cn === undefined) throw new Refused("the device certificate has no subject CN");
+  if (cn.length > MAX_CN_LENGTH) {
+    throw new Refused(`certificate CN '${cn}' is longer than ${MAX_CN_LENGTH} characters`);
+  }
+  if (idKey(cn) !== idKey(registrationId)) {
+    throw new Refused(`certificate CN '${cn}' does not match registration id '${registrationId}'`);
+  }
+  const problem = validityProblem(leaf, now, "the device certificate");
+  if (problem) throw new Refused(problem);
+  return leaf;
+}
+
+/** The most specific CN of the subject (node lists RDNs one a line, most general first). */
+const commonName = (cert: X509Certificate): string | undefined =>
+  cert.subject
+    .split("\n")
+    .filter((line) => line.startsWith("CN="))
+    .at(-1)
+    ?.slice(3);
+
+function validityProblem(p: Presented, now: Date, what: string): string | undefined {
+  const notBefore = new Date(p.cert.validFrom);
+  const notAfter = new Date(p.cert.validTo);
+  if (now.getTime() > notAfter.getTime()) return `${what} expired on ${notAfter.toISOString()}`;
+  if (now.getTime() < notBefore.getTime()) return `${what} is not valid until ${notBefore.toISOString()}`;
+  return undefined;
+}
+
+// Step 3 (behaviors.md §3 step 2): an individual enrollment decides alone, whatever its mechanism.
+function attestIndividual(enrollment: IndividualEnrollment, leaf: Presented): X509Outcome {
+  const id = enrollment.registrationId;
+  if (enrollment.provisioningStatus === "disabled") return { ok: false, disabled: { kind: "individual", enrollment } };
+  const { type } = enrollment.attestation;
+  if (type !== "x509") {
+    throw new Refused(`enrollment '${id}' uses ${type} attestation`, `individual enrollment '${id}' uses ${type}`);
+  }
+  const clients = enrollment.attestation.x509?.clientCertificates;
+  if (!holds(clients, leaf)) {
+    const expected = [clients?.primary, clients?.secondary].map((c) => c?.info.sha1Thumbprint ?? "none").join("/");
+    throw new Refused(
+      "the certificate is not one of the enrollment's client certificates",
+      `individual enrollment '${id}': the leaf is neither its primary nor secondary client certificate (sha1 ${expected})`,
+    );
+  }
+  return { ok: true, match: { kind: "individual", enrollment }, leafSha1: leaf.sha1, leafSha256: leaf.sha256 };
+}
+
+const holds = (certs: X509Certificates | undefined, p: Presented): boolean =>
+  [certs?.primary, certs?.secondary].some(
+    (c) => c !== undefined && (hex(c.info.sha1Thumbprint) === p.sha1 || hex(c.info.sha256Thumbprint) === p.sha256),
+  );
+
+// The CA store, looked at lazily: PEMs are parsed only when the walk needs a store certificate's key.
+interface Store {
+  byName: ReadonlyMap<string, CaCertificate>;
+  withThumbprint(sha1: string): CaCertificate[];
+  /** A store certificate (verified ones preferred) that signed `p`, other than `p` itself. */
+  issuerOf(p: Presented): StoreCert | undefined;
+}
+
+function storeView(cas: readonly CaCertificate[]): Store {
+  let parsed: StoreCert[] | undefined;
+  const issuers = new Map<string, StoreCert | undefined>();
+  const parse = (): StoreCert[] =>
+    cas.flatMap((ca) => {
+      const cert = parseCertificate(ca.certificatePem);
+      return cert ? [{ ca, cert }] : [];
+    });
+  return {
+    byName: new Map(cas.map((ca) => [ca.name.toLowerCase(), ca])),
+    withThumbprint: (sha1) => cas.filter((ca) => hex(ca.thumbprint) === sha1),
+    issuerOf(p) {
+      if (issuers.has(p.sha1)) return issuers.get(p.sha1);
+      parsed ??= parse();
+      const found = parsed.filter((s) => hex(s.ca.thumbprint) !== p.sha1 && signedBy(p.cert, s.cert));
+      const issuer = found.find((s) => s.ca.isVerified) ?? found[0];
+      issuers.set(p.sha1, issuer);
+      return issuer;
+    },
+  };
+}
+
+function signedBy(child: X509Certificate, issuer: X509Certificate): boolean {
+  try {
+    return child.checkIssued(issuer) && child.verify(issuer.publicKey);
+  } catch {
+    return false; // e.g. a key type verify cannot use
+  }
+}
+
+/** The certificates a group may be on: every presented one above the leaf, then the store issuer of the last. */
+function* levels(chain: readonly Presented[], store: Store): Generator<Level> {
+  for (let i = 1; i < chain.length; i++) {
+    const p = chain[i] as Presented;
+    yield { index: i, name: `'${p.name}'`, sha1: p.sha1, sha256: p.sha256 };
+  }
+  const above = store.issuerOf(chain[chain.length - 1] as Presented);
+  if (above) {
+    const { ca, cert } = above;
+    const name = `CA certificate '${ca.name}' (${distinguishedName(cert.subject)})`;
+    yield { index: chain.length, name, sha1: hex(ca.thumbprint), sha256: hex(cert.fingerprint256) };
+  }
+}
+
+interface GroupKeys {
+  group: EnrollmentGroup;
+  sha1s: Set<string>;
+  sha256s: Set<string>;
+}
+
+/** The thumbprints a group's signing certificates and CA references stand for; a missing reference adds none. */
+function groupKeys(group: EnrollmentGroup, store: Store): GroupKeys[] {
+  const x509 = group.attestation.type === "x509" ? group.attestation.x509 : undefined;
+  if (!x509) return [];
+  const keys: GroupKeys = { group, sha1s: new Set(), sha256s: new Set() };
+  for (const c of [x509.signingCertificates?.primary, x509.signingCertificates?.secondary]) {
+    if (!c) continue;
+    keys.sha1s.add(hex(c.info.sha1Thumbprint));
+    keys.sha256s.add(hex(c.info.sha256Thumbprint));
+  }
+  for (const name of [x509.caReferences?.primary, x509.caReferences?.secondary]) {
+    const ca = name === undefined ? undefined : store.byName.get(name.toLowerCase());
+    if (ca) keys.sha1s.add(hex(ca.thumbprint));
+  }
+  return [keys];
+}
+
+// Step 4 (behaviors.md §3 step 3): the first certificate above the leaf with any group decides.
+function attestGroups(
+  chain: readonly Presented[],
+  groups: readonly EnrollmentGroup[],
+  store: Store,
+  now: Date,
+): X509Outcome {
+  const keyed = groups.flatMap((g) => groupKeys(g, store));
+  for (const level of levels(chain, store)) {
+    const here = keyed.filter((k) => k.sha1s.has(level.sha1) || k.sha256s.has(level.sha256)).map((k) => k.group);
+    const disabled = here.find((g) => g.provisioningStatus === "disabled");
+    if (disabled) return { ok: false, disabled: { kind: "group", group: disabled } };
+    const group = here[0];
+    if (!group) continue;
+    checkGroupChain(chain, level, `group '${group.enrollmentGroupId}' (on ${level.name})`, store, now);
+    const leaf = chain[0] as Presented;
+    return { ok: true, match: { kind: "group", group }, leafSha1: leaf.sha1, leafSha256: leaf.sha256 };
+  }
+  const why = `none of ${keyed.length} X.509 group(s) is on a certificate of the chain or the store issuer above it`;
+  if (chain.length === 1) {
+    throw new Refused("only the leaf certificate was sent; send the chain up to the group's certificate", why);
+  }
+  throw new Refused("no enrollment group's certificate is in the presented chain", why);
+}
+
+// Step 5 (behaviors.md §2.2): each presented certificate signed by the next and valid now, and the walk
+// from the group's certificate upward reaches a verified certificate of the store.
+function checkGroupChain(chain: readonly Presented[], level: Level, tried: string, store: Store, now: Date): void {
+  for (let i = 1; i < chain.length; i++) {
+    const child = chain[i - 1] as Presented;
+    const parent = chain[i] as Presented;
+    const role = parent.cert.checkIssued(parent.cert) ? "root" : "intermediate";
+    const expired = validityProblem(parent, now, `${role} '${parent.name}'`);
+    if (expired) throw new Refused(expired, `${tried}: ${expired}`);
+    if (!signedBy(child.cert, parent.cert)) {
+      const problem = `'${child.name}' is not signed by the next certificate '${parent.name}'`;
+      throw new Refused(problem, `${tried}: ${problem}`);
+    }
+  }
+  const unverified = reachVerified(chain, level.index, store);
+  if (unverified === undefined) return;
+  const problem = unverified
+    ? `CA certificate '${unverified.name}' is not verified; complete proof of possession`
+    : "the presented chain does not reach a verified CA certificate; send the chain up to a verified certificate";
+  throw new Refused(problem, `${tried}: ${problem}`);
+}
+
+/** `undefined` when a verified store certificate is reached; else the unverified one met, or `null`. */
+function reachVerified(chain: readonly Presented[], from: number, store: Store): CaCertificate | null | undefined {
+  let unverified: CaCertificate | null = null;
+  for (let i = Math.max(from, 1); i < chain.length; i++) {
+    const inStore = store.withThumbprint((chain[i] as Presented).sha1);
+    if (inStore.some((ca) => ca.isVerified)) return undefined;
+    unverified ??= inStore[0] ?? null;
+  }
+  const above = store.issuerOf(chain[chain.length - 1] as Presented);
+  if (above?.ca.isVerified) return undefined;
+  return unverified ?? above?.ca ?? null;
+}

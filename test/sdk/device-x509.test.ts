@@ -1,0 +1,169 @@
+// X.509 attestation end to end with the real SDK (azure-iot-security-x509) over HTTPS and MQTT
+// (behaviors.md §2.2, §3): individual self-signed devices, groups on an intermediate under a
+// verified root, refusals, blocking entries, then the device on its hub with its certificate.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import deviceSdk from "azure-iot-device";
+import deviceMqtt from "azure-iot-device-mqtt";
+import provisioningDevice from "azure-iot-provisioning-device";
+import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
+import type { EnrollmentGroup, IndividualEnrollment } from "azure-iot-provisioning-service/dist/interfaces.js";
+import x509Security from "azure-iot-security-x509";
+import {
+  createDeviceCertificate,
+  createIntermediateCa,
+  createRootCa,
+  createSelfSignedDevice,
+  type IssuedCertificate,
+} from "../../src/security/cert-factory.js";
+import { httpTransport, mqttTransport, type RegistrationResult } from "../support/device-clients.js";
+import { hubOf, registryClient } from "../support/hub-clients.js";
+import { call } from "../support/management.js";
+import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
+import { serviceClient } from "../support/service-client.js";
+
+const { Client, Message } = deviceSdk;
+const { Mqtt } = deviceMqtt;
+const { ProvisioningDeviceClient } = provisioningDevice;
+const { X509Security } = x509Security;
+
+const TRANSPORTS = [
+  { name: "HTTPS", make: (p: ProvisioProcess) => ({ transport: httpTransport(p), host: "localhost" }) },
+  { name: "MQTT", make: (p: ProvisioProcess) => mqttTransport(p) },
+];
+
+describe("X.509 attestation with the real device SDK", () => {
+  let p: ProvisioProcess;
+  let svc: ProvisioningServiceClient;
+  let root: IssuedCertificate;
+  let intermediate: IssuedCertificate;
+
+  /** Register with a certificate; `chain` is the PEM the device presents (leaf first). */
+  async function registerX509(transportName: string, registrationId: string, chain: string, key: string) {
+    const t = TRANSPORTS.find((x) => x.name === transportName);
+    assert.ok(t);
+    const { transport, host } = t.make(p);
+    type Create = typeof ProvisioningDeviceClient.create;
+    const security = new X509Security(registrationId, { cert: chain, key }) as unknown as Parameters<Create>[3];
+    const client = ProvisioningDeviceClient.create(host, p.info.idScope, transport as Parameters<Create>[2], security);
+    return (await client.register()) as unknown as RegistrationResult;
+  }
+
+  const leafOf = async (registrationId: string) => {
+    const leaf = await createDeviceCertificate(intermediate, registrationId);
+    return { leaf, chain: leaf.certPem + intermediate.certPem };
+  };
+
+  before(async () => {
+    p = await startProvisio();
+    svc = serviceClient(p);
+    root = await createRootCa("Provisio Test Root");
+    intermediate = await createIntermediateCa(root, "Provisio Test Intermediate");
+    const upload = await call(p, "PUT", "/provisioningServices/provisio/certificates/test-root", {
+      body: JSON.stringify({ certificate: root.certPem, isVerified: true }),
+    });
+    assert.equal(upload.status, 201, upload.text);
+    await svc.createOrUpdateEnrollmentGroup({
+      enrollmentGroupId: "x509-group",
+      attestation: { type: "x509", x509: { signingCertificates: { primary: { certificate: intermediate.certPem } } } },
+      initialTwin: { tags: { kind: "x509" } },
+    } as unknown as EnrollmentGroup);
+  });
+  after(async () => {
+    await p.dispose();
+  });
+
+  for (const t of TRANSPORTS) {
+    test(`${t.name}: an individual self-signed device is assigned; the hub identity holds its thumbprint`, async () => {
+      const id = `x509-ind-${t.name.toLowerCase()}`;
+      const cert = await createSelfSignedDevice(id);
+      await svc.createOrUpdateIndividualEnrollment({
+        registrationId: id,
+        attestation: { type: "x509", x509: { clientCertificates: { primary: { certificate: cert.certPem } } } },
+      } as unknown as IndividualEnrollment);
+      const result = await registerX509(t.name, id, cert.certPem, cert.keyPem);
+      assert.equal(result.status, "assigned");
+      assert.equal(result.deviceId, id);
+      const identity = (await registryClient(p).get(id)).responseBody;
+      assert.equal((identity.authentication as { type?: string } | undefined)?.type, "selfSigned");
+      assert.equal(identity.authentication?.x509Thumbprint?.primaryThumbprint, cert.sha1);
+    });
+
+    test(`${t.name}: a group device under a verified root, sending leaf + intermediate, is assigned and connects with its certificate`, async () => {
+      const id = `x509-grp-${t.name.toLowerCase()}`;
+      const { leaf, chain } = await leafOf(id);
+      const result = await registerX509(t.name, id, chain, leaf.keyPem);
+      assert.equal(result.status, "assigned");
+      assert.deepEqual((result as unknown as { x509: unknown }).x509, { enrollmentGroupId: "x509-group" });
+      assert.deepEqual((await registryClient(p).getTwin(id)).responseBody.tags, { kind: "x509" });
+
+      // The device now authenticates to its hub with the same certificate (iothub-api.md §10.3).
+      const { X509AuthenticationProvider } = deviceSdk as unknown as {
+        X509AuthenticationProvider: new (credentials: unknown) => unknown;
+      };
+      const provider = new X509AuthenticationProvider({
+        host: result.assignedHub,
+        deviceId: result.deviceId,
+        gatewayHostName: `127.0.0.1:${p.info.ports.mqtt}`,
+        x509: { cert: chain, key: leaf.keyPem },
+      });
+      const device = (
+        Client as unknown as { fromAuthenticationProvider(a: unknown, t: unknown): InstanceType<typeof Client> }
+      ).fromAuthenticationProvider(provider, Mqtt);
+      await device.setOptions({ ca: p.ca.toString() });
+      await device.open();
+      await device.sendEvent(new Message("from an X.509 device"));
+      await device.close();
+      const kept = await call(p, "GET", `/_provisio/messages?deviceId=${id}`, {
+        connectionString: hubOf(p).connectionString,
+      });
+      assert.deepEqual(
+        (kept.json() as { payload: unknown }[]).map((m) => m.payload),
+        ["from an X.509 device"],
+      );
+    });
+
+    test(`${t.name}: a device that sends only its leaf is refused`, async () => {
+      const id = `x509-leafonly-${t.name.toLowerCase()}`;
+      const { leaf } = await leafOf(id);
+      await assert.rejects(registerX509(t.name, id, leaf.certPem, leaf.keyPem), (err: Error) =>
+        /Unauthorized|Not authorized/i.test(`${err.name} ${err.message}`),
+      );
+    });
+  }
+
+  test("an expired leaf is refused", async () => {
+    const leaf = await createDeviceCertificate(intermediate, "x509-expired", {
+      notBefore: new Date(Date.now() - 10 * 86_400_000),
+      notAfter: new Date(Date.now() - 86_400_000),
+    });
+    await assert.rejects(
+      registerX509("HTTPS", "x509-expired", leaf.certPem + intermediate.certPem, leaf.keyPem),
+      (err: Error) => /401002/.test(err.message),
+    );
+  });
+
+  test("a disabled individual entry blocks one device of an enabled group", async () => {
+    const { leaf, chain } = await leafOf("x509-blocked");
+    await svc.createOrUpdateIndividualEnrollment({
+      registrationId: "x509-blocked",
+      attestation: { type: "symmetricKey" },
+      provisioningStatus: "disabled",
+    } as IndividualEnrollment);
+    await assert.rejects(registerX509("HTTPS", "x509-blocked", chain, leaf.keyPem), /status is disabled/);
+    const { leaf: other, chain: otherChain } = await leafOf("x509-sibling");
+    assert.equal((await registerX509("HTTPS", "x509-sibling", otherChain, other.keyPem)).status, "assigned");
+  });
+
+  test("a disabled group on the intermediate blocks its devices", async () => {
+    const group = (await svc.getEnrollmentGroup("x509-group")).responseBody;
+    await svc.createOrUpdateEnrollmentGroup({ ...group, provisioningStatus: "disabled" });
+    try {
+      const { leaf, chain } = await leafOf("x509-while-disabled");
+      await assert.rejects(registerX509("MQTT", "x509-while-disabled", chain, leaf.keyPem), /status is disabled/);
+    } finally {
+      const again = (await svc.getEnrollmentGroup("x509-group")).responseBody;
+      await svc.createOrUpdateEnrollmentGroup({ ...again, provisioningStatus: "enabled" });
+    }
+  });
+});
