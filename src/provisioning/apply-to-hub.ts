@@ -58,10 +58,31 @@ async function putIdentity(client: HubClient, device: HubDevice): Promise<boolea
   }
 }
 
-export async function applyToHub(links: HubLinks, input: ApplyInput): Promise<ApplyResult> {
+/** What a registration will do to the hubs (behaviors.md §6.2); pure, so dry runs show it too. */
+export interface ReprovisionPlan {
+  target: LinkedHub;
+  sameHub: boolean;
+  /** The twin the identity gets: the initial twin, the old hub's (migrate), or left as it is. */
+  twin: "initial" | "migrate" | "keep";
+  substatus: RegistrationSubstatus;
+}
+
+export function planReprovision(input: Pick<ApplyInput, "target" | "previous" | "policy">): ReprovisionPlan {
   const { previous, policy } = input;
   // "Never re-provision" keeps an assigned device where it is, while that hub is still linked.
   const target = previous && !policy.updateHubAssignment && previous.hub ? previous.hub : input.target;
+  const sameHub = previous !== undefined && previous.hubName.toLowerCase() === target.name.toLowerCase();
+  if (!previous) return { target, sameHub, twin: "initial", substatus: "initialAssignment" };
+  if (sameHub) return { target, sameHub, twin: "keep", substatus: "reprovisionedToInitialAssignment" };
+  if (policy.migrateDeviceData && previous.hub)
+    return { target, sameHub, twin: "migrate", substatus: "deviceDataMigrated" };
+  return { target, sameHub, twin: "initial", substatus: "deviceDataReset" };
+}
+
+export async function applyToHub(links: HubLinks, input: ApplyInput): Promise<ApplyResult> {
+  const { previous } = input;
+  const plan = planReprovision(input);
+  const { target, sameHub } = plan;
   const device: HubDevice = {
     deviceId: input.deviceId,
     status: "enabled",
@@ -76,23 +97,17 @@ export async function applyToHub(links: HubLinks, input: ApplyInput): Promise<Ap
     capabilities: { iotEdge: input.iotEdge },
   };
   const client = links.clientFor(target);
-  const sameHub = previous !== undefined && previous.hubName.toLowerCase() === target.name.toLowerCase();
 
-  // What the new identity's twin should hold, and the substatus that describes it.
-  let twin = twinPatchOf(input.initialTwin);
-  let substatus: RegistrationSubstatus = "initialAssignment";
-  if (previous && sameHub) {
-    twin = undefined; // same hub: the twin stays as it is
-    substatus = "reprovisionedToInitialAssignment";
-  } else if (previous && policy.migrateDeviceData && previous.hub) {
+  let twin = plan.twin === "initial" ? twinPatchOf(input.initialTwin) : undefined;
+  let substatus = plan.substatus;
+  if (plan.twin === "migrate" && previous?.hub) {
     try {
       twin = portableTwin(await links.clientFor(previous.hub).getTwin(previous.deviceId));
-      substatus = "deviceDataMigrated";
     } catch {
-      substatus = "deviceDataReset"; // the old hub is gone or refuses: start from the initial twin
+      // The old hub is gone or refuses: start from the initial twin.
+      twin = twinPatchOf(input.initialTwin);
+      substatus = "deviceDataReset";
     }
-  } else if (previous) {
-    substatus = "deviceDataReset";
   }
 
   let created = false;

@@ -15,6 +15,7 @@ import type { InstanceDirectory } from "../store/instance-directory.js";
 import type { Store } from "../store/store.js";
 import { AllocationFailure, allocate } from "./allocate.js";
 import { applyToHub } from "./apply-to-hub.js";
+import { dryRun } from "./dry-run.js";
 import { type AttestedDevice, type DeviceCredentials, type EnrollmentMatch, findAndAttest } from "./find-enrollment.js";
 import type { HubLinks } from "./hub-links.js";
 import { newOperationId } from "./operation-id.js";
@@ -148,6 +149,11 @@ export class RegistrationEngine {
     const record = await this.store.getRegistration(instance.idScope, req.registrationId);
     if (!record) throw new ProvisioError("registrationNotFound", { id: req.registrationId });
     return resultOf(record.state, "disabled" in attested ? attested.disabled : attested.match);
+  }
+
+  /** What a registration would do now, without doing it (dry-run.ts). */
+  dryRun(idScope: IdScope, registrationId: string, body: unknown): Promise<Record<string, unknown>> {
+    return dryRun(this.store, this.scopes, this.instanceOf(idScope), registrationId, body);
   }
 
   /** Deprovisioning: the device's identity leaves its assigned hub (iothub-api.md §8.3). */

@@ -22,6 +22,8 @@ import { attestationWire, enrollmentWire } from "./wire.js";
 export interface ProvisioningOperations {
   /** Remove a registered device's identity from its assigned hub (an absent identity is fine). */
   deprovision(idScope: IdScope, state: DeviceRegistrationState): Promise<void>;
+  /** What a registration would do now, without side effects. */
+  dryRun(idScope: IdScope, registrationId: string, body: unknown): Promise<Record<string, unknown>>;
 }
 
 export const SERVICE_API_SEGMENTS = new Set(["enrollments", "enrollmentgroups", "registrations"]);
@@ -81,6 +83,7 @@ export class ServiceApi {
       if (action === undefined && method === "DELETE") return this.deleteRegistration(r, origId);
       if (action === "query" && !extra && method === "POST") return this.queryRegistrations(r, origId);
       if (action === "webhookcalls" && !extra && method === "GET") return this.webhookCalls(r, origId);
+      if (action === "dryrun" && !extra && method === "POST") return this.dryRun(r, origId);
     }
     const known = collection !== undefined && SERVICE_API_SEGMENTS.has(collection) && !extra;
     throw new ProvisioError(known ? "methodNotAllowed" : "unknownRoute", {
@@ -211,6 +214,15 @@ export class ServiceApi {
     if (result.ok) return sendNoContent(r.res);
     if (result.reason === "missing") throw new ProvisioError("registrationNotFound", { id });
     throw new ProvisioError("etagMismatch", { id });
+  }
+
+  /** Provisio extension: what registering `id` would do now (no side effects). */
+  private async dryRun(r: ServiceRequest, id: string): Promise<void> {
+    const scope = await this.authorize(r, "EnrollmentRead");
+    if (!this.provisioning)
+      throw new ProvisioError("unknownRoute", { method: "POST", path: `/registrations/${id}/dryRun` });
+    const body = parseJson(await readBody(r.req));
+    sendJson(r.res, 200, await this.provisioning.dryRun(scope, id, body));
   }
 
   /** Provisio extension: the custom allocation webhook calls of the device's last registration. */
