@@ -11,6 +11,7 @@ import { newEtag } from "./domain/etag.js";
 import type { LinkedHub } from "./domain/instance.js";
 import { BuiltinHubs, ownerConnectionString } from "./iothub/builtin-hubs.js";
 import { HubRestApi } from "./iothub/hub-rest-api.js";
+import { InProcessHubClient } from "./iothub/in-process-hub-client.js";
 import { TelemetryLog } from "./iothub/telemetry-log.js";
 import { newInstance, OWNER_POLICY, ownerPolicy } from "./management/instances.js";
 import { ManagementApi } from "./management/management-api.js";
@@ -138,8 +139,14 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const feed = new ChangeFeed();
   // Built-in hubs are reached like any hub, over their REST API, at this server's HTTPS port.
   let httpsPort = 0;
-  const links = new HubLinks((hostName) =>
-    hubs.byHost(hostName) ? { host: "127.0.0.1", port: httpsPort, ca: readFileSync(tls.caFile) } : undefined,
+  const links = new HubLinks(
+    (hostName) =>
+      hubs.byHost(hostName) ? { host: "127.0.0.1", port: httpsPort, ca: readFileSync(tls.caFile) } : undefined,
+    // Built-in hubs are reached in-process by default: same operations and answers, no TLS hop.
+    (linked) => {
+      const rt = config.builtinHubClient === "rest" ? undefined : hubs.byHost(linked.name);
+      return rt && new InProcessHubClient(linked.connectionString, rt.hub, rt.registry);
+    },
   );
   const engineOptions = {
     ...DEFAULT_ENGINE_OPTIONS,

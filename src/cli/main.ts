@@ -65,6 +65,7 @@ program
         ...(env.PROVISIO_WEBHOOK_RETRIES
           ? { webhookRetries: parseWhole(env.PROVISIO_WEBHOOK_RETRIES, "PROVISIO_WEBHOOK_RETRIES", "retries") }
           : {}),
+        ...(env.PROVISIO_BUILTIN_HUB_CLIENT === "rest" ? { builtinHubClient: "rest" as const } : {}),
         ...(env.PROVISIO_REGISTER_WAIT_MS
           ? { registerWaitMs: parseWhole(env.PROVISIO_REGISTER_WAIT_MS, "PROVISIO_REGISTER_WAIT_MS", "milliseconds") }
           : {}),

@@ -111,11 +111,12 @@ export class RegistrationEngine {
       return { operation, final: true };
     }
     const work = this.runPipeline(instance, req, attested, operationId, payload);
+    // A wait of 0 always answers "assigning" (the work may otherwise finish within microtasks).
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
       timer = setTimeout(resolve, this.options.answerWithinMs, undefined);
     });
-    const finished = await Promise.race([work, timeout]);
+    const finished = this.options.answerWithinMs > 0 ? await Promise.race([work, timeout]) : undefined;
     clearTimeout(timer);
     if (finished) return { operation: finished, final: true };
     // Still working: leave an "assigning" operation to poll (never over a final one).

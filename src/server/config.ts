@@ -17,6 +17,8 @@ export interface ServeConfig {
   /** Custom allocation webhook: per-call timeout (ms) and number of retries (behaviors.md §4.5). */
   webhookTimeoutMs?: number;
   webhookRetries?: number;
+  /** How the engine reaches built-in hubs: in-process (default) or over their REST API. */
+  builtinHubClient?: "in-process" | "rest";
 }
 
 export const DEFAULTS: ServeConfig = {
