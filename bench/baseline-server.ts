@@ -1,0 +1,43 @@
+// The baseline: a bare node:https server with provisio's own server key and certificate and the
+// same TLS options (requestCert, no rejection), answering every request with a trivial
+// `200 {"status":"assigned"}` once the body is read. Same handshakes, same HTTP parsing, no work.
+// Usage: node dist/bench/baseline-server.js <dataDir>; prints {"port":N} on stdout, SIGTERM stops it.
+import { readFileSync } from "node:fs";
+import { createServer } from "node:https";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+
+const dataDir = process.argv[2];
+if (!dataDir) {
+  process.stderr.write("usage: baseline-server <dataDir>\n");
+  process.exit(2);
+}
+
+const REPLY = JSON.stringify({ status: "assigned" });
+const HEADERS = { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(REPLY) };
+
+const server = createServer(
+  {
+    key: readFileSync(join(dataDir, "tls", "server.key"), "utf8"),
+    cert: readFileSync(join(dataDir, "tls", "server.pem"), "utf8"),
+    requestCert: true,
+    rejectUnauthorized: false,
+  },
+  (req, res) => {
+    req.on("data", () => undefined);
+    req.on("end", () => {
+      res.writeHead(200, HEADERS);
+      res.end(REPLY);
+    });
+  },
+);
+server.keepAliveTimeout = 30_000;
+
+server.listen(0, "127.0.0.1", () => {
+  process.stdout.write(`${JSON.stringify({ port: (server.address() as AddressInfo).port })}\n`);
+});
+
+process.on("SIGTERM", () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});

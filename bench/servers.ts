@@ -1,0 +1,154 @@
+// The two servers under test, as child processes: a real `provisio serve` on a temp data dir with
+// OS-chosen ports, and the baseline (bench/baseline-server.ts) on the same key and certificate.
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { existsSync, readFileSync, rmSync } from "node:fs";
+import { request } from "node:https";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createSasToken } from "../src/attestation/sas-token.js";
+import { parseConnectionString } from "../src/domain/connection-string.js";
+import type { ServeInfo } from "../src/server.js";
+
+const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
+export const ROOT = resolve(here, "../..");
+const BIN = join(ROOT, "bin", "provisio.js");
+
+export interface ServerChild {
+  child: ChildProcess;
+  /** The last 64 KB the process wrote (stdout and stderr), for failure messages and the report. */
+  output(): string;
+  /** SIGTERM and wait for the exit (SIGKILL after 15 s); resolves to the exit code. */
+  stop(): Promise<number | null>;
+}
+
+function track(child: ChildProcess): ServerChild {
+  let output = "";
+  const keep = (d: Buffer) => {
+    output = (output + d.toString()).slice(-65_536);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const exited = once(child, "exit").then(([code]) => code as number | null);
+  return {
+    child,
+    output: () => output,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+export interface Provisio extends ServerChild {
+  info: ServeInfo;
+  caPem: string;
+}
+
+/** `provisio serve` on `dataDir`, bound to 127.0.0.1; resolves once provisio.json exists. */
+export async function startProvisio(dataDir: string, nodeArgs: string[] = []): Promise<Provisio> {
+  const infoFile = join(dataDir, "provisio.json");
+  const child = spawn(
+    process.execPath,
+    [
+      ...nodeArgs,
+      BIN,
+      "serve",
+      "--data-dir",
+      dataDir,
+      "--bind",
+      "127.0.0.1",
+      "--https-port",
+      "0",
+      "--mqtt-port",
+      "0",
+      "--amqp-port",
+      "0",
+    ],
+    { env: { ...process.env, PROVISIO_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const tracked = track(child);
+  const deadline = Date.now() + 30_000;
+  while (!existsSync(infoFile)) {
+    if (child.exitCode !== null) throw new Error(`provisio serve exited with ${child.exitCode}: ${tracked.output()}`);
+    if (Date.now() > deadline) {
+      await tracked.stop();
+      throw new Error(`provisio serve did not write provisio.json within 30 s: ${tracked.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const info = JSON.parse(readFileSync(infoFile, "utf8")) as ServeInfo;
+  return { ...tracked, info, caPem: readFileSync(info.caFile, "utf8") };
+}
+
+/** The baseline server on provisio's TLS material; resolves to it and its port. */
+export async function startBaseline(dataDir: string, nodeArgs: string[] = []): Promise<ServerChild & { port: number }> {
+  const child = spawn(process.execPath, [...nodeArgs, join(here, "baseline-server.js"), dataDir], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const tracked = track(child);
+  const port = await new Promise<number>((done, fail) => {
+    let line = "";
+    const timer = setTimeout(() => fail(new Error(`baseline server did not start: ${tracked.output()}`)), 15_000);
+    const onData = (d: Buffer) => {
+      line += d.toString();
+      const nl = line.indexOf("\n");
+      if (nl < 0) return;
+      clearTimeout(timer);
+      child.stdout?.off("data", onData);
+      done((JSON.parse(line.slice(0, nl)) as { port: number }).port);
+    };
+    child.stdout?.on("data", onData);
+    child.once("exit", (code) => fail(new Error(`baseline server exited with ${code}: ${tracked.output()}`)));
+  });
+  return { ...tracked, port };
+}
+
+/**
+ * Create (or replace) a symmetric-key enrollment group through the service API; resolves to its
+ * generated primary key. The built-in hub is already linked, so its devices can be assigned.
+ */
+export async function createEnrollmentGroup(p: Provisio, groupId: string): Promise<string> {
+  const cs = parseConnectionString(p.info.serviceConnectionString);
+  if (!cs) throw new Error("provisio.json has an unreadable serviceConnectionString");
+  const body = JSON.stringify({ enrollmentGroupId: groupId, attestation: { type: "symmetricKey" } });
+  const reply = await new Promise<{ status: number; text: string }>((done, fail) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port: p.info.ports.https,
+        servername: cs.hostName,
+        ca: p.caPem,
+        agent: false,
+        method: "PUT",
+        path: `/enrollmentGroups/${groupId}?api-version=2021-10-01`,
+        headers: {
+          host: cs.hostName,
+          authorization: createSasToken(cs.key, cs.hostName, Math.floor(Date.now() / 1000) + 3600, cs.keyName),
+          "content-type": "application/json; charset=utf-8",
+          "content-length": String(Buffer.byteLength(body)),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => done({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+      },
+    );
+    req.on("error", fail);
+    req.end(body);
+  });
+  if (reply.status !== 200 && reply.status !== 201) {
+    throw new Error(`PUT /enrollmentGroups/${groupId}: HTTP ${reply.status} ${reply.text}`);
+  }
+  const group = JSON.parse(reply.text) as { attestation?: { symmetricKey?: { primaryKey?: string } } };
+  const key = group.attestation?.symmetricKey?.primaryKey;
+  if (!key) throw new Error(`PUT /enrollmentGroups/${groupId} returned no primaryKey: ${reply.text}`);
+  return key;
+}
+
+export const removeDir = (dir: string): void => rmSync(dir, { recursive: true, force: true });
