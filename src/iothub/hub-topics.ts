@@ -13,7 +13,11 @@ export function parseHubUsername(username: string): { host: string; deviceId: st
   return { host: m[1], deviceId: m[2], ...(m[3] ? { moduleId: m[3] } : {}) };
 }
 
-const ridOf = (query: string): string | undefined => new URLSearchParams(query).get("$rid") ?? undefined;
+/** `$rid` exactly as sent: it is echoed verbatim into the answer topic (see dps-topics.ts). */
+const ridOf = (query: string): string | undefined => {
+  for (const part of query.split("&")) if (part.startsWith("$rid=")) return part.slice(5);
+  return undefined;
+};
 
 export function classifyPublish(topic: string): HubPublish {
   if (topic.startsWith("devices/")) {

@@ -15,12 +15,24 @@ export type DpsRequest =
 const REGISTER = "$dps/registrations/PUT/iotdps-register/";
 const STATUS = "$dps/registrations/GET/iotdps-get-operationstatus/";
 
+/**
+ * A query parameter's text exactly as sent (not percent-decoded): `$rid` is echoed verbatim, and
+ * a decoded value could put characters into the answer topic that MQTT forbids (`#`, `+`, NUL).
+ */
+export function rawParam(query: string, name: string): string | null {
+  for (const part of query.split("&")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq) === name) return part.slice(eq + 1);
+  }
+  return null;
+}
+
 export function parseDpsRequest(topic: string): DpsRequest {
   const q = topic.indexOf("?");
   if (q < 0) return { kind: "unknown" };
   const base = topic.slice(0, q);
   const query = new URLSearchParams(topic.slice(q + 1));
-  const rid = query.get("$rid");
+  const rid = rawParam(topic.slice(q + 1), "$rid");
   if (rid === null || rid === "") return { kind: "unknown" };
   if (base === REGISTER) return { kind: "register", rid };
   if (base === STATUS) {

@@ -80,6 +80,8 @@ type State = typeof AWAIT_CONNECT | typeof AWAIT_CONNACK | typeof OPEN | typeof 
 /** After close (end), how long the peer gets to close its side before the stream is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 const PINGRESP = Buffer.from([0xd0, 0x00]);
+/** Unsent output past which a connection stops being read until it drains. */
+const MAX_PENDING_WRITE_BYTES = 1024 * 1024;
 /** Packets a client may pipeline behind its CONNECT before the handler answers. */
 const MAX_HELD_PACKETS = 100;
 
@@ -237,6 +239,14 @@ export class MqttConnection extends EventEmitter<MqttConnectionEvents> {
       // A session listener threw while handling a packet: drop this connection, not the process.
       this.shutdown(`listener error: ${errorMessage(err)}`);
       return;
+    }
+    // Backpressure: a client that sends requests but does not read the answers stops being read
+    // until it catches up, instead of making the server buffer without limit.
+    if (!this.closed && this.stream.writableLength > MAX_PENDING_WRITE_BYTES) {
+      this.stream.pause();
+      this.stream.once("drain", () => {
+        if (!this.closed) this.stream.resume();
+      });
     }
     if (this.closed || buffered === 0) return;
     // Bytes held for the packet still incomplete; also refuse early once its declared length is known.

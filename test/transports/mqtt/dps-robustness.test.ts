@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { randomBytes, randomUUID } from "node:crypto";
 import { once } from "node:events";
+import { existsSync, readdirSync } from "node:fs";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import tls, { type TLSSocket } from "node:tls";
@@ -24,6 +25,9 @@ const registerTopic = (rid: string) => `$dps/registrations/PUT/iotdps-register/?
 const statusTopic = (rid: string, operationId: string) =>
   `$dps/registrations/GET/iotdps-get-operationstatus/?$rid=${rid}&operationId=${operationId}`;
 const HUB_USERNAME = "hub-1.localhost/dev/?api-version=2021-04-12";
+
+/** Every test has its own bound on top of the per-step timeouts: a hang fails instead of stalling the run. */
+const TIMEOUT = { timeout: 30_000 };
 
 let p: ProvisioProcess;
 /** Enrollment primary keys by registration id. */
@@ -346,6 +350,15 @@ async function registersNormally(id: string): Promise<string> {
   }
 }
 
+/** Open file descriptors of the server process (Linux), to catch connections it never closes. */
+function serverFds(): number | undefined {
+  const dir = `/proc/${p.child.pid}/fd`;
+  return existsSync(dir) ? readdirSync(dir).length : undefined;
+}
+
+/** Topic names a server must never send (MQTT-3.3.2-2 wildcards, MQTT-1.5.3-2 U+0000). */
+const badTopicName = (topic: string): boolean => /[#+]/.test(topic) || topic.includes("\u0000");
+
 // ---- fuzzing ---------------------------------------------------------------------------------------
 
 /** mulberry32: small and seedable. */
@@ -396,47 +409,22 @@ function mutate(r: () => number, input: Buffer, glue: readonly Buffer[]): Buffer
   return bytes;
 }
 
-/** Characters that matter to the topic and JSON grammars, plus some that need several UTF-8 bytes. */
-const SPICE = [
-  "?",
-  "&",
-  "=",
-  "$",
-  "/",
-  "#",
-  "+",
-  "%",
-  "%zz",
-  "\u0000",
-  "é",
-  "漢",
-  "😀",
-  '"',
-  "{",
-  "}",
-  "[",
-  "]",
-  ",",
-  ":",
-  "\\",
-];
+/** Characters that matter to the topic and JSON grammars, some that need several UTF-8 bytes, and escapes. */
+const SPICE = [...Array.from('?&=$/#+%é漢😀"{}[],:\\'), "%zz", "%", "%23", "%2B", "%00", "%26", "\u0000"];
 
 /** Edits at the character level, so that the result is still valid UTF-8 (and still framed correctly). */
 function mutateText(r: () => number, text: string): string {
   let s = text;
-  const ops = 1 + Math.floor(r() * 3);
-  for (let i = 0; i < ops; i++) {
+  for (let ops = 1 + Math.floor(r() * 3); ops > 0; ops--) {
     const at = Math.floor(r() * (s.length + 1));
-    const op = Math.floor(r() * 5);
-    if (op === 0)
-      s = s.slice(0, at) + pick(r, SPICE) + s.slice(at); // insert a special character
-    else if (op === 1)
-      s = s.slice(0, at) + s.slice(at + 1 + Math.floor(r() * 6)); // delete
-    else if (op === 2)
-      s = s.slice(0, at) + s.slice(Math.floor(r() * s.length)); // splice with itself
-    else if (op === 3)
-      s = s.slice(0, at) + "x".repeat(Math.floor(r() * 2000)) + s.slice(at); // grow
-    else s = s.slice(0, at); // truncate
+    const tail = [
+      () => pick(r, SPICE) + s.slice(at), // insert a special character
+      () => s.slice(at + 1 + Math.floor(r() * 6)), // delete
+      () => s.slice(Math.floor(r() * s.length)), // splice with itself
+      () => "x".repeat(Math.floor(r() * 2000)) + s.slice(at), // grow
+      () => "", // truncate
+    ];
+    s = s.slice(0, at) + pick(r, tail)();
   }
   return s;
 }
@@ -448,16 +436,14 @@ function oddJson(r: () => number, depth = 0): unknown {
   if (k === 1) return Array.from({ length: Math.floor(r() * 5) }, () => oddJson(r, depth + 1));
   const o: Record<string, unknown> = {};
   for (let i = Math.floor(r() * 5); i > 0; i--) {
-    Object.defineProperty(
-      o,
-      pick(r, ["__proto__", "constructor", "toString", "registrationId", "payload", "tpm", "a"]),
-      {
-        value: oddJson(r, depth + 1),
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      },
-    );
+    const key = pick(r, ["__proto__", "constructor", "toString", "registrationId", "payload", "tpm", "a"]);
+    // defineProperty: a plain assignment to "__proto__" would set the prototype instead of a key.
+    Object.defineProperty(o, key, {
+      value: oddJson(r, depth + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return o;
 }
@@ -497,189 +483,209 @@ describe("DPS over MQTT: robustness of a real provisio serve", { concurrency: tr
   });
 
   // ---- 7: runs alongside everything else ----------------------------------------------------------
-  test("slow clients: idle TLS, half a CONNECT, raw TCP and keep-alive expiry are closed by the server; a device registers meanwhile", async () => {
-    const idle = await RawTls.open();
-    const half = await RawTls.open();
-    const connect = dpsConnect("rb-meanwhile");
-    half.write(connect.subarray(0, Math.floor(connect.length / 2)));
-    // No TLS handshake at all: the handshake timeout (= connect deadline) must end it.
-    const tcp = net.connect({ host: "127.0.0.1", port: p.info.ports.mqtt });
-    tcp.on("error", () => {});
-    await once(tcp, "connect");
-    const tcpOpened = Date.now();
-    const tcpClosed = new Promise<number>((resolve) => tcp.once("close", () => resolve(Date.now() - tcpOpened)));
-    // CONNECT with keep-alive 1 s and then silence: closed after 1.5 x keep-alive.
-    const quiet = await RawTls.open();
-    quiet.write(dpsConnect("rb-keepalive", { keepalive: 1 }));
-    try {
-      assert.equal(await expectConnack(quiet), 0);
-      await registersNormally("rb-meanwhile");
-      assert.ok(!idle.closed && !half.closed, "slow clients are still connected while the device registers");
+  test(
+    "slow clients: idle TLS, half a CONNECT, raw TCP and keep-alive expiry are closed by the server; a device registers meanwhile",
+    TIMEOUT,
+    async () => {
+      const idle = await RawTls.open();
+      const half = await RawTls.open();
+      const connect = dpsConnect("rb-meanwhile");
+      half.write(connect.subarray(0, Math.floor(connect.length / 2)));
+      // No TLS handshake at all: the handshake timeout (= connect deadline) must end it.
+      const tcp = net.connect({ host: "127.0.0.1", port: p.info.ports.mqtt });
+      tcp.on("error", () => {});
+      await once(tcp, "connect");
+      const tcpOpened = Date.now();
+      const tcpClosed = new Promise<number>((resolve) => tcp.once("close", () => resolve(Date.now() - tcpOpened)));
+      // CONNECT with keep-alive 1 s and then silence: closed after 1.5 x keep-alive.
+      const quiet = await RawTls.open();
+      quiet.write(dpsConnect("rb-keepalive", { keepalive: 1 }));
+      try {
+        assert.equal(await expectConnack(quiet), 0);
+        await registersNormally("rb-meanwhile");
+        assert.ok(!idle.closed && !half.closed, "slow clients are still connected while the device registers");
 
-      const quietMs = await quiet.closedAfter(5000);
-      assert.ok(quietMs >= 1000 && quietMs < 4000, `keep-alive expiry after ${quietMs} ms`);
-      const [idleMs, halfMs, tcpMs] = await Promise.all([
-        idle.closedAfter(15_000),
-        half.closedAfter(15_000),
-        withTimeout(tcpClosed, 15_000, "the server to close the raw TCP socket"),
-      ]);
-      for (const [what, ms] of [
-        ["idle TLS", idleMs],
-        ["half CONNECT", halfMs],
-        ["raw TCP", tcpMs],
-      ] as const) {
-        assert.ok(ms >= 8_000 && ms <= 15_000, `${what} closed after ${ms} ms (connect deadline 10 s)`);
+        const quietMs = await quiet.closedAfter(5000);
+        assert.ok(quietMs >= 1000 && quietMs < 4000, `keep-alive expiry after ${quietMs} ms`);
+        const [idleMs, halfMs, tcpMs] = await Promise.all([
+          idle.closedAfter(15_000),
+          half.closedAfter(15_000),
+          withTimeout(tcpClosed, 15_000, "the server to close the raw TCP socket"),
+        ]);
+        for (const [what, ms] of [
+          ["idle TLS", idleMs],
+          ["half CONNECT", halfMs],
+          ["raw TCP", tcpMs],
+        ] as const) {
+          assert.ok(ms >= 8_000 && ms <= 15_000, `${what} closed after ${ms} ms (connect deadline 10 s)`);
+        }
+        assert.deepEqual(idle.log, [], "nothing sent to the idle client");
+        assert.deepEqual(half.log, [], "no CONNACK for half a CONNECT");
+      } finally {
+        for (const c of [idle, half, quiet]) c.destroy();
+        tcp.destroy();
       }
-      assert.deepEqual(idle.log, [], "nothing sent to the idle client");
-      assert.deepEqual(half.log, [], "no CONNACK for half a CONNECT");
-    } finally {
-      for (const c of [idle, half, quiet]) c.destroy();
-      tcp.destroy();
-    }
-  });
+    },
+  );
 
   describe("sequential", { concurrency: false }, () => {
     // ---- 1 ------------------------------------------------------------------------------------------
-    test("baseline: a device registers with the mqtt client (CONNACK 0, SUBACK 1, PUBACK, res/200 assigned)", async () => {
-      let connack: mqtt.IConnackPacket | undefined;
-      const { client, granted } = await dpsClient("rb-base", (c) => {
-        connack = c;
-      });
-      try {
-        assert.equal(connack?.returnCode, 0);
-        assert.equal(connack?.sessionPresent, false);
-        assert.deepEqual(granted, [1], "$dps/registrations/res/# granted QoS 1");
-        const { first, final } = await clientRegister(client, "rb-base");
-        assert.ok(first.status === 200 || first.status === 202, `first answer ${first.topic}`);
-        if (first.status === 202) assert.match(first.query.get("retry-after") ?? "", /^\d+$/);
-        assertAssigned(final, "rb-base");
-        assert.match(final.topic, /^\$dps\/registrations\/res\/200\/\?\$rid=[0-9a-f-]{36}$/, "no retry-after on 200");
-        baselineOperationId = String(final.body.operationId);
-        await new Promise<void>((resolve, reject) =>
-          client.unsubscribe(RESPONSE_FILTER, (err?: Error) => (err ? reject(err) : resolve())),
-        );
-      } finally {
-        await endClient(client);
-      }
-    });
+    test(
+      "baseline: a device registers with the mqtt client (CONNACK 0, SUBACK 1, PUBACK, res/200 assigned)",
+      TIMEOUT,
+      async () => {
+        let connack: mqtt.IConnackPacket | undefined;
+        const { client, granted } = await dpsClient("rb-base", (c) => {
+          connack = c;
+        });
+        try {
+          assert.equal(connack?.returnCode, 0);
+          assert.equal(connack?.sessionPresent, false);
+          assert.deepEqual(granted, [1], "$dps/registrations/res/# granted QoS 1");
+          const { first, final } = await clientRegister(client, "rb-base");
+          assert.ok(first.status === 200 || first.status === 202, `first answer ${first.topic}`);
+          if (first.status === 202) assert.match(first.query.get("retry-after") ?? "", /^\d+$/);
+          assertAssigned(final, "rb-base");
+          assert.match(final.topic, /^\$dps\/registrations\/res\/200\/\?\$rid=[0-9a-f-]{36}$/, "no retry-after on 200");
+          baselineOperationId = String(final.body.operationId);
+          await new Promise<void>((resolve, reject) =>
+            client.unsubscribe(RESPONSE_FILTER, (err?: Error) => (err ? reject(err) : resolve())),
+          );
+        } finally {
+          await endClient(client);
+        }
+      },
+    );
 
     // ---- 2 ------------------------------------------------------------------------------------------
-    test("refused CONNECTs: bad credentials and unknown scope get CONNACK 5, a clientId mismatch CONNACK 2; then close", async () => {
-      const id = "rb-refused";
-      const otherKey = randomBytes(32).toString("base64");
-      const cases: [string, Buffer, number][] = [
-        ["wrong key", dpsConnect(id, { password: deviceToken(id, otherKey) }), 5],
-        ["expired token", dpsConnect(id, { password: deviceToken(id, keyOf(id), p.info.idScope, 1_000_000) }), 5],
-        ["not a SAS token", dpsConnect(id, { password: "hunter2" }), 5],
-        ["no password and no client certificate", dpsConnect(id, { password: null }), 5],
-        ["token for another registration", dpsConnect(id, { password: deviceToken("rb-base", keyOf(id)) }), 5],
-        ["no such enrollment", dpsConnect("rb-nobody", { password: deviceToken("rb-nobody", otherKey) }), 5],
-        ["unknown ID scope", dpsConnect(id, { idScope: "0ne00000000" }), 5],
-        ["clientId is not the registration id", dpsConnect(id, { clientId: "someone-else" }), 2],
-        ["empty clientId", dpsConnect(id, { clientId: "" }), 2],
-        [
-          "username without a registration id",
-          connectBytes({ clientId: id, username: `${p.info.idScope}/registrations/`, password: Buffer.from("x") }),
-          2,
-        ],
-      ];
-      await Promise.all(
-        cases.map(async ([what, bytes, code]) => {
-          const c = await RawTls.open();
-          try {
-            c.write(bytes);
-            // Something queued behind the CONNECT must not be processed (MQTT-3.1.4-5).
-            c.write(subscribeBytes(9, [{ topic: RESPONSE_FILTER, qos: 1 }]));
-            assert.equal(await expectConnack(c), code, what);
-            const ms = await c.closedAfter(3000);
-            assert.ok(ms < 3000, `${what}: closed after ${ms} ms`);
-            assert.deepEqual(
-              c.log.map((x) => x.cmd),
-              ["connack"],
-              `${what}: nothing but the CONNACK`,
-            );
-          } finally {
-            c.destroy();
-          }
-        }),
-      );
-      await registersNormally("rb-refused"); // the right credentials still work
-    });
+    test(
+      "refused CONNECTs: bad credentials and unknown scope get CONNACK 5, a clientId mismatch CONNACK 2; then close",
+      TIMEOUT,
+      async () => {
+        const id = "rb-refused";
+        const otherKey = randomBytes(32).toString("base64");
+        const cases: [string, Buffer, number][] = [
+          ["wrong key", dpsConnect(id, { password: deviceToken(id, otherKey) }), 5],
+          ["expired token", dpsConnect(id, { password: deviceToken(id, keyOf(id), p.info.idScope, 1_000_000) }), 5],
+          ["not a SAS token", dpsConnect(id, { password: "hunter2" }), 5],
+          ["no password and no client certificate", dpsConnect(id, { password: null }), 5],
+          ["token for another registration", dpsConnect(id, { password: deviceToken("rb-base", keyOf(id)) }), 5],
+          ["no such enrollment", dpsConnect("rb-nobody", { password: deviceToken("rb-nobody", otherKey) }), 5],
+          ["unknown ID scope", dpsConnect(id, { idScope: "0ne00000000" }), 5],
+          ["clientId is not the registration id", dpsConnect(id, { clientId: "someone-else" }), 2],
+          ["empty clientId", dpsConnect(id, { clientId: "" }), 2],
+          [
+            "username without a registration id",
+            connectBytes({ clientId: id, username: `${p.info.idScope}/registrations/`, password: Buffer.from("x") }),
+            2,
+          ],
+        ];
+        await Promise.all(
+          cases.map(async ([what, bytes, code]) => {
+            const c = await RawTls.open();
+            try {
+              c.write(bytes);
+              // Something queued behind the CONNECT must not be processed (MQTT-3.1.4-5).
+              c.write(subscribeBytes(9, [{ topic: RESPONSE_FILTER, qos: 1 }]));
+              assert.equal(await expectConnack(c), code, what);
+              const ms = await c.closedAfter(3000);
+              assert.ok(ms < 3000, `${what}: closed after ${ms} ms`);
+              assert.deepEqual(
+                c.log.map((x) => x.cmd),
+                ["connack"],
+                `${what}: nothing but the CONNACK`,
+              );
+            } finally {
+              c.destroy();
+            }
+          }),
+        );
+        await registersNormally("rb-refused"); // the right credentials still work
+      },
+    );
 
     // ---- 3 ------------------------------------------------------------------------------------------
-    test("a register payload over 96 KB closes that session; exactly 96 KB is answered; another device is unaffected", async () => {
-      const { client: bystander } = await dpsClient("rb-bystander");
-      const big = await rawDevice("rb-big");
-      try {
-        const exactly = (n: number) => {
-          const head = '{"registrationId":"rb-big","payload":{"pad":"';
-          const tail = '"}}';
-          return Buffer.from(head + "x".repeat(n - head.length - tail.length) + tail);
-        };
-        // At the limit: an ordinary request.
-        const atLimit = await rawRegister(big, "rb-big", exactly(96 * 1024));
-        assertAssigned(atLimit, "rb-big");
-
-        // One byte over: PUBACK (the server always acknowledges), no answer, the session closes.
-        const rid = randomUUID();
-        big.write(publishBytes(registerTopic(rid), exactly(96 * 1024 + 1), 7));
-        await expectAck(big, "puback", 7);
-        const ms = await big.closedAfter(5000);
-        assert.ok(big.closed, `closed after ${ms} ms`);
-        assert.equal(
-          big.log.filter((x) => x.cmd === "publish" && x.topic.includes(rid)).length,
-          0,
-          "no answer to the oversized request",
-        );
-
-        // Above the listener's packet limit (~260 KB): closed without even a PUBACK.
-        const huge = await rawDevice("rb-big");
+    test(
+      "a register payload over 96 KB closes that session; exactly 96 KB is answered; another device is unaffected",
+      TIMEOUT,
+      async () => {
+        const { client: bystander } = await dpsClient("rb-bystander");
+        const big = await rawDevice("rb-big");
         try {
-          huge.write(publishBytes(registerTopic(randomUUID()), Buffer.alloc(300 * 1024, 0x20), 8));
-          await huge.closedAfter(5000);
-          assert.equal(huge.log.filter((x) => x.cmd === "puback" || x.cmd === "publish").length, 0);
-        } finally {
-          huge.destroy();
-        }
+          const exactly = (n: number) => {
+            const head = '{"registrationId":"rb-big","payload":{"pad":"';
+            const tail = '"}}';
+            return Buffer.from(head + "x".repeat(n - head.length - tail.length) + tail);
+          };
+          // At the limit: an ordinary request.
+          const atLimit = await rawRegister(big, "rb-big", exactly(96 * 1024));
+          assertAssigned(atLimit, "rb-big");
 
-        assertAssigned((await clientRegister(bystander, "rb-bystander")).final, "rb-bystander");
-      } finally {
-        big.destroy();
-        await endClient(bystander);
-      }
-    });
+          // One byte over: PUBACK (the server always acknowledges), no answer, the session closes.
+          const rid = randomUUID();
+          big.write(publishBytes(registerTopic(rid), exactly(96 * 1024 + 1), 7));
+          await expectAck(big, "puback", 7);
+          const ms = await big.closedAfter(5000);
+          assert.ok(big.closed, `closed after ${ms} ms`);
+          assert.equal(
+            big.log.filter((x) => x.cmd === "publish" && x.topic.includes(rid)).length,
+            0,
+            "no answer to the oversized request",
+          );
+
+          // Above the listener's packet limit (~260 KB): closed without even a PUBACK.
+          const huge = await rawDevice("rb-big");
+          try {
+            huge.write(publishBytes(registerTopic(randomUUID()), Buffer.alloc(300 * 1024, 0x20), 8));
+            await huge.closedAfter(5000);
+            assert.equal(huge.log.filter((x) => x.cmd === "puback" || x.cmd === "publish").length, 0);
+          } finally {
+            huge.destroy();
+          }
+
+          assertAssigned((await clientRegister(bystander, "rb-bystander")).final, "rb-bystander");
+        } finally {
+          big.destroy();
+          await endClient(bystander);
+        }
+      },
+    );
 
     // ---- 4 ------------------------------------------------------------------------------------------
-    test("bad register payloads get res/400 with a JSON error body and the connection stays usable", async () => {
-      const c = await rawDevice("rb-badjson");
-      try {
-        const deep = `${"[".repeat(40)}${"]".repeat(40)}`;
-        const cases: [string, string | Buffer, number][] = [
-          ["not JSON", "this is {not json", 400001],
-          ["truncated JSON", '{"registrationId":"rb-badjson"', 400001],
-          ["invalid UTF-8 bytes", Buffer.from([0xff, 0xfe, 0x7b, 0x00, 0xc3]), 400001],
-          ["nested 40 deep", `{"registrationId":"rb-badjson","payload":{"a":${deep}}}`, 400001],
-          ["a JSON array", "[1,2,3]", 400004],
-          ["a JSON string", '"rb-badjson"', 400004],
-          ["another registration id", '{"registrationId":"rb-base"}', 400302],
-          ["payload not an object", '{"registrationId":"rb-badjson","payload":5}', 400303],
-        ];
-        for (const [what, payload, errorCode] of cases) {
-          const a = await rawRegister(c, "rb-badjson", payload);
-          assert.equal(a.status, 400, what);
-          assertErrorBody(a, 400, errorCode);
-          assert.ok(!c.closed, `${what}: the connection stays open`);
+    test(
+      "bad register payloads get res/400 with a JSON error body and the connection stays usable",
+      TIMEOUT,
+      async () => {
+        const c = await rawDevice("rb-badjson");
+        try {
+          const deep = `${"[".repeat(40)}${"]".repeat(40)}`;
+          const cases: [string, string | Buffer, number][] = [
+            ["not JSON", "this is {not json", 400001],
+            ["truncated JSON", '{"registrationId":"rb-badjson"', 400001],
+            ["invalid UTF-8 bytes", Buffer.from([0xff, 0xfe, 0x7b, 0x00, 0xc3]), 400001],
+            ["nested 40 deep", `{"registrationId":"rb-badjson","payload":{"a":${deep}}}`, 400001],
+            ["a JSON array", "[1,2,3]", 400004],
+            ["a JSON string", '"rb-badjson"', 400004],
+            ["another registration id", '{"registrationId":"rb-base"}', 400302],
+            ["payload not an object", '{"registrationId":"rb-badjson","payload":5}', 400303],
+          ];
+          for (const [what, payload, errorCode] of cases) {
+            const a = await rawRegister(c, "rb-badjson", payload);
+            assert.equal(a.status, 400, what);
+            assertErrorBody(a, 400, errorCode);
+            assert.ok(!c.closed, `${what}: the connection stays open`);
+          }
+          // Same connection, now a good request.
+          assertAssigned(await rawRegister(c, "rb-badjson"), "rb-badjson");
+          assert.equal(p.child.exitCode, null);
+        } finally {
+          c.destroy();
         }
-        // Same connection, now a good request.
-        assertAssigned(await rawRegister(c, "rb-badjson"), "rb-badjson");
-        assert.equal(p.child.exitCode, null);
-      } finally {
-        c.destroy();
-      }
-    });
+      },
+    );
 
     // ---- 5 ------------------------------------------------------------------------------------------
-    test("unknown topics are PUBACKed and not answered; SUBSCRIBE to other filters gets 0x80", async () => {
+    test("unknown topics are PUBACKed and not answered; SUBSCRIBE to other filters gets 0x80", TIMEOUT, async () => {
       const c = await rawDevice("rb-topics");
       try {
         c.write(
@@ -726,37 +732,41 @@ describe("DPS over MQTT: robustness of a real provisio serve", { concurrency: tr
     });
 
     // ---- 6 ------------------------------------------------------------------------------------------
-    test("operation status (unknown → res/404, own → res/200, another device's → res/404), PINGREQ, UNSUBSCRIBE, DISCONNECT", async () => {
-      const c = await rawDevice("rb-ops");
-      try {
-        let rid = randomUUID();
-        const unknown = await rawRequest(c, statusTopic(rid, "4.0123456789abcdef.nonexistent"), rid, " ");
-        assertErrorBody(unknown, 404, 404302);
-        assert.equal(unknown.topic, `$dps/registrations/res/404/?$rid=${rid}`);
+    test(
+      "operation status (unknown → res/404, own → res/200, another device's → res/404), PINGREQ, UNSUBSCRIBE, DISCONNECT",
+      TIMEOUT,
+      async () => {
+        const c = await rawDevice("rb-ops");
+        try {
+          let rid = randomUUID();
+          const unknown = await rawRequest(c, statusTopic(rid, "4.0123456789abcdef.nonexistent"), rid, " ");
+          assertErrorBody(unknown, 404, 404302);
+          assert.equal(unknown.topic, `$dps/registrations/res/404/?$rid=${rid}`);
 
-        const registered = await rawRegister(c, "rb-ops");
-        assertAssigned(registered, "rb-ops");
-        rid = randomUUID();
-        const own = await rawRequest(c, statusTopic(rid, String(registered.body.operationId)), rid, " ");
-        assertAssigned(own, "rb-ops");
-        assert.equal(own.body.operationId, registered.body.operationId);
+          const registered = await rawRegister(c, "rb-ops");
+          assertAssigned(registered, "rb-ops");
+          rid = randomUUID();
+          const own = await rawRequest(c, statusTopic(rid, String(registered.body.operationId)), rid, " ");
+          assertAssigned(own, "rb-ops");
+          assert.equal(own.body.operationId, registered.body.operationId);
 
-        assert.ok(baselineOperationId, "the baseline test ran first");
-        rid = randomUUID();
-        assertErrorBody(await rawRequest(c, statusTopic(rid, baselineOperationId), rid, " "), 404, 404302);
+          assert.ok(baselineOperationId, "the baseline test ran first");
+          rid = randomUUID();
+          assertErrorBody(await rawRequest(c, statusTopic(rid, baselineOperationId), rid, " "), 404, 404302);
 
-        c.write(mqttPacket.generate({ cmd: "pingreq" }));
-        assert.equal((await c.next((x) => x.cmd === "pingresp"))?.cmd, "pingresp");
-        c.write(mqttPacket.generate({ cmd: "unsubscribe", messageId: 77, unsubscriptions: [RESPONSE_FILTER] }));
-        await expectAck(c, "unsuback", 77);
-        c.write(mqttPacket.generate({ cmd: "disconnect" }));
-        const ms = await c.closedAfter(3000);
-        assert.ok(c.closed, `closed by the server ${ms} ms after connecting`);
-        assert.deepEqual(c.packets, [], "nothing after the UNSUBACK");
-      } finally {
-        c.destroy();
-      }
-    });
+          c.write(mqttPacket.generate({ cmd: "pingreq" }));
+          assert.equal((await c.next((x) => x.cmd === "pingresp"))?.cmd, "pingresp");
+          c.write(mqttPacket.generate({ cmd: "unsubscribe", messageId: 77, unsubscriptions: [RESPONSE_FILTER] }));
+          await expectAck(c, "unsuback", 77);
+          c.write(mqttPacket.generate({ cmd: "disconnect" }));
+          const ms = await c.closedAfter(3000);
+          assert.ok(c.closed, `closed by the server ${ms} ms after connecting`);
+          assert.deepEqual(c.packets, [], "nothing after the UNSUBACK");
+        } finally {
+          c.destroy();
+        }
+      },
+    );
 
     // ---- 8 ------------------------------------------------------------------------------------------
     const SEED = Number(process.env.DPS_FUZZ_SEED ?? Date.now() % 2 ** 31);
@@ -808,7 +818,7 @@ describe("DPS over MQTT: robustness of a real provisio serve", { concurrency: tr
       const structured = (r: () => number): Buffer => {
         const opId = fuzzOperationId;
         const topics = [
-          registerTopic(randomUUID()),
+          registerTopic(`r${Math.floor(r() * 1e9)}`),
           statusTopic("s1", opId),
           statusTopic("s2", "4.0123456789abcdef.00000000-0000-4000-8000-000000000000"),
           `$dps/registrations/GET/iotdps-get-operationstatus/?operationId=${opId}&$rid=s3&$rid=s4`,
@@ -847,12 +857,15 @@ describe("DPS over MQTT: robustness of a real provisio serve", { concurrency: tr
         return mutate(r, pick(r, VALID), VALID);
       };
 
+      const fdsBefore = serverFds();
       const MAX_INPUTS = 3000;
       const deadline = Date.now() + 25_000;
       const violations: string[] = [];
       const connacks = new Map<number, number>();
       let sent = 0;
       let connections = 0;
+      /** Server PUBLISH topic names with wildcards or U+0000 (must stay empty; see the $rid regression test). */
+      const badTopics = new Map<string, number>();
       /** DPS answers received, by status. */
       const answered = new Map<number, number>();
       /** The last inputs per connection, to show what killed the server if it dies. */
@@ -904,6 +917,10 @@ describe("DPS over MQTT: robustness of a real provisio serve", { concurrency: tr
             if (code < 0 || code > 5) violations.push(`#${index}: CONNACK return code ${code}`);
             if (code !== 0 && c.log.length > 1) violations.push(`#${index}: packets after CONNACK ${code}`);
           }
+          if (pk.cmd === "publish" && badTopicName(pk.topic)) {
+            const kind = pk.topic.split("?")[0] ?? "";
+            badTopics.set(kind, (badTopics.get(kind) ?? 0) + 1);
+          }
           if (pk.cmd === "publish" && pk.topic.startsWith("$dps/")) {
             try {
               const a = parseAnswer(pk.topic, pk.payload, pk.qos);
@@ -930,7 +947,7 @@ describe("DPS over MQTT: robustness of a real provisio serve", { concurrency: tr
       await Promise.all([worker(), worker(), worker(), worker()]);
       const elapsed = Date.now() - started;
       t.diagnostic(
-        `${sent} inputs over ${connections} TLS connections in ${elapsed} ms; CONNACK codes ${JSON.stringify([...connacks])}; DPS answers by status ${JSON.stringify([...answered])}`,
+        `${sent} inputs over ${connections} TLS connections in ${elapsed} ms; CONNACK codes ${JSON.stringify([...connacks])}; DPS answers by status ${JSON.stringify([...answered])}; topic names with # + or U+0000 ${JSON.stringify([...badTopics])}`,
       );
 
       await delay(200);
@@ -941,7 +958,19 @@ describe("DPS over MQTT: robustness of a real provisio serve", { concurrency: tr
       );
       assert.equal(p.child.signalCode, null);
       assert.deepEqual(violations.slice(0, 20), [], `protocol violations (seed ${SEED})`);
+      assert.deepEqual([...badTopics], [], `answer topics with # + or U+0000 (seed ${SEED})`);
       assert.ok(sent >= 500, `only ${sent} inputs in the time budget`);
+
+      // Every connection the fuzzer opened is gone on the server side too (close grace is 2 s).
+      if (fdsBefore !== undefined) {
+        let fds = serverFds() ?? 0;
+        for (let i = 0; i < 50 && fds > fdsBefore + 2; i++) {
+          await delay(100);
+          fds = serverFds() ?? 0;
+        }
+        t.diagnostic(`server file descriptors: ${fdsBefore} before the fuzz, ${fds} after`);
+        assert.ok(fds <= fdsBefore + 2, `the server holds ${fds} file descriptors, ${fdsBefore} before the fuzz`);
+      }
 
       // Still serving: a DPS device registers and the hub device connects.
       await registersNormally("rb-after-fuzz");
@@ -953,5 +982,24 @@ describe("DPS over MQTT: robustness of a real provisio serve", { concurrency: tr
         hub.destroy();
       }
     });
+
+    test(
+      "a percent-encoded $rid never puts '#', '+', U+0000 or a stray '&' into an answer topic",
+      TIMEOUT,
+      async () => {
+        // Regression: the server used to decode $rid and write it back raw into the answer topic.
+        const c = await rawDevice("rb-ops");
+        try {
+          for (const raw of ["a%23b", "c%2Bd", "g%00h", "i%26j%3Dk"]) {
+            const rid = new URLSearchParams(`$rid=${raw}`).get("$rid") ?? "";
+            const a = await rawRequest(c, registerTopic(raw), rid, JSON.stringify({ registrationId: "rb-ops" }));
+            assert.ok(!badTopicName(a.topic), `answer topic ${JSON.stringify(a.topic)}`);
+            assert.deepEqual(a.query.getAll("$rid"), [rid], `$rid in ${JSON.stringify(a.topic)}`);
+          }
+        } finally {
+          c.destroy();
+        }
+      },
+    );
   });
 });
