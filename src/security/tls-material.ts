@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 // polyfill loaded first.
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
+import { createRootCa } from "./cert-factory.js";
 
 // Node's webcrypto implements the WebCrypto API, but @types/node declares its own types,
 // which TypeScript does not treat as the DOM `Crypto` the library expects.
@@ -96,25 +97,14 @@ function isReusable(certPem: string, caPem: string, names: { dnsNames: string[];
   }
 }
 
+/** The development CA: cert-factory's root CA, valid ten years, named uniquely per data dir. */
 async function createCa(): Promise<{ certPem: string; keyPem: string; key: CryptoKey }> {
-  const keys = await crypto.subtle.generateKey(EC, true, ["sign", "verify"]);
-  const now = Date.now();
   // The random suffix keeps CAs of different data dirs apart in trust stores and in chain building.
-  const suffix = randomBytes(4).toString("hex");
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerial(),
-    name: `CN=Provisio Development CA ${suffix}`,
-    notBefore: new Date(now - HOUR), // tolerate clock skew between machines
-    notAfter: new Date(now + 3650 * DAY),
-    keys,
-    signingAlgorithm: SIGNING,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    ],
+  const ca = await createRootCa(`Provisio Development CA ${randomBytes(4).toString("hex")}`, {
+    notBefore: new Date(Date.now() - HOUR), // tolerate clock skew between machines
+    notAfter: new Date(Date.now() + 3650 * DAY),
   });
-  return { certPem: cert.toString("pem"), keyPem: await exportPrivateKey(keys.privateKey), key: keys.privateKey };
+  return { certPem: ca.certPem, keyPem: ca.keyPem, key: ca.signer.key };
 }
 
 async function issueServerCertificate(
