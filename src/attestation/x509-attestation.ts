@@ -93,19 +93,41 @@ export function attestX509(input: X509AttestationInput): X509Outcome {
 function parseChain(ders: readonly Buffer[]): Presented[] {
   if (ders.length === 0) throw new Refused("no client certificate was presented");
   return ders.map((der, i) => {
+    // Intermediates repeat across every device of a group: parse each distinct DER once.
+    const key = der.toString("base64");
+    const known = presentedCache.get(key);
+    if (known) return known;
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(der);
     } catch {
       throw new Refused(`presented certificate ${i} is not a valid X.509 certificate`);
     }
-    return {
+    const presented = {
       cert,
       name: distinguishedName(cert.subject),
       sha1: hex(cert.fingerprint),
       sha256: hex(cert.fingerprint256),
     };
+    remember(presentedCache, key, presented);
+    return presented;
   });
+}
+
+// Parsed certificates and signature checks are pure functions of their bytes, so they are kept
+// (bounded) across registrations: the hot path would otherwise re-parse the same intermediates
+// and store CAs and re-verify the same intermediate → root signatures for every device.
+const CACHE_LIMIT = 1024;
+const presentedCache = new Map<string, Presented>();
+const storeCertCache = new Map<string, X509Certificate | null>();
+const signatureCache = new Map<string, boolean>();
+
+function remember<V>(cache: Map<string, V>, key: string, value: V): void {
+  if (cache.size >= CACHE_LIMIT) {
+    const oldest = cache.keys().next().value;
+    if (oldest !== undefined) cache.delete(oldest);
+  }
+  cache.set(key, value);
 }
 
 // Step 2: the leaf names the device (CN = registration id) and is within its validity period.
@@ -177,7 +199,11 @@ function storeView(cas: readonly CaCertificate[]): Store {
   const issuers = new Map<string, StoreCert | undefined>();
   const parse = (): StoreCert[] =>
     cas.flatMap((ca) => {
-      const cert = parseCertificate(ca.certificatePem);
+      let cert = storeCertCache.get(ca.certificatePem);
+      if (cert === undefined) {
+        cert = parseCertificate(ca.certificatePem) ?? null;
+        remember(storeCertCache, ca.certificatePem, cert);
+      }
       return cert ? [{ ca, cert }] : [];
     });
   return {
@@ -195,11 +221,17 @@ function storeView(cas: readonly CaCertificate[]): Store {
 }
 
 function signedBy(child: X509Certificate, issuer: X509Certificate): boolean {
+  const key = `${child.fingerprint256}>${issuer.fingerprint256}`;
+  const known = signatureCache.get(key);
+  if (known !== undefined) return known;
+  let ok: boolean;
   try {
-    return child.checkIssued(issuer) && child.verify(issuer.publicKey);
+    ok = child.checkIssued(issuer) && child.verify(issuer.publicKey);
   } catch {
-    return false; // e.g. a key type verify cannot use
+    ok = false; // e.g. a key type verify cannot use
   }
+  remember(signatureCache, key, ok);
+  return ok;
 }
 
 /** The certificates a group may be on: every presented one above the leaf, then the store issuer of the last. */
