@@ -1,6 +1,7 @@
 // The load generator's core: simulated devices registering over HTTPS (device-api.md §5), each
 // request on a fresh TLS connection, at most `concurrency` devices in flight. Runs inside a
 // worker thread (bench/load-worker.ts); the same code drives provisio and the baseline server.
+// runLoad is protocol-neutral: bench/load-mqtt.ts and bench/load-x509.ts plug in their devices.
 import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { type RequestOptions, request } from "node:https";
@@ -123,9 +124,9 @@ const parse = (text: string): OperationBody | undefined => {
 };
 
 /** Ids, uuids and times masked, so that failures of one kind group together. */
-const generic = (text: string): string =>
+export const generic = (text: string): string =>
   text
-    .replace(/bench-dev-[\w.-]+/g, "bench-dev-…")
+    .replace(/bench-(dev|mqtt|x509)-[\w.-]+/g, "bench-$1-…")
     .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, "<uuid>")
     .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, "<time>")
     .slice(0, 200);
@@ -145,11 +146,11 @@ function describe(reply: Reply, body: OperationBody | undefined, step: string): 
 
 const POLL_BODY = Buffer.from("{}", "utf8");
 
+/** How one device's registration ended. */
+export type Outcome = { ok: true; polls: number } | { ok: false; why: string };
+
 /** Register one device, polling (each poll on a fresh connection) until it is no longer assigning. */
-async function registerOne(
-  target: Target,
-  d: Device,
-): Promise<{ ok: true; polls: number } | { ok: false; why: string }> {
+export async function registerOne(target: Target, d: Device): Promise<Outcome> {
   let reply = await send(target, "PUT", d.path, d.headers, d.body);
   let body = parse(reply.text);
   let polls = 0;
@@ -182,12 +183,12 @@ export interface LoadResult {
 const epochNow = (): number => performance.timeOrigin + performance.now();
 
 /**
- * Drive `devices` with at most `concurrency` in flight. Stops starting new devices at
- * `deadline` (epoch ms); those count as failures.
+ * Drive `devices` through `register` with at most `concurrency` in flight. Stops starting new
+ * devices at `deadline` (epoch ms); those count as failures. A rejection is a network failure.
  */
-export async function runLoad(
-  target: Target,
-  devices: readonly Device[],
+export async function runLoad<D>(
+  devices: readonly D[],
+  register: (d: D) => Promise<Outcome>,
   concurrency: number,
   deadline: number,
 ): Promise<LoadResult> {
@@ -201,14 +202,14 @@ export async function runLoad(
   const lane = async (): Promise<void> => {
     while (next < devices.length) {
       const d = devices[next++];
-      if (!d) break;
+      if (d === undefined) break;
       if (Date.now() > deadline) {
         notStarted++;
         continue;
       }
       const t0 = performance.now();
       try {
-        const r = await registerOne(target, d);
+        const r = await register(d);
         if (r.ok) {
           latencies[ok++] = performance.now() - t0;
           polls += r.polls;

@@ -139,10 +139,27 @@ function cpuRatioRow(ms: readonly Measurement[], verdict: (ok: boolean) => strin
   return `| ≥ ${TARGET_RATIO * 100} % of baseline, CPU-normalised (server CPU per registration) | ${f1((b / p) * 100)} % | ${verdict(b / p >= TARGET_RATIO)} |`;
 }
 
-export interface ReportContext {
-  date: string;
+/** One scenario's measurements and how to present them. */
+export interface ScenarioSection {
+  /** `https`, `mqtt`, `x509`: the BENCH_SCENARIOS name. */
+  key: string;
+  title: string;
+  /** What a simulated device does, for the section's first line. */
+  workload: string;
+  /** The baseline's row label in the table. */
+  baselineLabel: string;
   devices: number;
   warmup: number;
+  /** A registrations/s target on top of the ratio (HTTPS only). */
+  targetRate?: number;
+  measurements: Measurement[];
+  warmupFailures: number;
+  /** Extra lines at the end of the section (e.g. setup times). */
+  notes?: string[];
+}
+
+export interface ReportContext {
+  date: string;
   concurrency: number;
   workers: number;
   rounds: number;
@@ -151,50 +168,53 @@ export interface ReportContext {
   node: string;
   platform: string;
   loadAverage: number[];
-  warmupFailures: number;
   timeLimitSeconds: number;
   budgetSeconds: number;
+  /** Wall time of the whole run so far (setup included), seconds. */
+  wallSeconds: number;
   profile?: string;
 }
 
 export const TARGET_RATE = 1000;
 export const TARGET_RATIO = 0.7;
 
-export function renderReport(ms: readonly Measurement[], ctx: ReportContext): string {
+const verdict = (ok: boolean): string => (ok ? "**PASS**" : "**MISS**");
+
+function ratioOf(ms: readonly Measurement[]): number {
   const p = best(ms, "provisio");
   const b = best(ms, "baseline");
-  const ratio = p && b && b.rate > 0 ? p.rate / b.rate : Number.NaN;
-  const verdict = (ok: boolean): string => (ok ? "**PASS**" : "**MISS**");
+  return p && b && b.rate > 0 ? p.rate / b.rate : Number.NaN;
+}
+
+function renderSection(s: ScenarioSection): string[] {
+  const ms = s.measurements;
+  const p = best(ms, "provisio");
+  const b = best(ms, "baseline");
+  const ratio = ratioOf(ms);
   const row = (name: string, m: Measurement | undefined): string =>
     m
       ? `| ${name} | ${f0(m.rate)} | ${f1(m.p50)} | ${f1(m.p90)} | ${f1(m.p99)} | ${f1(m.max)} | ${m.failed} | ${cpuPerRegistration(m)} |`
       : `| ${name} | – | – | – | – | – | – | – |`;
   const anyFailures = ms.some((m) => m.failed > 0);
   const lines = [
-    "## Provisio registration benchmark",
+    `### ${s.title} (\`${s.key}\`)`,
     "",
-    `${ctx.date} · \`npm run bench\` · ${ctx.devices} simulated devices per measurement (after ${ctx.warmup} warm-up ` +
-      `registrations, not counted) · concurrency ${ctx.concurrency} · ${ctx.workers} generator worker thread(s) · ` +
-      "every request on a fresh TLS connection (no keep-alive, no session resumption) to 127.0.0.1 · " +
-      "symmetric-key enrollment group, one derived key and SAS token per device, built-in hub.",
-    "",
-    (ctx.rounds > 1
-      ? `Each server was measured ${ctx.rounds} times, interleaved (baseline, provisio, baseline, provisio, …); the ` +
-        "table shows the better round of each (more registrations/s) to damp the noise of a shared machine. "
-      : "Each server was measured once (BENCH_ROUNDS=1). ") +
-      "Latency runs from the start of the register request to the `assigned` answer, polls included.",
+    `${s.devices} simulated devices per measurement (after ${s.warmup} warm-up registrations, not counted) · ` +
+      `${s.workload}`,
     "",
     "| server | registrations/s | p50 ms | p90 ms | p99 ms | max ms | failures | server CPU ms/registration |",
     "|---|---:|---:|---:|---:|---:|---:|---:|",
     row("provisio", p),
-    row("baseline (bare `node:https`, same key/cert, trivial 200)", b),
+    row(s.baselineLabel, b),
     "",
     `**provisio / baseline: ${f1(ratio * 100)} %**`,
     "",
     ...capacityLines(ms),
     "| target | measured | result |",
     "|---|---:|---|",
-    `| ≥ ${TARGET_RATE} registrations/s | ${f0(p?.rate)} /s | ${verdict((p?.rate ?? 0) >= TARGET_RATE)} |`,
+    ...(s.targetRate !== undefined
+      ? [`| ≥ ${s.targetRate} registrations/s | ${f0(p?.rate)} /s | ${verdict((p?.rate ?? 0) >= s.targetRate)} |`]
+      : []),
     `| ≥ ${TARGET_RATIO * 100} % of baseline | ${f1(ratio * 100)} % | ${verdict(ratio >= TARGET_RATIO)} |`,
     cpuRatioRow(ms, verdict),
     `| no failed registrations (all rounds) | ${ms.reduce((n, m) => n + m.failed, 0)} failed | ${verdict(!anyFailures)} |`,
@@ -212,18 +232,70 @@ export function renderReport(ms: readonly Measurement[], ctx: ReportContext): st
     "",
     "(CPU columns: share of one core used during the measurement; 100 % = one core busy.)",
   ];
-  if (anyFailures || ctx.warmupFailures > 0) {
+  if (anyFailures || s.warmupFailures > 0) {
     lines.push("", "Failures:", "");
     for (const m of ms) {
       for (const [why, n] of Object.entries(m.failures)) lines.push(`- ${m.server} round ${m.round}: ${n} × ${why}`);
     }
-    if (ctx.warmupFailures > 0) lines.push(`- warm-up (all rounds): ${ctx.warmupFailures} failed`);
+    if (s.warmupFailures > 0) lines.push(`- warm-up (all rounds): ${s.warmupFailures} failed`);
   }
-  lines.push(
+  for (const note of s.notes ?? []) lines.push("", note);
+  return lines;
+}
+
+/** One line per scenario: best rates, both ratios and whether every target was met. */
+function summary(sections: readonly ScenarioSection[]): string[] {
+  if (sections.length < 2) return [];
+  return [
+    "| scenario | provisio /s | baseline /s | provisio / baseline | CPU-normalised | failed | targets |",
+    "|---|---:|---:|---:|---:|---:|---|",
+    ...sections.map((s) => {
+      const ms = s.measurements;
+      const p = best(ms, "provisio");
+      const b = best(ms, "baseline");
+      const ratio = ratioOf(ms);
+      const pc = leastCpuMs(ms, "provisio", "server");
+      const bc = leastCpuMs(ms, "baseline", "server");
+      const cpuRatio = pc !== undefined && bc !== undefined ? bc / pc : Number.NaN;
+      const failed = ms.reduce((n, m) => n + m.failed, 0);
+      const met =
+        ratio >= TARGET_RATIO &&
+        cpuRatio >= TARGET_RATIO &&
+        failed === 0 &&
+        (s.targetRate === undefined || (p?.rate ?? 0) >= s.targetRate);
+      return (
+        `| ${s.title} (\`${s.key}\`) | ${f0(p?.rate)} | ${f0(b?.rate)} | ${f1(ratio * 100)} % | ` +
+        `${f1(cpuRatio * 100)} % | ${failed} | ${verdict(met)} |`
+      );
+    }),
     "",
+  ];
+}
+
+export function renderReport(sections: readonly ScenarioSection[], ctx: ReportContext): string {
+  const lines = [
+    "## Provisio registration benchmark",
+    "",
+    `${ctx.date} · \`npm run bench\` · scenarios ${sections.map((s) => `\`${s.key}\``).join(", ")} · ` +
+      `concurrency ${ctx.concurrency} · ${ctx.workers} generator worker thread(s) · every simulated device on a fresh ` +
+      "TLS connection (no keep-alive, no session resumption) to 127.0.0.1 · each scenario against its own bare " +
+      "baseline server on the same key and certificate, measured in the same run.",
+    "",
+    (ctx.rounds > 1
+      ? `In each scenario each server was measured ${ctx.rounds} times, interleaved (baseline, provisio, baseline, ` +
+        "provisio, …); the tables show the better round of each (more registrations/s) to damp the noise of a " +
+        "shared machine. "
+      : "In each scenario each server was measured once (BENCH_ROUNDS=1). ") +
+      "Latency runs from the start of a device's connection to its `assigned` answer, polls included.",
+    "",
+    ...summary(sections),
+  ];
+  for (const s of sections) lines.push(...renderSection(s), "");
+  lines.push(
     `Machine: ${ctx.cpus} CPU(s) (${ctx.cpuModel}), Node ${ctx.node}, ${ctx.platform}, load average at start ` +
-      `${ctx.loadAverage.map((l) => l.toFixed(2)).join(" / ")} · N = ${ctx.devices}, C = ${ctx.concurrency}, ` +
-      `${ctx.workers} worker(s), time limit ${ctx.timeLimitSeconds} s per measurement and ${ctx.budgetSeconds} s in all.`,
+      `${ctx.loadAverage.map((l) => l.toFixed(2)).join(" / ")} · C = ${ctx.concurrency}, ${ctx.workers} worker(s), ` +
+      `time limit ${ctx.timeLimitSeconds} s per measurement and ${ctx.budgetSeconds} s for all measurements · ` +
+      `whole run ${f0(ctx.wallSeconds)} s (setup included).`,
   );
   if (ctx.profile) lines.push("", ctx.profile);
   return `${lines.join("\n")}\n`;

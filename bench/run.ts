@@ -1,18 +1,31 @@
-// `npm run bench`: registrations/s and latency of `provisio serve` against a bare node:https
-// baseline on the same TLS material, both measured in this run (see bench/report.ts for output).
+// `npm run bench`: registrations/s and latency of `provisio serve` against bare baseline servers on
+// the same TLS material, all measured in this run (see bench/report.ts for output). Scenarios:
+//   https  symmetric-key group devices, `PUT …/register` over HTTPS (baseline: bare node:https)
+//   mqtt   the same group over MQTT 3.1.1 on TLS (baseline: bare node:tls + mqtt-packet, bench/baseline-mqtt-server.ts)
+//   x509   X.509 group devices (leaf + intermediate under a verified root) over HTTPS with mutual TLS
+//          (baseline: the bare node:https server, which already asks for client certificates)
+// Every device uses a fresh TLS connection. Each scenario runs its own interleaved rounds.
 //
 // Environment:
-//   BENCH_DEVICES       devices per measurement (default 3000)
+//   BENCH_SCENARIOS     comma list of scenarios, in order (default https,mqtt,x509)
+//   BENCH_DEVICES       devices per measurement, https (default 3000)
+//   BENCH_MQTT_DEVICES  devices per measurement, mqtt (default BENCH_DEVICES)
+//   BENCH_X509_DEVICES  devices per measurement, x509 (default min(1500, BENCH_DEVICES); each needs its own
+//                       leaf certificate, issued in the generator threads before timing: 5-13 ms of CPU each)
+//   BENCH_X509_CACHE=0  x509: do not keep the CA and leaves in $TMPDIR/provisio-bench-x509-cache for later runs
 //   BENCH_CONCURRENCY   devices in flight (default 64)
 //   BENCH_WORKERS       load-generator worker threads (default 2: one thread cannot saturate even the
 //                       baseline on 2 cores, its client-side TLS costs about twice the server side)
 //   BENCH_WARMUP        warm-up registrations before each measurement (default min(200, devices))
-//   BENCH_ROUNDS        measurements per server, interleaved (default 2)
+//   BENCH_ROUNDS        measurements per server and scenario, interleaved (default 2)
 //   BENCH_MAX_SECONDS   per measurement; devices not started by then count as failures (default 35)
-//   BENCH_BUDGET_SECONDS  for all measurements together, the same way (default 150: `npm run bench` stays < 3 min)
+//   BENCH_BUDGET_SECONDS  for all measurements (warm-ups included) of all scenarios together, the same way
+//                       (default 210: the default `npm run bench` stays < 4 min). A scenario may use what is
+//                       left minus 40 s for each scenario still to come.
 //   BENCH_SAVE=1        also write the report to bench/results/latest.md
-//   BENCH_PROFILE=1     run both servers under `node --cpu-prof` and append their hottest functions
-//   BENCH_CA_PER_CONNECTION=1  pass `ca` on every request instead of one shared SecureContext
+//   BENCH_PROFILE=1     run the servers under `node --cpu-prof` and append their hottest functions (provisio's
+//                       profile spans every scenario of the run: profile one with BENCH_SCENARIOS=mqtt, say)
+//   BENCH_CA_PER_CONNECTION=1  https: pass `ca` on every request instead of one shared SecureContext
 // Fast sanity run: BENCH_DEVICES=200 BENCH_CONCURRENCY=16 npm run bench
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
@@ -20,11 +33,21 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { LoadResult } from "./load.js";
-import type { FromWorker, ToWorker } from "./load-worker.js";
+import type { FromWorker, ToWorker, Work } from "./load-worker.js";
+import { benchCa } from "./load-x509.js";
 import { summariseProfile } from "./profile.js";
-import { type Measurement, measure, renderReport, type ServerName } from "./report.js";
 import {
+  type Measurement,
+  measure,
+  renderReport,
+  type ScenarioSection,
+  type ServerName,
+  TARGET_RATE,
+} from "./report.js";
+import {
+  type BaselineKind,
   createEnrollmentGroup,
+  createX509EnrollmentGroup,
   type Provisio,
   ROOT,
   removeDir,
@@ -43,14 +66,42 @@ function envInt(name: string, fallback: number, min = 1): number {
   return n;
 }
 
+const SCENARIO_NAMES = ["https", "mqtt", "x509"] as const;
+type ScenarioName = (typeof SCENARIO_NAMES)[number];
+
+function scenariosFromEnv(): ScenarioName[] {
+  const raw = process.env.BENCH_SCENARIOS?.trim() || SCENARIO_NAMES.join(",");
+  const names = raw
+    .split(",")
+    .map((s) => s.trim().toLowerCase())
+    .filter((s) => s !== "");
+  const out: ScenarioName[] = [];
+  for (const n of names) {
+    const known = SCENARIO_NAMES.find((k) => k === n);
+    if (!known) throw new Error(`BENCH_SCENARIOS: unknown scenario '${n}' (known: ${SCENARIO_NAMES.join(", ")})`);
+    if (!out.includes(known)) out.push(known);
+  }
+  if (out.length === 0) throw new Error("BENCH_SCENARIOS names no scenario");
+  return out;
+}
+
+const SCENARIOS = scenariosFromEnv();
 const DEVICES = envInt("BENCH_DEVICES", 3000);
+const DEVICES_BY_SCENARIO: Record<ScenarioName, number> = {
+  https: DEVICES,
+  mqtt: envInt("BENCH_MQTT_DEVICES", DEVICES),
+  x509: envInt("BENCH_X509_DEVICES", Math.min(1500, DEVICES)),
+};
 const CONCURRENCY = envInt("BENCH_CONCURRENCY", 64);
 const WORKERS = Math.min(envInt("BENCH_WORKERS", 2), CONCURRENCY);
-const WARMUP = envInt("BENCH_WARMUP", Math.min(200, DEVICES), 0);
+const warmupFor = (devices: number): number => envInt("BENCH_WARMUP", Math.min(200, devices), 0);
 const ROUNDS = envInt("BENCH_ROUNDS", 2);
 const MAX_SECONDS = envInt("BENCH_MAX_SECONDS", 35);
-const BUDGET_SECONDS = envInt("BENCH_BUDGET_SECONDS", 150);
+const BUDGET_SECONDS = envInt("BENCH_BUDGET_SECONDS", 210);
+/** Budget held back for each scenario still to come. */
+const RESERVE_SECONDS = 40;
 const WARMUP_MAX_SECONDS = 15;
+const X509_CACHE_DIR = process.env.BENCH_X509_CACHE === "0" ? undefined : join(tmpdir(), "provisio-bench-x509-cache");
 const SAVE = process.env.BENCH_SAVE === "1";
 const PROFILE = process.env.BENCH_PROFILE === "1";
 
@@ -105,33 +156,54 @@ interface Target {
   child: ServerChild;
 }
 
-/** One load run over every worker: prepare all (tokens built), start all at once, collect. */
-async function drive(
+/** One scenario, set up: what the workers build and how the report presents it. */
+interface Scenario {
+  section: Omit<ScenarioSection, "measurements" | "warmupFailures">;
+  baselineKind: BaselineKind;
+  provisioPort: number;
+  /** The work of one worker: the devices `indices` of the run `run`. */
+  work(run: string, indices: number[]): Work;
+  /** The run label (part of every registration id) of a measurement. */
+  runLabel(server: ServerName, round: number, warmup: boolean): string;
+}
+
+/**
+ * Prepare every worker for one load run of `count` devices (requests built, X.509 leaves read or
+ * issued); resolves to the number of leaves issued.
+ */
+async function prepare(
   workers: readonly LoadWorker[],
-  target: Target,
-  ctx: { caPem: string; idScope: string; groupKey: string },
+  port: number,
+  caPem: string,
+  scenario: Scenario,
   run: string,
   count: number,
-  deadline: number,
-): Promise<LoadResult[]> {
+): Promise<number> {
   const n = workers.length;
   const prepared = await Promise.all(
     workers.map((w, k) =>
       w.ask({
         type: "prepare",
-        port: target.port,
-        caPem: ctx.caPem,
+        port,
+        caPem,
         concurrency: Math.floor(CONCURRENCY / n) + (k < CONCURRENCY % n ? 1 : 0),
-        spec: {
-          idScope: ctx.idScope,
-          groupKey: ctx.groupKey,
+        work: scenario.work(
           run,
-          indices: Array.from({ length: count }, (_, i) => i).filter((i) => i % n === k),
-        },
+          Array.from({ length: count }, (_, i) => i).filter((i) => i % n === k),
+        ),
       }),
     ),
   );
-  for (const m of prepared) if (m.type !== "ready") throw new Error(`worker: ${JSON.stringify(m)}`);
+  let issued = 0;
+  for (const m of prepared) {
+    if (m.type !== "ready") throw new Error(`worker: ${JSON.stringify(m)}`);
+    issued += m.issued ?? 0;
+  }
+  return issued;
+}
+
+/** Start the prepared load on every worker at once; collect. */
+async function go(workers: readonly LoadWorker[], deadline: number): Promise<LoadResult[]> {
   const done = await Promise.all(workers.map((w) => w.ask({ type: "go", deadline })));
   return done.map((m) => {
     if (m.type !== "done") throw new Error(`worker: ${JSON.stringify(m)}`);
@@ -139,23 +211,103 @@ async function drive(
   });
 }
 
+/** The symmetric-key group of the https and mqtt scenarios, created once per run; its primary key. */
+let symmetricGroupKey: Promise<string> | undefined;
+
+async function setUpScenario(name: ScenarioName, provisio: Provisio, tag: string): Promise<Scenario> {
+  const devices = DEVICES_BY_SCENARIO[name];
+  const common = { key: name, devices, warmup: warmupFor(devices) };
+  const idScope = provisio.info.idScope;
+  const perServer = (server: ServerName, round: number, warmup: boolean) =>
+    `${tag}-${server[0]}${round}${warmup ? "w" : ""}`;
+  switch (name) {
+    case "https": {
+      symmetricGroupKey ??= createEnrollmentGroup(provisio, "bench-group");
+      const groupKey = await symmetricGroupKey;
+      return {
+        section: {
+          ...common,
+          title: "HTTPS, symmetric-key group",
+          workload:
+            "symmetric-key enrollment group, one derived key and SAS token per device, built-in hub · " +
+            "`PUT …/register` on a fresh TLS connection.",
+          baselineLabel: "baseline (bare `node:https`, same key/cert, trivial 200)",
+          targetRate: TARGET_RATE,
+        },
+        baselineKind: "https",
+        provisioPort: provisio.info.ports.https,
+        work: (run, indices) => ({ kind: "https", spec: { idScope, groupKey, run, indices } }),
+        runLabel: perServer,
+      };
+    }
+    case "mqtt": {
+      symmetricGroupKey ??= createEnrollmentGroup(provisio, "bench-group");
+      const groupKey = await symmetricGroupKey;
+      return {
+        section: {
+          ...common,
+          title: "MQTT, symmetric-key group",
+          workload:
+            "the same symmetric-key group over MQTT 3.1.1 on TLS: per device a fresh TLS connection, CONNECT " +
+            "(SAS token as password, keepalive 60, clean session) → CONNACK, SUBSCRIBE `$dps/registrations/res/#` " +
+            "QoS 1 → SUBACK, PUBLISH QoS 1 `…/PUT/iotdps-register/?$rid=1` → PUBACK + `res/200` assigned, " +
+            "DISCONNECT; each step waits for the previous answer, as the SDK does.",
+          baselineLabel:
+            "baseline (bare `node:tls` + mqtt-packet, same key/cert, CONNACK/SUBACK/PUBACK + trivial res/200)",
+        },
+        baselineKind: "mqtt",
+        provisioPort: provisio.info.ports.mqtt,
+        work: (run, indices) => ({ kind: "mqtt", spec: { idScope, groupKey, run, indices } }),
+        runLabel: perServer,
+      };
+    }
+    case "x509": {
+      const t0 = Date.now();
+      const ca = await benchCa(X509_CACHE_DIR);
+      await createX509EnrollmentGroup(provisio, "bench-x509", "bench-root", ca.rootPem, ca.intermediate.certPem);
+      const setupSeconds = (Date.now() - t0) / 1000;
+      const { intermediate: issuer, leavesDir } = ca;
+      return {
+        section: {
+          ...common,
+          title: "X.509 group over HTTPS, mutual TLS",
+          workload:
+            "X.509 enrollment group whose signing certificate is an intermediate under a root uploaded as verified · " +
+            "per device its own ECDSA P-256 leaf (CN = registration id) presented with the intermediate in a " +
+            "fresh mutual-TLS handshake, `PUT …/register` without Authorization, built-in hub.",
+          baselineLabel: "baseline (bare `node:https`, same key/cert, requestCert, same client chains, trivial 200)",
+          notes: [
+            `Setup, not timed: root and intermediate CA (${ca.reused ? "from the cache" : "new"}), verified root ` +
+              `upload and group creation ${setupSeconds.toFixed(1)} s. The leaves ` +
+              (leavesDir ? `are cached in \`${X509_CACHE_DIR}\`; missing ones ` : "") +
+              "are issued in the generator threads while a measurement is prepared (before its clock and CPU " +
+              "counters start); the baseline and provisio measurements of a round present the same leaves, and " +
+              "each registration id reaches provisio once.",
+          ],
+        },
+        baselineKind: "https",
+        provisioPort: provisio.info.ports.https,
+        work: (run, indices) => ({
+          kind: "x509",
+          spec: { idScope, run, indices, issuer, ...(leavesDir ? { leavesDir } : {}) },
+        }),
+        // Shared by both servers of a round and the same in every run (each run has a fresh data dir),
+        // so that the leaves are issued once and cached.
+        runLabel: (_server, round, warmup) => `${round}${warmup ? "w" : ""}`,
+      };
+    }
+  }
+}
+
 async function main(): Promise<void> {
+  const startedAt = Date.now();
   const startLoad = loadavg();
   const tag = Math.random().toString(36).slice(2, 6);
   const dataDir = mkdtempSync(join(tmpdir(), "provisio-bench-"));
-  const profileDirs = PROFILE
-    ? {
-        provisio: mkdtempSync(join(tmpdir(), "provisio-bench-prof-")),
-        baseline: mkdtempSync(join(tmpdir(), "provisio-bench-prof-")),
-      }
-    : undefined;
+  const profileDir = (): string | undefined =>
+    PROFILE ? mkdtempSync(join(tmpdir(), "provisio-bench-prof-")) : undefined;
   const profileArgs = (dir: string | undefined): string[] => (dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : []);
   const cleanups: (() => Promise<unknown> | unknown)[] = [() => removeDir(dataDir)];
-  if (profileDirs)
-    cleanups.push(
-      () => removeDir(profileDirs.provisio),
-      () => removeDir(profileDirs.baseline),
-    );
   const cleanup = async () => {
     while (cleanups.length > 0) await cleanups.pop()?.();
   };
@@ -164,82 +316,136 @@ async function main(): Promise<void> {
   };
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
+  /** Profiles to summarise: name, directory, rows. */
+  const profiles: [string, string, number][] = [];
+  const withProfile = (name: string, top: number): string | undefined => {
+    const dir = profileDir();
+    if (dir) {
+      profiles.push([name, dir, top]);
+      cleanups.push(() => removeDir(dir));
+    }
+    return dir;
+  };
 
-  let profileSummary: string | undefined;
   try {
     const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
-    log(`data dir ${dataDir}; N=${DEVICES} C=${CONCURRENCY} workers=${WORKERS} warm-up=${WARMUP} rounds=${ROUNDS}`);
-    const provisio: Provisio = await startProvisio(dataDir, profileArgs(profileDirs?.provisio));
+    log(
+      `data dir ${dataDir}; scenarios ${SCENARIOS.join(",")}; ` +
+        `N=${SCENARIOS.map((s) => `${s}:${DEVICES_BY_SCENARIO[s]}`).join(" ")} C=${CONCURRENCY} workers=${WORKERS} ` +
+        `rounds=${ROUNDS}`,
+    );
+    const provisio: Provisio = await startProvisio(dataDir, profileArgs(withProfile("provisio", 25)));
     cleanups.push(() => provisio.stop());
-    const groupKey = await createEnrollmentGroup(provisio, "bench-group");
-    const baseline = await startBaseline(dataDir, profileArgs(profileDirs?.baseline));
-    cleanups.push(() => baseline.stop());
     const workers = Array.from({ length: WORKERS }, () => new LoadWorker());
     cleanups.push(() => Promise.all(workers.map((w) => w.worker.terminate())));
 
-    const ctx = { caPem: provisio.caPem, idScope: provisio.info.idScope, groupKey };
-    const targets: Target[] = [
-      { name: "baseline", port: baseline.port, child: baseline },
-      { name: "provisio", port: provisio.info.ports.https, child: provisio },
-    ];
-    const measurements: Measurement[] = [];
-    const budgetEnd = Date.now() + BUDGET_SECONDS * 1000;
-    const deadline = (seconds: number) => Math.min(Date.now() + seconds * 1000, budgetEnd);
-    let warmupFailures = 0;
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const target of targets) {
-        const run = `${tag}-${target.name[0]}${round}`;
-        if (WARMUP > 0) {
-          const warm = await drive(workers, target, ctx, `${run}w`, WARMUP, deadline(WARMUP_MAX_SECONDS));
-          warmupFailures += warm.reduce((n, r) => n + Object.values(r.failures).reduce((a, b) => a + b, 0), 0);
-        }
-        await new Promise((r) => setTimeout(r, 300)); // let the warm-up's closing sockets settle
-        const serverCpu0 = processCpuSeconds(target.child.child.pid);
-        const generatorCpu0 = generatorCpuSeconds();
-        const parts = await drive(workers, target, ctx, run, DEVICES, deadline(MAX_SECONDS));
-        const serverCpu1 = processCpuSeconds(target.child.child.pid);
-        const m = measure(target.name, round, DEVICES, parts, {
-          ...(serverCpu0 !== undefined && serverCpu1 !== undefined ? { server: serverCpu1 - serverCpu0 } : {}),
-          generator: generatorCpuSeconds() - generatorCpu0,
-        });
-        measurements.push(m);
-        log(
-          `round ${round} ${target.name}: ${m.rate.toFixed(0)} registrations/s, p50 ${m.p50.toFixed(1)} ms, ` +
-            `p99 ${m.p99.toFixed(1)} ms, ${m.failed} failed`,
-        );
-        if (target.child.child.exitCode !== null) {
-          throw new Error(`${target.name} exited during the run: ${target.child.output()}`);
+    const sections: ScenarioSection[] = [];
+    /** Seconds of load (warm-ups and measurements) so far, against BENCH_BUDGET_SECONDS. */
+    let spent = 0;
+    for (const [si, name] of SCENARIOS.entries()) {
+      const scenario = await setUpScenario(name, provisio, tag);
+      const baseline = await startBaseline(
+        dataDir,
+        profileArgs(withProfile(`${name} baseline`, 10)),
+        scenario.baselineKind,
+      );
+      cleanups.push(() => baseline.stop());
+      const targets: Target[] = [
+        { name: "baseline", port: baseline.port, child: baseline },
+        { name: "provisio", port: scenario.provisioPort, child: provisio },
+      ];
+      const { devices, warmup } = scenario.section;
+      log(`${name}: N=${devices} warm-up=${warmup}`);
+      const scenarioBudget = BUDGET_SECONDS - spent - RESERVE_SECONDS * (SCENARIOS.length - si - 1);
+      let scenarioSpent = 0;
+      /** Start the prepared load with at most `seconds`, within the scenario's budget; count the time. */
+      const timed = async (seconds: number): Promise<LoadResult[]> => {
+        const t0 = Date.now();
+        const left = Math.max(0, scenarioBudget - scenarioSpent);
+        const parts = await go(workers, t0 + Math.min(seconds, left) * 1000);
+        scenarioSpent += (Date.now() - t0) / 1000;
+        return parts;
+      };
+      const measurements: Measurement[] = [];
+      let warmupFailures = 0;
+      let prepareSeconds = 0;
+      let issued = 0;
+      const prepareTimed = async (port: number, run: string, count: number) => {
+        const t0 = Date.now();
+        issued += await prepare(workers, port, provisio.caPem, scenario, run, count);
+        prepareSeconds += (Date.now() - t0) / 1000;
+      };
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const target of targets) {
+          if (warmup > 0) {
+            await prepareTimed(target.port, scenario.runLabel(target.name, round, true), warmup);
+            const warm = await timed(WARMUP_MAX_SECONDS);
+            warmupFailures += warm.reduce((n, r) => n + Object.values(r.failures).reduce((a, b) => a + b, 0), 0);
+          }
+          await new Promise((r) => setTimeout(r, 300)); // let the warm-up's closing sockets settle
+          await prepareTimed(target.port, scenario.runLabel(target.name, round, false), devices);
+          const serverCpu0 = processCpuSeconds(target.child.child.pid);
+          const generatorCpu0 = generatorCpuSeconds();
+          const parts = await timed(MAX_SECONDS);
+          const serverCpu1 = processCpuSeconds(target.child.child.pid);
+          const m = measure(target.name, round, devices, parts, {
+            ...(serverCpu0 !== undefined && serverCpu1 !== undefined ? { server: serverCpu1 - serverCpu0 } : {}),
+            generator: generatorCpuSeconds() - generatorCpu0,
+          });
+          measurements.push(m);
+          log(
+            `${name} round ${round} ${target.name}: ${m.rate.toFixed(0)} registrations/s, p50 ${m.p50.toFixed(1)} ms, ` +
+              `p99 ${m.p99.toFixed(1)} ms, ${m.failed} failed`,
+          );
+          if (target.child.child.exitCode !== null) {
+            throw new Error(`${target.name} exited during the run: ${target.child.output()}`);
+          }
         }
       }
+      spent += scenarioSpent;
+      for (const w of workers) await w.ask({ type: "forget" });
+      // Stopped now: its profile (if any) is written at exit, and it is idle from here on.
+      await baseline.stop();
+      const notes = [...(scenario.section.notes ?? [])];
+      if (prepareSeconds >= 1 || issued > 0) {
+        notes.push(
+          `Preparing the devices (outside the measurements) took ${prepareSeconds.toFixed(1)} s in all` +
+            (name === "x509"
+              ? `; ${issued} leaf certificate(s) had to be issued${X509_CACHE_DIR ? ", the others came from the cache" : ""}.`
+              : "."),
+        );
+      }
+      sections.push({ ...scenario.section, notes, measurements, warmupFailures });
+      log(
+        `${name}: ${scenarioSpent.toFixed(0)} s of load, ${prepareSeconds.toFixed(1)} s of preparation` +
+          (name === "x509" ? ` (${issued} leaves issued)` : ""),
+      );
     }
 
-    if (profileDirs) {
+    let profileSummary: string | undefined;
+    if (profiles.length > 0) {
       // Profiles are written at exit.
-      await Promise.all([provisio.stop(), baseline.stop()]);
+      await provisio.stop();
       const summaries: string[] = [];
-      for (const [name, dir, top] of [
-        ["provisio", profileDirs.provisio, 25],
-        ["baseline", profileDirs.baseline, 10],
-      ] as const) {
+      for (const [name, dir, top] of profiles) {
         const file = readdirSync(dir).find((f) => f.endsWith(".cpuprofile"));
         if (!file) {
           summaries.push(`(no .cpuprofile was written by the ${name} process)`);
           continue;
         }
-        const title = `${name} server CPU profile (\`node --cpu-prof\`, whole process lifetime)`;
+        const span = name === "provisio" ? `, whole process lifetime: scenarios ${SCENARIOS.join(", ")}` : "";
+        const title = `${name} server CPU profile (\`node --cpu-prof\`${span})`;
         summaries.push(summariseProfile(join(dir, file), ROOT, title, top));
         if (SAVE) {
           mkdirSync(join(ROOT, "bench", "results"), { recursive: true });
-          copyFileSync(join(dir, file), join(ROOT, "bench", "results", `${name}.cpuprofile`));
+          copyFileSync(join(dir, file), join(ROOT, "bench", "results", `${name.replace(/\W+/g, "-")}.cpuprofile`));
         }
       }
       profileSummary = summaries.join("\n\n");
     }
     const serverLog = provisio.output().trim();
-    const report = renderReport(measurements, {
+    const report = renderReport(sections, {
       date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
-      devices: DEVICES,
-      warmup: WARMUP,
       concurrency: CONCURRENCY,
       workers: WORKERS,
       rounds: ROUNDS,
@@ -248,9 +454,9 @@ async function main(): Promise<void> {
       node: process.version,
       platform: `${process.platform} ${process.arch}`,
       loadAverage: startLoad,
-      warmupFailures,
       timeLimitSeconds: MAX_SECONDS,
       budgetSeconds: BUDGET_SECONDS,
+      wallSeconds: (Date.now() - startedAt) / 1000,
       ...(profileSummary ? { profile: `${profileSummary}\n\n(Rates above were measured under the profiler.)` } : {}),
     });
     process.stdout.write(report);

@@ -1,5 +1,7 @@
-// The two servers under test, as child processes: a real `provisio serve` on a temp data dir with
-// OS-chosen ports, and the baseline (bench/baseline-server.ts) on the same key and certificate.
+// The servers under test, as child processes: a real `provisio serve` on a temp data dir with
+// OS-chosen ports, and the baselines (bench/baseline-server.ts for HTTPS, bench/baseline-mqtt-server.ts
+// for MQTT) on the same key and certificate. Plus the service/management API calls the scenarios
+// need before timing (enrollment groups, a CA certificate).
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readFileSync, rmSync } from "node:fs";
@@ -85,9 +87,20 @@ export async function startProvisio(dataDir: string, nodeArgs: string[] = []): P
   return { ...tracked, info, caPem: readFileSync(info.caFile, "utf8") };
 }
 
-/** The baseline server on provisio's TLS material; resolves to it and its port. */
-export async function startBaseline(dataDir: string, nodeArgs: string[] = []): Promise<ServerChild & { port: number }> {
-  const child = spawn(process.execPath, [...nodeArgs, join(here, "baseline-server.js"), dataDir], {
+/** Baseline servers: bare HTTPS (also for mutual TLS) and bare MQTT over TLS. */
+export type BaselineKind = "https" | "mqtt";
+const BASELINE_SCRIPTS: Record<BaselineKind, string> = {
+  https: "baseline-server.js",
+  mqtt: "baseline-mqtt-server.js",
+};
+
+/** A baseline server on provisio's TLS material; resolves to it and its port. */
+export async function startBaseline(
+  dataDir: string,
+  nodeArgs: string[] = [],
+  kind: BaselineKind = "https",
+): Promise<ServerChild & { port: number }> {
+  const child = spawn(process.execPath, [...nodeArgs, join(here, BASELINE_SCRIPTS[kind]), dataDir], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const tracked = track(child);
@@ -108,15 +121,17 @@ export async function startBaseline(dataDir: string, nodeArgs: string[] = []): P
   return { ...tracked, port };
 }
 
-/**
- * Create (or replace) a symmetric-key enrollment group through the service API; resolves to its
- * generated primary key. The built-in hub is already linked, so its devices can be assigned.
- */
-export async function createEnrollmentGroup(p: Provisio, groupId: string): Promise<string> {
+/** One service/management API call with the service connection string's SAS; resolves to status and text. */
+export async function serviceCall(
+  p: Provisio,
+  method: string,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; text: string }> {
   const cs = parseConnectionString(p.info.serviceConnectionString);
   if (!cs) throw new Error("provisio.json has an unreadable serviceConnectionString");
-  const body = JSON.stringify({ enrollmentGroupId: groupId, attestation: { type: "symmetricKey" } });
-  const reply = await new Promise<{ status: number; text: string }>((done, fail) => {
+  const text = JSON.stringify(body);
+  return new Promise<{ status: number; text: string }>((done, fail) => {
     const req = request(
       {
         host: "127.0.0.1",
@@ -124,13 +139,13 @@ export async function createEnrollmentGroup(p: Provisio, groupId: string): Promi
         servername: cs.hostName,
         ca: p.caPem,
         agent: false,
-        method: "PUT",
-        path: `/enrollmentGroups/${groupId}?api-version=2021-10-01`,
+        method,
+        path,
         headers: {
           host: cs.hostName,
           authorization: createSasToken(cs.key, cs.hostName, Math.floor(Date.now() / 1000) + 3600, cs.keyName),
           "content-type": "application/json; charset=utf-8",
-          "content-length": String(Buffer.byteLength(body)),
+          "content-length": String(Buffer.byteLength(text)),
         },
       },
       (res) => {
@@ -140,15 +155,53 @@ export async function createEnrollmentGroup(p: Provisio, groupId: string): Promi
       },
     );
     req.on("error", fail);
-    req.end(body);
+    req.end(text);
   });
+}
+
+/** PUT an enrollment group; resolves to the stored group's text. */
+async function putEnrollmentGroup(p: Provisio, groupId: string, attestation: unknown): Promise<string> {
+  const path = `/enrollmentGroups/${groupId}?api-version=2021-10-01`;
+  const reply = await serviceCall(p, "PUT", path, { enrollmentGroupId: groupId, attestation });
   if (reply.status !== 200 && reply.status !== 201) {
     throw new Error(`PUT /enrollmentGroups/${groupId}: HTTP ${reply.status} ${reply.text}`);
   }
-  const group = JSON.parse(reply.text) as { attestation?: { symmetricKey?: { primaryKey?: string } } };
+  return reply.text;
+}
+
+/**
+ * Create (or replace) a symmetric-key enrollment group through the service API; resolves to its
+ * generated primary key. The built-in hub is already linked, so its devices can be assigned.
+ */
+export async function createEnrollmentGroup(p: Provisio, groupId: string): Promise<string> {
+  const text = await putEnrollmentGroup(p, groupId, { type: "symmetricKey" });
+  const group = JSON.parse(text) as { attestation?: { symmetricKey?: { primaryKey?: string } } };
   const key = group.attestation?.symmetricKey?.primaryKey;
-  if (!key) throw new Error(`PUT /enrollmentGroups/${groupId} returned no primaryKey: ${reply.text}`);
+  if (!key) throw new Error(`PUT /enrollmentGroups/${groupId} returned no primaryKey: ${text}`);
   return key;
+}
+
+/**
+ * Upload `rootPem` as a verified CA certificate of the primary instance (management.md §5), then
+ * create an X.509 enrollment group whose signing certificate is `intermediatePem`: devices that
+ * present `leaf + intermediate` chain up to the verified root.
+ */
+export async function createX509EnrollmentGroup(
+  p: Provisio,
+  groupId: string,
+  certificateName: string,
+  rootPem: string,
+  intermediatePem: string,
+): Promise<void> {
+  const path = `/provisioningServices/provisio/certificates/${certificateName}`;
+  const upload = await serviceCall(p, "PUT", path, { certificate: rootPem, isVerified: true });
+  if (upload.status !== 200 && upload.status !== 201) {
+    throw new Error(`PUT ${path}: HTTP ${upload.status} ${upload.text}`);
+  }
+  await putEnrollmentGroup(p, groupId, {
+    type: "x509",
+    x509: { signingCertificates: { primary: { certificate: intermediatePem } } },
+  });
 }
 
 export const removeDir = (dir: string): void => rmSync(dir, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import { X509Certificate } from "node:crypto";
 import type { EnrollmentGroup, IndividualEnrollment, X509Certificates } from "../domain/enrollment.js";
 import { idKey } from "../domain/ids.js";
 import type { CaCertificate } from "../domain/instance.js";
+import { parsedOf } from "./parsed-certificates.js";
 import { distinguishedName, parseCertificate } from "./x509-info.js";
 
 export interface X509Evidence {
@@ -94,12 +95,13 @@ function parseChain(ders: readonly Buffer[]): Presented[] {
   if (ders.length === 0) throw new Refused("no client certificate was presented");
   return ders.map((der, i) => {
     // Intermediates repeat across every device of a group: parse each distinct DER once.
+    // The leaf is new every time: only certificates seen before are worth the key.
     const key = der.toString("base64");
     const known = presentedCache.get(key);
     if (known) return known;
     let cert: X509Certificate;
     try {
-      cert = new X509Certificate(der);
+      cert = parsedOf(der) ?? new X509Certificate(der);
     } catch {
       throw new Refused(`presented certificate ${i} is not a valid X.509 certificate`);
     }

@@ -1,0 +1,244 @@
+// Simulated devices registering over MQTT 3.1.1 on TLS (device-api.md §6), each on a fresh TLS
+// connection: CONNECT (SAS token as password) → CONNACK, SUBSCRIBE `$dps/registrations/res/#` →
+// SUBACK, PUBLISH QoS 1 register → PUBACK + `res/200` (`res/202` + retry-after: poll with
+// `iotdps-get-operationstatus`), then DISCONNECT and close. The steps wait for each other as the
+// Azure SDK's do. Raw `tls.connect` + mqtt-packet, no client library: the generator stays lean.
+import { connect, type SecureContext } from "node:tls";
+import mqttPacket, { type IPublishPacket, type Packet } from "mqtt-packet";
+import { createSasToken } from "../src/attestation/sas-token.js";
+import { deriveDeviceKey } from "../src/attestation/symmetric-key.js";
+import { API_VERSION, type DeviceSpec, generic, MAX_POLLS, type Outcome, REQUEST_TIMEOUT_MS } from "./load.js";
+
+export const RESPONSE_FILTER = "$dps/registrations/res/#";
+export const REGISTER_TOPIC = "$dps/registrations/PUT/iotdps-register/";
+export const STATUS_TOPIC = "$dps/registrations/GET/iotdps-get-operationstatus/";
+const RESPONSE = /^\$dps\/registrations\/res\/(\d+)\/\?(.*)$/;
+
+const SUBSCRIBE_ID = 1;
+const REGISTER_ID = 2;
+const DISCONNECT = mqttPacket.generate({ cmd: "disconnect" });
+/** What the SDK publishes as the body of an operation-status request (device-api.md §6.2). */
+const POLL_PAYLOAD = Buffer.from(" ");
+
+/** One device's precomputed packets (the register publish uses `$rid=1`). */
+export interface MqttDevice {
+  registrationId: string;
+  connect: Buffer;
+  subscribe: Buffer;
+  register: Buffer;
+}
+
+/** Build each device's packets ahead of timing: derived key, SAS token, CONNECT, SUBSCRIBE, PUBLISH. */
+export function prepareMqttDevices(spec: DeviceSpec): MqttDevice[] {
+  const se = Math.floor(Date.now() / 1000) + 3600;
+  const subscribe = mqttPacket.generate({
+    cmd: "subscribe",
+    messageId: SUBSCRIBE_ID,
+    subscriptions: [{ topic: RESPONSE_FILTER, qos: 1 }],
+  });
+  return spec.indices.map((i) => {
+    const registrationId = `bench-mqtt-${spec.run}-${i}`;
+    const sr = `${spec.idScope}/registrations/${registrationId}`;
+    const token = createSasToken(deriveDeviceKey(spec.groupKey, registrationId), sr, se, "registration");
+    return {
+      registrationId,
+      connect: mqttPacket.generate({
+        cmd: "connect",
+        protocolId: "MQTT",
+        protocolVersion: 4,
+        clean: true,
+        keepalive: 60,
+        clientId: registrationId,
+        username: `${sr}/api-version=${API_VERSION}`,
+        password: Buffer.from(token, "utf8"),
+      }),
+      subscribe,
+      register: publish(
+        `${REGISTER_TOPIC}?$rid=1`,
+        Buffer.from(JSON.stringify({ registrationId }), "utf8"),
+        REGISTER_ID,
+      ),
+    };
+  });
+}
+
+const publish = (topic: string, payload: Buffer, messageId: number): Buffer =>
+  mqttPacket.generate({ cmd: "publish", topic, payload, qos: 1, messageId, dup: false, retain: false });
+
+export interface MqttTarget {
+  /** Always 127.0.0.1. */
+  port: number;
+  secureContext: SecureContext;
+}
+
+interface OperationBody {
+  status?: unknown;
+  operationId?: unknown;
+  errorCode?: unknown;
+  message?: unknown;
+  registrationState?: { errorCode?: unknown; errorMessage?: unknown };
+}
+
+const parse = (payload: Buffer): OperationBody | undefined => {
+  try {
+    const v: unknown = JSON.parse(payload.toString("utf8"));
+    return typeof v === "object" && v !== null ? (v as OperationBody) : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+function describe(status: number, body: OperationBody | undefined, payload: Buffer, step: string): string {
+  const head = `${step}: res/${status}`;
+  if (body?.errorCode !== undefined) return generic(`${head} ${String(body.errorCode)} ${String(body.message ?? "")}`);
+  const state = body?.registrationState;
+  if (body?.status !== undefined) {
+    const error =
+      state?.errorCode !== undefined ? ` ${String(state.errorCode)} ${String(state.errorMessage ?? "")}` : "";
+    return generic(`${head} status=${String(body.status)}${error}`);
+  }
+  return generic(`${head} ${payload.toString("utf8")}`);
+}
+
+/**
+ * Register one device on its own TLS connection. Resolves to the outcome once the `assigned`
+ * answer and the PUBACK of the last request are in (DISCONNECT is then written and the socket
+ * ended, not awaited: as with HTTPS, closing happens after the latency stops); rejects on a
+ * socket error before that.
+ */
+export function registerMqtt(target: MqttTarget, d: MqttDevice): Promise<Outcome> {
+  return new Promise<Outcome>((resolve, reject) => {
+    const socket = connect({
+      host: "127.0.0.1",
+      port: target.port,
+      servername: "localhost",
+      secureContext: target.secureContext,
+    });
+    socket.setNoDelay(true);
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    let settled = false;
+    let step = "CONNACK";
+    let rid = 1;
+    let nextMessageId = REGISTER_ID + 1;
+    /** The message id of the last request whose PUBACK has not arrived yet. */
+    let unacked: number | undefined;
+    let assigned = false;
+    let polls = 0;
+    let lastRequest: { kind: "register" } | { kind: "poll"; operationId: string } = { kind: "register" };
+    let retryTimer: NodeJS.Timeout | undefined;
+
+    const finish = (outcome: Outcome | Error): void => {
+      if (settled) return;
+      settled = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      socket.setTimeout(0);
+      if (outcome instanceof Error) {
+        socket.destroy();
+        reject(outcome);
+        return;
+      }
+      if (outcome.ok) {
+        socket.end(DISCONNECT);
+      } else {
+        socket.destroy();
+      }
+      resolve(outcome);
+    };
+    const fail = (why: string): void => finish({ ok: false, why });
+    const maybeDone = (): void => {
+      if (assigned && unacked === undefined) finish({ ok: true, polls });
+    };
+    const send = (topic: string, payload: Buffer): void => {
+      const messageId = nextMessageId++;
+      unacked = messageId;
+      socket.write(publish(topic, payload, messageId));
+    };
+    /** The next request after `seconds`: a poll, or the register again after a ≥ 429 answer. */
+    const later = (seconds: number, request: typeof lastRequest): void => {
+      if (polls >= MAX_POLLS) {
+        fail(`still not assigned after ${MAX_POLLS} polls`);
+        return;
+      }
+      polls++;
+      retryTimer = setTimeout(() => {
+        retryTimer = undefined;
+        rid++;
+        lastRequest = request;
+        if (request.kind === "register") {
+          step = "res (register again)";
+          send(`${REGISTER_TOPIC}?$rid=${rid}`, Buffer.from(JSON.stringify({ registrationId: d.registrationId })));
+        } else {
+          step = "res (poll)";
+          send(`${STATUS_TOPIC}?$rid=${rid}&operationId=${encodeURIComponent(request.operationId)}`, POLL_PAYLOAD);
+        }
+      }, seconds * 1000);
+    };
+
+    const onResponse = (p: IPublishPacket): void => {
+      const m = RESPONSE.exec(p.topic);
+      if (!m) return;
+      const query = new URLSearchParams(m[2]);
+      if (query.get("$rid") !== String(rid)) return; // not ours: the SDK ignores it too
+      const status = Number(m[1]);
+      const payload = typeof p.payload === "string" ? Buffer.from(p.payload) : p.payload;
+      const body = parse(payload);
+      const what = lastRequest.kind === "register" && polls === 0 ? "register" : "poll";
+      const retryAfterText = query.get("retry-after");
+      const retryAfter =
+        retryAfterText !== null && Number.isFinite(Number(retryAfterText)) ? Number(retryAfterText) : 2;
+      if (status === 200 && body?.status === "assigned") {
+        assigned = true;
+        maybeDone();
+      } else if ((status === 200 || status === 202) && body?.status === "assigning") {
+        if (typeof body.operationId !== "string") fail(describe(status, body, payload, what));
+        else later(retryAfter, { kind: "poll", operationId: body.operationId });
+      } else if (status >= 429) {
+        later(retryAfter, lastRequest); // the SDK retries these (device-api.md §6.3)
+      } else {
+        fail(describe(status, body, payload, what));
+      }
+    };
+
+    parser.on("packet", (p: Packet) => {
+      if (settled) return;
+      switch (p.cmd) {
+        case "connack":
+          if (p.returnCode !== 0) {
+            fail(`CONNACK return code ${p.returnCode ?? "?"}`);
+            return;
+          }
+          step = "SUBACK";
+          socket.write(d.subscribe);
+          return;
+        case "suback":
+          if (p.granted[0] === 0x80) {
+            fail("SUBACK refused the response subscription");
+            return;
+          }
+          step = "res (register)";
+          unacked = REGISTER_ID;
+          socket.write(d.register);
+          return;
+        case "puback":
+          if (p.messageId === unacked) unacked = undefined;
+          maybeDone();
+          return;
+        case "publish":
+          if (p.qos > 0 && p.messageId !== undefined)
+            socket.write(mqttPacket.generate({ cmd: "puback", messageId: p.messageId }));
+          onResponse(p);
+          return;
+        default:
+          return;
+      }
+    });
+    parser.on("error", (err: Error) => fail(generic(`malformed MQTT from the server: ${err.message}`)));
+    socket.on("data", (chunk: Buffer) => {
+      if (!settled) parser.parse(chunk);
+    });
+    socket.setTimeout(REQUEST_TIMEOUT_MS, () => fail(`no ${step} within ${REQUEST_TIMEOUT_MS} ms`));
+    socket.on("error", (err) => finish(err));
+    socket.on("close", () => fail(`connection closed while waiting for ${step}`));
+    socket.write(d.connect);
+  });
+}
