@@ -30,6 +30,9 @@ export interface RegisterRequest {
   sourceAddress: string;
 }
 
+/** A device's attestation, kept by session transports between requests (see `authenticate`). */
+export type SessionAttestation = AttestedDevice | { disabled: EnrollmentMatch };
+
 /** What a transport sends back: an operation status, final or still assigning. */
 export interface OperationReply {
   operation: RegistrationOperation;
@@ -91,15 +94,20 @@ export class RegistrationEngine {
   }
 
   /** CONNECT-time check for session transports (MQTT, AMQP): the device attests; disabled is fine here. */
-  async authenticate(req: Omit<RegisterRequest, "body">): Promise<void> {
-    await this.findEnrollment(this.instanceOf(req.idScope).idScope, req);
+  /**
+   * Resolves to the session's attestation, which the session hands back to `register` and
+   * `operationStatus`: credentials cannot change within an MQTT/AMQP session, so attesting once
+   * per session is enough.
+   */
+  authenticate(req: Omit<RegisterRequest, "body">): Promise<SessionAttestation> {
+    return this.findEnrollment(this.instanceOf(req.idScope).idScope, req);
   }
 
   /** PUT …/register, MQTT iotdps-register. */
-  async register(req: RegisterRequest): Promise<OperationReply> {
+  async register(req: RegisterRequest, session?: SessionAttestation): Promise<OperationReply> {
     const instance = this.instanceOf(req.idScope);
     const payload = this.checkBody(req);
-    const attested = await this.findEnrollment(instance.idScope, req);
+    const attested = session ?? (await this.findEnrollment(instance.idScope, req));
     const wait = this.#limiter.take(instance.idScope);
     if (wait !== undefined) throw new ProvisioError("throttled", {}, wait);
     const operationId = newOperationId();
@@ -132,9 +140,13 @@ export class RegistrationEngine {
   }
 
   /** GET …/operations/{id}, MQTT iotdps-get-operationstatus: the device must attest again. */
-  async operationStatus(req: Omit<RegisterRequest, "body">, operationId: string): Promise<OperationReply> {
+  async operationStatus(
+    req: Omit<RegisterRequest, "body">,
+    operationId: string,
+    session?: SessionAttestation,
+  ): Promise<OperationReply> {
     const instance = this.instanceOf(req.idScope);
-    await this.findEnrollment(instance.idScope, req);
+    if (!session) await this.findEnrollment(instance.idScope, req);
     const op = await this.store.getOperation(instance.idScope, operationId);
     if (!op || idKey(op.registrationId) !== idKey(req.registrationId)) {
       throw new ProvisioError("operationNotFound", { id: operationId });
@@ -204,7 +216,7 @@ export class RegistrationEngine {
   }
 
   /** Steps 1-2: findEnrollment → attest. */
-  private async findEnrollment(idScope: IdScope, req: Omit<RegisterRequest, "body">) {
+  private async findEnrollment(idScope: IdScope, req: Omit<RegisterRequest, "body">): Promise<SessionAttestation> {
     const [individual, config] = await Promise.all([
       this.store.getEnrollment(idScope, req.registrationId),
       this.scopes.get(idScope),

@@ -4,7 +4,7 @@ import type { IConnectPacket, IPublishPacket } from "mqtt-packet";
 import { ProvisioError } from "../../domain/errors.js";
 import { MAX_BODY_BYTES, parseJson } from "../../http/body.js";
 import type { DeviceCredentials } from "../../provisioning/find-enrollment.js";
-import type { OperationReply, RegistrationEngine } from "../../provisioning/registration-engine.js";
+import type { OperationReply, RegistrationEngine, SessionAttestation } from "../../provisioning/registration-engine.js";
 import { parseDpsRequest, parseDpsUsername, RESPONSE_FILTER, responseTopic } from "./dps-topics.js";
 import type { MqttConnection } from "./mqtt-connection.js";
 
@@ -45,8 +45,9 @@ export async function acceptDpsDevice(
     ? { sasToken: connect.password.toString(), certificateChain: [] }
     : { certificateChain: conn.peer.certificateChain };
   const common = { ...parsed, credentials, sourceAddress: conn.peer.remoteAddress };
+  let session: SessionAttestation;
   try {
-    await engine.authenticate(common);
+    session = await engine.authenticate(common);
   } catch (err) {
     const e = err instanceof ProvisioError ? err : undefined;
     conn.connack(e && (e.status === 401 || e.status === 404) ? NOT_AUTHORIZED : SERVER_UNAVAILABLE);
@@ -74,8 +75,8 @@ export async function acceptDpsDevice(
       conn.publish({ topic: responseTopic(status, request.rid, retryAfter), payload: body, qos: 0 });
     const work =
       request.kind === "register"
-        ? (async () => engine.register({ ...common, body: parseJson(payload) }))()
-        : engine.operationStatus(common, request.operationId);
+        ? (async () => engine.register({ ...common, body: parseJson(payload) }, session))()
+        : engine.operationStatus(common, request.operationId, session);
     work.then(
       (r) => reply(r.final ? 200 : 202, operationBody(r), r.final ? undefined : (r.retryAfter ?? 1)),
       (err: unknown) => {
