@@ -8,6 +8,7 @@ import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import type { EnrollmentGroup, IndividualEnrollment } from "azure-iot-provisioning-service/dist/interfaces.js";
 import { createSasToken } from "../../src/attestation/sas-token.js";
 import { deriveKey, httpTransport, registerWithKey } from "../support/device-clients.js";
+import { deviceToken, enrollGroup, enrollIndividual } from "../support/enrollments.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
@@ -41,23 +42,10 @@ describe("device registration over HTTPS with the real device SDK", () => {
     assert.equal(r.status, 200, r.text);
   }
 
-  const individual = async (registrationId: string, extra: Partial<IndividualEnrollment> = {}) =>
-    (
-      await svc.createOrUpdateIndividualEnrollment({
-        registrationId,
-        attestation: { type: "symmetricKey" },
-        ...extra,
-      } as IndividualEnrollment)
-    ).responseBody.attestation.symmetricKey?.primaryKey ?? "";
-
-  const group = async (enrollmentGroupId: string, extra: Partial<EnrollmentGroup> = {}) =>
-    (
-      await svc.createOrUpdateEnrollmentGroup({
-        enrollmentGroupId,
-        attestation: { type: "symmetricKey" },
-        ...extra,
-      } as EnrollmentGroup)
-    ).responseBody.attestation.symmetricKey?.primaryKey ?? "";
+  const individual = (registrationId: string, extra: Record<string, unknown> = {}) =>
+    enrollIndividual(svc, registrationId, extra);
+  const group = (enrollmentGroupId: string, extra: Record<string, unknown> = {}) =>
+    enrollGroup(svc, enrollmentGroupId, extra);
 
   before(async () => {
     p = await startProvisio({ args: ["--hubs", "2"] });
@@ -204,8 +192,7 @@ describe("device registration over HTTPS with the real device SDK", () => {
 
   test("payloads: a JSON object is accepted; anything else is 400; the register body id must match", async () => {
     const key = await individual("payload-dev");
-    const sr = `${p.info.idScope}/registrations/payload-dev`;
-    const auth = createSasToken(key, sr, Math.floor(Date.now() / 1000) + 600, "registration");
+    const auth = deviceToken(p, "payload-dev", key);
     const path = `/${p.info.idScope}/registrations/payload-dev/register?api-version=2019-03-31`;
     for (const body of [
       { registrationId: "payload-dev", payload: [1, 2] },
@@ -410,15 +397,8 @@ describe("device registration when the answer takes longer than the register cal
 
   test("the SDK gets 202 + Retry-After, polls the operation and ends assigned", async () => {
     const svc = serviceClient(p);
-    const key =
-      (
-        await svc.createOrUpdateIndividualEnrollment({
-          registrationId: "polled-dev",
-          attestation: { type: "symmetricKey" },
-        } as IndividualEnrollment)
-      ).responseBody.attestation.symmetricKey?.primaryKey ?? "";
-    const sr = `${p.info.idScope}/registrations/polled-dev`;
-    const auth = createSasToken(key, sr, Math.floor(Date.now() / 1000) + 600, "registration");
+    const key = await enrollIndividual(svc, "polled-dev");
+    const auth = deviceToken(p, "polled-dev", key);
     const raw = await call(p, "PUT", `/${p.info.idScope}/registrations/polled-dev/register`, {
       body: JSON.stringify({ registrationId: "polled-dev" }),
       auth,

@@ -7,10 +7,9 @@ import { after, before, describe, test } from "node:test";
 import deviceSdk from "azure-iot-device";
 import deviceMqtt from "azure-iot-device-mqtt";
 import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
-import type { EnrollmentGroup, IndividualEnrollment } from "azure-iot-provisioning-service/dist/interfaces.js";
 import mqtt from "mqtt";
-import { createSasToken } from "../../src/attestation/sas-token.js";
 import { DEVICE_TRANSPORTS, deriveKey, registerWithKey } from "../support/device-clients.js";
+import { deviceToken, enrollGroup, enrollIndividual } from "../support/enrollments.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { serviceClient } from "../support/service-client.js";
@@ -28,27 +27,14 @@ describe("every device transport provisions with the real SDK", () => {
     // Azure IoT Hub; the others use the default in-process client.
     p = await startProvisio({ env: { PROVISIO_BUILTIN_HUB_CLIENT: "rest" } });
     svc = serviceClient(p);
-    groupKey =
-      (
-        await svc.createOrUpdateEnrollmentGroup({
-          enrollmentGroupId: "transport-group",
-          attestation: { type: "symmetricKey" },
-          initialTwin: { tags: { via: "group" } },
-        } as unknown as EnrollmentGroup)
-      ).responseBody.attestation.symmetricKey?.primaryKey ?? "";
+    groupKey = await enrollGroup(svc, "transport-group", { initialTwin: { tags: { via: "group" } } });
   });
   after(async () => {
     await p.dispose();
   });
 
-  const individualKey = async (registrationId: string, extra: Partial<IndividualEnrollment> = {}) =>
-    (
-      await svc.createOrUpdateIndividualEnrollment({
-        registrationId,
-        attestation: { type: "symmetricKey" },
-        ...extra,
-      } as IndividualEnrollment)
-    ).responseBody.attestation.symmetricKey?.primaryKey ?? "";
+  const individualKey = (registrationId: string, extra: Record<string, unknown> = {}) =>
+    enrollIndividual(svc, registrationId, extra);
 
   for (const t of DEVICE_TRANSPORTS) {
     const slug = t.name.toLowerCase().replace(/[^a-z]+/g, "-");
@@ -114,19 +100,12 @@ describe("MQTT registration throttling", () => {
 
   test("over the rate limit the device is answered 429 with retry-after, which makes the SDK retry", async () => {
     const svc = serviceClient(p);
-    const key =
-      (
-        await svc.createOrUpdateIndividualEnrollment({
-          registrationId: "throttled-dev",
-          attestation: { type: "symmetricKey" },
-        } as IndividualEnrollment)
-      ).responseBody.attestation.symmetricKey?.primaryKey ?? "";
-    const sr = `${p.info.idScope}/registrations/throttled-dev`;
+    const key = await enrollIndividual(svc, "throttled-dev");
     const client = mqtt.connect(`mqtts://127.0.0.1:${p.info.ports.mqtt}`, {
       ca: p.ca,
       clientId: "throttled-dev",
       username: `${p.info.idScope}/registrations/throttled-dev/api-version=2019-03-31`,
-      password: createSasToken(key, sr, Math.floor(Date.now() / 1000) + 600, "registration"),
+      password: deviceToken(p, "throttled-dev", key),
       protocolVersion: 4,
       reconnectPeriod: 0,
     });

@@ -4,8 +4,8 @@ import { after, before, describe, test } from "node:test";
 import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import type { EnrollmentGroup, IndividualEnrollment } from "azure-iot-provisioning-service/dist/interfaces.js";
 import { type ExampleWebhook, startExampleWebhook } from "../../examples/custom-allocation-webhook/server.js";
-import { createSasToken } from "../../src/attestation/sas-token.js";
 import { deriveKey, httpTransport, registerWithKey } from "../support/device-clients.js";
+import { deviceToken } from "../support/enrollments.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
 import { addPolicy, call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
@@ -30,8 +30,7 @@ describe("dry run", () => {
     assert.equal(r.status, 200, r.text);
     return r.json() as Report;
   };
-  const token = (id: string, key: string) =>
-    createSasToken(key, `${p.info.idScope}/registrations/${id}`, Math.floor(Date.now() / 1000) + 600, "registration");
+  const token = (id: string, key: string) => deviceToken(p, id, key);
 
   before(async () => {
     p = await startProvisio({ args: ["--hubs", "2"] });
