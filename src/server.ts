@@ -23,6 +23,7 @@ import { loadMasterKey, SecretBox } from "./security/secret-box.js";
 import { ensureTlsMaterial, type TlsMaterial } from "./security/tls-material.js";
 import type { ServeConfig } from "./server/config.js";
 import { createHttpsListener } from "./server/https-listener.js";
+import { listenerTls } from "./server/listener-tls.js";
 import { mqttRouter } from "./server/mqtt-router.js";
 import { createRefusingListener } from "./server/placeholder-listeners.js";
 import { ServiceApi } from "./service-api/service-api.js";
@@ -131,10 +132,10 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     async instancesChanged(): Promise<void> {
       await directory.reload();
       tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, directory, hubs));
-      for (const l of listeners) l.setSecureContext({ key: tls.keyPem, cert: tls.certPem });
+      for (const l of listeners) l.setSecureContext(listenerTls(tls));
     },
   };
-  const tlsOptions = { key: tls.keyPem, cert: tls.certPem };
+  const tlsOptions = listenerTls(tls);
   const telemetry = new TelemetryLog();
   const feed = new ChangeFeed();
   // Built-in hubs are reached like any hub, over their REST API, at this server's HTTPS port.

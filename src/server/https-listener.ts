@@ -14,6 +14,7 @@ import type { Logger } from "../observability/logger.js";
 import { SERVICE_API_SEGMENTS, type ServiceApi } from "../service-api/service-api.js";
 import type { InstanceDirectory } from "../store/instance-directory.js";
 import { type DeviceApi, isDeviceApiPath } from "../transports/http/device-api.js";
+import type { ListenerTls } from "./listener-tls.js";
 
 export interface HttpsSurfaces {
   directory: InstanceDirectory;
@@ -25,12 +26,7 @@ export interface HttpsSurfaces {
   log: Logger;
 }
 
-export interface TlsOptions {
-  key: string;
-  cert: string;
-}
-
-export function createHttpsListener(tls: TlsOptions, surfaces: HttpsSurfaces): Server {
+export function createHttpsListener(tls: ListenerTls, surfaces: HttpsSurfaces): Server {
   const onInternal = (err: unknown) => surfaces.log.error({ err }, "request failed");
   const server = createServer({ ...tls, requestCert: true, rejectUnauthorized: false }, (req, res) => {
     // Requests for a built-in hub's host name get IoT Hub's error shape; all others DPS's.

@@ -2,7 +2,9 @@
 // (behaviors.md §2.2, §3): individual self-signed devices, groups on an intermediate under a
 // verified root, refusals, blocking entries, then the device on its hub with its certificate.
 import assert from "node:assert/strict";
+import { Agent, request } from "node:https";
 import { after, before, describe, test } from "node:test";
+import { connect, type TLSSocket } from "node:tls";
 import deviceSdk from "azure-iot-device";
 import deviceMqtt from "azure-iot-device-mqtt";
 import provisioningDevice from "azure-iot-provisioning-device";
@@ -131,6 +133,63 @@ describe("X.509 attestation with the real device SDK", () => {
       );
     });
   }
+
+  test("TLS sessions are never resumed: a reconnecting group device presents its whole chain again", async () => {
+    // A resumed session carries only the leaf (listener-tls.ts), which would read as "only the leaf sent".
+    const { leaf, chain } = await leafOf("x509-reconnect");
+    const tlsOptions = { ca: p.ca, cert: chain, key: leaf.keyPem, servername: "localhost" };
+    const agent = new Agent({ ...tlsOptions, maxCachedSessions: 10 });
+    const register = () =>
+      new Promise<{ status: number; reused: boolean; body: string }>((resolve, reject) => {
+        const req = request(
+          {
+            host: "127.0.0.1",
+            port: p.info.ports.https,
+            method: "PUT",
+            path: `/${p.info.idScope}/registrations/x509-reconnect/register?api-version=2021-06-01`,
+            headers: { "Content-Type": "application/json", Host: "localhost" },
+            agent,
+          },
+          (res) => {
+            let body = "";
+            res.setEncoding("utf8");
+            res.on("data", (chunk: string) => {
+              body += chunk;
+            });
+            res.on("end", () =>
+              resolve({ status: res.statusCode ?? 0, reused: (res.socket as TLSSocket).isSessionReused(), body }),
+            );
+          },
+        );
+        req.on("error", reject);
+        req.end(JSON.stringify({ registrationId: "x509-reconnect" }));
+      });
+    for (let i = 0; i < 2; i++) {
+      const r = await register();
+      assert.equal(r.status, 200, r.body);
+      assert.equal(r.reused, false);
+      assert.equal((JSON.parse(r.body) as { status: string }).status, "assigned");
+    }
+    agent.destroy();
+
+    // The MQTT listener the same way: a session offered from an earlier connection is not taken up.
+    let session: Buffer | undefined;
+    for (let i = 0; i < 2; i++) {
+      const reused = await new Promise<boolean>((resolve, reject) => {
+        const socket = connect({ ...tlsOptions, host: "127.0.0.1", port: p.info.ports.mqtt, session });
+        socket.on("session", (s: Buffer) => {
+          session = s;
+        });
+        socket.on("secureConnect", () => {
+          const was = socket.isSessionReused();
+          setTimeout(() => socket.end(), 50); // long enough for a TLS 1.3 ticket, if one were sent
+          socket.on("close", () => resolve(was));
+        });
+        socket.on("error", reject);
+      });
+      assert.equal(reused, false);
+    }
+  });
 
   test("an expired leaf is refused", async () => {
     const leaf = await createDeviceCertificate(intermediate, "x509-expired", {

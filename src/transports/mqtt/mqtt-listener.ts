@@ -18,13 +18,13 @@ export function tlsPeerInfo(socket: TLSSocket): PeerInfo {
 }
 
 export function createMqttTlsServer(
-  tlsOptions: { key: string; cert: string },
+  /** Key, certificate and options (server/listener-tls.ts). */
+  tlsOptions: tls.TlsOptions,
   onConnect: MqttHandler,
   limits: MqttLimits = DEFAULT_LIMITS,
 ): tls.Server {
   const server = tls.createServer({
-    key: tlsOptions.key,
-    cert: tlsOptions.cert,
+    ...tlsOptions,
     requestCert: true,
     rejectUnauthorized: false,
     handshakeTimeout: limits.connectTimeoutMs,

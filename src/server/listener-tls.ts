@@ -1,0 +1,22 @@
+// The TLS settings every listener of `provisio serve` shares (HTTPS, MQTT, AMQP), also when the
+// server certificate is swapped in later: Server.setSecureContext forgets what it is not given.
+import { constants } from "node:crypto";
+import type { TlsMaterial } from "../security/tls-material.js";
+
+export interface ListenerTls {
+  key: string;
+  cert: string;
+  secureOptions: number;
+}
+
+/**
+ * No TLS session resumption (no tickets; Node keeps no server session cache). A resumed session
+ * carries the client's leaf certificate but not the intermediates it sent, since OpenSSL stores
+ * only the leaf in a session, so an X.509 group device that resumed would be refused as sending
+ * only its leaf (behaviors.md §3). Without tickets a full handshake also skips encoding and
+ * re-parsing the session (client certificate included) for each of the two tickets TLS 1.3
+ * sends: a few hundred microseconds of CPU per connection (bench/, the x509 scenario).
+ */
+export function listenerTls(material: Pick<TlsMaterial, "keyPem" | "certPem">): ListenerTls {
+  return { key: material.keyPem, cert: material.certPem, secureOptions: constants.SSL_OP_NO_TICKET };
+}
