@@ -99,7 +99,8 @@ class Rows<T> {
     for (const r of records) this.upsert(scope, r);
   }
 
-  protected upsert(scope: string, r: T): void {
+  /** Writes `r` whatever is stored: alone, or as one step of a caller's transaction. */
+  upsert(scope: string, r: T): void {
     try {
       this.#upsert.run({ id_scope: scope, key: this.m.key(r), ...this.m.encode(r) });
     } catch (e) {
@@ -322,7 +323,8 @@ export class SqliteStore implements Store {
     this.#hubStore = new SqliteHubStore(db, secrets);
     this.#operations = new SqliteOperationStore(db);
     this.#commit = db.transaction((scope: IdScope, record: RegistrationRecord, op: RegistrationOperation) => {
-      this.#registrations.put(scope, record, undefined);
+      // Not registrations.put: a transaction nested in this one would cost a savepoint.
+      this.#registrations.upsert(scope, record);
       this.#operations.put(scope, op);
     });
 
