@@ -8,8 +8,15 @@ import { rememberParsed } from "../attestation/parsed-certificates.js";
 /** Longest chain copied out of a handshake; real device chains are 1-4 long. */
 const MAX_CHAIN = 16;
 
+// Node 20 hands the client's intermediates out once per connection: building the issuer links
+// removes them from the TLS session, and every later call sees the leaf alone. A keep-alive
+// HTTPS connection asks once per request, so the chain is kept with its socket.
+const chains = new WeakMap<TLSSocket, Buffer[]>();
+
 /** DER certificates the peer presented, leaf first ([] when none). */
 export function peerCertificateChain(socket: TLSSocket): Buffer[] {
+  const known = chains.get(socket);
+  if (known) return known;
   let cert = socket.getPeerX509Certificate?.();
   const chain: Buffer[] = [];
   while (cert && chain.length < MAX_CHAIN) {
@@ -19,5 +26,6 @@ export function peerCertificateChain(socket: TLSSocket): Buffer[] {
     chain.push(der);
     cert = cert.issuerCertificate;
   }
+  chains.set(socket, chain);
   return chain;
 }

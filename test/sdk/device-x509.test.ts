@@ -34,22 +34,46 @@ const TRANSPORTS = [
   { name: "MQTT", make: (p: ProvisioProcess) => mqttTransport(p) },
 ];
 
+/** Register with the real SDK and a certificate; `chain` is the PEM the device presents (leaf first). */
+async function registerWithCertificate(
+  p: ProvisioProcess,
+  transportName: string,
+  registrationId: string,
+  chain: string,
+  key: string,
+): Promise<RegistrationResult> {
+  const t = TRANSPORTS.find((x) => x.name === transportName);
+  assert.ok(t);
+  const { transport, host } = t.make(p);
+  type Create = typeof ProvisioningDeviceClient.create;
+  const security = new X509Security(registrationId, { cert: chain, key }) as unknown as Parameters<Create>[3];
+  const client = ProvisioningDeviceClient.create(host, p.info.idScope, transport as Parameters<Create>[2], security);
+  return (await client.register()) as unknown as RegistrationResult;
+}
+
+/** A verified root and an X.509 group on an intermediate under it. */
+async function setUpGroupOnIntermediate(p: ProvisioProcess, svc: ProvisioningServiceClient) {
+  const root = await createRootCa("Provisio Test Root");
+  const intermediate = await createIntermediateCa(root, "Provisio Test Intermediate");
+  const upload = await call(p, "PUT", "/provisioningServices/provisio/certificates/test-root", {
+    body: JSON.stringify({ certificate: root.certPem, isVerified: true }),
+  });
+  assert.equal(upload.status, 201, upload.text);
+  await svc.createOrUpdateEnrollmentGroup({
+    enrollmentGroupId: "x509-group",
+    attestation: { type: "x509", x509: { signingCertificates: { primary: { certificate: intermediate.certPem } } } },
+    initialTwin: { tags: { kind: "x509" } },
+  } as unknown as EnrollmentGroup);
+  return { root, intermediate };
+}
+
 describe("X.509 attestation with the real device SDK", () => {
   let p: ProvisioProcess;
   let svc: ProvisioningServiceClient;
-  let root: IssuedCertificate;
   let intermediate: IssuedCertificate;
 
-  /** Register with a certificate; `chain` is the PEM the device presents (leaf first). */
-  async function registerX509(transportName: string, registrationId: string, chain: string, key: string) {
-    const t = TRANSPORTS.find((x) => x.name === transportName);
-    assert.ok(t);
-    const { transport, host } = t.make(p);
-    type Create = typeof ProvisioningDeviceClient.create;
-    const security = new X509Security(registrationId, { cert: chain, key }) as unknown as Parameters<Create>[3];
-    const client = ProvisioningDeviceClient.create(host, p.info.idScope, transport as Parameters<Create>[2], security);
-    return (await client.register()) as unknown as RegistrationResult;
-  }
+  const registerX509 = (transportName: string, registrationId: string, chain: string, key: string) =>
+    registerWithCertificate(p, transportName, registrationId, chain, key);
 
   const leafOf = async (registrationId: string) => {
     const leaf = await createDeviceCertificate(intermediate, registrationId);
@@ -59,17 +83,7 @@ describe("X.509 attestation with the real device SDK", () => {
   before(async () => {
     p = await startProvisio();
     svc = serviceClient(p);
-    root = await createRootCa("Provisio Test Root");
-    intermediate = await createIntermediateCa(root, "Provisio Test Intermediate");
-    const upload = await call(p, "PUT", "/provisioningServices/provisio/certificates/test-root", {
-      body: JSON.stringify({ certificate: root.certPem, isVerified: true }),
-    });
-    assert.equal(upload.status, 201, upload.text);
-    await svc.createOrUpdateEnrollmentGroup({
-      enrollmentGroupId: "x509-group",
-      attestation: { type: "x509", x509: { signingCertificates: { primary: { certificate: intermediate.certPem } } } },
-      initialTwin: { tags: { kind: "x509" } },
-    } as unknown as EnrollmentGroup);
+    ({ intermediate } = await setUpGroupOnIntermediate(p, svc));
   });
   after(async () => {
     await p.dispose();
@@ -134,13 +148,13 @@ describe("X.509 attestation with the real device SDK", () => {
     });
   }
 
-  test("TLS sessions are never resumed: a reconnecting group device presents its whole chain again", async () => {
-    // A resumed session carries only the leaf (listener-tls.ts), which would read as "only the leaf sent".
+  test("a group device's whole chain counts on every request: keep-alive, new connections, no resumption", async () => {
+    // Node hands the intermediates out once per connection (tls-peer.ts), and a resumed TLS session
+    // carries only the leaf (listener-tls.ts): either would read as "only the leaf sent".
     const { leaf, chain } = await leafOf("x509-reconnect");
     const tlsOptions = { ca: p.ca, cert: chain, key: leaf.keyPem, servername: "localhost" };
-    const agent = new Agent({ ...tlsOptions, maxCachedSessions: 10 });
-    const register = () =>
-      new Promise<{ status: number; reused: boolean; body: string }>((resolve, reject) => {
+    const register = (agent: Agent) =>
+      new Promise<{ status: number; reusedSocket: boolean; resumed: boolean; body: string }>((resolve, reject) => {
         const req = request(
           {
             host: "127.0.0.1",
@@ -151,26 +165,47 @@ describe("X.509 attestation with the real device SDK", () => {
             agent,
           },
           (res) => {
+            const resumed = (res.socket as TLSSocket).isSessionReused(); // the socket leaves res at its end
             let body = "";
             res.setEncoding("utf8");
             res.on("data", (chunk: string) => {
               body += chunk;
             });
             res.on("end", () =>
-              resolve({ status: res.statusCode ?? 0, reused: (res.socket as TLSSocket).isSessionReused(), body }),
+              resolve({
+                status: res.statusCode ?? 0,
+                reusedSocket: req.reusedSocket,
+                resumed,
+                body,
+              }),
             );
           },
         );
         req.on("error", reject);
         req.end(JSON.stringify({ registrationId: "x509-reconnect" }));
       });
-    for (let i = 0; i < 2; i++) {
-      const r = await register();
+    const assigned = (r: { status: number; body: string }) => {
       assert.equal(r.status, 200, r.body);
-      assert.equal(r.reused, false);
       assert.equal((JSON.parse(r.body) as { status: string }).status, "assigned");
+    };
+
+    // Two requests on one keep-alive connection (Node's global agent keeps connections alive).
+    const keepAlive = new Agent({ ...tlsOptions, keepAlive: true, maxSockets: 1 });
+    const first = await register(keepAlive);
+    const second = await register(keepAlive);
+    keepAlive.destroy();
+    assigned(first);
+    assigned(second);
+    assert.equal(second.reusedSocket, true);
+
+    // New connections from a client that caches TLS sessions: never resumed, so the chain comes again.
+    const caching = new Agent({ ...tlsOptions, maxCachedSessions: 10 });
+    for (let i = 0; i < 2; i++) {
+      const r = await register(caching);
+      assigned(r);
+      assert.equal(r.resumed, false);
     }
-    agent.destroy();
+    caching.destroy();
 
     // The MQTT listener the same way: a session offered from an earlier connection is not taken up.
     let session: Buffer | undefined;
@@ -225,4 +260,27 @@ describe("X.509 attestation with the real device SDK", () => {
       await svc.createOrUpdateEnrollmentGroup({ ...again, provisioningStatus: "enabled" });
     }
   });
+});
+
+describe("X.509 group devices when the answer takes longer than the register call waits", () => {
+  let p: ProvisioProcess;
+  let intermediate: IssuedCertificate;
+  before(async () => {
+    // Every register answers "assigning" at once: the SDK polls, over HTTPS on the same keep-alive
+    // connection, and each poll attests the chain again.
+    p = await startProvisio({ env: { PROVISIO_REGISTER_WAIT_MS: "0" } });
+    ({ intermediate } = await setUpGroupOnIntermediate(p, serviceClient(p)));
+  });
+  after(async () => {
+    await p.dispose();
+  });
+
+  for (const t of TRANSPORTS) {
+    test(`${t.name}: the device polls its operation and ends assigned`, async () => {
+      const id = `x509-polled-${t.name.toLowerCase()}`;
+      const leaf = await createDeviceCertificate(intermediate, id);
+      const result = await registerWithCertificate(p, t.name, id, leaf.certPem + intermediate.certPem, leaf.keyPem);
+      assert.equal(result.status, "assigned");
+    });
+  }
 });
