@@ -1,7 +1,7 @@
 // X.509 attestation, registration steps 2-3 (behaviors.md §2.2, §3): match the TLS client chain to the
 // individual enrollment or to the X.509 enrollment group first found walking up the chain, then check
-// the chain up to a verified CA certificate of the instance. Pure: no I/O, `now` passed in, each
-// presented certificate parsed once, nothing cached between calls.
+// the chain up to a verified CA certificate of the instance. No I/O, `now` passed in. What depends
+// only on bytes or on the scope's (immutable) group and CA arrays is kept between calls, bounded.
 import { X509Certificate } from "node:crypto";
 import type { EnrollmentGroup, IndividualEnrollment, X509Certificates } from "../domain/enrollment.js";
 import { idKey } from "../domain/ids.js";
@@ -45,6 +45,9 @@ interface Presented {
   name: string;
   sha1: string;
   sha256: string;
+  /** Validity period, ms since the epoch. */
+  notBefore: number;
+  notAfter: number;
 }
 
 /** A certificate the group walk looks at: presented (index ≥ 1), or the store certificate above the chain. */
@@ -79,7 +82,8 @@ export function attestX509(input: X509AttestationInput): X509Outcome {
     chain = parseChain(input.chain);
     const leaf = checkLeaf(chain, input.registrationId, input.now);
     if (input.individual) return attestIndividual(input.individual, leaf);
-    return attestGroups(chain, input.groups, storeView(input.caCertificates), input.now);
+    const store = storeView(input.caCertificates);
+    return attestGroups(chain, keyedGroups(input.groups, store), store, input.now);
   } catch (e) {
     if (!(e instanceof Refused)) throw e;
     const presented = chain.map((p, i) => `[${i}] ${p.name} sha1 ${p.sha1}`).join("; ") || "none";
@@ -94,10 +98,10 @@ export function attestX509(input: X509AttestationInput): X509Outcome {
 function parseChain(ders: readonly Buffer[]): Presented[] {
   if (ders.length === 0) throw new Refused("no client certificate was presented");
   return ders.map((der, i) => {
-    // Intermediates repeat across every device of a group: parse each distinct DER once.
-    // The leaf is new every time: only certificates seen before are worth the key.
-    const key = der.toString("base64");
-    const known = presentedCache.get(key);
+    // Intermediates repeat across every device of a group: parse each distinct DER once. The
+    // leaf is new nearly every time: keeping it would only push the intermediates out.
+    const key = i === 0 ? undefined : der.toString("base64");
+    const known = key === undefined ? undefined : presentedCache.get(key);
     if (known) return known;
     let cert: X509Certificate;
     try {
@@ -110,8 +114,10 @@ function parseChain(ders: readonly Buffer[]): Presented[] {
       name: distinguishedName(cert.subject),
       sha1: hex(cert.fingerprint),
       sha256: hex(cert.fingerprint256),
+      notBefore: Date.parse(cert.validFrom),
+      notAfter: Date.parse(cert.validTo),
     };
-    remember(presentedCache, key, presented);
+    if (key !== undefined) remember(presentedCache, key, presented);
     return presented;
   });
 }
@@ -157,10 +163,8 @@ const commonName = (cert: X509Certificate): string | undefined =>
     ?.slice(3);
 
 function validityProblem(p: Presented, now: Date, what: string): string | undefined {
-  const notBefore = new Date(p.cert.validFrom);
-  const notAfter = new Date(p.cert.validTo);
-  if (now.getTime() > notAfter.getTime()) return `${what} expired on ${notAfter.toISOString()}`;
-  if (now.getTime() < notBefore.getTime()) return `${what} is not valid until ${notBefore.toISOString()}`;
+  if (now.getTime() > p.notAfter) return `${what} expired on ${new Date(p.notAfter).toISOString()}`;
+  if (now.getTime() < p.notBefore) return `${what} is not valid until ${new Date(p.notBefore).toISOString()}`;
   return undefined;
 }
 
@@ -196,7 +200,29 @@ interface Store {
   issuerOf(p: Presented): StoreCert | undefined;
 }
 
+// The scope cache hands out the same (never mutated) arrays until the scope changes, so what is
+// derived from them is kept with them.
+const storeViews = new WeakMap<readonly CaCertificate[], Store>();
+const groupKeysOf = new WeakMap<readonly EnrollmentGroup[], { store: Store; keyed: GroupKeys[] }>();
+
 function storeView(cas: readonly CaCertificate[]): Store {
+  let view = storeViews.get(cas);
+  if (!view) {
+    view = newStoreView(cas);
+    storeViews.set(cas, view);
+  }
+  return view;
+}
+
+function keyedGroups(groups: readonly EnrollmentGroup[], store: Store): GroupKeys[] {
+  const known = groupKeysOf.get(groups);
+  if (known?.store === store) return known.keyed;
+  const keyed = groups.flatMap((g) => groupKeys(g, store));
+  groupKeysOf.set(groups, { store, keyed });
+  return keyed;
+}
+
+function newStoreView(cas: readonly CaCertificate[]): Store {
   let parsed: StoreCert[] | undefined;
   const issuers = new Map<string, StoreCert | undefined>();
   const parse = (): StoreCert[] =>
@@ -208,23 +234,29 @@ function storeView(cas: readonly CaCertificate[]): Store {
       }
       return cert ? [{ ca, cert }] : [];
     });
+  const bySha1 = new Map<string, CaCertificate[]>();
+  for (const ca of cas) {
+    const sha1 = hex(ca.thumbprint);
+    bySha1.set(sha1, [...(bySha1.get(sha1) ?? []), ca]);
+  }
   return {
     byName: new Map(cas.map((ca) => [ca.name.toLowerCase(), ca])),
-    withThumbprint: (sha1) => cas.filter((ca) => hex(ca.thumbprint) === sha1),
+    withThumbprint: (sha1) => bySha1.get(sha1) ?? [],
     issuerOf(p) {
       if (issuers.has(p.sha1)) return issuers.get(p.sha1);
       parsed ??= parse();
-      const found = parsed.filter((s) => hex(s.ca.thumbprint) !== p.sha1 && signedBy(p.cert, s.cert));
+      const found = parsed.filter((s) => hex(s.ca.thumbprint) !== p.sha1 && signedBy(p.cert, s.cert, false));
       const issuer = found.find((s) => s.ca.isVerified) ?? found[0];
-      issuers.set(p.sha1, issuer);
+      remember(issuers, p.sha1, issuer); // answers for the recurring intermediates, so signedBy need not keep them
       return issuer;
     },
   };
 }
 
-function signedBy(child: X509Certificate, issuer: X509Certificate): boolean {
-  const key = `${child.fingerprint256}>${issuer.fingerprint256}`;
-  const known = signatureCache.get(key);
+/** `keep`: remember the answer; worth it for certificates that recur (CAs), not for a device's leaf. */
+function signedBy(child: X509Certificate, issuer: X509Certificate, keep: boolean): boolean {
+  const key = keep ? `${child.fingerprint256}>${issuer.fingerprint256}` : undefined;
+  const known = key === undefined ? undefined : signatureCache.get(key);
   if (known !== undefined) return known;
   let ok: boolean;
   try {
@@ -232,7 +264,7 @@ function signedBy(child: X509Certificate, issuer: X509Certificate): boolean {
   } catch {
     ok = false; // e.g. a key type verify cannot use
   }
-  remember(signatureCache, key, ok);
+  if (key !== undefined) remember(signatureCache, key, ok);
   return ok;
 }
 
@@ -274,13 +306,7 @@ function groupKeys(group: EnrollmentGroup, store: Store): GroupKeys[] {
 }
 
 // Step 4 (behaviors.md §3 step 3): the first certificate above the leaf with any group decides.
-function attestGroups(
-  chain: readonly Presented[],
-  groups: readonly EnrollmentGroup[],
-  store: Store,
-  now: Date,
-): X509Outcome {
-  const keyed = groups.flatMap((g) => groupKeys(g, store));
+function attestGroups(chain: readonly Presented[], keyed: readonly GroupKeys[], store: Store, now: Date): X509Outcome {
   for (const level of levels(chain, store)) {
     const here = keyed.filter((k) => k.sha1s.has(level.sha1) || k.sha256s.has(level.sha256)).map((k) => k.group);
     const disabled = here.find((g) => g.provisioningStatus === "disabled");
@@ -307,7 +333,7 @@ function checkGroupChain(chain: readonly Presented[], level: Level, tried: strin
     const role = parent.cert.checkIssued(parent.cert) ? "root" : "intermediate";
     const expired = validityProblem(parent, now, `${role} '${parent.name}'`);
     if (expired) throw new Refused(expired, `${tried}: ${expired}`);
-    if (!signedBy(child.cert, parent.cert)) {
+    if (!signedBy(child.cert, parent.cert, i > 1)) {
       const problem = `'${child.name}' is not signed by the next certificate '${parent.name}'`;
       throw new Refused(problem, `${tried}: ${problem}`);
     }

@@ -7,11 +7,12 @@ import type { CaCertificate, LinkedHub } from "../domain/instance.js";
 import type { ChangeFeed } from "../store/change-feed.js";
 import type { EnrollmentStore, InstanceStore } from "../store/store.js";
 
+/** Shared by every registration until the scope changes, and never mutated (attestation keys caches on it). */
 export interface ScopeConfig {
-  groups: EnrollmentGroup[];
-  linkedHubs: LinkedHub[];
+  readonly groups: readonly EnrollmentGroup[];
+  readonly linkedHubs: readonly LinkedHub[];
   /** The instance's CA store: trust anchors of X.509 groups. */
-  caCertificates: CaCertificate[];
+  readonly caCertificates: readonly CaCertificate[];
 }
 
 /** How long another node's change may go unseen. */
