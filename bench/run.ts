@@ -16,7 +16,8 @@
 //   BENCH_CONCURRENCY   devices in flight (default 64)
 //   BENCH_WORKERS       load-generator worker threads (default 2: one thread cannot saturate even the
 //                       baseline on 2 cores, its client-side TLS costs about twice the server side)
-//   BENCH_WARMUP        warm-up registrations before each measurement (default min(200, devices))
+//   BENCH_WARMUP        warm-up registrations before each measurement (default min(500, devices): enough for V8
+//                       to have compiled the servers' hot paths, so both are measured in their steady state)
 //   BENCH_ROUNDS        measurements per server and scenario, interleaved (default 2)
 //   BENCH_MAX_SECONDS   per measurement; devices not started by then count as failures (default 35)
 //   BENCH_BUDGET_SECONDS  for all measurements (warm-ups included) of all scenarios together, the same way
@@ -94,7 +95,7 @@ const DEVICES_BY_SCENARIO: Record<ScenarioName, number> = {
 };
 const CONCURRENCY = envInt("BENCH_CONCURRENCY", 64);
 const WORKERS = Math.min(envInt("BENCH_WORKERS", 2), CONCURRENCY);
-const warmupFor = (devices: number): number => envInt("BENCH_WARMUP", Math.min(200, devices), 0);
+const warmupFor = (devices: number): number => envInt("BENCH_WARMUP", Math.min(500, devices), 0);
 const ROUNDS = envInt("BENCH_ROUNDS", 2);
 const MAX_SECONDS = envInt("BENCH_MAX_SECONDS", 35);
 const BUDGET_SECONDS = envInt("BENCH_BUDGET_SECONDS", 210);
