@@ -226,40 +226,48 @@ describe("X.509 attestation with the real device SDK", () => {
     }
   });
 
-  test("an expired leaf is refused", async () => {
-    const leaf = await createDeviceCertificate(intermediate, "x509-expired", {
-      notBefore: new Date(Date.now() - 10 * 86_400_000),
-      notAfter: new Date(Date.now() - 86_400_000),
+  for (const t of TRANSPORTS) {
+    const suffix = t.name.toLowerCase();
+
+    test(`${t.name}: an expired leaf is refused`, async () => {
+      const id = `x509-expired-${suffix}`;
+      const leaf = await createDeviceCertificate(intermediate, id, {
+        notBefore: new Date(Date.now() - 10 * 86_400_000),
+        notAfter: new Date(Date.now() - 86_400_000),
+      });
+      await assert.rejects(registerX509(t.name, id, leaf.certPem + intermediate.certPem, leaf.keyPem), (err: Error) =>
+        // HTTPS carries the 401002 body; MQTT refuses at CONNECT, where CONNACK has no room for a reason.
+        (t.name === "HTTPS" ? /401002.*expired/ : /Not authorized/).test(err.message),
+      );
     });
-    await assert.rejects(
-      registerX509("HTTPS", "x509-expired", leaf.certPem + intermediate.certPem, leaf.keyPem),
-      (err: Error) => /401002/.test(err.message),
-    );
-  });
 
-  test("a disabled individual entry blocks one device of an enabled group", async () => {
-    const { leaf, chain } = await leafOf("x509-blocked");
-    await svc.createOrUpdateIndividualEnrollment({
-      registrationId: "x509-blocked",
-      attestation: { type: "symmetricKey" },
-      provisioningStatus: "disabled",
-    } as IndividualEnrollment);
-    await assert.rejects(registerX509("HTTPS", "x509-blocked", chain, leaf.keyPem), /status is disabled/);
-    const { leaf: other, chain: otherChain } = await leafOf("x509-sibling");
-    assert.equal((await registerX509("HTTPS", "x509-sibling", otherChain, other.keyPem)).status, "assigned");
-  });
+    test(`${t.name}: a disabled individual entry blocks one device of an enabled group`, async () => {
+      const blocked = `x509-blocked-${suffix}`;
+      const { leaf, chain } = await leafOf(blocked);
+      await svc.createOrUpdateIndividualEnrollment({
+        registrationId: blocked,
+        attestation: { type: "symmetricKey" },
+        provisioningStatus: "disabled",
+      } as IndividualEnrollment);
+      await assert.rejects(registerX509(t.name, blocked, chain, leaf.keyPem), /status is disabled/);
+      const sibling = `x509-sibling-${suffix}`;
+      const { leaf: other, chain: otherChain } = await leafOf(sibling);
+      assert.equal((await registerX509(t.name, sibling, otherChain, other.keyPem)).status, "assigned");
+    });
 
-  test("a disabled group on the intermediate blocks its devices", async () => {
-    const group = (await svc.getEnrollmentGroup("x509-group")).responseBody;
-    await svc.createOrUpdateEnrollmentGroup({ ...group, provisioningStatus: "disabled" });
-    try {
-      const { leaf, chain } = await leafOf("x509-while-disabled");
-      await assert.rejects(registerX509("MQTT", "x509-while-disabled", chain, leaf.keyPem), /status is disabled/);
-    } finally {
-      const again = (await svc.getEnrollmentGroup("x509-group")).responseBody;
-      await svc.createOrUpdateEnrollmentGroup({ ...again, provisioningStatus: "enabled" });
-    }
-  });
+    test(`${t.name}: a disabled group on the intermediate blocks its devices`, async () => {
+      const group = (await svc.getEnrollmentGroup("x509-group")).responseBody;
+      await svc.createOrUpdateEnrollmentGroup({ ...group, provisioningStatus: "disabled" });
+      try {
+        const id = `x509-while-disabled-${suffix}`;
+        const { leaf, chain } = await leafOf(id);
+        await assert.rejects(registerX509(t.name, id, chain, leaf.keyPem), /status is disabled/);
+      } finally {
+        const again = (await svc.getEnrollmentGroup("x509-group")).responseBody;
+        await svc.createOrUpdateEnrollmentGroup({ ...again, provisioningStatus: "enabled" });
+      }
+    });
+  }
 });
 
 describe("X.509 group devices when the answer takes longer than the register call waits", () => {
