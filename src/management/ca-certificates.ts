@@ -174,10 +174,6 @@ export class CaCertificates {
 
     if (!existing) {
       // If-Match is ignored on create (management.md §5.2).
-      const all = await this.store.listCaCertificates(instance.idScope);
-      if (all.length >= MAX_CA_CERTIFICATES) {
-        throw new ProvisioError("tooManyCaCertificates", { instance: instance.name, limit: MAX_CA_CERTIFICATES });
-      }
       const cert: CaCertificate = {
         name,
         ...content,
@@ -186,7 +182,11 @@ export class CaCertificates {
         updated: now,
         etag: newEtag(),
       };
-      const result = await this.store.putCaCertificate(instance.idScope, cert, { absent: true });
+      // The limit is checked in the same atomic step as the insert: concurrent uploads cannot overshoot it.
+      const result = await this.store.addCaCertificate(instance.idScope, cert, MAX_CA_CERTIFICATES);
+      if (!result.ok && result.reason === "full") {
+        throw new ProvisioError("tooManyCaCertificates", { instance: instance.name, limit: MAX_CA_CERTIFICATES });
+      }
       // Created by someone else in the meantime: this PUT is now an update, which needs If-Match.
       if (!result.ok) throw new ProvisioError("ifMatchRequired", { operation: "update", name });
       this.feed.changed(instance.idScope);

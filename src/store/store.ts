@@ -57,6 +57,15 @@ export interface InstanceStore {
   listCaCertificates(idScope: IdScope): Promise<CaCertificate[]>;
   getCaCertificate(idScope: IdScope, name: string): Promise<CaCertificate | undefined>;
   putCaCertificate(idScope: IdScope, cert: CaCertificate, precondition?: Precondition): Promise<WriteResult>;
+  /**
+   * Adds a CA certificate in one atomic step: refused with "exists" when its name is taken and with
+   * "full" when the instance already holds `limit` certificates (concurrent adds cannot overshoot).
+   */
+  addCaCertificate(
+    idScope: IdScope,
+    cert: CaCertificate,
+    limit: number,
+  ): Promise<WriteResult | { ok: false; reason: "full" }>;
   deleteCaCertificate(idScope: IdScope, name: string, precondition?: Precondition): Promise<WriteResult>;
 }
 

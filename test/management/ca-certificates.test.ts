@@ -233,6 +233,24 @@ describe("CA certificates", () => {
     assert.equal((await call(p, "GET", `${BASE}/c1`)).status, 404);
   });
 
+  test("concurrent uploads cannot overshoot the limit of 25", async () => {
+    const created = await call(p, "PUT", "/provisioningServices/cert-race", {
+      body: json({ location: "local", properties: {} }),
+    });
+    assert.equal(created.status, 201, created.text);
+    const base = "/provisioningServices/cert-race/certificates";
+    const replies = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        call(p, "PUT", `${base}/race-${i}`, { body: json({ certificate: ca.certPem }) }),
+      ),
+    );
+    const statuses = replies.map((r) => r.status).sort();
+    assert.deepEqual(statuses, [...Array(25).fill(201), ...Array(5).fill(409)]);
+    for (const r of replies.filter((x) => x.status === 409)) assert.equal(error(r).errorCode, 409401);
+    const list = (await call(p, "GET", base)).json() as { value: CertResource[] };
+    assert.equal(list.value.length, 25);
+  });
+
   describe("proof of possession", () => {
     let current: CertResource;
     let pop: IssuedCertificate;

@@ -366,6 +366,28 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
         await store.putCaCertificate(A, c2);
         assert.deepEqual(await store.listCaCertificates(A), [c2, c1]);
       });
+
+      test("addCaCertificate: refuses a taken name ('exists', any spelling) and past the limit ('full')", async () => {
+        await withInstance(A);
+        await withInstance(B);
+        assert.deepEqual(await store.addCaCertificate(A, makeCa("one"), 2), OK);
+        assert.deepEqual(await store.addCaCertificate(A, makeCa("ONE"), 2), refused("exists"));
+        assert.deepEqual(await store.addCaCertificate(A, makeCa("two"), 2), OK);
+        assert.deepEqual(await store.addCaCertificate(A, makeCa("three"), 2), { ok: false, reason: "full" });
+        // A taken name stays "exists" when the store is full too; other instances count their own.
+        assert.deepEqual(await store.addCaCertificate(A, makeCa("two"), 2), refused("exists"));
+        assert.deepEqual(await store.addCaCertificate(B, makeCa("three"), 2), OK);
+        assert.deepEqual(
+          (await store.listCaCertificates(A)).map((c) => c.name),
+          ["one", "two"],
+        );
+        // Concurrent adds cannot overshoot: exactly `limit` of them land.
+        const results = await Promise.all(
+          Array.from({ length: 6 }, (_, i) => store.addCaCertificate(B, makeCa(`race-${i}`), 4)),
+        );
+        assert.equal(results.filter((r) => r.ok).length, 3);
+        assert.equal((await store.listCaCertificates(B)).length, 4);
+      });
     });
 
     for (const kind of kinds) {

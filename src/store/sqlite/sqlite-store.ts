@@ -42,6 +42,9 @@ export class SqliteStore implements Store {
   readonly #update: Database.Transaction<(i: Instance, pre: Precondition) => WriteResult>;
   readonly #replacePolicies: Database.Transaction<(scope: string, policies: AccessPolicy[]) => void>;
   readonly #replaceHubs: Database.Transaction<(scope: string, hubs: LinkedHub[]) => void>;
+  readonly #addCa: Database.Transaction<
+    (scope: string, cert: CaCertificate, limit: number) => WriteResult | { ok: false; reason: "full" }
+  >;
 
   constructor(db: Database.Database, secrets: SecretBox) {
     this.#db = db;
@@ -116,6 +119,16 @@ export class SqliteStore implements Store {
       this.#policies.replaceAll(scope, policies),
     );
     this.#replaceHubs = db.transaction((scope: string, hubs: LinkedHub[]) => this.#hubs.replaceAll(scope, hubs));
+    const countCas = db.prepare<[string], { n: number }>(
+      "SELECT COUNT(*) AS n FROM ca_certificates WHERE id_scope = ?",
+    );
+    this.#addCa = db.transaction((scope: string, cert: CaCertificate, limit: number) => {
+      // A taken name is "exists" even when the store is full: the caller then needs an update.
+      if (this.#cas.get(scope, cert.name)) return refused("exists");
+      if ((countCas.get(scope)?.n ?? 0) >= limit) return { ok: false, reason: "full" } as const;
+      this.#cas.upsert(scope, cert);
+      return OK;
+    });
   }
 
   // --- Instances ---
@@ -172,6 +185,14 @@ export class SqliteStore implements Store {
 
   async putCaCertificate(idScope: IdScope, cert: CaCertificate, precondition?: Precondition): Promise<WriteResult> {
     return this.#cas.put(idScope, cert, precondition);
+  }
+
+  async addCaCertificate(
+    idScope: IdScope,
+    cert: CaCertificate,
+    limit: number,
+  ): Promise<WriteResult | { ok: false; reason: "full" }> {
+    return this.#addCa.immediate(idScope, cert, limit);
   }
 
   async deleteCaCertificate(idScope: IdScope, name: string, precondition?: Precondition): Promise<WriteResult> {
