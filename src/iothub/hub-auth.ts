@@ -1,5 +1,7 @@
 // Built-in hub authentication (iothub-api.md §3): service tokens signed with a hub policy,
-// device tokens signed with the device's key, each with its scope and expiry checked.
+// device tokens signed with the device's key, each with its scope and expiry checked; devices
+// with a self-signed identity by the thumbprint of their TLS client certificate (§10.3).
+import { createHash } from "node:crypto";
 import { isExpired, parseSasToken, type SasToken, signatureMatches, tokenResource } from "../attestation/sas-token.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { BuiltinHub, DeviceIdentity, HubPolicy, HubRight } from "../domain/hub.js";
@@ -61,5 +63,36 @@ export function authenticateDevice(
   }
   if (keys.length === 0 || !signatureMatches(token, keys)) {
     throw unauthorized(`the signature does not verify with the keys of device '${identity.deviceId}'`);
+  }
+}
+
+/** Does the leaf certificate a device presented carry a thumbprint (SHA-1 or SHA-256) its self-signed identity lists? */
+export function certificateAuthenticates(identity: DeviceIdentity, leaf: Buffer | undefined): boolean {
+  if (identity.authentication.type !== "selfSigned" || !leaf) return false;
+  const { primaryThumbprint, secondaryThumbprint } = identity.authentication.x509Thumbprint;
+  const listed = [primaryThumbprint, secondaryThumbprint].filter((t): t is string => t !== null);
+  if (listed.length === 0) return false;
+  const presented = [
+    createHash("sha1").update(leaf).digest("hex").toUpperCase(),
+    createHash("sha256").update(leaf).digest("hex").toUpperCase(),
+  ];
+  return listed.some((t) => presented.includes(t.replaceAll(":", "").toUpperCase()));
+}
+
+/** A device request over HTTPS: its SAS token, or, when it sends none, its TLS client certificate. */
+export function authenticateDeviceRequest(
+  authorization: string | undefined,
+  leaf: Buffer | undefined,
+  hub: BuiltinHub,
+  identity: DeviceIdentity,
+): void {
+  if (authorization || !leaf) {
+    authenticateDevice(authorization, hub, identity);
+  } else if (!certificateAuthenticates(identity, leaf)) {
+    throw unauthorized(
+      identity.authentication.type === "selfSigned"
+        ? `the client certificate's thumbprint is not one device '${identity.deviceId}' lists`
+        : `device '${identity.deviceId}' authenticates with ${identity.authentication.type}, not a client certificate`,
+    );
   }
 }

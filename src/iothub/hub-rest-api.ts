@@ -2,6 +2,7 @@
 // name (iothub-api.md §4, §5, §7): identity registry, twins, twin query, device HTTP telemetry,
 // and Provisio's own telemetry inspection endpoints under /_provisio.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { TLSSocket } from "node:tls";
 import { ProvisioError } from "../domain/errors.js";
 import { nowUtc } from "../domain/etag.js";
 import type { HubRight } from "../domain/hub.js";
@@ -9,13 +10,18 @@ import { isObject, MAX_BODY_BYTES, parseJson, readBody } from "../http/body.js";
 import type { RequestPath } from "../http/request-path.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
 import { pageRequest } from "../service-api/paging.js";
+import { peerCertificateChain } from "../transports/tls-peer.js";
 import type { HubRuntime } from "./builtin-hubs.js";
-import { authenticateDevice, authenticateService } from "./hub-auth.js";
+import { authenticateDeviceRequest, authenticateService } from "./hub-auth.js";
 import { twinJson } from "./hub-wire.js";
 import { propertiesFromHeaders } from "./property-bag.js";
 import type { TelemetryLog } from "./telemetry-log.js";
 import { messageJson } from "./telemetry-log.js";
 import { matchesQuery, parseTwinQuery } from "./twin-query.js";
+
+/** The leaf certificate of the TLS connection, for devices without a SAS token; only then copied out. */
+const deviceLeaf = (req: IncomingMessage): Buffer | undefined =>
+  req.headers.authorization ? undefined : peerCertificateChain(req.socket as TLSSocket)[0];
 
 const header = (req: IncomingMessage, name: string): string | undefined => {
   const v = req.headers[name];
@@ -66,7 +72,7 @@ export class HubRestApi {
       if (third === "messages" && fourth === "devicebound" && method === "GET") {
         // Cloud-to-device messages are not offered: "nothing to receive" (iothub-api.md §7).
         const rec = await rt.registry.get(id);
-        authenticateDevice(req.headers.authorization, rt.hub, rec.identity);
+        authenticateDeviceRequest(req.headers.authorization, deviceLeaf(req), rt.hub, rec.identity);
         return sendNoContent(res);
       }
     }
@@ -133,7 +139,7 @@ export class HubRestApi {
   private async httpTelemetry(req: IncomingMessage, res: ServerResponse, rt: HubRuntime, id: string): Promise<void> {
     const rec = await rt.registry.find(id);
     if (!rec) throw new ProvisioError("hubUnauthorized", { detail: `no device '${id}' is registered` });
-    authenticateDevice(req.headers.authorization, rt.hub, rec.identity);
+    authenticateDeviceRequest(req.headers.authorization, deviceLeaf(req), rt.hub, rec.identity);
     if (rec.identity.status !== "enabled") {
       throw new ProvisioError("hubUnauthorized", { detail: `device '${id}' is disabled` });
     }

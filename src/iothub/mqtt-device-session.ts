@@ -1,6 +1,5 @@
 // A device's MQTT session with a built-in hub (iothub-api.md §6): CONNECT as an ordered list
 // of steps, then telemetry, twin GET, reported PATCH and desired pushes.
-import { createHash } from "node:crypto";
 import { ProvisioError } from "../domain/errors.js";
 import { nowUtc } from "../domain/etag.js";
 import type { DeviceIdentity } from "../domain/hub.js";
@@ -8,7 +7,7 @@ import type { JsonObject } from "../domain/twin-state.js";
 import { parseJson } from "../http/body.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import type { LiveSession } from "./device-sessions.js";
-import { authenticateDevice } from "./hub-auth.js";
+import { authenticateDevice, certificateAuthenticates } from "./hub-auth.js";
 import {
   classifyPublish,
   DESIRED_FILTER,
@@ -60,11 +59,6 @@ class Refused extends Error {
   }
 }
 
-const thumbprints = (der: Buffer): string[] => [
-  createHash("sha1").update(der).digest("hex").toUpperCase(),
-  createHash("sha256").update(der).digest("hex").toUpperCase(),
-];
-
 /** Step: the username names this hub and the device; the client id is the device id. */
 function checkIdentity(connect: ConnectInfo, rt: HubRuntime): string {
   const parsed = connect.username ? parseHubUsername(connect.username) : undefined;
@@ -88,15 +82,7 @@ function authenticate(identity: DeviceIdentity, connect: ConnectInfo, conn: Devi
       throw new Refused(CONNACK.notAuthorized, err instanceof Error ? err.message : "bad SAS token");
     }
   }
-  const leaf = conn.peer.certificateChain[0];
-  const { primaryThumbprint, secondaryThumbprint } = identity.authentication.x509Thumbprint;
-  if (identity.authentication.type === "selfSigned" && leaf) {
-    const presented = thumbprints(leaf);
-    const listed = [primaryThumbprint, secondaryThumbprint]
-      .filter((t): t is string => t !== null)
-      .map((t) => t.toUpperCase());
-    if (listed.some((t) => presented.includes(t))) return;
-  }
+  if (certificateAuthenticates(identity, conn.peer.certificateChain[0])) return;
   throw new Refused(CONNACK.notAuthorized, "no valid SAS token or registered client certificate was presented");
 }
 

@@ -226,6 +226,39 @@ describe("azure-iot-device against the built-in hub", () => {
     );
   });
 
+  test("X.509 over HTTP: a self-signed device sends telemetry with its client certificate; another certificate is 401", async () => {
+    const cert = await selfSignedDeviceCert("x509-http-dev");
+    await registry.create({
+      deviceId: "x509-http-dev",
+      authentication: { x509Thumbprint: { primaryThumbprint: cert.sha1, secondaryThumbprint: cert.sha1 } },
+    });
+    const { X509AuthenticationProvider } = deviceSdk as unknown as {
+      X509AuthenticationProvider: new (cred: unknown) => unknown;
+    };
+    const httpX509 = async (x509: { cert: string; key: string }): Promise<DeviceClient> => {
+      const client = track(
+        (
+          Client as unknown as { fromAuthenticationProvider(a: unknown, t: unknown): DeviceClient }
+        ).fromAuthenticationProvider(
+          new X509AuthenticationProvider({ host: hostName, deviceId: "x509-http-dev", x509 }),
+          Http,
+        ),
+      );
+      await client.setOptions({ http: { agent: hubAgent(p), receivePolicy: { interval: 3600 } } });
+      return client;
+    };
+    const device = await httpX509({ cert: cert.certPem, key: cert.keyPem });
+    await device.sendEvent(new Message("signed over https"));
+    const messages = await kept("x509-http-dev");
+    assert.equal(messages[0]?.payload, "signed over https");
+    assert.equal(messages[0]?.transport, "https");
+
+    const other = await selfSignedDeviceCert("x509-http-dev");
+    const impostor = await httpX509({ cert: other.certPem, key: other.keyPem });
+    await assert.rejects(impostor.sendEvent(new Message("x")), (e: Error) => e.name === "UnauthorizedError");
+    assert.equal((await kept("x509-http-dev")).length, 1);
+  });
+
   test("refusals: a bad SAS (CONNACK 5), a disabled device, an unknown hub host; others keep working", async () => {
     const key = await keyOf("refusal-dev");
     const good = await connect(mqttClient("refusal-dev", key));
