@@ -33,6 +33,11 @@ const TRANSPORTS = [
   { name: "HTTPS", make: (p: ProvisioProcess) => ({ transport: httpTransport(p), host: "localhost" }) },
   { name: "MQTT", make: (p: ProvisioProcess) => mqttTransport(p) },
 ];
+/** Register and polls on one connection, as with Node's global agent (device-api.md §5). */
+const HTTPS_KEEP_ALIVE = {
+  name: "HTTPS keep-alive",
+  make: (p: ProvisioProcess) => ({ transport: httpTransport(p, { keepAlive: true }), host: "localhost" }),
+};
 
 /** Register with the real SDK and a certificate; `chain` is the PEM the device presents (leaf first). */
 async function registerWithCertificate(
@@ -42,7 +47,7 @@ async function registerWithCertificate(
   chain: string,
   key: string,
 ): Promise<RegistrationResult> {
-  const t = TRANSPORTS.find((x) => x.name === transportName);
+  const t = [...TRANSPORTS, HTTPS_KEEP_ALIVE].find((x) => x.name === transportName);
   assert.ok(t);
   const { transport, host } = t.make(p);
   type Create = typeof ProvisioningDeviceClient.create;
@@ -283,9 +288,9 @@ describe("X.509 group devices when the answer takes longer than the register cal
     await p.dispose();
   });
 
-  for (const t of TRANSPORTS) {
+  for (const t of [...TRANSPORTS, HTTPS_KEEP_ALIVE]) {
     test(`${t.name}: the device polls its operation and ends assigned`, async () => {
-      const id = `x509-polled-${t.name.toLowerCase()}`;
+      const id = `x509-polled-${t.name.toLowerCase().replace(" ", "-")}`;
       const leaf = await createDeviceCertificate(intermediate, id);
       const result = await registerWithCertificate(p, t.name, id, leaf.certPem + intermediate.certPem, leaf.keyPem);
       assert.equal(result.status, "assigned");

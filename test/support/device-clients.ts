@@ -30,10 +30,13 @@ export interface RegistrationResult {
 export const deriveKey = (groupKey: string, registrationId: string): string =>
   createHmac("sha256", Buffer.from(groupKey, "base64")).update(registrationId, "utf8").digest("base64");
 
-/** The HTTP transport: the SDK never passes a port, so an agent supplies port, CA and source address. */
-export function httpTransport(p: ProvisioProcess, options: { localAddress?: string } = {}) {
+/**
+ * The HTTP transport: the SDK never passes a port, so an agent supplies port, CA and source address.
+ * `keepAlive`: reuse connections between the register and its polls, as Node's global agent does.
+ */
+export function httpTransport(p: ProvisioProcess, options: { localAddress?: string; keepAlive?: boolean } = {}) {
   const agent = new Agent({
-    keepAlive: false,
+    keepAlive: options.keepAlive === true,
     ca: p.ca,
     ...(options.localAddress ? { localAddress: options.localAddress } : {}),
   });
