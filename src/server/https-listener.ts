@@ -11,10 +11,10 @@ import type { HubRestApi } from "../iothub/hub-rest-api.js";
 import { sendHubError } from "../iothub/hub-wire.js";
 import { MANAGEMENT_SEGMENTS, type ManagementApi } from "../management/management-api.js";
 import type { Logger } from "../observability/logger.js";
+import type { ListenerTls } from "../security/listener-tls.js";
 import { SERVICE_API_SEGMENTS, type ServiceApi } from "../service-api/service-api.js";
 import type { InstanceDirectory } from "../store/instance-directory.js";
 import { type DeviceApi, isDeviceApiPath } from "../transports/http/device-api.js";
-import type { ListenerTls } from "./listener-tls.js";
 
 export interface HttpsSurfaces {
   directory: InstanceDirectory;

@@ -154,8 +154,8 @@ describe("X.509 attestation with the real device SDK", () => {
   }
 
   test("a group device's whole chain counts on every request: keep-alive, new connections, no resumption", async () => {
-    // Node hands the intermediates out once per connection (tls-peer.ts), and a resumed TLS session
-    // carries only the leaf (listener-tls.ts): either would read as "only the leaf sent".
+    // Node hands the intermediates out once per connection (security/tls-peer.ts), and a resumed TLS session
+    // carries only the leaf (security/listener-tls.ts): either would read as "only the leaf sent".
     const { leaf, chain } = await leafOf("x509-reconnect");
     const tlsOptions = { ca: p.ca, cert: chain, key: leaf.keyPem, servername: "localhost" };
     const register = (agent: Agent) =>

@@ -8,7 +8,7 @@ import type { RequestPath } from "../../http/request-path.js";
 import { sendJson } from "../../http/respond.js";
 import type { DeviceCredentials } from "../../provisioning/find-enrollment.js";
 import type { OperationReply, RegistrationEngine } from "../../provisioning/registration-engine.js";
-import { peerCertificateChain } from "../tls-peer.js";
+import { peerCertificateChain } from "../../security/tls-peer.js";
 
 /** `/{idScope}/registrations/...`: the device API's paths. */
 export const isDeviceApiPath = (path: RequestPath): boolean =>

@@ -3,7 +3,7 @@
 // MqttConnection. A failed or stalled handshake only costs that one socket.
 
 import tls, { type TLSSocket } from "node:tls";
-import { peerCertificateChain } from "../tls-peer.js";
+import { peerCertificateChain } from "../../security/tls-peer.js";
 import { DEFAULT_LIMITS, MqttConnection, type MqttHandler, type MqttLimits, type PeerInfo } from "./mqtt-connection.js";
 
 export { peerCertificateChain };
@@ -18,7 +18,7 @@ export function tlsPeerInfo(socket: TLSSocket): PeerInfo {
 }
 
 export function createMqttTlsServer(
-  /** Key, certificate and options (server/listener-tls.ts). */
+  /** Key, certificate and options (security/listener-tls.ts). */
   tlsOptions: tls.TlsOptions,
   onConnect: MqttHandler,
   limits: MqttLimits = DEFAULT_LIMITS,

@@ -14,7 +14,7 @@ import type https from "node:https";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import { createWebSocketStream, type WebSocket, WebSocketServer } from "ws";
-import { peerCertificateChain } from "../tls-peer.js";
+import { peerCertificateChain } from "../../security/tls-peer.js";
 import { DEFAULT_LIMITS, MqttConnection, type MqttHandler, type MqttLimits, type PeerInfo } from "./mqtt-connection.js";
 
 export const MQTT_WEBSOCKET_PATH = "/$iothub/websocket";
