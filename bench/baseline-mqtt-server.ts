@@ -1,6 +1,6 @@
 // The MQTT baseline: a bare MQTT-over-TLS server (node:tls + mqtt-packet) with provisio's own
-// server key and certificate and the same TLS options as provisio's MQTT listener (requestCert, no
-// rejection, Nagle off). It answers CONNECT with CONNACK 0, SUBSCRIBE with SUBACK, every QoS 1
+// server key and certificate and the same TLS options as provisio's MQTT listener (listenerTls: no
+// session tickets; requestCert, no rejection, Nagle off). It answers CONNECT with CONNACK 0, SUBSCRIBE with SUBACK, every QoS 1
 // PUBLISH with PUBACK, and a request publish with a trivial `$dps/registrations/res/200/?$rid=…`
 // `{"status":"assigned"}`. Same handshakes, same MQTT framing, no work.
 // Usage: node dist/bench/baseline-mqtt-server.js <dataDir>; prints {"port":N} on stdout, SIGTERM stops it.
@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { createServer, type TLSSocket } from "node:tls";
 import mqttPacket, { type Packet } from "mqtt-packet";
+import { listenerTls } from "../src/security/listener-tls.js";
 
 const dataDir = process.argv[2];
 if (!dataDir) {
@@ -32,8 +33,10 @@ const sockets = new Set<TLSSocket>();
 
 const server = createServer(
   {
-    key: readFileSync(join(dataDir, "tls", "server.key"), "utf8"),
-    cert: readFileSync(join(dataDir, "tls", "server.pem"), "utf8"),
+    ...listenerTls({
+      keyPem: readFileSync(join(dataDir, "tls", "server.key"), "utf8"),
+      certPem: readFileSync(join(dataDir, "tls", "server.pem"), "utf8"),
+    }),
     requestCert: true,
     rejectUnauthorized: false,
     handshakeTimeout: 10_000,

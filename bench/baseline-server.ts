@@ -1,11 +1,12 @@
 // The baseline: a bare node:https server with provisio's own server key and certificate and the
-// same TLS options (requestCert, no rejection), answering every request with a trivial
+// same TLS options (listenerTls: no session tickets; requestCert, no rejection), answering every request with a trivial
 // `200 {"status":"assigned"}` once the body is read. Same handshakes, same HTTP parsing, no work.
 // Usage: node dist/bench/baseline-server.js <dataDir>; prints {"port":N} on stdout, SIGTERM stops it.
 import { readFileSync } from "node:fs";
 import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { listenerTls } from "../src/security/listener-tls.js";
 
 const dataDir = process.argv[2];
 if (!dataDir) {
@@ -18,8 +19,10 @@ const HEADERS = { "Content-Type": "application/json; charset=utf-8", "Content-Le
 
 const server = createServer(
   {
-    key: readFileSync(join(dataDir, "tls", "server.key"), "utf8"),
-    cert: readFileSync(join(dataDir, "tls", "server.pem"), "utf8"),
+    ...listenerTls({
+      keyPem: readFileSync(join(dataDir, "tls", "server.key"), "utf8"),
+      certPem: readFileSync(join(dataDir, "tls", "server.pem"), "utf8"),
+    }),
     requestCert: true,
     rejectUnauthorized: false,
   },
