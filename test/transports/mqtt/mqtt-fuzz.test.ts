@@ -8,6 +8,7 @@ import { Duplex } from "node:stream";
 import { after, before, test } from "node:test";
 import mqttPacket from "mqtt-packet";
 import { MqttConnection, type MqttHandler } from "../../../src/transports/mqtt/mqtt-connection.js";
+import { mutatePacket, pick, rng } from "./fuzz-support.js";
 import {
   connectClient,
   connectPacket,
@@ -29,18 +30,6 @@ before(() => {
 after(() => fx.remove());
 
 const SEED = Number(process.env.MQTT_FUZZ_SEED ?? Date.now() % 2 ** 31);
-
-/** mulberry32: small, seedable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const VALID: Buffer[] = [
   connectPacket({ clientId: "fuzz", keepalive: 2 }),
@@ -91,38 +80,12 @@ const VALID: Buffer[] = [
 ];
 const CONNECTS = VALID.slice(0, 3);
 
-function mutate(r: () => number, input: Buffer): Buffer {
-  let bytes = Buffer.from(input);
-  const ops = 1 + Math.floor(r() * 4);
-  for (let i = 0; i < ops; i++) {
-    const at = Math.floor(r() * (bytes.length + 1));
-    const op = Math.floor(r() * 7);
-    if (op === 0 && bytes.length > 0) {
-      bytes[at % bytes.length] = (bytes[at % bytes.length] ?? 0) ^ (1 << Math.floor(r() * 8)); // flip a bit
-    } else if (op === 1 && bytes.length > 0) {
-      bytes[at % bytes.length] = Math.floor(r() * 256); // replace a byte
-    } else if (op === 2) {
-      const extra = Buffer.from(Array.from({ length: 1 + Math.floor(r() * 8) }, () => Math.floor(r() * 256)));
-      bytes = Buffer.concat([bytes.subarray(0, at), extra, bytes.subarray(at)]); // insert
-    } else if (op === 3) {
-      bytes = Buffer.concat([bytes.subarray(0, at), bytes.subarray(at + 1 + Math.floor(r() * 4))]); // delete
-    } else if (op === 4) {
-      bytes = bytes.subarray(0, at); // truncate
-    } else if (op === 5 && bytes.length > 1) {
-      bytes[1] = [0x7f, 0xff, 0x00, 0x80][Math.floor(r() * 4)] ?? 0; // lie about the remaining length
-    } else {
-      bytes = Buffer.concat([bytes, VALID[Math.floor(r() * VALID.length)] ?? Buffer.alloc(0)]); // glue another packet
-    }
-  }
-  return bytes;
-}
-
 function fuzzInput(r: () => number): Buffer {
   if (r() < 0.25) {
     const length = r() < 0.9 ? 1 + Math.floor(r() * 64) : 1 + Math.floor(r() * 4096);
     return Buffer.from(Array.from({ length }, () => Math.floor(r() * 256)));
   }
-  return mutate(r, VALID[Math.floor(r() * VALID.length)] ?? Buffer.alloc(0));
+  return mutatePacket(r, pick(r, VALID), VALID);
 }
 
 /** Close reasons that would mean an exception escaped from our own code paths. */
