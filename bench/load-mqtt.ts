@@ -7,7 +7,16 @@ import { connect, type SecureContext } from "node:tls";
 import mqttPacket, { type IPublishPacket, type Packet } from "mqtt-packet";
 import { createSasToken } from "../src/attestation/sas-token.js";
 import { deriveDeviceKey } from "../src/attestation/symmetric-key.js";
-import { API_VERSION, type DeviceSpec, generic, MAX_POLLS, type Outcome, REQUEST_TIMEOUT_MS } from "./load.js";
+import {
+  API_VERSION,
+  type DeviceSpec,
+  generic,
+  MAX_POLLS,
+  type OperationBody,
+  type Outcome,
+  parseOperation,
+  REQUEST_TIMEOUT_MS,
+} from "./load.js";
 
 export const RESPONSE_FILTER = "$dps/registrations/res/#";
 export const REGISTER_TOPIC = "$dps/registrations/PUT/iotdps-register/";
@@ -70,23 +79,6 @@ export interface MqttTarget {
   port: number;
   secureContext: SecureContext;
 }
-
-interface OperationBody {
-  status?: unknown;
-  operationId?: unknown;
-  errorCode?: unknown;
-  message?: unknown;
-  registrationState?: { errorCode?: unknown; errorMessage?: unknown };
-}
-
-const parse = (payload: Buffer): OperationBody | undefined => {
-  try {
-    const v: unknown = JSON.parse(payload.toString("utf8"));
-    return typeof v === "object" && v !== null ? (v as OperationBody) : undefined;
-  } catch {
-    return undefined;
-  }
-};
 
 function describe(status: number, body: OperationBody | undefined, payload: Buffer, step: string): string {
   const head = `${step}: res/${status}`;
@@ -181,7 +173,7 @@ export function registerMqtt(target: MqttTarget, d: MqttDevice): Promise<Outcome
       if (query.get("$rid") !== String(rid)) return; // not ours: the SDK ignores it too
       const status = Number(m[1]);
       const payload = typeof p.payload === "string" ? Buffer.from(p.payload) : p.payload;
-      const body = parse(payload);
+      const body = parseOperation(payload.toString("utf8"));
       const what = lastRequest.kind === "register" && polls === 0 ? "register" : "poll";
       const retryAfterText = query.get("retry-after");
       const retryAfter =

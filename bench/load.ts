@@ -106,7 +106,8 @@ function send(target: Target, method: string, path: string, headers: OutgoingHtt
   });
 }
 
-interface OperationBody {
+/** The fields of a register or poll answer the load generators look at. */
+export interface OperationBody {
   status?: unknown;
   operationId?: unknown;
   errorCode?: unknown;
@@ -114,7 +115,8 @@ interface OperationBody {
   registrationState?: { errorCode?: unknown; errorMessage?: unknown };
 }
 
-const parse = (text: string): OperationBody | undefined => {
+/** A JSON object answer, or undefined for anything else. */
+export const parseOperation = (text: string): OperationBody | undefined => {
   try {
     const v: unknown = JSON.parse(text);
     return typeof v === "object" && v !== null ? (v as OperationBody) : undefined;
@@ -152,7 +154,7 @@ export type Outcome = { ok: true; polls: number } | { ok: false; why: string };
 /** Register one device, polling (each poll on a fresh connection) until it is no longer assigning. */
 export async function registerOne(target: Target, d: Device): Promise<Outcome> {
   let reply = await send(target, "PUT", d.path, d.headers, d.body);
-  let body = parse(reply.text);
+  let body = parseOperation(reply.text);
   let polls = 0;
   while ((reply.status === 200 || reply.status === 202) && body?.status === "assigning") {
     if (typeof body.operationId !== "string") return { ok: false, why: describe(reply, body, "register") };
@@ -162,7 +164,7 @@ export async function registerOne(target: Target, d: Device): Promise<Outcome> {
     polls++;
     const path = `/${d.resource}/operations/${body.operationId}?api-version=${API_VERSION}`;
     reply = await send(target, "GET", path, { ...d.headers, "Content-Length": "2" }, POLL_BODY);
-    body = parse(reply.text);
+    body = parseOperation(reply.text);
   }
   if (reply.status === 200 && body?.status === "assigned") return { ok: true, polls };
   return { ok: false, why: describe(reply, body, polls > 0 ? "poll" : "register") };
