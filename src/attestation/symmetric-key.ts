@@ -29,22 +29,18 @@ export const signedByKeys = (token: SasToken, keys: readonly string[]): boolean 
 
 /**
  * Does a key derived from one of the group's keys sign the token? Resolves to the id spelling the
- * device derived with: the id as sent, or else the lower-cased id (behaviors.md §2.1, AMBIGUOUS).
+ * device derived with (the id as sent, or else the lower-cased id; behaviors.md §2.1, AMBIGUOUS)
+ * and the device keys derived with it, one per group key, in order.
  */
 export function groupSigningId(
   token: SasToken,
   groupKeys: readonly string[],
   registrationId: string,
-): string | undefined {
+): { id: string; deviceKeys: string[] } | undefined {
   const lower = registrationId.toLowerCase();
   for (const id of lower === registrationId ? [registrationId] : [registrationId, lower]) {
-    if (
-      signatureMatches(
-        token,
-        groupKeys.map((key) => deriveDeviceKey(key, id)),
-      )
-    )
-      return id;
+    const deviceKeys = groupKeys.map((key) => deriveDeviceKey(key, id));
+    if (signatureMatches(token, deviceKeys)) return { id, deviceKeys };
   }
   return undefined;
 }

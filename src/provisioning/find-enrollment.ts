@@ -1,7 +1,7 @@
 // Steps 1-2 of a registration: find the enrollment (individual first, then groups) and attest
 // the device against it (behaviors.md §3, device-api.md §4).
 import { parseSasToken, type SasToken } from "../attestation/sas-token.js";
-import { checkDeviceToken, deriveDeviceKey, groupSigningId, signedByKeys } from "../attestation/symmetric-key.js";
+import { checkDeviceToken, groupSigningId, signedByKeys } from "../attestation/symmetric-key.js";
 import { attestX509 } from "../attestation/x509-attestation.js";
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
@@ -95,18 +95,15 @@ export function findAndAttest(
   const token = deviceToken(credentials, idScope, registrationId);
   for (const group of groups) {
     const keys = group.attestation.type === "symmetricKey" ? group.attestation.symmetricKey : undefined;
-    const signingId = keys && groupSigningId(token, [keys.primaryKey, keys.secondaryKey], registrationId);
-    if (!keys || signingId === undefined) continue;
+    const signed = keys && groupSigningId(token, [keys.primaryKey, keys.secondaryKey], registrationId);
+    if (!signed) continue;
     const match: EnrollmentMatch = { kind: "group", group, disabled: group.provisioningStatus === "disabled" };
     if (match.disabled) return { disabled: match };
     return {
       match,
       deviceId: registrationId,
-      keys: {
-        // The hub gets the keys the device holds: derived from the id spelling it signed with.
-        primaryKey: deriveDeviceKey(keys.primaryKey, signingId),
-        secondaryKey: deriveDeviceKey(keys.secondaryKey, signingId),
-      },
+      // The hub gets the keys the device holds: derived from the id spelling it signed with.
+      keys: { primaryKey: signed.deviceKeys[0] ?? "", secondaryKey: signed.deviceKeys[1] ?? "" },
     };
   }
   throw unauthorized(
