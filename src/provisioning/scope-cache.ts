@@ -1,6 +1,6 @@
 // What every registration of a scope reads and rarely changes: its enrollment groups and its
-// linked hubs. Held in memory, dropped when this node changes them (ChangeFeed) and after a
-// short time otherwise, so other nodes' changes arrive too.
+// linked hubs. Held in memory, dropped when this node changes them (ChangeFeed) and re-read after
+// a short time otherwise, so other nodes' changes arrive too.
 import type { EnrollmentGroup } from "../domain/enrollment.js";
 import type { IdScope } from "../domain/ids.js";
 import type { CaCertificate, LinkedHub } from "../domain/instance.js";
@@ -19,23 +19,43 @@ export interface ScopeConfig {
 export const SCOPE_CACHE_TTL_MS = 5_000;
 const PAGE = 200;
 
+interface Entry {
+  at: number;
+  config: Promise<ScopeConfig>;
+  /** The config once read, and its JSON, to tell a re-read that found no change. */
+  settled?: { config: ScopeConfig; json: string };
+}
+
 export class ScopeCache {
-  readonly #entries = new Map<string, { at: number; config: Promise<ScopeConfig> }>();
+  readonly #entries = new Map<string, Entry>();
 
   constructor(
     private readonly store: EnrollmentStore & InstanceStore,
     feed: ChangeFeed,
+    private readonly now: () => number = Date.now,
   ) {
     feed.subscribe((scope) => this.#entries.delete(scope));
   }
 
   get(idScope: IdScope): Promise<ScopeConfig> {
     const hit = this.#entries.get(idScope);
-    if (hit && Date.now() - hit.at < SCOPE_CACHE_TTL_MS) return hit.config;
-    const config = this.load(idScope);
-    this.#entries.set(idScope, { at: Date.now(), config });
-    config.catch(() => this.#entries.delete(idScope));
-    return config;
+    if (hit && this.now() - hit.at < SCOPE_CACHE_TTL_MS) return hit.config;
+    const previous = hit?.settled;
+    const entry: Entry = {
+      at: this.now(),
+      config: this.load(idScope).then((fresh) => {
+        const json = JSON.stringify(fresh);
+        // Unchanged since the last read: hand out the same objects. The caches keyed on them stay
+        // warm, and V8's optimised code, which has seen their shapes, is not thrown away every TTL.
+        entry.settled = previous?.json === json ? previous : { config: fresh, json };
+        return entry.settled.config;
+      }),
+    };
+    this.#entries.set(idScope, entry);
+    entry.config.catch(() => {
+      if (this.#entries.get(idScope) === entry) this.#entries.delete(idScope);
+    });
+    return entry.config;
   }
 
   private async load(idScope: IdScope): Promise<ScopeConfig> {
