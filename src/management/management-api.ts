@@ -162,9 +162,8 @@ export class ManagementApi {
       };
       const policies = policiesOf(props) ?? [ownerPolicy()];
       const hubs = hubsOf(props, []);
-      const created = await this.store.createInstance(instance, policies);
+      const created = await this.store.createInstance(instance, policies, hubs);
       if (!created.ok) throw new ProvisioError("instanceExists", { name });
-      if (hubs) await this.store.replaceLinkedHubs(instance.idScope, hubs);
       await this.hooks.instancesChanged();
       return sendJson(r.res, 201, await this.resource(instance));
     }
@@ -182,10 +181,13 @@ export class ManagementApi {
       etag: newEtag(),
     };
     const ifMatch = r.req.headers["if-match"];
-    const result = await this.store.updateInstance(updated, { etag: ifMatch || target.etag });
+    // The instance, its policies and its hubs change together or not at all.
+    const result = await this.store.updateInstance(
+      updated,
+      { etag: ifMatch || target.etag },
+      { ...(policies ? { policies } : {}), ...(hubs ? { hubs } : {}) },
+    );
     if (!result.ok) throw new ProvisioError("etagMismatch", { id: name });
-    if (policies) await this.store.replacePolicies(target.idScope, policies);
-    if (hubs) await this.store.replaceLinkedHubs(target.idScope, hubs);
     await this.hooks.instancesChanged();
     this.feed.changed(target.idScope);
     sendJson(r.res, 200, await this.resource(updated));

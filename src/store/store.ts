@@ -36,10 +36,18 @@ export interface PageRequest {
   limit: number;
 }
 
+/** What an instance update may replace along with the instance itself. */
+export interface InstanceParts {
+  policies?: AccessPolicy[];
+  hubs?: LinkedHub[];
+}
+
 /** Instances and their configuration records (management path). */
 export interface InstanceStore {
-  createInstance(instance: Instance, policies: AccessPolicy[]): Promise<WriteResult>;
-  updateInstance(instance: Instance, precondition?: Precondition): Promise<WriteResult>;
+  /** The instance with its policies (and linked hubs, if given), in one transaction. */
+  createInstance(instance: Instance, policies: AccessPolicy[], hubs?: LinkedHub[]): Promise<WriteResult>;
+  /** The instance, and in the same transaction its policies and linked hubs when given (each replaced whole). */
+  updateInstance(instance: Instance, precondition?: Precondition, replace?: InstanceParts): Promise<WriteResult>;
   /** Removes the instance and every record it owns. */
   deleteInstance(idScope: IdScope): Promise<boolean>;
   getInstance(idScope: IdScope): Promise<Instance | undefined>;

@@ -339,6 +339,44 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
         assert.deepEqual(await store.listPolicies(A), []);
       });
 
+      test("an instance is created and updated together with its policies and hubs, or not at all", async () => {
+        const owner = makePolicy("owner");
+        const hub1 = makeHub("hub1.azure-devices.net");
+        const a = makeInstance(A, "alpha");
+        assert.deepEqual(await store.createInstance(a, [owner], [hub1]), OK);
+        assert.deepEqual(await store.listPolicies(A), [owner]);
+        assert.deepEqual(await store.listLinkedHubs(A), [hub1]);
+
+        // A refused create (taken name) writes neither policies nor hubs for its scope.
+        const clash = makeInstance(B, "ALPHA");
+        assert.deepEqual(await store.createInstance(clash, [makePolicy("other")], [hub1]), refused("exists"));
+        assert.deepEqual(await store.listPolicies(B), []);
+        assert.deepEqual(await store.listLinkedHubs(B), []);
+
+        const reader = makePolicy("reader");
+        const hub2 = makeHub("hub2.azure-devices.net");
+        const a2: Instance = { ...a, allocationPolicy: "static", etag: newEtag() };
+        // A refused update leaves the instance, its policies and its hubs as they were.
+        assert.deepEqual(
+          await store.updateInstance(a2, { etag: "stale" }, { policies: [reader], hubs: [hub2] }),
+          refused("etagMismatch"),
+        );
+        assert.deepEqual(await store.getInstance(A), a);
+        assert.deepEqual(await store.listPolicies(A), [owner]);
+        assert.deepEqual(await store.listLinkedHubs(A), [hub1]);
+
+        assert.deepEqual(await store.updateInstance(a2, { etag: a.etag }, { policies: [reader], hubs: [hub2] }), OK);
+        assert.deepEqual(await store.getInstance(A), a2);
+        assert.deepEqual(await store.listPolicies(A), [reader]);
+        assert.deepEqual(await store.listLinkedHubs(A), [hub2]);
+
+        // Parts not given stay.
+        const a3: Instance = { ...a2, allocationPolicy: "hashed", etag: newEtag() };
+        assert.deepEqual(await store.updateInstance(a3, { etag: a2.etag }, { hubs: [] }), OK);
+        assert.deepEqual(await store.listPolicies(A), [reader]);
+        assert.deepEqual(await store.listLinkedHubs(A), []);
+      });
+
       test("linked hubs: replaced as a set, listed by lower-cased name", async () => {
         await withInstance(A);
         assert.deepEqual(await store.listLinkedHubs(A), []);

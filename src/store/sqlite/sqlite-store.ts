@@ -9,7 +9,7 @@ import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../../dom
 import type { RegistrationOperation } from "../../domain/operation.js";
 import type { RegistrationRecord } from "../../domain/registration-state.js";
 import type { SecretBox } from "../../security/secret-box.js";
-import type { Page, PageRequest, Precondition, Store, WriteResult } from "../store.js";
+import type { InstanceParts, Page, PageRequest, Precondition, Store, WriteResult } from "../store.js";
 import { migrate } from "./migrations.js";
 import { SqliteHubStore } from "./sqlite-hub-store.js";
 import { caMapping, RegistrationRows, settingsMapping, splitMapping } from "./sqlite-mappings.js";
@@ -38,8 +38,8 @@ export class SqliteStore implements Store {
   readonly #listInstances: Database.Statement<[], InstanceRow>;
   readonly #instanceEtag: Database.Statement<[string], { etag: string }>;
   readonly #deleteInstance: Database.Statement<[string]>;
-  readonly #create: Database.Transaction<(i: Instance, policies: AccessPolicy[]) => WriteResult>;
-  readonly #update: Database.Transaction<(i: Instance, pre: Precondition) => WriteResult>;
+  readonly #create: Database.Transaction<(i: Instance, policies: AccessPolicy[], hubs?: LinkedHub[]) => WriteResult>;
+  readonly #update: Database.Transaction<(i: Instance, pre: Precondition, replace: InstanceParts) => WriteResult>;
   readonly #replacePolicies: Database.Transaction<(scope: string, policies: AccessPolicy[]) => void>;
   readonly #replaceHubs: Database.Transaction<(scope: string, hubs: LinkedHub[]) => void>;
   readonly #addCa: Database.Transaction<
@@ -99,13 +99,14 @@ export class SqliteStore implements Store {
     const clashes = (i: Instance, exceptScope: string): boolean =>
       clash.get(exceptScope, i.idScope, idKey(i.name), idKey(i.hostName)) !== undefined;
 
-    this.#create = db.transaction((i: Instance, policies: AccessPolicy[]): WriteResult => {
+    this.#create = db.transaction((i: Instance, policies: AccessPolicy[], hubs?: LinkedHub[]): WriteResult => {
       if (clashes(i, "")) return refused("exists");
       insertInstance.run(instanceColumns(i));
       this.#policies.replaceAll(i.idScope, policies);
+      if (hubs) this.#hubs.replaceAll(i.idScope, hubs);
       return OK;
     });
-    this.#update = db.transaction((i: Instance, pre: Precondition): WriteResult => {
+    this.#update = db.transaction((i: Instance, pre: Precondition, replace: InstanceParts): WriteResult => {
       // An update never creates: a missing instance is refused whatever the precondition.
       const stored = this.#instanceEtag.get(i.idScope)?.etag;
       if (stored === undefined) return refused("missing");
@@ -113,6 +114,8 @@ export class SqliteStore implements Store {
       if (why) return refused(why);
       if (clashes(i, i.idScope)) return refused("exists");
       updateInstance.run(instanceColumns(i));
+      if (replace.policies) this.#policies.replaceAll(i.idScope, replace.policies);
+      if (replace.hubs) this.#hubs.replaceAll(i.idScope, replace.hubs);
       return OK;
     });
     this.#replacePolicies = db.transaction((scope: string, policies: AccessPolicy[]) =>
@@ -133,12 +136,16 @@ export class SqliteStore implements Store {
 
   // --- Instances ---
 
-  async createInstance(instance: Instance, policies: AccessPolicy[]): Promise<WriteResult> {
-    return this.#create.immediate(instance, policies);
+  async createInstance(instance: Instance, policies: AccessPolicy[], hubs?: LinkedHub[]): Promise<WriteResult> {
+    return this.#create.immediate(instance, policies, hubs);
   }
 
-  async updateInstance(instance: Instance, precondition?: Precondition): Promise<WriteResult> {
-    return this.#update.immediate(instance, precondition);
+  async updateInstance(
+    instance: Instance,
+    precondition?: Precondition,
+    replace: InstanceParts = {},
+  ): Promise<WriteResult> {
+    return this.#update.immediate(instance, precondition, replace);
   }
 
   async deleteInstance(idScope: IdScope): Promise<boolean> {
