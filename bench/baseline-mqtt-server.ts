@@ -4,12 +4,10 @@
 // PUBLISH with PUBACK, and a request publish with a trivial `$dps/registrations/res/200/?$rid=…`
 // `{"status":"assigned"}`. Same handshakes, same MQTT framing, no work.
 // Usage: node dist/bench/baseline-mqtt-server.js <dataDir>; prints {"port":N} on stdout, SIGTERM stops it.
-import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
 import { createServer, type TLSSocket } from "node:tls";
 import mqttPacket, { type Packet } from "mqtt-packet";
-import { listenerTls } from "../src/security/listener-tls.js";
+import { baselineTls } from "./baseline-tls.js";
 
 const dataDir = process.argv[2];
 if (!dataDir) {
@@ -33,12 +31,7 @@ const sockets = new Set<TLSSocket>();
 
 const server = createServer(
   {
-    ...listenerTls({
-      keyPem: readFileSync(join(dataDir, "tls", "server.key"), "utf8"),
-      certPem: readFileSync(join(dataDir, "tls", "server.pem"), "utf8"),
-    }),
-    requestCert: true,
-    rejectUnauthorized: false,
+    ...baselineTls(dataDir),
     handshakeTimeout: 10_000,
   },
   (socket: TLSSocket) => {

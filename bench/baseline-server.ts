@@ -1,12 +1,10 @@
 // The baseline: a bare node:https server with provisio's own server key and certificate and the
-// same TLS options (listenerTls: no session tickets; requestCert, no rejection), answering every request with a trivial
+// same TLS options (baseline-tls.ts), answering every request with a trivial
 // `200 {"status":"assigned"}` once the body is read. Same handshakes, same HTTP parsing, no work.
 // Usage: node dist/bench/baseline-server.js <dataDir>; prints {"port":N} on stdout, SIGTERM stops it.
-import { readFileSync } from "node:fs";
 import { createServer } from "node:https";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
-import { listenerTls } from "../src/security/listener-tls.js";
+import { baselineTls } from "./baseline-tls.js";
 
 const dataDir = process.argv[2];
 if (!dataDir) {
@@ -17,23 +15,13 @@ if (!dataDir) {
 const REPLY = JSON.stringify({ status: "assigned" });
 const HEADERS = { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(REPLY) };
 
-const server = createServer(
-  {
-    ...listenerTls({
-      keyPem: readFileSync(join(dataDir, "tls", "server.key"), "utf8"),
-      certPem: readFileSync(join(dataDir, "tls", "server.pem"), "utf8"),
-    }),
-    requestCert: true,
-    rejectUnauthorized: false,
-  },
-  (req, res) => {
-    req.on("data", () => undefined);
-    req.on("end", () => {
-      res.writeHead(200, HEADERS);
-      res.end(REPLY);
-    });
-  },
-);
+const server = createServer(baselineTls(dataDir), (req, res) => {
+  req.on("data", () => undefined);
+  req.on("end", () => {
+    res.writeHead(200, HEADERS);
+    res.end(REPLY);
+  });
+});
 server.keepAliveTimeout = 30_000;
 
 server.listen(0, "127.0.0.1", () => {

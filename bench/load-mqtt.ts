@@ -10,6 +10,7 @@ import { deriveDeviceKey } from "../src/attestation/symmetric-key.js";
 import {
   API_VERSION,
   type DeviceSpec,
+  describeFailure,
   generic,
   MAX_POLLS,
   type OperationBody,
@@ -80,17 +81,8 @@ export interface MqttTarget {
   secureContext: SecureContext;
 }
 
-function describe(status: number, body: OperationBody | undefined, payload: Buffer, step: string): string {
-  const head = `${step}: res/${status}`;
-  if (body?.errorCode !== undefined) return generic(`${head} ${String(body.errorCode)} ${String(body.message ?? "")}`);
-  const state = body?.registrationState;
-  if (body?.status !== undefined) {
-    const error =
-      state?.errorCode !== undefined ? ` ${String(state.errorCode)} ${String(state.errorMessage ?? "")}` : "";
-    return generic(`${head} status=${String(body.status)}${error}`);
-  }
-  return generic(`${head} ${payload.toString("utf8")}`);
-}
+const describe = (status: number, body: OperationBody | undefined, payload: Buffer, step: string): string =>
+  describeFailure(`${step}: res/${status}`, body, payload.toString("utf8"));
 
 /**
  * Register one device on its own TLS connection. Resolves to the outcome once the `assigned`

@@ -133,9 +133,11 @@ export const generic = (text: string): string =>
     .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, "<time>")
     .slice(0, 200);
 
-/** Why a device did not end `assigned`: short, groupable text. */
-function describe(reply: Reply, body: OperationBody | undefined, step: string): string {
-  const head = `${step}: HTTP ${reply.status}`;
+/**
+ * Why a device did not end `assigned`: short, groupable text. `head` names the step and the
+ * transport's status; `raw` is the answer as received, shown when it is no operation.
+ */
+export function describeFailure(head: string, body: OperationBody | undefined, raw: string): string {
   if (body?.errorCode !== undefined) return generic(`${head} ${String(body.errorCode)} ${String(body.message ?? "")}`);
   const state = body?.registrationState;
   if (body?.status !== undefined) {
@@ -143,8 +145,11 @@ function describe(reply: Reply, body: OperationBody | undefined, step: string): 
       state?.errorCode !== undefined ? ` ${String(state.errorCode)} ${String(state.errorMessage ?? "")}` : "";
     return generic(`${head} status=${String(body.status)}${error}`);
   }
-  return generic(`${head} ${reply.text}`);
+  return generic(`${head} ${raw}`);
 }
+
+const describe = (reply: Reply, body: OperationBody | undefined, step: string): string =>
+  describeFailure(`${step}: HTTP ${reply.status}`, body, reply.text);
 
 const POLL_BODY = Buffer.from("{}", "utf8");
 
