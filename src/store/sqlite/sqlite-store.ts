@@ -326,6 +326,10 @@ export function openSqliteStore(file: string, secrets: SecretBox): SqliteStore {
     db.pragma("journal_mode = WAL");
     // NORMAL is durable across application crashes in WAL mode; only power loss may drop the last commits.
     db.pragma("synchronous = NORMAL");
+    // Checkpoints run inside the commit that crosses the threshold, with two fsyncs, on the event
+    // loop. At the default 1000 pages that is every ~90 registrations; at 10000 (a WAL of ~40 MB)
+    // pages written again and again are copied once, for ~100 µs less per registration (bench/).
+    db.pragma("wal_autocheckpoint = 10000");
     db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");
     migrate(db);
