@@ -97,29 +97,35 @@ export function attestX509(input: X509AttestationInput): X509Outcome {
 // Step 1: parse what the device sent, once.
 function parseChain(ders: readonly Buffer[]): Presented[] {
   if (ders.length === 0) throw new Refused("no client certificate was presented");
-  return ders.map((der, i) => {
-    // Intermediates repeat across every device of a group: parse each distinct DER once. The
-    // leaf is new nearly every time: keeping it would only push the intermediates out.
-    const key = i === 0 ? undefined : der.toString("base64");
-    const known = key === undefined ? undefined : presentedCache.get(key);
-    if (known) return known;
-    let cert: X509Certificate;
-    try {
-      cert = parsedOf(der) ?? new X509Certificate(der);
-    } catch {
-      throw new Refused(`presented certificate ${i} is not a valid X.509 certificate`);
-    }
-    const presented = {
-      cert,
-      name: distinguishedName(cert.subject),
-      sha1: hex(cert.fingerprint),
-      sha256: hex(cert.fingerprint256),
-      notBefore: Date.parse(cert.validFrom),
-      notAfter: Date.parse(cert.validTo),
-    };
-    if (key !== undefined) remember(presentedCache, key, presented);
-    return presented;
-  });
+  // A loop, not `map`: map's array is packed from the builtin but holey from optimised code, and
+  // that flip made V8 throw away the optimised attestation code mid-run (--log-deopt, 'wrong map').
+  const chain: Presented[] = [];
+  for (let i = 0; i < ders.length; i++) chain.push(presentedAt(ders[i] as Buffer, i));
+  return chain;
+}
+
+function presentedAt(der: Buffer, i: number): Presented {
+  // Intermediates repeat across every device of a group: parse each distinct DER once. The
+  // leaf is new nearly every time: keeping it would only push the intermediates out.
+  const key = i === 0 ? undefined : der.toString("base64");
+  const known = key === undefined ? undefined : presentedCache.get(key);
+  if (known) return known;
+  let cert: X509Certificate;
+  try {
+    cert = parsedOf(der) ?? new X509Certificate(der);
+  } catch {
+    throw new Refused(`presented certificate ${i} is not a valid X.509 certificate`);
+  }
+  const presented = {
+    cert,
+    name: distinguishedName(cert.subject),
+    sha1: hex(cert.fingerprint),
+    sha256: hex(cert.fingerprint256),
+    notBefore: Date.parse(cert.validFrom),
+    notAfter: Date.parse(cert.validTo),
+  };
+  if (key !== undefined) remember(presentedCache, key, presented);
+  return presented;
 }
 
 // Parsed certificates and signature checks are pure functions of their bytes, so they are kept
@@ -308,7 +314,8 @@ function groupKeys(group: EnrollmentGroup, store: Store): GroupKeys[] {
 // Step 4 (behaviors.md §3 step 3): the first certificate above the leaf with any group decides.
 function attestGroups(chain: readonly Presented[], keyed: readonly GroupKeys[], store: Store, now: Date): X509Outcome {
   for (const level of levels(chain, store)) {
-    const here = keyed.filter((k) => k.sha1s.has(level.sha1) || k.sha256s.has(level.sha256)).map((k) => k.group);
+    const here: EnrollmentGroup[] = [];
+    for (const k of keyed) if (k.sha1s.has(level.sha1) || k.sha256s.has(level.sha256)) here.push(k.group);
     const disabled = here.find((g) => g.provisioningStatus === "disabled");
     if (disabled) return { ok: false, disabled: { kind: "group", group: disabled } };
     const group = here[0];

@@ -22,9 +22,12 @@ export function parseRequestPath(url: string): RequestPath {
       throw new ProvisioError("invalidBody", { detail: `The path segment '${raw}' is not valid percent-encoding.` });
     }
   }
+  // A loop, not `map`: see parseChain in attestation/x509-attestation.ts.
+  const lower: string[] = [];
+  for (const s of segments) lower.push(s.toLowerCase());
   return {
     segments,
-    lower: segments.map((s) => s.toLowerCase()),
+    lower,
     query: new URLSearchParams(q < 0 ? "" : url.slice(q + 1)),
   };
 }
