@@ -149,7 +149,9 @@ export interface ScenarioSection {
   /** The baseline's row label in the table. */
   baselineLabel: string;
   devices: number;
+  /** Warm-up registrations before each measurement; before a server's first one, `firstWarmup`. */
   warmup: number;
+  firstWarmup: number;
   /** A registrations/s target on top of the ratio (HTTPS only). */
   targetRate?: number;
   measurements: Measurement[];
@@ -199,7 +201,8 @@ function renderSection(s: ScenarioSection): string[] {
   const lines = [
     `### ${s.title} (\`${s.key}\`)`,
     "",
-    `${s.devices} simulated devices per measurement (after ${s.warmup} warm-up registrations, not counted) · ` +
+    `${s.devices} simulated devices per measurement (after warm-up registrations, not counted: ${s.firstWarmup} ` +
+      `before each server's first measurement, ${s.warmup} before the others) · ` +
       `${s.workload}`,
     "",
     "| server | registrations/s | p50 ms | p90 ms | p99 ms | max ms | failures | server CPU ms/registration |",

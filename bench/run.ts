@@ -16,8 +16,14 @@
 //   BENCH_CONCURRENCY   devices in flight (default 64)
 //   BENCH_WORKERS       load-generator worker threads (default 2: one thread cannot saturate even the
 //                       baseline on 2 cores, its client-side TLS costs about twice the server side)
-//   BENCH_WARMUP        warm-up registrations before each measurement (default min(500, devices): enough for V8
-//                       to have compiled the servers' hot paths, so both are measured in their steady state)
+//   BENCH_WARMUP        warm-up registrations before each measurement after a server's first (default
+//                       min(500, devices))
+//   BENCH_FIRST_WARMUP  warm-up registrations before a server's first measurement of a scenario (default
+//                       5 × BENCH_WARMUP): long enough for V8 to have optimised the servers' hot paths, so both
+//                       are measured in their steady state. provisio's own functions run about once per
+//                       registration, and Node 20's V8 optimises such a function only after some thousands of
+//                       calls: with 500, `--log-code` still showed ~130 functions optimised during the first
+//                       x509 measurement and ~30 during the second.
 //   BENCH_ROUNDS        measurements per server and scenario, interleaved (default 2)
 //   BENCH_MAX_SECONDS   per measurement; devices not started by then count as failures (default 35)
 //   BENCH_BUDGET_SECONDS  for all measurements (warm-ups included) of all scenarios together, the same way
@@ -96,12 +102,14 @@ const DEVICES_BY_SCENARIO: Record<ScenarioName, number> = {
 const CONCURRENCY = envInt("BENCH_CONCURRENCY", 64);
 const WORKERS = Math.min(envInt("BENCH_WORKERS", 2), CONCURRENCY);
 const warmupFor = (devices: number): number => envInt("BENCH_WARMUP", Math.min(500, devices), 0);
+const firstWarmupFor = (warmup: number): number => envInt("BENCH_FIRST_WARMUP", 5 * warmup, 0);
 const ROUNDS = envInt("BENCH_ROUNDS", 2);
 const MAX_SECONDS = envInt("BENCH_MAX_SECONDS", 35);
 const BUDGET_SECONDS = envInt("BENCH_BUDGET_SECONDS", 210);
 /** Budget held back for each scenario still to come. */
 const RESERVE_SECONDS = 40;
 const WARMUP_MAX_SECONDS = 15;
+const FIRST_WARMUP_MAX_SECONDS = 40;
 const X509_CACHE_DIR = process.env.BENCH_X509_CACHE === "0" ? undefined : join(tmpdir(), "provisio-bench-x509-cache");
 const SAVE = process.env.BENCH_SAVE === "1";
 const PROFILE = process.env.BENCH_PROFILE === "1";
@@ -217,7 +225,8 @@ let symmetricGroupKey: Promise<string> | undefined;
 
 async function setUpScenario(name: ScenarioName, provisio: Provisio, tag: string): Promise<Scenario> {
   const devices = DEVICES_BY_SCENARIO[name];
-  const common = { key: name, devices, warmup: warmupFor(devices) };
+  const warmup = warmupFor(devices);
+  const common = { key: name, devices, warmup, firstWarmup: firstWarmupFor(warmup) };
   const idScope = provisio.info.idScope;
   const perServer = (server: ServerName, round: number, warmup: boolean) =>
     `${tag}-${server[0]}${round}${warmup ? "w" : ""}`;
@@ -355,8 +364,8 @@ async function main(): Promise<void> {
         { name: "baseline", port: baseline.port, child: baseline },
         { name: "provisio", port: scenario.provisioPort, child: provisio },
       ];
-      const { devices, warmup } = scenario.section;
-      log(`${name}: N=${devices} warm-up=${warmup}`);
+      const { devices, warmup, firstWarmup } = scenario.section;
+      log(`${name}: N=${devices} warm-up=${firstWarmup} then ${warmup}`);
       const scenarioBudget = BUDGET_SECONDS - spent - RESERVE_SECONDS * (SCENARIOS.length - si - 1);
       let scenarioSpent = 0;
       /** Start the prepared load with at most `seconds`, within the scenario's budget; count the time. */
@@ -378,9 +387,10 @@ async function main(): Promise<void> {
       };
       for (let round = 1; round <= ROUNDS; round++) {
         for (const target of targets) {
-          if (warmup > 0) {
-            await prepareTimed(target.port, scenario.runLabel(target.name, round, true), warmup);
-            const warm = await timed(WARMUP_MAX_SECONDS);
+          const warmups = round === 1 ? firstWarmup : warmup;
+          if (warmups > 0) {
+            await prepareTimed(target.port, scenario.runLabel(target.name, round, true), warmups);
+            const warm = await timed(round === 1 ? FIRST_WARMUP_MAX_SECONDS : WARMUP_MAX_SECONDS);
             warmupFailures += warm.reduce((n, r) => n + Object.values(r.failures).reduce((a, b) => a + b, 0), 0);
           }
           await new Promise((r) => setTimeout(r, 300)); // let the warm-up's closing sockets settle
