@@ -1,0 +1,86 @@
+// Symmetric-key group attestation (behaviors.md §2.1, §3 step 4): the group whose derived key
+// signs the token, whichever spelling of the id and of `sr` the device signed with.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { describe, test } from "node:test";
+import { createSasToken } from "../../src/attestation/sas-token.js";
+import { deriveDeviceKey } from "../../src/attestation/symmetric-key.js";
+import type { EnrollmentGroup, ProvisioningStatus } from "../../src/domain/enrollment.js";
+import { ProvisioError } from "../../src/domain/errors.js";
+import type { EnrollmentGroupId, IdScope } from "../../src/domain/ids.js";
+import { findAndAttest } from "../../src/provisioning/find-enrollment.js";
+
+const SCOPE = "0ne00000001" as IdScope;
+const key = (): string => randomBytes(32).toString("base64");
+
+function group(id: string, primaryKey = key(), status: ProvisioningStatus = "enabled"): EnrollmentGroup {
+  return {
+    enrollmentGroupId: id as EnrollmentGroupId,
+    attestation: { type: "symmetricKey", symmetricKey: { primaryKey, secondaryKey: key() } },
+    provisioningStatus: status,
+    etag: '"1"',
+    createdDateTimeUtc: "2025-01-01T00:00:00Z",
+    lastUpdatedDateTimeUtc: "2025-01-01T00:00:00Z",
+  };
+}
+
+const primaryOf = (g: EnrollmentGroup): string => g.attestation.symmetricKey?.primaryKey ?? "";
+const expiry = (): number => Math.floor(Date.now() / 1000) + 3600;
+
+/** A device token signed with the key derived from `group`'s primary key for `derivedFor`, over `sr`. */
+const tokenFor = (g: EnrollmentGroup, derivedFor: string, sr: string): string =>
+  createSasToken(deriveDeviceKey(primaryOf(g), derivedFor), sr, expiry(), "registration");
+
+function attest(registrationId: string, token: string, groups: EnrollmentGroup[]) {
+  return findAndAttest(SCOPE, registrationId, { sasToken: token, certificateChain: [] }, undefined, groups);
+}
+
+function matchedGroup(outcome: ReturnType<typeof attest>): string {
+  assert.ok(!("disabled" in outcome), "expected an attested device");
+  assert.equal(outcome.match.kind, "group");
+  return outcome.match.kind === "group" ? outcome.match.group.enrollmentGroupId : "";
+}
+
+describe("symmetric-key groups: the group whose derived key signs the token", () => {
+  const groups = [group("g-a"), group("g-b"), group("g-c")];
+  const sr = `${SCOPE}/registrations/dev-1`;
+
+  test("a device of the last group is found, with the keys derived for it", () => {
+    const outcome = attest("dev-1", tokenFor(groups[2] as EnrollmentGroup, "dev-1", sr), groups);
+    assert.equal(matchedGroup(outcome), "g-c");
+    assert.ok(!("disabled" in outcome));
+    assert.equal(outcome.keys?.primaryKey, deriveDeviceKey(primaryOf(groups[2] as EnrollmentGroup), "dev-1"));
+  });
+
+  test("a token signed over another spelling of sr is found after every group was tried as sent", () => {
+    const encoded = encodeURIComponent(sr);
+    assert.equal(
+      matchedGroup(attest("dev-1", tokenFor(groups[1] as EnrollmentGroup, "dev-1", encoded), groups)),
+      "g-b",
+    );
+  });
+
+  test("a mixed-case id whose key was derived from the lower-cased id is found, with the keys it holds", () => {
+    const g = groups[2] as EnrollmentGroup;
+    const outcome = attest("Dev-1", tokenFor(g, "dev-1", `${SCOPE}/registrations/Dev-1`), groups);
+    assert.equal(matchedGroup(outcome), "g-c");
+    assert.ok(!("disabled" in outcome));
+    assert.equal(outcome.keys?.primaryKey, deriveDeviceKey(primaryOf(g), "dev-1"));
+  });
+
+  test("a disabled group gives disabled; a group later in the list is not tried instead", () => {
+    const shared = key();
+    const disabled = group("g-off", shared, "disabled");
+    const outcome = attest("dev-1", tokenFor(disabled, "dev-1", sr), [groups[0] as EnrollmentGroup, disabled]);
+    assert.ok("disabled" in outcome);
+    assert.equal(outcome.disabled.kind === "group" && outcome.disabled.group.enrollmentGroupId, "g-off");
+  });
+
+  test("no group's derived key signs the token: 401", () => {
+    const stranger = group("g-stranger");
+    assert.throws(
+      () => attest("dev-1", tokenFor(stranger, "dev-1", sr), groups),
+      (e: unknown) => e instanceof ProvisioError && e.status === 401 && /no group's derived key/.test(e.message),
+    );
+  });
+});
