@@ -17,6 +17,7 @@ import { AllocationFailure, allocate } from "./allocate.js";
 import { applyToHub } from "./apply-to-hub.js";
 import { dryRun } from "./dry-run.js";
 import { type AttestedDevice, type DeviceCredentials, type EnrollmentMatch, findAndAttest } from "./find-enrollment.js";
+import { GroupHints } from "./group-hints.js";
 import type { HubLinks } from "./hub-links.js";
 import { newOperationId } from "./operation-id.js";
 import type { ScopeCache } from "./scope-cache.js";
@@ -80,6 +81,7 @@ function resultOf(state: DeviceRegistrationState, match: EnrollmentMatch): Devic
 export class RegistrationEngine {
   readonly #locators = new Map<string, { rules: unknown; locate: (a: string) => string | undefined }>();
   readonly #limiter: RateLimiter;
+  readonly #groupHints = new GroupHints();
 
   constructor(
     private readonly store: Store,
@@ -221,16 +223,23 @@ export class RegistrationEngine {
       this.store.getEnrollment(idScope, req.registrationId),
       this.scopes.get(idScope),
     ]);
-    return findAndAttest(
+    // Symmetric-key devices try their last group first. X.509 attestation keeps the scope's own
+    // array: it caches what it derives from the groups by that array.
+    const device = `${idScope}/${idKey(req.registrationId)}`;
+    const symmetric = req.credentials.sasToken !== undefined;
+    const attested = findAndAttest(
       idScope,
       req.registrationId,
       req.credentials,
       individual,
-      config.groups,
+      symmetric ? this.#groupHints.order(device, config.groups) : config.groups,
       config.caCertificates,
       // The device hears a safe summary; the log says which certificates arrived and why they failed.
       (detail) => this.onRefused(idScope, req.registrationId, detail),
     );
+    const match = "disabled" in attested ? attested.disabled : attested.match;
+    if (symmetric && match.kind === "group") this.#groupHints.remember(device, match.group.enrollmentGroupId);
+    return attested;
   }
 
   /** Steps 4-6: allocate → applyToHub → record. Never rejects: failures are recorded as `failed`. */
