@@ -63,18 +63,27 @@ export function createSasToken(keyBase64: string, sr: string, se: number, skn?: 
 }
 
 /**
+ * Which spellings of `sr` to check a signature over: all of them, only `sr` as sent (the one
+ * nearly every token is signed over), or all but that one. Callers trying many keys try them all
+ * "asSent" first and then "others", so that no MAC is computed twice.
+ */
+export type SrSpellings = "all" | "asSent" | "others";
+
+/**
  * Does any of `keys` sign the token? Clients differ in how they encode `sr`, so the MAC is
  * checked over each plausible spelling (service-api.md §9.2, robust check). Constant time.
- * `asSentOnly`: only over `sr` as sent, the spelling nearly every token is signed over (callers
- * trying many keys try them all that way first).
  */
-export function signatureMatches(token: SasToken, keysBase64: readonly string[], asSentOnly = false): boolean {
+export function signatureMatches(
+  token: SasToken,
+  keysBase64: readonly string[],
+  spellings: SrSpellings = "all",
+): boolean {
   const given = Buffer.from(token.sig, "base64");
   if (given.length !== 32) return false;
   // The spelling as sent signs almost every token: try it first, the others only if it fails.
   // Which spelling matched is no secret (the caller chose it); each comparison is constant-time.
-  if (macMatches(token.sr, token.se, keysBase64, given)) return true;
-  if (asSentOnly) return false;
+  if (spellings !== "others" && macMatches(token.sr, token.se, keysBase64, given)) return true;
+  if (spellings === "asSent") return false;
   const decoded = safeDecode(token.sr);
   const others = new Set([
     decoded,

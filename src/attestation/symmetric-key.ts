@@ -27,22 +27,6 @@ export function checkDeviceToken(
 /** Does an individual enrollment's primary or secondary key sign the token? */
 export const signedByKeys = (token: SasToken, keys: readonly string[]): boolean => signatureMatches(token, keys);
 
-/**
- * Does a key derived from one of the group's keys sign the token? Resolves to the id spelling the
- * device derived with (the id as sent, or else the lower-cased id; behaviors.md §2.1, AMBIGUOUS)
- * and the device keys derived with it, one per group key, in order. `asSent`: only the id and the
- * token's `sr` as sent, which is how the SDKs sign; without it, every spelling of both.
- */
-export function groupSigningId(
-  token: SasToken,
-  groupKeys: readonly string[],
-  registrationId: string,
-  asSent = false,
-): { id: string; deviceKeys: string[] } | undefined {
-  const lower = registrationId.toLowerCase();
-  for (const id of lower === registrationId || asSent ? [registrationId] : [registrationId, lower]) {
-    const deviceKeys = groupKeys.map((key) => deriveDeviceKey(key, id));
-    if (signatureMatches(token, deviceKeys, asSent)) return { id, deviceKeys };
-  }
-  return undefined;
-}
+/** The device keys derived from a group's keys for `registrationId`, one per group key, in order. */
+export const deriveDeviceKeys = (groupKeys: readonly string[], registrationId: string): string[] =>
+  groupKeys.map((key) => deriveDeviceKey(key, registrationId));

@@ -1,7 +1,7 @@
 // Steps 1-2 of a registration: find the enrollment (individual first, then groups) and attest
 // the device against it (behaviors.md §3, device-api.md §4).
-import { parseSasToken, type SasToken } from "../attestation/sas-token.js";
-import { checkDeviceToken, groupSigningId, signedByKeys } from "../attestation/symmetric-key.js";
+import { parseSasToken, type SasToken, signatureMatches } from "../attestation/sas-token.js";
+import { checkDeviceToken, deriveDeviceKeys, signedByKeys } from "../attestation/symmetric-key.js";
 import { attestX509 } from "../attestation/x509-attestation.js";
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
@@ -93,37 +93,60 @@ export function findAndAttest(
   }
 
   const token = deviceToken(credentials, idScope, registrationId);
-  // Every group first with the id and `sr` as sent (4 HMACs a group), and only then with the
-  // other spellings (up to 24 more): a scope of 100 groups (behaviors.md §9) cost ~3 ms a device
-  // when each group was tried every way in turn. Only two groups with the same key could both
-  // sign a token, so the order of the passes changes no outcome.
-  for (const asSent of [true, false]) {
-    const found = signingGroup(token, groups, registrationId, asSent);
-    if (found) return found;
+  return signingGroup(token, groups, registrationId);
+}
+
+/**
+ * The symmetric-key group whose derived key signs the token (behaviors.md §2.1). Every group is
+ * tried first with the id and `sr` as sent, which is how the SDKs sign (4 HMACs a group), and only
+ * then with the other spellings of `sr` (reusing those keys) and the lower-cased id: a scope of
+ * 100 groups (behaviors.md §9) cost ~3.7 ms for a device of the last group when each group was
+ * tried every way in turn. Only two groups with the same key could both sign a token, so the
+ * order of the passes changes no outcome.
+ */
+function signingGroup(
+  token: SasToken,
+  groups: readonly EnrollmentGroup[],
+  registrationId: string,
+): AttestedDevice | { disabled: EnrollmentMatch } {
+  const keysOf = (group: EnrollmentGroup): [string, string] | undefined => {
+    const keys = group.attestation.type === "symmetricKey" ? group.attestation.symmetricKey : undefined;
+    return keys && [keys.primaryKey, keys.secondaryKey];
+  };
+  const asSent: (string[] | undefined)[] = [];
+  for (const [i, group] of groups.entries()) {
+    const keys = keysOf(group);
+    const deviceKeys = keys && deriveDeviceKeys(keys, registrationId);
+    asSent[i] = deviceKeys;
+    if (deviceKeys && signatureMatches(token, deviceKeys, "asSent")) return attested(group, registrationId, deviceKeys);
+  }
+  const lower = registrationId.toLowerCase();
+  for (const [i, group] of groups.entries()) {
+    const keys = keysOf(group);
+    const deviceKeys = asSent[i];
+    if (!keys || !deviceKeys) continue;
+    if (signatureMatches(token, deviceKeys, "others")) return attested(group, registrationId, deviceKeys);
+    if (lower === registrationId) continue;
+    // behaviors.md §2.1 (AMBIGUOUS): a device may have derived its key from the lower-cased id.
+    const lowerKeys = deriveDeviceKeys(keys, lower);
+    if (signatureMatches(token, lowerKeys)) return attested(group, registrationId, lowerKeys);
   }
   throw unauthorized(
     `no enrollment matches '${registrationId}': no individual enrollment, and no group's derived key signs the token`,
   );
 }
 
-function signingGroup(
-  token: SasToken,
-  groups: readonly EnrollmentGroup[],
+function attested(
+  group: EnrollmentGroup,
   registrationId: string,
-  asSent: boolean,
-): AttestedDevice | { disabled: EnrollmentMatch } | undefined {
-  for (const group of groups) {
-    const keys = group.attestation.type === "symmetricKey" ? group.attestation.symmetricKey : undefined;
-    const signed = keys && groupSigningId(token, [keys.primaryKey, keys.secondaryKey], registrationId, asSent);
-    if (!signed) continue;
-    const match: EnrollmentMatch = { kind: "group", group, disabled: group.provisioningStatus === "disabled" };
-    if (match.disabled) return { disabled: match };
-    return {
-      match,
-      deviceId: registrationId,
-      // The hub gets the keys the device holds: derived from the id spelling it signed with.
-      keys: { primaryKey: signed.deviceKeys[0] ?? "", secondaryKey: signed.deviceKeys[1] ?? "" },
-    };
-  }
-  return undefined;
+  deviceKeys: readonly string[],
+): AttestedDevice | { disabled: EnrollmentMatch } {
+  const match: EnrollmentMatch = { kind: "group", group, disabled: group.provisioningStatus === "disabled" };
+  if (match.disabled) return { disabled: match };
+  return {
+    match,
+    deviceId: registrationId,
+    // The hub gets the keys the device holds: derived from the id spelling it signed with.
+    keys: { primaryKey: deviceKeys[0] ?? "", secondaryKey: deviceKeys[1] ?? "" },
+  };
 }
