@@ -19,12 +19,12 @@ import {
   type IssuedCertificate,
 } from "../../src/security/cert-factory.js";
 import { httpTransport, mqttTransport, type RegistrationResult } from "../support/device-clients.js";
-import { hubOf, registryClient } from "../support/hub-clients.js";
+import { hubOf, registryClient, x509DeviceClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { serviceClient } from "../support/service-client.js";
 
-const { Client, Message } = deviceSdk;
+const { Message } = deviceSdk;
 const { Mqtt } = deviceMqtt;
 const { ProvisioningDeviceClient } = provisioningDevice;
 const { X509Security } = x509Security;
@@ -119,18 +119,16 @@ describe("X.509 attestation with the real device SDK", () => {
       assert.deepEqual((await registryClient(p).getTwin(id)).responseBody.tags, { kind: "x509" });
 
       // The device now authenticates to its hub with the same certificate (iothub-api.md §10.3).
-      const { X509AuthenticationProvider } = deviceSdk as unknown as {
-        X509AuthenticationProvider: new (credentials: unknown) => unknown;
-      };
-      const provider = new X509AuthenticationProvider({
-        host: result.assignedHub,
-        deviceId: result.deviceId,
-        gatewayHostName: `127.0.0.1:${p.info.ports.mqtt}`,
-        x509: { cert: chain, key: leaf.keyPem },
-      });
-      const device = (
-        Client as unknown as { fromAuthenticationProvider(a: unknown, t: unknown): InstanceType<typeof Client> }
-      ).fromAuthenticationProvider(provider, Mqtt);
+      const device = x509DeviceClient(
+        {
+          host: result.assignedHub,
+          deviceId: result.deviceId,
+          gatewayHostName: `127.0.0.1:${p.info.ports.mqtt}`,
+          cert: chain,
+          key: leaf.keyPem,
+        },
+        Mqtt,
+      );
       await device.setOptions({ ca: p.ca.toString() });
       await device.open();
       await device.sendEvent(new Message("from an X.509 device"));

@@ -11,7 +11,7 @@ import type { Registry } from "azure-iothub";
 import mqtt from "mqtt";
 import { createSasToken } from "../../src/attestation/sas-token.js";
 import { selfSignedDeviceCert } from "../support/certs.js";
-import { hubAgent, hubOf, registryClient } from "../support/hub-clients.js";
+import { type DeviceClient, hubAgent, hubOf, registryClient, x509DeviceClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { BIN, type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 
@@ -19,7 +19,6 @@ import { BIN, type ProvisioProcess, startProvisio } from "../support/provisio-pr
 const { Client, Message } = deviceSdk;
 const { Mqtt, MqttWs } = deviceMqtt;
 const { Http } = deviceHttp;
-type DeviceClient = InstanceType<typeof Client>;
 
 interface KeptMessage {
   deviceId: string;
@@ -187,34 +186,18 @@ describe("azure-iot-device against the built-in hub", () => {
       deviceId: "x509-dev",
       authentication: { x509Thumbprint: { primaryThumbprint: cert.sha1, secondaryThumbprint: cert.sha1 } },
     });
-    // GatewayHostName is ignored in x509=true connection strings (iothub-api.md §10.3): build the
-    // auth provider directly so the username keeps the hub's host name.
-    const { X509AuthenticationProvider } = deviceSdk as unknown as {
-      X509AuthenticationProvider: new (cred: unknown) => unknown;
-    };
-    const provider = new X509AuthenticationProvider({
-      host: hostName,
-      deviceId: "x509-dev",
-      gatewayHostName: `127.0.0.1:${p.info.ports.mqtt}`,
-      x509: { cert: cert.certPem, key: cert.keyPem },
-    });
-    const x509Client = (
-      Client as unknown as { fromAuthenticationProvider(a: unknown, t: unknown): DeviceClient }
-    ).fromAuthenticationProvider(provider, Mqtt);
+    const gatewayHostName = `127.0.0.1:${p.info.ports.mqtt}`;
+    const x509Client = x509DeviceClient(
+      { host: hostName, deviceId: "x509-dev", gatewayHostName, cert: cert.certPem, key: cert.keyPem },
+      Mqtt,
+    );
     await connect(x509Client);
     await x509Client.sendEvent(new Message("signed"));
     assert.equal((await kept("x509-dev"))[0]?.payload, "signed");
 
     const other = await selfSignedDeviceCert("x509-dev");
-    const impostor = (
-      Client as unknown as { fromAuthenticationProvider(a: unknown, t: unknown): DeviceClient }
-    ).fromAuthenticationProvider(
-      new X509AuthenticationProvider({
-        host: hostName,
-        deviceId: "x509-dev",
-        gatewayHostName: `127.0.0.1:${p.info.ports.mqtt}`,
-        x509: { cert: other.certPem, key: other.keyPem },
-      }),
+    const impostor = x509DeviceClient(
+      { host: hostName, deviceId: "x509-dev", gatewayHostName, cert: other.certPem, key: other.keyPem },
       Mqtt,
     );
     track(impostor);
@@ -232,18 +215,8 @@ describe("azure-iot-device against the built-in hub", () => {
       deviceId: "x509-http-dev",
       authentication: { x509Thumbprint: { primaryThumbprint: cert.sha1, secondaryThumbprint: cert.sha1 } },
     });
-    const { X509AuthenticationProvider } = deviceSdk as unknown as {
-      X509AuthenticationProvider: new (cred: unknown) => unknown;
-    };
     const httpX509 = async (x509: { cert: string; key: string }): Promise<DeviceClient> => {
-      const client = track(
-        (
-          Client as unknown as { fromAuthenticationProvider(a: unknown, t: unknown): DeviceClient }
-        ).fromAuthenticationProvider(
-          new X509AuthenticationProvider({ host: hostName, deviceId: "x509-http-dev", x509 }),
-          Http,
-        ),
-      );
+      const client = track(x509DeviceClient({ host: hostName, deviceId: "x509-http-dev", ...x509 }, Http));
       await client.setOptions({ http: { agent: hubAgent(p), receivePolicy: { interval: 3600 } } });
       return client;
     };

@@ -1,6 +1,7 @@
 // Real Azure IoT clients pointed at a built-in hub of a local provisio. Tests never depend on
 // DNS: hub host names resolve to 127.0.0.1 through the agent's lookup.
 import { Agent } from "node:https";
+import deviceSdk from "azure-iot-device";
 import iothub from "azure-iothub";
 import type { ProvisioProcess } from "./provisio-process.js";
 import { resolveAllTo } from "./service-client.js";
@@ -26,4 +27,27 @@ export function registryClient(p: ProvisioProcess, connectionString = hubOf(p).c
     http: { agent: hubAgent(p) },
   });
   return registry;
+}
+
+/** A hub device client of the real SDK. */
+export type DeviceClient = InstanceType<typeof deviceSdk.Client>;
+
+/**
+ * A device client that authenticates to its hub with an X.509 certificate (iothub-api.md §10.3).
+ * The provider is built directly: x509=true connection strings ignore GatewayHostName. The SDK
+ * exports X509AuthenticationProvider and fromAuthenticationProvider without typings.
+ */
+export function x509DeviceClient(
+  options: { host: string; deviceId: string; gatewayHostName?: string; cert: string; key: string },
+  transport: unknown,
+): DeviceClient {
+  const { X509AuthenticationProvider, Client } = deviceSdk as unknown as {
+    X509AuthenticationProvider: new (credentials: unknown) => unknown;
+    Client: { fromAuthenticationProvider(provider: unknown, transport: unknown): DeviceClient };
+  };
+  const { cert, key, ...where } = options;
+  return Client.fromAuthenticationProvider(
+    new X509AuthenticationProvider({ ...where, x509: { cert, key } }),
+    transport,
+  );
 }
