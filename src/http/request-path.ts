@@ -7,7 +7,8 @@ export interface RequestPath {
   segments: string[];
   /** The same, lower-cased, for matching. */
   lower: string[];
-  query: URLSearchParams;
+  /** The query string, parsed on first use: only some service and hub routes read it. */
+  readonly query: URLSearchParams;
 }
 
 export function parseRequestPath(url: string): RequestPath {
@@ -25,10 +26,14 @@ export function parseRequestPath(url: string): RequestPath {
   // A loop, not `map`: see parseChain in attestation/x509-attestation.ts.
   const lower: string[] = [];
   for (const s of segments) lower.push(s.toLowerCase());
+  let query: URLSearchParams | undefined;
   return {
     segments,
     lower,
-    query: new URLSearchParams(q < 0 ? "" : url.slice(q + 1)),
+    get query() {
+      query ??= new URLSearchParams(q < 0 ? "" : url.slice(q + 1));
+      return query;
+    },
   };
 }
 
