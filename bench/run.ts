@@ -3,7 +3,8 @@
 //   https  symmetric-key group devices, `PUT …/register` over HTTPS (baseline: bare node:https)
 //   mqtt   the same group over MQTT 3.1.1 on TLS (baseline: bare node:tls + mqtt-packet, bench/baseline-mqtt-server.ts)
 //   x509   X.509 group devices (leaf + intermediate under a verified root) over HTTPS with mutual TLS
-//          (baseline: the bare node:https server, which already asks for client certificates)
+//          (baseline: the bare node:https server as a mutual-TLS server: it asks for client certificates
+//          and verifies each chain up to the bench root, as `requestCert` + `ca` + `rejectUnauthorized` do)
 // Every device uses a fresh TLS connection. Each scenario runs its own interleaved rounds.
 //
 // Environment:
@@ -33,6 +34,8 @@
 //   BENCH_PROFILE=1     run the servers under `node --cpu-prof` and append their hottest functions (provisio's
 //                       profile spans every scenario of the run: profile one with BENCH_SCENARIOS=mqtt, say)
 //   BENCH_CA_PER_CONNECTION=1  https: pass `ca` on every request instead of one shared SecureContext
+//   BENCH_X509_BASELINE=request  x509: a baseline that asks for client certificates but verifies nothing
+//                       (the x509 baseline before session 5; stricter than any mutual-TLS server)
 // Fast sanity run: BENCH_DEVICES=200 BENCH_CONCURRENCY=16 npm run bench
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
@@ -113,6 +116,7 @@ const FIRST_WARMUP_MAX_SECONDS = 40;
 const X509_CACHE_DIR = process.env.BENCH_X509_CACHE === "0" ? undefined : join(tmpdir(), "provisio-bench-x509-cache");
 const SAVE = process.env.BENCH_SAVE === "1";
 const PROFILE = process.env.BENCH_PROFILE === "1";
+const X509_BASELINE_VERIFIES = process.env.BENCH_X509_BASELINE !== "request";
 
 /** A generator thread and a way to wait for its next message. */
 class LoadWorker {
@@ -169,6 +173,8 @@ interface Target {
 interface Scenario {
   section: Omit<ScenarioSection, "measurements" | "warmupFailures">;
   baselineKind: BaselineKind;
+  /** PEM file of the certificates the baseline verifies client chains up to (mutual TLS). */
+  baselineTrust?: string;
   provisioPort: number;
   /** The work of one worker: the devices `indices` of the run `run`. */
   work(run: string, indices: number[]): Work;
@@ -277,6 +283,8 @@ async function setUpScenario(name: ScenarioName, provisio: Provisio, tag: string
       await createX509EnrollmentGroup(provisio, "bench-x509", "bench-root", ca.rootPem, ca.intermediate.certPem);
       const setupSeconds = (Date.now() - t0) / 1000;
       const { intermediate: issuer, leavesDir } = ca;
+      const baselineTrust = X509_BASELINE_VERIFIES ? join(provisio.dataDir, "bench-x509-root.pem") : undefined;
+      if (baselineTrust) writeFileSync(baselineTrust, ca.rootPem);
       return {
         section: {
           ...common,
@@ -285,7 +293,9 @@ async function setUpScenario(name: ScenarioName, provisio: Provisio, tag: string
             "X.509 enrollment group whose signing certificate is an intermediate under a root uploaded as verified · " +
             "per device its own ECDSA P-256 leaf (CN = registration id) presented with the intermediate in a " +
             "fresh mutual-TLS handshake, `PUT …/register` without Authorization, built-in hub.",
-          baselineLabel: "baseline (bare `node:https`, same key/cert, requestCert, same client chains, trivial 200)",
+          baselineLabel: baselineTrust
+            ? "baseline (bare `node:https` mutual TLS: same key/cert, requestCert, chains verified up to the root, trivial 200)"
+            : "baseline (bare `node:https`, same key/cert, requestCert without verification, trivial 200)",
           notes: [
             `Setup, not timed: root and intermediate CA (${ca.reused ? "from the cache" : "new"}), verified root ` +
               `upload and group creation ${setupSeconds.toFixed(1)} s. The leaves ` +
@@ -296,6 +306,7 @@ async function setUpScenario(name: ScenarioName, provisio: Provisio, tag: string
           ],
         },
         baselineKind: "https",
+        ...(baselineTrust ? { baselineTrust } : {}),
         provisioPort: provisio.info.ports.https,
         work: (run, indices) => ({
           kind: "x509",
@@ -358,6 +369,7 @@ async function main(): Promise<void> {
         dataDir,
         profileArgs(withProfile(`${name} baseline`, 10)),
         scenario.baselineKind,
+        scenario.baselineTrust,
       );
       cleanups.push(() => baseline.stop());
       const targets: Target[] = [

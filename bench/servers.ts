@@ -47,6 +47,7 @@ function track(child: ChildProcess): ServerChild {
 }
 
 export interface Provisio extends ServerChild {
+  dataDir: string;
   info: ServeInfo;
   caPem: string;
 }
@@ -84,7 +85,7 @@ export async function startProvisio(dataDir: string, nodeArgs: string[] = []): P
     await new Promise((r) => setTimeout(r, 25));
   }
   const info = JSON.parse(readFileSync(infoFile, "utf8")) as ServeInfo;
-  return { ...tracked, info, caPem: readFileSync(info.caFile, "utf8") };
+  return { ...tracked, dataDir, info, caPem: readFileSync(info.caFile, "utf8") };
 }
 
 /** Baseline servers: bare HTTPS (also for mutual TLS) and bare MQTT over TLS. */
@@ -94,13 +95,18 @@ const BASELINE_SCRIPTS: Record<BaselineKind, string> = {
   mqtt: "baseline-mqtt-server.js",
 };
 
-/** A baseline server on provisio's TLS material; resolves to it and its port. */
+/**
+ * A baseline server on provisio's TLS material; resolves to it and its port. `trustFile` (HTTPS
+ * only) makes it verify client chains up to the certificates in that PEM file.
+ */
 export async function startBaseline(
   dataDir: string,
   nodeArgs: string[] = [],
   kind: BaselineKind = "https",
+  trustFile?: string,
 ): Promise<ServerChild & { port: number }> {
-  const child = spawn(process.execPath, [...nodeArgs, join(here, BASELINE_SCRIPTS[kind]), dataDir], {
+  const args = [...nodeArgs, join(here, BASELINE_SCRIPTS[kind]), dataDir, ...(trustFile ? [trustFile] : [])];
+  const child = spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "pipe"],
   });
   const tracked = track(child);
