@@ -13,14 +13,19 @@ export type AllocationOutcome =
 
 export interface SelectHubInput {
   registrationId: string;
-  /** The device's source address as the socket reports it (IPv4 or IPv4-mapped IPv6). */
-  sourceAddress: string;
+  /**
+   * The device's source address as the socket reports it (IPv4 or IPv4-mapped IPv6), or how to
+   * get it: asking the socket is a syscall, and only geoLatency reads it.
+   */
+  sourceAddress: string | (() => string);
   enrollment: { allocationPolicy?: AllocationPolicy; iotHubs?: string[]; iotHubHostName?: string };
   instancePolicy: InstanceAllocationPolicy;
   linkedHubs: readonly LinkedHub[];
   /** Source address → location, typically `compileLocationRules(rules)`; only geoLatency calls it. */
   locate: (address: string) => string | undefined;
 }
+
+const addressOf = ({ sourceAddress: a }: SelectHubInput): string => (typeof a === "string" ? a : a());
 
 export const CUSTOM_NOT_SUPPORTED = "custom allocation is not supported yet";
 const NONE_ELIGIBLE = "no linked IoT hub is eligible: link a hub or set applyAllocationPolicy";
@@ -43,7 +48,7 @@ export function selectHub(input: SelectHubInput): AllocationOutcome {
       const hub =
         policy === "hashed"
           ? weightedHash(input.registrationId, candidates)
-          : geoLatency(input.registrationId, input.sourceAddress, candidates, input.locate);
+          : geoLatency(input.registrationId, addressOf(input), candidates, input.locate);
       return hub === undefined ? { ok: false, reason: NONE_ELIGIBLE } : { ok: true, hub, policy };
     }
     default:

@@ -40,7 +40,8 @@ export interface AllocateInput {
   match: EnrollmentMatch;
   settings: EnrollmentSettings;
   registrationId: string;
-  sourceAddress: string;
+  /** Asked only by policies that use it (select-hub.ts). */
+  sourceAddress: () => string;
   linkedHubs: readonly LinkedHub[];
   locate: (address: string) => string | undefined;
   previous: DeviceRegistrationState | undefined;

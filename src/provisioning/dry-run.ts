@@ -156,7 +156,7 @@ export async function dryRun(
         match,
         settings,
         registrationId,
-        sourceAddress,
+        sourceAddress: () => sourceAddress,
         linkedHubs: config.linkedHubs,
         locate,
         previous,

@@ -28,7 +28,8 @@ export interface RegisterRequest {
   /** The parsed request body: `{registrationId, payload?, tpm?}`. */
   body: unknown;
   credentials: DeviceCredentials;
-  sourceAddress: string;
+  /** The device's address; a function because asking the socket costs a syscall few policies need. */
+  sourceAddress: () => string;
 }
 
 /** A device's attestation, kept by session transports between requests (see `authenticate`). */

@@ -216,3 +216,16 @@ test("no eligible hub fails with an actionable reason", () => {
   const staticNoHubs = select({ linkedHubs: [], enrollment: { allocationPolicy: "static", iotHubs: [WEST] } });
   assert.match(staticNoHubs.ok ? "" : staticNoHubs.reason, /not linked/);
 });
+
+test("a source address given as a function is asked only by geoLatency", () => {
+  let asked = 0;
+  const sourceAddress = () => {
+    asked++;
+    return "10.2.3.4";
+  };
+  assert.equal(select({ registrationId: "contoso-simdevice-east", sourceAddress }).ok, true);
+  assert.equal(asked, 0);
+  const geo = select({ instancePolicy: "geoLatency", registrationId: "contoso-simdevice-east", sourceAddress });
+  assert.deepEqual(geo, { ok: true, hub: EAST, policy: "geoLatency" });
+  assert.equal(asked, 1);
+});

@@ -45,7 +45,7 @@ export class DeviceApi {
       idScope,
       registrationId,
       credentials: credentialsOf(req),
-      sourceAddress: req.socket.remoteAddress ?? "",
+      sourceAddress: () => req.socket.remoteAddress ?? "",
     };
     if (action === "register" && path.lower.length === 4 && method === "PUT") {
       const body = parseJson(await readBody(req));

@@ -44,7 +44,7 @@ export async function acceptDpsDevice(
   const credentials: DeviceCredentials = connect.password
     ? { sasToken: connect.password.toString(), certificateChain: [] }
     : { certificateChain: conn.peer.certificateChain };
-  const common = { ...parsed, credentials, sourceAddress: conn.peer.remoteAddress };
+  const common = { ...parsed, credentials, sourceAddress: () => conn.peer.remoteAddress };
   let session: SessionAttestation;
   try {
     session = await engine.authenticate(common);
