@@ -17,6 +17,10 @@ export function parseRequestPath(url: string): RequestPath {
   const segments: string[] = [];
   for (const raw of pathPart.split("/")) {
     if (raw === "") continue;
+    if (!raw.includes("%")) {
+      segments.push(raw); // nothing to decode: the common case, and decodeURIComponent is not free
+      continue;
+    }
     try {
       segments.push(decodeURIComponent(raw));
     } catch {

@@ -113,8 +113,8 @@ export class RegistrationEngine {
     const attested = session ?? (await this.findEnrollment(instance.idScope, req));
     const wait = this.#limiter.take(instance.idScope);
     if (wait !== undefined) throw new ProvisioError("throttled", {}, wait);
-    const operationId = newOperationId();
-    const createdDateTimeUtc = nowUtc();
+    const started = Date.now();
+    const operationId = newOperationId(started);
     if ("disabled" in attested) {
       const operation = await this.record(instance.idScope, req.registrationId, operationId, attested.disabled, {
         status: "disabled",
@@ -136,7 +136,7 @@ export class RegistrationEngine {
       registrationId: req.registrationId,
       status: "assigning",
       registrationState: { registrationId: req.registrationId, status: "assigning" },
-      createdDateTimeUtc,
+      createdDateTimeUtc: new Date(started).toISOString(),
     };
     await this.store.putOperation(instance.idScope, assigning, { absent: true });
     return { operation: assigning, final: false, retryAfter: this.options.retryAfterSeconds };
