@@ -35,7 +35,7 @@
 //                       profile spans every scenario of the run: profile one with BENCH_SCENARIOS=mqtt, say)
 //   BENCH_CA_PER_CONNECTION=1  https: pass `ca` on every request instead of one shared SecureContext
 //   BENCH_X509_BASELINE=request  x509: a baseline that asks for client certificates but verifies nothing
-//                       (the x509 baseline before session 5; stricter than any mutual-TLS server)
+//                       (the earlier x509 baseline; it does less than any mutual-TLS server has to)
 // Fast sanity run: BENCH_DEVICES=200 BENCH_CONCURRENCY=16 npm run bench
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";

@@ -45,6 +45,7 @@ export class DeviceApi {
       idScope,
       registrationId,
       credentials: credentialsOf(req),
+      // Read during allocation, while the device still waits for its answer on this socket.
       sourceAddress: () => req.socket.remoteAddress ?? "",
     };
     if (action === "register" && path.lower.length === 4 && method === "PUT") {
