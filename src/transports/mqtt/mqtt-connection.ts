@@ -354,7 +354,9 @@ export class MqttConnection extends EventEmitter<MqttConnectionEvents> {
       this.shutdown("malformed publish");
       return false;
     }
-    if (topic.length === 0 || topic.includes("+") || topic.includes("#")) {
+    // Wildcards are for filters (MQTT-3.3.2-2); U+0000 ends the connection in any string
+    // (MQTT-1.5.3-2). Either would also reach answer topics that echo the request's `$rid`.
+    if (topic.length === 0 || topic.includes("+") || topic.includes("#") || topic.includes("\u0000")) {
       this.shutdown("invalid publish topic");
       return false;
     }

@@ -250,7 +250,7 @@ describe("MQTT over TLS: handshake and session traffic", () => {
     await raw2.closedAfter();
   });
 
-  test("QoS 2 publish, bad packet ids and wildcard topics close the connection", async () => {
+  test("QoS 2 publish, bad packet ids, wildcard and U+0000 topics close the connection", async () => {
     srv.handler = echoSession;
     const bad = [
       mqttPacket.generate({
@@ -263,6 +263,15 @@ describe("MQTT over TLS: handshake and session traffic", () => {
         retain: false,
       }),
       mqttPacket.generate({ cmd: "publish", topic: "a/#", payload: "x", qos: 0, dup: false, retain: false }),
+      // The fuzz seed 110567585 found this one: a raw NUL in $rid came back in the answer topic.
+      mqttPacket.generate({
+        cmd: "publish",
+        topic: "$dps/registrations/PUT/iotdps-register/?$rid=1\u00002",
+        payload: "{}",
+        qos: 0,
+        dup: false,
+        retain: false,
+      }),
       Buffer.from([0x32, 0x03, 0x00, 0x01, 0x61]), // QoS 1 publish whose packet id is missing
       Buffer.from([0x82, 0x06, 0x00, 0x00, 0x00, 0x01, 0x61, 0x00]), // SUBSCRIBE with packet id 0
       Buffer.from([0x40, 0x00]), // PUBACK without packet id
