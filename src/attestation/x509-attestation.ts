@@ -6,7 +6,6 @@ import { X509Certificate } from "node:crypto";
 import type { EnrollmentGroup, IndividualEnrollment, X509Certificates } from "../domain/enrollment.js";
 import { idKey } from "../domain/ids.js";
 import type { CaCertificate } from "../domain/instance.js";
-import { parsedOf } from "./parsed-certificates.js";
 import { distinguishedName, parseCertificate } from "./x509-info.js";
 
 export interface X509Evidence {
@@ -112,7 +111,7 @@ function presentedAt(der: Buffer, i: number): Presented {
   if (known) return known;
   let cert: X509Certificate;
   try {
-    cert = parsedOf(der) ?? new X509Certificate(der);
+    cert = new X509Certificate(der);
   } catch {
     throw new Refused(`presented certificate ${i} is not a valid X.509 certificate`);
   }

@@ -1,28 +1,28 @@
 // The certificates a TLS client presented, leaf first, for every transport.
-// getPeerX509Certificate() and its issuerCertificate links walk the chain the client sent at a
-// tenth of the cost of getPeerCertificate(true) (which builds a JS object of every field), and
-// hand over parsed certificates that attestation then need not parse again.
-import type { TLSSocket } from "node:tls";
-import { rememberParsed } from "../attestation/parsed-certificates.js";
+//
+// Not getPeerX509Certificate(): on Node 20 it builds each issuer link by taking the intermediate
+// out of the TLS session's chain and never frees it, so every connection that sent an
+// intermediate leaked it (~5 KB each; RSS grew without bound under X.509 load). It also made the
+// intermediates readable once per connection only. getPeerCertificate(true) copies the chain and
+// leaves the session alone; the copy costs more (~470 vs ~340 µs with one intermediate).
+import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
 
 /** Longest chain copied out of a handshake; real device chains are 1-4 long. */
 const MAX_CHAIN = 16;
 
-// Node 20 hands the client's intermediates out once per connection: building the issuer links
-// removes them from the TLS session, and every later call sees the leaf alone. A keep-alive
-// HTTPS connection asks once per request, so the chain is kept with its socket.
+// A keep-alive HTTPS connection asks once per request: the chain is kept with its socket.
 const chains = new WeakMap<TLSSocket, Buffer[]>();
 
 /** DER certificates the peer presented, leaf first ([] when none). */
 export function peerCertificateChain(socket: TLSSocket): Buffer[] {
   const known = chains.get(socket);
   if (known) return known;
-  let cert = socket.getPeerX509Certificate?.();
+  // `{}` when the client sent no certificate, null once the socket is gone.
+  let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true) ?? undefined;
   const chain: Buffer[] = [];
-  while (cert && chain.length < MAX_CHAIN) {
+  while (cert?.raw && chain.length < MAX_CHAIN) {
     const der = cert.raw;
     if (chain.some((seen) => seen.equals(der))) break; // a self-issued certificate points at itself
-    rememberParsed(der, cert);
     chain.push(der);
     cert = cert.issuerCertificate;
   }
