@@ -152,9 +152,9 @@ describe("X.509 attestation with the real device SDK", () => {
   }
 
   test("a group device's whole chain counts on every request: keep-alive, new connections, no resumption", async () => {
-    // Node hands the intermediates out once per connection (security/tls-peer.ts), and a resumed
-    // TLS session carries only the leaf (security/listener-tls.ts): either would read as "only the
-    // leaf sent". Every listener's refusal to resume: test/security/listener-tls.test.ts.
+    // Node 20's getPeerX509Certificate hands the intermediates out once per connection (why
+    // security/tls-peer.ts copies the chain instead), and a resumed TLS session carries only the
+    // leaf (security/listener-tls.ts): either would read as "only the leaf sent". Every listener's refusal to resume: test/security/listener-tls.test.ts.
     const { leaf, chain } = await leafOf("x509-reconnect");
     const tlsOptions = { ca: p.ca, cert: chain, key: leaf.keyPem, servername: "localhost" };
     const register = (agent: Agent) =>
