@@ -2,11 +2,12 @@
 // individual enrollment or to the X.509 enrollment group first found walking up the chain, then check
 // the chain up to a verified CA certificate of the instance. No I/O, `now` passed in. What depends
 // only on bytes or on the scope's (immutable) group and CA arrays is kept between calls, bounded.
-import { X509Certificate } from "node:crypto";
+import { createHash, type KeyObject, verify, X509Certificate } from "node:crypto";
 import type { EnrollmentGroup, IndividualEnrollment, X509Certificates } from "../domain/enrollment.js";
 import { idKey } from "../domain/ids.js";
 import type { CaCertificate } from "../domain/instance.js";
 import { distinguishedName, parseCertificate } from "./x509-info.js";
+import { type LeafFacts, leafFacts } from "./x509-leaf.js";
 
 export interface X509Evidence {
   /** DER certificates the device presented in the TLS handshake, leaf first. */
@@ -38,15 +39,65 @@ export interface X509AttestationInput {
 /** An X.509 CN is at most 64 characters (behaviors.md §1.1). */
 export const MAX_CN_LENGTH = 64;
 
-interface Presented {
-  cert: X509Certificate;
-  /** Subject, RFC 4514 style. */
-  name: string;
-  sha1: string;
-  sha256: string;
+/** A certificate the device presented. The leaf may be read without OpenSSL (x509-leaf.ts). */
+class Presented {
+  readonly sha1: string;
+  readonly sha256: string;
   /** Validity period, ms since the epoch. */
-  notBefore: number;
-  notAfter: number;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  /** Set on a leaf in the plain shape; its X509Certificate is then made only if a message needs it. */
+  readonly fast: LeafFacts | undefined;
+  /** As an issuer: X509_check_issued's answer for each leaf shape (x509-leaf.ts) seen under it. */
+  readonly issued = new Map<string, boolean>();
+  #cert: X509Certificate | undefined;
+  #name: string | undefined;
+  #publicKey: KeyObject | undefined;
+
+  constructor(
+    readonly der: Buffer,
+    readonly index: number,
+  ) {
+    this.fast = index === 0 ? leafFacts(der) : undefined;
+    if (this.fast) {
+      this.sha1 = createHash("sha1").update(der).digest("hex").toUpperCase();
+      this.sha256 = createHash("sha256").update(der).digest("hex").toUpperCase();
+      this.notBefore = this.fast.notBefore;
+      this.notAfter = this.fast.notAfter;
+      return;
+    }
+    const cert = this.cert;
+    this.sha1 = hex(cert.fingerprint);
+    this.sha256 = hex(cert.fingerprint256);
+    this.notBefore = Date.parse(cert.validFrom);
+    this.notAfter = Date.parse(cert.validTo);
+  }
+
+  get cert(): X509Certificate {
+    if (this.#cert === undefined) {
+      try {
+        this.#cert = new X509Certificate(this.der);
+      } catch {
+        throw new Refused(`presented certificate ${this.index} is not a valid X.509 certificate`);
+      }
+    }
+    return this.#cert;
+  }
+
+  /** Subject, RFC 4514 style. */
+  get name(): string {
+    this.#name ??= distinguishedName(this.cert.subject);
+    return this.#name;
+  }
+
+  get commonName(): string | undefined {
+    return this.fast ? this.fast.commonName : commonName(this.cert);
+  }
+
+  get publicKey(): KeyObject {
+    this.#publicKey ??= this.cert.publicKey;
+    return this.#publicKey;
+  }
 }
 
 /** A certificate the group walk looks at: presented (index ≥ 1), or the store certificate above the chain. */
@@ -85,11 +136,20 @@ export function attestX509(input: X509AttestationInput): X509Outcome {
     return attestGroups(chain, keyedGroups(input.groups, store), store, input.now);
   } catch (e) {
     if (!(e instanceof Refused)) throw e;
-    const presented = chain.map((p, i) => `[${i}] ${p.name} sha1 ${p.sha1}`).join("; ") || "none";
+    const presented = chain.map((p, i) => `[${i}] ${nameOrNote(p)} sha1 ${p.sha1}`).join("; ") || "none";
     return {
       ok: false,
       refused: { summary: e.summary, detail: `${e.why}. Presented chain, leaf first: ${presented}` },
     };
+  }
+}
+
+/** For the log: a leaf read without OpenSSL is parsed only now, and cannot fail to be (TLS parsed it). */
+function nameOrNote(p: Presented): string {
+  try {
+    return p.name;
+  } catch {
+    return "(not parseable)";
   }
 }
 
@@ -104,26 +164,15 @@ function parseChain(ders: readonly Buffer[]): Presented[] {
 }
 
 function presentedAt(der: Buffer, i: number): Presented {
-  // Intermediates repeat across every device of a group: parse each distinct DER once. The
+  // Intermediates repeat across every device of a group: read each distinct DER once. The
   // leaf is new nearly every time: keeping it would only push the intermediates out.
-  const key = i === 0 ? undefined : der.toString("base64");
-  const known = key === undefined ? undefined : presentedCache.get(key);
-  if (known) return known;
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(der);
-  } catch {
-    throw new Refused(`presented certificate ${i} is not a valid X.509 certificate`);
+  if (i === 0) return new Presented(der, 0);
+  const key = der.toString("base64");
+  let presented = presentedCache.get(key);
+  if (!presented) {
+    presented = new Presented(der, i);
+    remember(presentedCache, key, presented);
   }
-  const presented = {
-    cert,
-    name: distinguishedName(cert.subject),
-    sha1: hex(cert.fingerprint),
-    sha256: hex(cert.fingerprint256),
-    notBefore: Date.parse(cert.validFrom),
-    notAfter: Date.parse(cert.validTo),
-  };
-  if (key !== undefined) remember(presentedCache, key, presented);
   return presented;
 }
 
@@ -146,7 +195,7 @@ function remember<V>(cache: Map<string, V>, key: string, value: V): void {
 // Step 2: the leaf names the device (CN = registration id) and is within its validity period.
 function checkLeaf(chain: readonly Presented[], registrationId: string, now: Date): Presented {
   const leaf = chain[0] as Presented; // parseChain refuses an empty chain
-  const cn = commonName(leaf.cert);
+  const cn = leaf.commonName;
   if (cn === undefined) throw new Refused("the device certificate has no subject CN");
   if (cn.length > MAX_CN_LENGTH) {
     throw new Refused(`certificate CN '${cn}' is longer than ${MAX_CN_LENGTH} characters`);
@@ -278,6 +327,34 @@ function signedBy(child: X509Certificate, issuer: X509Certificate, keep: boolean
   return ok;
 }
 
+/** The most leaf shapes kept per issuer; a group's devices share one or two. */
+const SHAPES_PER_ISSUER = 16;
+
+/** signedBy for the leaf: a plain-shape leaf is checked as OpenSSL would, without parsing it (x509-leaf.ts). */
+function leafSignedBy(leaf: Presented, issuer: Presented): boolean {
+  const fast = leaf.fast;
+  if (!fast) return signedBy(leaf.cert, issuer.cert, false);
+  let issued = issuer.issued.get(fast.issuedShape);
+  if (issued === undefined) {
+    issued = checkIssued(leaf.cert, issuer.cert);
+    if (issuer.issued.size < SHAPES_PER_ISSUER) issuer.issued.set(fast.issuedShape, issued);
+  }
+  if (!issued) return false;
+  try {
+    return verify(fast.digest, fast.tbs, issuer.publicKey, fast.signature);
+  } catch {
+    return false;
+  }
+}
+
+function checkIssued(child: X509Certificate, issuer: X509Certificate): boolean {
+  try {
+    return child.checkIssued(issuer);
+  } catch {
+    return false;
+  }
+}
+
 /** The certificates a group may be on: every presented one above the leaf, then the store issuer of the last. */
 function* levels(chain: readonly Presented[], store: Store): Generator<Level> {
   for (let i = 1; i < chain.length; i++) {
@@ -343,7 +420,7 @@ function checkGroupChain(chain: readonly Presented[], level: Level, tried: strin
     const parent = chain[i] as Presented;
     const expired = validityProblem(parent, now, () => `${roleOf(parent)} '${parent.name}'`);
     if (expired) throw new Refused(expired, `${tried}: ${expired}`);
-    if (!signedBy(child.cert, parent.cert, i > 1)) {
+    if (!(i === 1 ? leafSignedBy(child, parent) : signedBy(child.cert, parent.cert, true))) {
       const problem = `'${child.name}' is not signed by the next certificate '${parent.name}'`;
       throw new Refused(problem, `${tried}: ${problem}`);
     }
