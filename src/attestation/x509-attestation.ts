@@ -49,7 +49,7 @@ class Presented {
   /** Set on a leaf in the plain shape; its X509Certificate is then made only if a message needs it. */
   readonly fast: LeafFacts | undefined;
   /** As an issuer: X509_check_issued's answer for each leaf shape (x509-leaf.ts) seen under it. */
-  readonly issued = new Map<string, boolean>();
+  #issued: Map<string, boolean> | undefined;
   #cert: X509Certificate | undefined;
   #name: string | undefined;
   #publicKey: KeyObject | undefined;
@@ -92,6 +92,11 @@ class Presented {
 
   get commonName(): string | undefined {
     return this.fast ? this.fast.commonName : commonName(this.cert);
+  }
+
+  get issued(): Map<string, boolean> {
+    this.#issued ??= new Map();
+    return this.#issued;
   }
 
   get publicKey(): KeyObject {
