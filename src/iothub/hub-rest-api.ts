@@ -9,7 +9,7 @@ import type { HubRight } from "../domain/hub.js";
 import { isObject, MAX_BODY_BYTES, parseJson, readBody } from "../http/body.js";
 import type { RequestPath } from "../http/request-path.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
-import { peerCertificateChain } from "../security/tls-peer.js";
+import { peerLeafCertificate } from "../security/tls-peer.js";
 import { pageRequest } from "../service-api/paging.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import { authenticateDeviceRequest, authenticateService } from "./hub-auth.js";
@@ -21,7 +21,7 @@ import { matchesQuery, parseTwinQuery } from "./twin-query.js";
 
 /** The leaf certificate of the TLS connection, for devices without a SAS token; only then copied out. */
 const deviceLeaf = (req: IncomingMessage): Buffer | undefined =>
-  req.headers.authorization ? undefined : peerCertificateChain(req.socket as TLSSocket)[0];
+  req.headers.authorization ? undefined : peerLeafCertificate(req.socket as TLSSocket);
 
 const header = (req: IncomingMessage, name: string): string | undefined => {
   const v = req.headers[name];

@@ -22,7 +22,7 @@ import { twinPropertiesJson } from "./twin.js";
 
 /** The part of an MQTT connection a hub session uses (transports/mqtt provides it). */
 export interface DeviceConnection {
-  readonly peer: { remoteAddress: string; certificateChain: Buffer[] };
+  readonly peer: { remoteAddress: string; leafCertificate: Buffer | undefined };
   connack(returnCode: number): void;
   publish(p: { topic: string; payload: Buffer | string; qos: 0 | 1 }): void;
   puback(messageId: number): void;
@@ -82,7 +82,7 @@ function authenticate(identity: DeviceIdentity, connect: ConnectInfo, conn: Devi
       throw new Refused(CONNACK.notAuthorized, err instanceof Error ? err.message : "bad SAS token");
     }
   }
-  if (certificateAuthenticates(identity, conn.peer.certificateChain[0])) return;
+  if (certificateAuthenticates(identity, conn.peer.leafCertificate)) return;
   throw new Refused(CONNACK.notAuthorized, "no valid SAS token or registered client certificate was presented");
 }
 

@@ -7,23 +7,27 @@ import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { connect, createServer, type TLSSocket } from "node:tls";
 import { createDeviceCertificate, createIntermediateCa, createRootCa } from "../../src/security/cert-factory.js";
-import { peerCertificateChain } from "../../src/security/tls-peer.js";
+import { peerCertificateChain, peerLeafCertificate } from "../../src/security/tls-peer.js";
 
-/** The server side's view of one client connection: our chain, read twice, then the session's. */
+/** The server side's view of one client connection: the leaf alone, our chain read twice, then the session's. */
 async function serverView(client: { cert?: string; key?: string }) {
   const server = createServer({ ...(await serverTls()), requestCert: true, rejectUnauthorized: false });
-  const seen = new Promise<{ first: Buffer[]; second: Buffer[]; sessionIntermediate: Buffer | undefined }>(
-    (resolve) => {
-      server.once("secureConnection", (socket: TLSSocket) => {
-        const first = peerCertificateChain(socket);
-        const second = peerCertificateChain(socket);
-        const detailed = socket.getPeerCertificate(true);
-        const issuer = detailed.issuerCertificate;
-        resolve({ first, second, sessionIntermediate: issuer && issuer !== detailed ? issuer.raw : undefined });
-        socket.end();
-      });
-    },
-  );
+  const seen = new Promise<{
+    leaf: Buffer | undefined;
+    first: Buffer[];
+    second: Buffer[];
+    sessionIntermediate: Buffer | undefined;
+  }>((resolve) => {
+    server.once("secureConnection", (socket: TLSSocket) => {
+      const leaf = peerLeafCertificate(socket);
+      const first = peerCertificateChain(socket);
+      const second = peerCertificateChain(socket);
+      const detailed = socket.getPeerCertificate(true);
+      const issuer = detailed.issuerCertificate;
+      resolve({ leaf, first, second, sessionIntermediate: issuer && issuer !== detailed ? issuer.raw : undefined });
+      socket.end();
+    });
+  });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const socket = connect({
     host: "127.0.0.1",
@@ -57,6 +61,7 @@ test("leaf + intermediate: both read, on every call, and the session keeps its i
   const intermediate = await createIntermediateCa(root, "tls-peer intermediate");
   const leaf = await createDeviceCertificate(intermediate, "tls-peer-device");
   const view = await serverView({ cert: leaf.certPem + intermediate.certPem, key: leaf.keyPem });
+  assert.deepEqual(view.leaf, derOf(leaf.certPem));
   assert.deepEqual(view.first, [derOf(leaf.certPem), derOf(intermediate.certPem)]);
   assert.deepEqual(view.second, view.first);
   assert.deepEqual(view.sessionIntermediate, derOf(intermediate.certPem));
@@ -65,6 +70,10 @@ test("leaf + intermediate: both read, on every call, and the session keeps its i
 test("a leaf alone is a chain of one; no certificate is an empty chain", async () => {
   const root = await createRootCa("tls-peer root 2");
   const leaf = await createDeviceCertificate(root, "tls-peer-device-2");
-  assert.deepEqual((await serverView({ cert: leaf.certPem, key: leaf.keyPem })).first, [derOf(leaf.certPem)]);
-  assert.deepEqual((await serverView({})).first, []);
+  const alone = await serverView({ cert: leaf.certPem, key: leaf.keyPem });
+  assert.deepEqual(alone.first, [derOf(leaf.certPem)]);
+  assert.deepEqual(alone.leaf, derOf(leaf.certPem));
+  const none = await serverView({});
+  assert.deepEqual(none.first, []);
+  assert.equal(none.leaf, undefined);
 });

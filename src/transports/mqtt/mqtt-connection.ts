@@ -35,7 +35,9 @@ export const DEFAULT_LIMITS: MqttLimits = { maxPacketBytes: 256 * 1024, connectT
 export interface PeerInfo {
   remoteAddress: string;
   /** DER certificates the client presented, leaf first (empty if none). */
-  certificateChain: Buffer[];
+  readonly certificateChain: Buffer[];
+  /** The first of them alone, which costs less to read (security/tls-peer.ts). */
+  readonly leafCertificate: Buffer | undefined;
   /** SNI host name, if any (TLS) or the Host header (WebSocket). */
   serverName?: string;
 }

@@ -3,16 +3,22 @@
 // MqttConnection. A failed or stalled handshake only costs that one socket.
 
 import tls, { type TLSSocket } from "node:tls";
-import { peerCertificateChain } from "../../security/tls-peer.js";
+import { peerCertificateChain, peerLeafCertificate } from "../../security/tls-peer.js";
 import { DEFAULT_LIMITS, MqttConnection, type MqttHandler, type MqttLimits, type PeerInfo } from "./mqtt-connection.js";
 
 export { peerCertificateChain };
 
+/** The certificates are read when a session asks: a hub needs only the leaf, a SAS device none. */
 export function tlsPeerInfo(socket: TLSSocket): PeerInfo {
   const servername = socket.servername;
   return {
     remoteAddress: socket.remoteAddress ?? "",
-    certificateChain: peerCertificateChain(socket),
+    get certificateChain() {
+      return peerCertificateChain(socket);
+    },
+    get leafCertificate() {
+      return peerLeafCertificate(socket);
+    },
     serverName: typeof servername === "string" && servername !== "" ? servername : undefined,
   };
 }

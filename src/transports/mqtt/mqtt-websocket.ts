@@ -14,7 +14,7 @@ import type https from "node:https";
 import type { Duplex } from "node:stream";
 import { TLSSocket } from "node:tls";
 import { createWebSocketStream, type WebSocket, WebSocketServer } from "ws";
-import { peerCertificateChain } from "../../security/tls-peer.js";
+import { peerCertificateChain, peerLeafCertificate } from "../../security/tls-peer.js";
 import { DEFAULT_LIMITS, MqttConnection, type MqttHandler, type MqttLimits, type PeerInfo } from "./mqtt-connection.js";
 
 export const MQTT_WEBSOCKET_PATH = "/$iothub/websocket";
@@ -69,7 +69,12 @@ function webSocketPeerInfo(req: IncomingMessage): PeerInfo {
   const socket = req.socket;
   return {
     remoteAddress: socket.remoteAddress ?? "",
-    certificateChain: socket instanceof TLSSocket ? peerCertificateChain(socket) : [],
+    get certificateChain() {
+      return socket instanceof TLSSocket ? peerCertificateChain(socket) : [];
+    },
+    get leafCertificate() {
+      return socket instanceof TLSSocket ? peerLeafCertificate(socket) : undefined;
+    },
     serverName: hostWithoutPort(req.headers.host),
   };
 }

@@ -24,7 +24,12 @@ function harness(handler: MqttHandler, limits = LIMITS) {
       callback();
     },
   });
-  const conn = new MqttConnection(stream, { remoteAddress: "mem", certificateChain: [] }, handler, limits);
+  const conn = new MqttConnection(
+    stream,
+    { remoteAddress: "mem", certificateChain: [], leafCertificate: undefined },
+    handler,
+    limits,
+  );
   const reasons: string[] = [];
   conn.on("close", (r) => reasons.push(r));
   const send = (...packets: (Packet | Buffer)[]) => {

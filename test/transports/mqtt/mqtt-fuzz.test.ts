@@ -165,7 +165,12 @@ test(`fuzz in memory: 20000 inputs straight into MqttConnection (seed ${SEED})`,
   let inputs = 0;
   while (inputs < 20_000 && Date.now() < deadline) {
     const stream = memoryStream();
-    const conn = new MqttConnection(stream, { remoteAddress: "fuzz", certificateChain: [] }, handler, limits);
+    const conn = new MqttConnection(
+      stream,
+      { remoteAddress: "fuzz", certificateChain: [], leafCertificate: undefined },
+      handler,
+      limits,
+    );
     conns.push(conn);
     conn.on("close", (reason) => {
       const key = reason.replace(/: .*/, "");

@@ -51,6 +51,7 @@ describe("MQTT over TLS: handshake and session traffic", () => {
     assert.equal(conn.peer.remoteAddress, "127.0.0.1");
     assert.equal(conn.peer.serverName, "localhost");
     assert.deepEqual(conn.peer.certificateChain, []);
+    assert.equal(conn.peer.leafCertificate, undefined);
     assert.equal(client.connected, true);
     await endClient(client);
     assert.match(await closeReason(conn), /client disconnected|peer ended|closed/);
@@ -313,7 +314,7 @@ describe("MQTT over TLS: handshake and session traffic", () => {
     await endClient(client);
   });
 
-  test("client certificates show up in peer.certificateChain", async () => {
+  test("client certificates show up in peer.certificateChain, the first alone in peer.leafCertificate", async () => {
     srv.handler = echoSession;
     let connected = srv.nextConnection();
     const self = await connectClient(fx, srv.port, {
@@ -322,6 +323,7 @@ describe("MQTT over TLS: handshake and session traffic", () => {
       key: fx.device.key,
     });
     let conn = await connected;
+    assert.ok(conn.peer.leafCertificate?.equals(fx.device.der));
     assert.equal(conn.peer.certificateChain.length, 1);
     assert.ok(conn.peer.certificateChain[0]?.equals(fx.device.der));
     await endClient(self);
@@ -333,6 +335,8 @@ describe("MQTT over TLS: handshake and session traffic", () => {
       key: fx.leaf.key,
     });
     conn = await connected;
+    // Read first, the leaf comes from the abbreviated copy; then the whole chain.
+    assert.ok(conn.peer.leafCertificate?.equals(fx.leaf.der));
     assert.equal(conn.peer.certificateChain.length, 2);
     assert.ok(conn.peer.certificateChain[0]?.equals(fx.leaf.der));
     assert.ok(conn.peer.certificateChain[1]?.equals(fx.deviceCa.der));

@@ -145,6 +145,7 @@ describe("MQTT over WebSocket", () => {
     await once(ws, "open");
     ws.send(connectPacket({ clientId: "device-self" }));
     const conn = await withTimeout(connected, 5000, "connection");
+    assert.ok(conn.peer.leafCertificate?.equals(fx.device.der));
     assert.equal(conn.peer.certificateChain.length, 1);
     assert.ok(conn.peer.certificateChain[0]?.equals(fx.device.der));
     assert.equal(conn.peer.serverName, "hub.localhost");
