@@ -25,7 +25,7 @@
 //                       registration, and Node 20's V8 optimises such a function only after some thousands of
 //                       calls: with 500, `--log-code` still showed ~130 functions optimised during the first
 //                       x509 measurement and ~30 during the second.
-//   BENCH_ROUNDS        measurements per server and scenario, interleaved (default 2)
+//   BENCH_ROUNDS        measurements per server and scenario, interleaved (default 3; the median counts)
 //   BENCH_MAX_SECONDS   per measurement; devices not started by then count as failures (default 35)
 //   BENCH_BUDGET_SECONDS  for all measurements (warm-ups included) of all scenarios together, the same way
 //                       (default 210: the default `npm run bench` stays < 4 min). A scenario may use what is
@@ -106,7 +106,7 @@ const CONCURRENCY = envInt("BENCH_CONCURRENCY", 64);
 const WORKERS = Math.min(envInt("BENCH_WORKERS", 2), CONCURRENCY);
 const warmupFor = (devices: number): number => envInt("BENCH_WARMUP", Math.min(500, devices), 0);
 const firstWarmupFor = (warmup: number): number => envInt("BENCH_FIRST_WARMUP", 5 * warmup, 0);
-const ROUNDS = envInt("BENCH_ROUNDS", 2);
+const ROUNDS = envInt("BENCH_ROUNDS", 3);
 const MAX_SECONDS = envInt("BENCH_MAX_SECONDS", 35);
 const BUDGET_SECONDS = envInt("BENCH_BUDGET_SECONDS", 210);
 /** Budget held back for each scenario still to come. */
