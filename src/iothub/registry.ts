@@ -61,25 +61,35 @@ export class HubRegistry {
 
   /** PUT /devices/{id}: create without If-Match (409 if it exists), update with it. */
   async createOrUpdate(deviceId: string, body: unknown, ifMatch: string | undefined): Promise<DeviceIdentity> {
+    if (!ifMatch) return this.create(deviceId, body);
     for (let attempt = 1; ; attempt++) {
       const existing = await this.store.getHubDevice(this.hubName, deviceId);
-      if (!ifMatch && existing) throw new ProvisioError("hubDeviceExists", { id: deviceId });
-      if (ifMatch && !existing) throw new ProvisioError("hubDeviceNotFound", { id: deviceId });
-      if (ifMatch && existing && unquote(ifMatch) !== "*" && unquote(ifMatch) !== existing.identity.etag) {
+      if (!existing) throw new ProvisioError("hubDeviceNotFound", { id: deviceId });
+      if (unquote(ifMatch) !== "*" && unquote(ifMatch) !== existing.identity.etag) {
         throw new ProvisioError("hubPreconditionFailed", { id: deviceId });
       }
       const now = nowUtc();
-      const identity = identityFromBody(body, deviceId, existing?.identity, now);
-      const record = { identity, twin: existing?.twin ?? newTwin(now), rowVersion: 0 };
-      const r = await this.store.putHubDevice(this.hubName, record, existing ? existing.rowVersion : "absent");
+      const identity = identityFromBody(body, deviceId, existing.identity, now);
+      const record = { identity, twin: existing.twin, rowVersion: 0 };
+      const r = await this.store.putHubDevice(this.hubName, record, existing.rowVersion);
       if (r.ok) {
-        if (identity.status === "disabled" || (existing && authChanged(existing.identity, identity))) {
+        if (identity.status === "disabled" || authChanged(existing.identity, identity)) {
           this.events.deviceRevoked(deviceId);
         }
         return identity;
       }
       if (attempt >= ATTEMPTS) throw new ProvisioError("hubPreconditionFailed", { id: deviceId });
     }
+  }
+
+  /** Create only: the insert itself tells whether the id is taken, so nothing is read first. */
+  private async create(deviceId: string, body: unknown): Promise<DeviceIdentity> {
+    const now = nowUtc();
+    const identity = identityFromBody(body, deviceId, undefined, now);
+    const r = await this.store.putHubDevice(this.hubName, { identity, twin: newTwin(now), rowVersion: 0 }, "absent");
+    if (!r.ok) throw new ProvisioError("hubDeviceExists", { id: deviceId });
+    if (identity.status === "disabled") this.events.deviceRevoked(deviceId);
+    return identity;
   }
 
   async delete(deviceId: string, ifMatch: string | undefined): Promise<void> {
