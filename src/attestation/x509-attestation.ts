@@ -2,11 +2,11 @@
 // individual enrollment or to the X.509 enrollment group first found walking up the chain, then check
 // the chain up to a verified CA certificate of the instance. No I/O, `now` passed in. What depends
 // only on bytes or on the scope's (immutable) group and CA arrays is kept between calls, bounded.
-import { createHash, type KeyObject, verify, X509Certificate } from "node:crypto";
+import { type KeyObject, verify, X509Certificate } from "node:crypto";
 import type { EnrollmentGroup, IndividualEnrollment, X509Certificates } from "../domain/enrollment.js";
 import { idKey } from "../domain/ids.js";
 import type { CaCertificate } from "../domain/instance.js";
-import { distinguishedName, parseCertificate } from "./x509-info.js";
+import { derThumbprints, distinguishedName, parseCertificate } from "./x509-info.js";
 import { type LeafFacts, leafFacts } from "./x509-leaf.js";
 
 export interface X509Evidence {
@@ -60,8 +60,7 @@ class Presented {
   ) {
     this.fast = index === 0 ? leafFacts(der) : undefined;
     if (this.fast) {
-      this.sha1 = createHash("sha1").update(der).digest("hex").toUpperCase();
-      this.sha256 = createHash("sha256").update(der).digest("hex").toUpperCase();
+      ({ sha1: this.sha1, sha256: this.sha256 } = derThumbprints(der));
       this.notBefore = this.fast.notBefore;
       this.notAfter = this.fast.notAfter;
       return;

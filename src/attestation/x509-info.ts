@@ -1,5 +1,5 @@
 // Certificate facts DPS reports for an uploaded certificate (service-api.md §4.3).
-import { X509Certificate } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import type { X509CertificateInfo } from "../domain/enrollment.js";
 
 /** Parse PEM text or base64 DER; `undefined` when it is neither. */
@@ -32,6 +32,12 @@ export function certificateInfo(cert: X509Certificate): X509CertificateInfo {
     version: 3,
   };
 }
+
+/** SHA-1 and SHA-256 thumbprints of a DER certificate: upper-case hex, no separators. */
+export const derThumbprints = (der: Uint8Array): { sha1: string; sha256: string } => ({
+  sha1: createHash("sha1").update(der).digest("hex").toUpperCase(),
+  sha256: createHash("sha256").update(der).digest("hex").toUpperCase(),
+});
 
 /** The certificate as PEM, whatever form it was uploaded in. */
 export const toPem = (cert: X509Certificate): string => cert.toString();

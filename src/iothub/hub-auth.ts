@@ -1,8 +1,8 @@
 // Built-in hub authentication (iothub-api.md §3): service tokens signed with a hub policy,
 // device tokens signed with the device's key, each with its scope and expiry checked; devices
 // with a self-signed identity by the thumbprint of their TLS client certificate (§10.3).
-import { createHash } from "node:crypto";
 import { isExpired, parseSasToken, type SasToken, signatureMatches, tokenResource } from "../attestation/sas-token.js";
+import { derThumbprints } from "../attestation/x509-info.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { BuiltinHub, DeviceIdentity, HubPolicy, HubRight } from "../domain/hub.js";
 
@@ -72,10 +72,8 @@ export function certificateAuthenticates(identity: DeviceIdentity, leaf: Buffer 
   const { primaryThumbprint, secondaryThumbprint } = identity.authentication.x509Thumbprint;
   const listed = [primaryThumbprint, secondaryThumbprint].filter((t): t is string => t !== null);
   if (listed.length === 0) return false;
-  const presented = [
-    createHash("sha1").update(leaf).digest("hex").toUpperCase(),
-    createHash("sha256").update(leaf).digest("hex").toUpperCase(),
-  ];
+  const { sha1, sha256 } = derThumbprints(leaf);
+  const presented = [sha1, sha256];
   return listed.some((t) => presented.includes(t.replaceAll(":", "").toUpperCase()));
 }
 

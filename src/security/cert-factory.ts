@@ -2,8 +2,9 @@
 // possession verification certificates, all ECDSA P-256. Used by `provisio cert generate` and
 // by the tests (management.md §5.3, behaviors.md §2.2).
 import "reflect-metadata";
-import { createHash, webcrypto } from "node:crypto";
+import { webcrypto } from "node:crypto";
 import * as x509 from "@peculiar/x509";
+import { derThumbprints } from "../attestation/x509-info.js";
 
 // Node's webcrypto is the WebCrypto API; its @types/node typing differs from the DOM's Crypto.
 const crypto = webcrypto as unknown as Crypto;
@@ -41,8 +42,7 @@ async function finish(cert: x509.X509Certificate, keys: CryptoKeyPair): Promise<
     // Newline-terminated, so chains can be made by concatenation.
     certPem: `${cert.toString("pem").trimEnd()}\n`,
     keyPem: `${x509.PemConverter.encode(await crypto.subtle.exportKey("pkcs8", keys.privateKey), "PRIVATE KEY").trimEnd()}\n`,
-    sha1: createHash("sha1").update(der).digest("hex").toUpperCase(),
-    sha256: createHash("sha256").update(der).digest("hex").toUpperCase(),
+    ...derThumbprints(der),
     signer: { cert, key: keys.privateKey },
   };
 }
@@ -140,8 +140,7 @@ export async function loadIssuer(certPem: string, keyPem: string): Promise<Issue
   return {
     certPem,
     keyPem,
-    sha1: createHash("sha1").update(der).digest("hex").toUpperCase(),
-    sha256: createHash("sha256").update(der).digest("hex").toUpperCase(),
+    ...derThumbprints(der),
     signer: { cert, key },
   };
 }

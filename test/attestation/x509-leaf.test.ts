@@ -2,10 +2,11 @@
 // answers for them exactly as OpenSSL's X509_check_issued + X509_verify would.
 import "reflect-metadata";
 import assert from "node:assert/strict";
-import { createHash, webcrypto, X509Certificate } from "node:crypto";
+import { webcrypto, X509Certificate } from "node:crypto";
 import { before, describe, test } from "node:test";
 import * as x509 from "@peculiar/x509";
 import { attestX509, type X509Outcome } from "../../src/attestation/x509-attestation.js";
+import { derThumbprints } from "../../src/attestation/x509-info.js";
 import { leafFacts } from "../../src/attestation/x509-leaf.js";
 import { createRootCa, type IssuedCertificate } from "../../src/security/cert-factory.js";
 import { caCertificate, signingGroup } from "./chain-fixtures.js";
@@ -36,13 +37,10 @@ interface Ca {
 }
 
 function issuedFrom(cert: x509.X509Certificate, key: CryptoKey): IssuedCertificate {
-  const der = Buffer.from(cert.rawData);
-  const digest = (alg: string) => createHash(alg).update(der).digest("hex").toUpperCase();
   return {
     certPem: cert.toString("pem"),
     keyPem: "",
-    sha1: digest("sha1"),
-    sha256: digest("sha256"),
+    ...derThumbprints(new Uint8Array(cert.rawData)),
     signer: { cert, key },
   };
 }
