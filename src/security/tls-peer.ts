@@ -10,8 +10,9 @@ import type { DetailedPeerCertificate, TLSSocket } from "node:tls";
 /** Longest chain copied out of a handshake; real device chains are 1-4 long. */
 const MAX_CHAIN = 16;
 
-// A keep-alive HTTPS connection asks once per request: the chain is kept with its socket.
+// A keep-alive HTTPS connection asks once per request: what was read is kept with its socket.
 const chains = new WeakMap<TLSSocket, Buffer[]>();
+const leaves = new WeakMap<TLSSocket, Buffer | undefined>();
 
 /** DER certificates the peer presented, leaf first ([] when none). */
 export function peerCertificateChain(socket: TLSSocket): Buffer[] {
@@ -37,5 +38,8 @@ export function peerCertificateChain(socket: TLSSocket): Buffer[] {
 export function peerLeafCertificate(socket: TLSSocket): Buffer | undefined {
   const known = chains.get(socket);
   if (known) return known[0];
-  return socket.getPeerCertificate(false)?.raw ?? undefined;
+  if (leaves.has(socket)) return leaves.get(socket);
+  const leaf = socket.getPeerCertificate(false)?.raw ?? undefined;
+  leaves.set(socket, leaf);
+  return leaf;
 }

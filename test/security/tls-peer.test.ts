@@ -9,22 +9,36 @@ import { connect, createServer, type TLSSocket } from "node:tls";
 import { createDeviceCertificate, createIntermediateCa, createRootCa } from "../../src/security/cert-factory.js";
 import { peerCertificateChain, peerLeafCertificate } from "../../src/security/tls-peer.js";
 
-/** The server side's view of one client connection: the leaf alone, our chain read twice, then the session's. */
+/**
+ * The server side's view of one client connection: the leaf alone (read twice), our chain (read
+ * twice), then the session's; and how often each read went to the TLS session.
+ */
 async function serverView(client: { cert?: string; key?: string }) {
   const server = createServer({ ...(await serverTls()), requestCert: true, rejectUnauthorized: false });
   const seen = new Promise<{
     leaf: Buffer | undefined;
+    leafAgain: Buffer | undefined;
+    sessionReads: number;
     first: Buffer[];
     second: Buffer[];
     sessionIntermediate: Buffer | undefined;
   }>((resolve) => {
     server.once("secureConnection", (socket: TLSSocket) => {
+      const read = socket.getPeerCertificate.bind(socket);
+      let sessionReads = 0;
+      socket.getPeerCertificate = ((detailed?: boolean) => {
+        sessionReads++;
+        return read(detailed === true);
+      }) as TLSSocket["getPeerCertificate"];
       const leaf = peerLeafCertificate(socket);
+      const leafAgain = peerLeafCertificate(socket);
       const first = peerCertificateChain(socket);
       const second = peerCertificateChain(socket);
-      const detailed = socket.getPeerCertificate(true);
+      const reads = sessionReads;
+      const detailed = read(true);
       const issuer = detailed.issuerCertificate;
-      resolve({ leaf, first, second, sessionIntermediate: issuer && issuer !== detailed ? issuer.raw : undefined });
+      const sessionIntermediate = issuer && issuer !== detailed ? issuer.raw : undefined;
+      resolve({ leaf, leafAgain, sessionReads: reads, first, second, sessionIntermediate });
       socket.end();
     });
   });
@@ -62,7 +76,9 @@ test("leaf + intermediate: both read, on every call, and the session keeps its i
   const leaf = await createDeviceCertificate(intermediate, "tls-peer-device");
   const view = await serverView({ cert: leaf.certPem + intermediate.certPem, key: leaf.keyPem });
   assert.deepEqual(view.leaf, derOf(leaf.certPem));
+  assert.deepEqual(view.leafAgain, view.leaf);
   assert.deepEqual(view.first, [derOf(leaf.certPem), derOf(intermediate.certPem)]);
+  assert.equal(view.sessionReads, 2, "one abbreviated read for the leaf, one detailed read for the chain");
   assert.deepEqual(view.second, view.first);
   assert.deepEqual(view.sessionIntermediate, derOf(intermediate.certPem));
 });
