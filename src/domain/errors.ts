@@ -1,6 +1,7 @@
 // The one error catalogue (style.md): every DPS-facing error is defined here once, with its
 // 6-digit code (HTTP status × 1000 + detail, service-api.md §8), its status and a message
 // template. Nothing else invents error bodies.
+import { randomUUID } from "node:crypto";
 
 type Template = (p: Record<string, string | number>) => string;
 
@@ -178,3 +179,15 @@ export interface ErrorBody {
   message: string;
   timestampUtc: string;
 }
+
+/**
+ * The body of any error, on every transport: a fresh GUID trackingId each time, so a reported
+ * failure can be found in the server log (device-api.md §3.4).
+ */
+export function errorBody(e: ProvisioError, now = new Date()): ErrorBody {
+  return { errorCode: e.errorCode, trackingId: randomUUID(), message: e.message, timestampUtc: now.toISOString() };
+}
+
+/** Any thrown value as a catalogue error: what is not one already is reported as 500001. */
+export const toProvisioError = (err: unknown): ProvisioError =>
+  err instanceof ProvisioError ? err : new ProvisioError("internal");

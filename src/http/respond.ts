@@ -1,8 +1,7 @@
 // Responses: JSON bodies with the content type the SDKs parse, and DPS error bodies
 // (service-api.md §1, §8).
-import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import { type ErrorBody, ProvisioError } from "../domain/errors.js";
+import { errorBody, ProvisioError, toProvisioError } from "../domain/errors.js";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 
@@ -28,17 +27,13 @@ export function sendNoContent(res: ServerResponse): void {
 
 /** Turn any thrown value into a DPS error reply; unknown errors become 500001. */
 export function sendError(res: ServerResponse, err: unknown, onInternal?: (err: unknown) => void): void {
-  const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
+  const e = toProvisioError(err);
   if (!(err instanceof ProvisioError)) onInternal?.(err);
-  const body: ErrorBody = {
-    errorCode: e.errorCode,
-    trackingId: randomUUID(),
-    message: e.message,
-    timestampUtc: new Date().toISOString(),
-  };
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  sendJson(res, e.status, body, { "x-ms-error-code": String(e.errorCode) });
+  const headers: Record<string, string> = { "x-ms-error-code": String(e.errorCode) };
+  if (e.retryAfterSeconds !== undefined) headers["Retry-After"] = String(e.retryAfterSeconds);
+  sendJson(res, e.status, errorBody(e), headers);
 }

@@ -2,7 +2,7 @@
 // (iothub-api.md §4.1, §4.3, §5).
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import { ProvisioError } from "../domain/errors.js";
+import { ProvisioError, toProvisioError } from "../domain/errors.js";
 import type { HubDeviceRecord } from "../domain/hub.js";
 import { sendJson } from "../http/respond.js";
 import { twinPropertiesJson } from "./twin.js";
@@ -42,7 +42,7 @@ const FALLBACK_CODES: Record<number, string> = {
  * `iothub-errorcode` header. Unknown errors are 500 ServerError.
  */
 export function sendHubError(res: ServerResponse, err: unknown, onInternal?: (err: unknown) => void): void {
-  const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
+  const e = toProvisioError(err);
   if (!(err instanceof ProvisioError)) onInternal?.(err);
   const code = e.hubCode ?? FALLBACK_CODES[e.status] ?? "ServerError";
   if (res.headersSent) {

@@ -1,6 +1,6 @@
 // A device's MQTT session with a built-in hub (iothub-api.md §6): CONNECT as an ordered list
 // of steps, then telemetry, twin GET, reported PATCH and desired pushes.
-import { ProvisioError } from "../domain/errors.js";
+import { errorBody, toProvisioError } from "../domain/errors.js";
 import { nowUtc } from "../domain/etag.js";
 import type { DeviceIdentity } from "../domain/hub.js";
 import type { JsonObject } from "../domain/twin-state.js";
@@ -183,11 +183,8 @@ class HubDeviceSession implements LiveSession {
           this.reply(twinResponseTopic(204, what.rid, version), "");
         } catch (err) {
           // The SDK reads failures from an errorCode in the body, not from the topic (iothub-api.md §6.5).
-          const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
-          this.reply(
-            twinResponseTopic(e.status, what.rid),
-            JSON.stringify({ errorCode: e.errorCode, message: e.message }),
-          );
+          const e = toProvisioError(err);
+          this.reply(twinResponseTopic(e.status, what.rid), JSON.stringify(errorBody(e)));
         }
         break;
       default:

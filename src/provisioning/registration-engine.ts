@@ -4,7 +4,7 @@
 import { compileLocationRules } from "../allocation/cidr.js";
 import type { WebhookCall, WebhookOptions } from "../allocation/custom-webhook.js";
 import { type EnrollmentSettings, effectiveReprovisionPolicy } from "../domain/enrollment.js";
-import { ProvisioError } from "../domain/errors.js";
+import { ProvisioError, toProvisioError } from "../domain/errors.js";
 import { newEtag, nowUtc } from "../domain/etag.js";
 import { type IdScope, idKey } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
@@ -319,7 +319,7 @@ export class RegistrationEngine {
     } catch (caught) {
       const err = caught instanceof AllocationFailure ? caught.error : caught;
       if (caught instanceof AllocationFailure) webhookCalls = caught.webhookCalls;
-      const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
+      const e = toProvisioError(err);
       if (!(err instanceof ProvisioError)) this.onInternal(err);
       return this.record(
         scope,

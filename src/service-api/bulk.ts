@@ -1,7 +1,7 @@
 // Bulk enrollment operations (service-api.md §3.6): the request is checked whole before any
 // write (mode, 1-10 items, ids, no duplicates); then each item succeeds or fails on its own.
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
-import { ProvisioError } from "../domain/errors.js";
+import { ProvisioError, toProvisioError } from "../domain/errors.js";
 import type { IdScope } from "../domain/ids.js";
 import { isObject } from "../http/body.js";
 import type { EnrollmentStore, Precondition } from "../store/store.js";
@@ -98,7 +98,7 @@ export async function runBulk<T extends IndividualEnrollment | EnrollmentGroup>(
       await applyItem(store, scope, kind, mode, item, id);
     } catch (err) {
       // Earlier items are written: an unexpected failure is this item's error, never the whole reply's.
-      const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
+      const e = toProvisioError(err);
       if (!(err instanceof ProvisioError)) onInternal?.(err);
       errors.push({ [kind.idField]: id, errorCode: e.errorCode, errorStatus: e.message });
     }

@@ -2,14 +2,12 @@
 // scenarios, with the real provisioning device SDK, over HTTPS, MQTT and MQTT over WebSockets.
 // (AMQP joins DEVICE_TRANSPORTS when it lands.)
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import deviceSdk from "azure-iot-device";
 import deviceMqtt from "azure-iot-device-mqtt";
 import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
-import mqtt from "mqtt";
 import { DEVICE_TRANSPORTS, deriveKey, registerWithKey } from "../support/device-clients.js";
-import { deviceToken, enrollGroup, enrollIndividual } from "../support/enrollments.js";
+import { enrollGroup, enrollIndividual } from "../support/enrollments.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { serviceClient } from "../support/service-client.js";
@@ -86,54 +84,4 @@ describe("every device transport provisions with the real SDK", () => {
       await assert.rejects(registerWithKey(p, transport, id, key, undefined, host), /status is disabled/);
     });
   }
-});
-
-describe("MQTT registration throttling", () => {
-  let p: ProvisioProcess;
-  before(async () => {
-    // One registration a minute: the second one in a row is always over the limit.
-    p = await startProvisio({ env: { PROVISIO_REGISTRATIONS_PER_MINUTE: "1" } });
-  });
-  after(async () => {
-    await p.dispose();
-  });
-
-  test("over the rate limit the device is answered 429 with retry-after, which makes the SDK retry", async () => {
-    const svc = serviceClient(p);
-    const key = await enrollIndividual(svc, "throttled-dev");
-    const client = mqtt.connect(`mqtts://127.0.0.1:${p.info.ports.mqtt}`, {
-      ca: p.ca,
-      clientId: "throttled-dev",
-      username: `${p.info.idScope}/registrations/throttled-dev/api-version=2019-03-31`,
-      password: deviceToken(p, "throttled-dev", key),
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-    });
-    try {
-      await once(client, "connect");
-      const answers: { topic: string; body: { status?: string; errorCode?: number } }[] = [];
-      client.on("message", (topic, payload) => answers.push({ topic, body: JSON.parse(payload.toString()) }));
-      await new Promise((resolve) => client.subscribe("$dps/registrations/res/#", { qos: 1 }, resolve));
-      const ask = async (rid: string) => {
-        client.publish(
-          `$dps/registrations/PUT/iotdps-register/?$rid=${rid}`,
-          JSON.stringify({ registrationId: "throttled-dev" }),
-          { qos: 1 },
-        );
-        for (let i = 0; i < 100 && !answers.some((a) => a.topic.includes(`$rid=${rid}`)); i++) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        return answers.find((a) => a.topic.includes(`$rid=${rid}`));
-      };
-      const first = await ask("1");
-      assert.match(first?.topic ?? "", /^\$dps\/registrations\/res\/200\/\?\$rid=1$/);
-      assert.equal(first?.body.status, "assigned");
-      const second = await ask("2");
-      // ≥ 429 with retry-after is what makes azure-iot-provisioning-device-mqtt wait and retry (device-api.md §6.3).
-      assert.match(second?.topic ?? "", /^\$dps\/registrations\/res\/429\/\?\$rid=2&retry-after=\d+$/);
-      assert.equal(second?.body.errorCode, 429001);
-    } finally {
-      client.end(true);
-    }
-  });
 });

@@ -50,14 +50,9 @@ export class DeviceApi {
     };
     if (action === "register" && path.lower.length === 4 && method === "PUT") {
       const body = parseJson(await readBody(req));
-      try {
-        return sendOperation(res, await this.engine.register({ ...common, body }));
-      } catch (err) {
-        // HTTP devices treat 429 as fatal (device-api.md §5.2): throttle them with "assigning" and
-        // no operationId, which makes the SDK send the register again after Retry-After.
-        if (!(err instanceof ProvisioError) || err.errorName !== "throttled") throw err;
-        return sendJson(res, 202, { status: "assigning" }, { "Retry-After": String(err.retryAfterSeconds ?? 1) });
-      }
+      // Over the rate limit this throws 429 with Retry-After, as DPS answers on every transport;
+      // the C SDK waits and registers again, the Node SDK's HTTP transport gives up (device-api.md §5.2).
+      return sendOperation(res, await this.engine.register({ ...common, body }));
     }
     if (action === "operations" && path.lower.length === 5 && method === "GET") {
       req.resume(); // the SDK sends "{}" on polls; nothing in it matters

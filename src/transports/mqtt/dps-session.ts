@@ -1,7 +1,7 @@
 // A device's DPS session over MQTT (device-api.md §6): CONNECT attests, then register and
 // operation-status requests are answered on `$dps/registrations/res/...`. Calls the engine only.
 import type { IConnectPacket, IPublishPacket } from "mqtt-packet";
-import { ProvisioError } from "../../domain/errors.js";
+import { errorBody, ProvisioError, toProvisioError } from "../../domain/errors.js";
 import { MAX_BODY_BYTES, parseJson } from "../../http/body.js";
 import type { DeviceCredentials } from "../../provisioning/find-enrollment.js";
 import type { OperationReply, RegistrationEngine, SessionAttestation } from "../../provisioning/registration-engine.js";
@@ -21,14 +21,6 @@ function operationBody(reply: OperationReply): string {
     ...(operation.registrationState ? { registrationState: operation.registrationState } : {}),
   });
 }
-
-const errorBody = (e: ProvisioError): string =>
-  JSON.stringify({
-    errorCode: e.errorCode,
-    trackingId: "",
-    message: e.message,
-    timestampUtc: new Date().toISOString(),
-  });
 
 export async function acceptDpsDevice(
   conn: MqttConnection,
@@ -80,9 +72,9 @@ export async function acceptDpsDevice(
     work.then(
       (r) => reply(r.final ? 200 : 202, operationBody(r), r.final ? undefined : (r.retryAfter ?? 1)),
       (err: unknown) => {
-        const e = err instanceof ProvisioError ? err : new ProvisioError("internal");
+        const e = toProvisioError(err);
         // ≥ 429 makes the SDK retry after retry-after; 4xx below that are final (device-api.md §6.3).
-        reply(e.status, errorBody(e), e.status >= 429 ? (e.retryAfterSeconds ?? 1) : undefined);
+        reply(e.status, JSON.stringify(errorBody(e)), e.status >= 429 ? (e.retryAfterSeconds ?? 1) : undefined);
       },
     );
   });

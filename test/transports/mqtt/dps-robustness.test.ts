@@ -116,7 +116,8 @@ function assertErrorBody(a: DpsAnswer, status: number, errorCode: number): void 
   assert.equal(a.status, status, `${a.topic} ${JSON.stringify(a.body)}`);
   assert.equal(a.body.errorCode, errorCode, JSON.stringify(a.body));
   assert.equal(typeof a.body.message, "string");
-  assert.equal(typeof a.body.trackingId, "string");
+  // A fresh GUID on every error body, as DPS sends (issue 15.5; it was "").
+  assert.match(String(a.body.trackingId), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
   assert.ok(!Number.isNaN(Date.parse(String(a.body.timestampUtc))), "timestampUtc is a date");
   assert.equal(a.query.get("retry-after"), null, "no retry-after below 429 (the SDK would retry)");
 }
