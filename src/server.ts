@@ -179,7 +179,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     deviceApi: new DeviceApi(engine),
     log,
   });
-  const routes = { hubs, directory, telemetry, engine, log };
+  const routes = { hubs, telemetry, engine, log };
   const mqtt = createMqttTlsServer(tlsOptions, mqttRouter(routes, "mqtt"), MQTT_LIMITS);
   const mqttOverWebSocket = attachMqttWebSocket(https, mqttRouter(routes, "mqtt-ws"), MQTT_LIMITS);
   const amqp = createRefusingListener(tlsOptions, "amqp");

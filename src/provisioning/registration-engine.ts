@@ -6,7 +6,7 @@ import type { WebhookCall, WebhookOptions } from "../allocation/custom-webhook.j
 import { type EnrollmentSettings, effectiveReprovisionPolicy } from "../domain/enrollment.js";
 import { ProvisioError, toProvisioError } from "../domain/errors.js";
 import { newEtag, nowUtc } from "../domain/etag.js";
-import { type IdScope, idKey } from "../domain/ids.js";
+import { type IdScope, idKey, isValidRegistrationId } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
 import type { DeviceRegistrationResult, RegistrationOperation } from "../domain/operation.js";
 import type { DeviceRegistrationState, RegistrationRecord } from "../domain/registration-state.js";
@@ -102,13 +102,13 @@ export class RegistrationEngine {
    * `operationStatus`: credentials cannot change within an MQTT/AMQP session, so attesting once
    * per session is enough.
    */
-  authenticate(req: Omit<RegisterRequest, "body">): Promise<SessionAttestation> {
-    return this.findEnrollment(this.instanceOf(req.idScope).idScope, req);
+  async authenticate(req: Omit<RegisterRequest, "body">): Promise<SessionAttestation> {
+    return this.findEnrollment(this.deviceInstance(req).idScope, req);
   }
 
   /** PUT …/register, MQTT iotdps-register. */
   async register(req: RegisterRequest, session?: SessionAttestation): Promise<OperationReply> {
-    const instance = this.instanceOf(req.idScope);
+    const instance = this.deviceInstance(req);
     const payload = this.checkBody(req);
     const attested = session ?? (await this.findEnrollment(instance.idScope, req));
     const wait = this.#limiter.take(instance.idScope);
@@ -148,7 +148,7 @@ export class RegistrationEngine {
     operationId: string,
     session?: SessionAttestation,
   ): Promise<OperationReply> {
-    const instance = this.instanceOf(req.idScope);
+    const instance = this.deviceInstance(req);
     if (!session) await this.findEnrollment(instance.idScope, req);
     const op = await this.store.getOperation(instance.idScope, operationId);
     if (!op || idKey(op.registrationId) !== idKey(req.registrationId)) {
@@ -160,7 +160,7 @@ export class RegistrationEngine {
 
   /** POST …/registrations/{id}: the device's current registration state, after attestation. */
   async registrationStatus(req: Omit<RegisterRequest, "body">): Promise<DeviceRegistrationResult> {
-    const instance = this.instanceOf(req.idScope);
+    const instance = this.deviceInstance(req);
     const attested = await this.findEnrollment(instance.idScope, req);
     const record = await this.store.getRegistration(instance.idScope, req.registrationId);
     if (!record) throw new ProvisioError("registrationNotFound", { id: req.registrationId });
@@ -190,6 +190,17 @@ export class RegistrationEngine {
     }
   }
 
+  /**
+   * Every device request starts here: a registration id outside DPS's rules is refused before
+   * anything is read, attested or written (behaviors.md §1.1), then the scope must exist.
+   */
+  private deviceInstance(req: { idScope: string; registrationId: string }): Instance {
+    if (!isValidRegistrationId(req.registrationId)) {
+      throw new ProvisioError("invalidRegistrationId", { id: req.registrationId });
+    }
+    return this.instanceOf(req.idScope);
+  }
+
   private instanceOf(idScope: string): Instance {
     const instance = this.directory.byScope(idScope);
     if (!instance) throw new ProvisioError("unknownIdScope", { scope: idScope });
@@ -202,6 +213,9 @@ export class RegistrationEngine {
       throw new ProvisioError("invalidBody", { detail: "The body must be a JSON object with 'registrationId'." });
     }
     const b = (body ?? {}) as Record<string, unknown>;
+    if (typeof b.registrationId === "string" && !isValidRegistrationId(b.registrationId)) {
+      throw new ProvisioError("invalidRegistrationId", { id: b.registrationId });
+    }
     if (
       b.registrationId !== undefined &&
       (typeof b.registrationId !== "string" || idKey(b.registrationId) !== idKey(req.registrationId))

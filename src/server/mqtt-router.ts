@@ -8,13 +8,11 @@ import { acceptHubDevice, CONNACK } from "../iothub/mqtt-device-session.js";
 import type { TelemetryLog } from "../iothub/telemetry-log.js";
 import type { Logger } from "../observability/logger.js";
 import type { RegistrationEngine } from "../provisioning/registration-engine.js";
-import type { InstanceDirectory } from "../store/instance-directory.js";
 import { acceptDpsDevice } from "../transports/mqtt/dps-session.js";
 import type { MqttConnection, MqttHandler } from "../transports/mqtt/mqtt-connection.js";
 
 export interface MqttRoutes {
   hubs: BuiltinHubs;
-  directory: InstanceDirectory;
   telemetry: TelemetryLog;
   engine: RegistrationEngine;
   log: Logger;
@@ -30,7 +28,6 @@ export function mqttRouter(routes: MqttRoutes, transport: "mqtt" | "mqtt-ws"): M
     const username = connect.username ?? "";
     const [first, second] = username.split("/");
     if (second === "registrations" && first !== undefined) {
-      if (!routes.directory.byScope(first)) return refuse(conn, CONNACK.notAuthorized, `unknown ID scope '${first}'`);
       acceptDpsDevice(conn, connect, routes.engine).catch((err: unknown) => {
         routes.log.error({ err }, "MQTT registration session failed");
         conn.close("internal error");

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
 import { etagMatches } from "../domain/etag.js";
-import type { IdScope } from "../domain/ids.js";
+import { type IdScope, isValidRegistrationId } from "../domain/ids.js";
 import type { Instance, Right } from "../domain/instance.js";
 import type { DeviceRegistrationState } from "../domain/registration-state.js";
 import { parseJson, readBody } from "../http/body.js";
@@ -34,6 +34,11 @@ export interface ServiceRequest {
   path: RequestPath;
   host: string;
   instance: Instance;
+}
+
+function checkId(kind: "registration" | "group", id: string): void {
+  if (isValidRegistrationId(id)) return; // groups follow the same rule (behaviors.md §1.2)
+  throw new ProvisioError(kind === "registration" ? "invalidRegistrationId" : "invalidEnrollmentGroupId", { id });
 }
 
 type AnyKind = EnrollmentKind<IndividualEnrollment> | EnrollmentKind<EnrollmentGroup>;
@@ -68,6 +73,8 @@ export class ServiceApi {
       const kind: AnyKind = collection === "enrollments" ? individualKind : groupKind;
       if (id === undefined && method === "POST") return this.bulk(r, kind);
       if (id === "query" && action === undefined && method === "POST") return this.query(r, kind);
+      // An id outside DPS's rules can name nothing: 400 before anything is read (behaviors.md §1.1-1.2).
+      if (id !== undefined && !extra) checkId(kind === individualKind ? "registration" : "group", origId);
       if (id !== undefined && action === undefined) {
         if (method === "GET") return this.get(r, kind, origId);
         if (method === "PUT") {
@@ -79,6 +86,7 @@ export class ServiceApi {
         return this.attestationMechanism(r, kind, origId);
       }
     } else if (collection === "registrations" && id !== undefined) {
+      if (!extra) checkId(action === "query" ? "group" : "registration", origId);
       if (action === undefined && method === "GET") return this.getRegistration(r, origId);
       if (action === undefined && method === "DELETE") return this.deleteRegistration(r, origId);
       if (action === "query" && !extra && method === "POST") return this.queryRegistrations(r, origId);

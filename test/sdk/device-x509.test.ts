@@ -18,7 +18,13 @@ import {
   createSelfSignedDevice,
   type IssuedCertificate,
 } from "../../src/security/cert-factory.js";
-import { httpTransport, mqttTransport, type RegistrationResult } from "../support/device-clients.js";
+import {
+  httpTransport,
+  mqttTransport,
+  mqttWsTransport,
+  type RegistrationResult,
+  refusalOf,
+} from "../support/device-clients.js";
 import { hubOf, registryClient, x509DeviceClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
@@ -29,9 +35,13 @@ const { Mqtt } = deviceMqtt;
 const { ProvisioningDeviceClient } = provisioningDevice;
 const { X509Security } = x509Security;
 
+/** A registration id can carry a transport's name: "MQTT over WebSockets" → "mqtt-over-websockets". */
+const slug = (name: string): string => name.toLowerCase().replaceAll(" ", "-");
+
 const TRANSPORTS = [
   { name: "HTTPS", make: (p: ProvisioProcess) => ({ transport: httpTransport(p), host: "localhost" }) },
   { name: "MQTT", make: (p: ProvisioProcess) => mqttTransport(p) },
+  { name: "MQTT over WebSockets", make: (p: ProvisioProcess) => mqttWsTransport(p) },
 ];
 /** Register and polls on one connection, as with Node's global agent (device-api.md §5). */
 const HTTPS_KEEP_ALIVE = {
@@ -96,7 +106,7 @@ describe("X.509 attestation with the real device SDK", () => {
 
   for (const t of TRANSPORTS) {
     test(`${t.name}: an individual self-signed device is assigned; the hub identity holds its thumbprint`, async () => {
-      const id = `x509-ind-${t.name.toLowerCase()}`;
+      const id = `x509-ind-${slug(t.name)}`;
       const cert = await createSelfSignedDevice(id);
       await svc.createOrUpdateIndividualEnrollment({
         registrationId: id,
@@ -111,7 +121,7 @@ describe("X.509 attestation with the real device SDK", () => {
     });
 
     test(`${t.name}: a group device under a verified root, sending leaf + intermediate, is assigned and connects with its certificate`, async () => {
-      const id = `x509-grp-${t.name.toLowerCase()}`;
+      const id = `x509-grp-${slug(t.name)}`;
       const { leaf, chain } = await leafOf(id);
       const result = await registerX509(t.name, id, chain, leaf.keyPem);
       assert.equal(result.status, "assigned");
@@ -143,11 +153,16 @@ describe("X.509 attestation with the real device SDK", () => {
     });
 
     test(`${t.name}: a device that sends only its leaf is refused`, async () => {
-      const id = `x509-leafonly-${t.name.toLowerCase()}`;
+      const id = `x509-leafonly-${slug(t.name)}`;
       const { leaf } = await leafOf(id);
-      await assert.rejects(registerX509(t.name, id, leaf.certPem, leaf.keyPem), (err: Error) =>
-        /Unauthorized|Not authorized/i.test(`${err.name} ${err.message}`),
-      );
+      // Every transport tells the device why (issue 15.7): MQTT answers res/401 after CONNECT.
+      await assert.rejects(registerX509(t.name, id, leaf.certPem, leaf.keyPem), (err: Error) => {
+        assert.equal(err.name, "UnauthorizedError");
+        const refusal = refusalOf(err);
+        assert.equal(refusal.errorCode, 401002);
+        assert.match(refusal.message, /only the leaf certificate was sent/);
+        return true;
+      });
     });
   }
 
@@ -213,7 +228,7 @@ describe("X.509 attestation with the real device SDK", () => {
   });
 
   for (const t of TRANSPORTS) {
-    const suffix = t.name.toLowerCase();
+    const suffix = slug(t.name);
 
     test(`${t.name}: an expired leaf is refused`, async () => {
       const id = `x509-expired-${suffix}`;
@@ -221,10 +236,12 @@ describe("X.509 attestation with the real device SDK", () => {
         notBefore: new Date(Date.now() - 10 * 86_400_000),
         notAfter: new Date(Date.now() - 86_400_000),
       });
-      await assert.rejects(registerX509(t.name, id, leaf.certPem + intermediate.certPem, leaf.keyPem), (err: Error) =>
-        // HTTPS carries the 401002 body; MQTT refuses at CONNECT, where CONNACK has no room for a reason.
-        (t.name === "HTTPS" ? /401002.*expired/ : /Not authorized/).test(err.message),
-      );
+      await assert.rejects(registerX509(t.name, id, leaf.certPem + intermediate.certPem, leaf.keyPem), (err: Error) => {
+        const refusal = refusalOf(err);
+        assert.equal(refusal.errorCode, 401002);
+        assert.match(refusal.message, /expired/);
+        return true;
+      });
     });
 
     test(`${t.name}: a disabled individual entry blocks one device of an enabled group`, async () => {
@@ -271,7 +288,7 @@ describe("X.509 group devices when the answer takes longer than the register cal
 
   for (const t of [...TRANSPORTS, HTTPS_KEEP_ALIVE]) {
     test(`${t.name}: the device polls its operation and ends assigned`, async () => {
-      const id = `x509-polled-${t.name.toLowerCase().replace(" ", "-")}`;
+      const id = `x509-polled-${slug(t.name)}`;
       const leaf = await createDeviceCertificate(intermediate, id);
       const result = await registerWithCertificate(p, t.name, id, leaf.certPem + intermediate.certPem, leaf.keyPem);
       assert.equal(result.status, "assigned");

@@ -104,3 +104,15 @@ export const DEVICE_TRANSPORTS: DeviceTransport[] = [
   { name: "MQTT", make: (p) => mqttTransport(p) },
   { name: "MQTT over WebSockets", make: (p) => mqttWsTransport(p) },
 ];
+
+/**
+ * The DPS error body a device SDK was refused with: over MQTT the SDK keeps it as `err.result`,
+ * over HTTPS it puts the raw body into the message (device-api.md §3.4).
+ */
+export function refusalOf(err: unknown): { errorCode: number; message: string; trackingId: string } {
+  const e = err as Error & { result?: unknown };
+  if (e.result && typeof e.result === "object") return e.result as ReturnType<typeof refusalOf>;
+  const json = /\{.*\}/s.exec(e.message)?.[0];
+  if (!json) throw new Error(`no DPS error body in ${e.name}: ${e.message}`);
+  return JSON.parse(json) as ReturnType<typeof refusalOf>;
+}

@@ -1,17 +1,15 @@
 // A device's DPS session over MQTT (device-api.md §6): CONNECT attests, then register and
 // operation-status requests are answered on `$dps/registrations/res/...`. Calls the engine only.
 import type { IConnectPacket, IPublishPacket } from "mqtt-packet";
-import { errorBody, ProvisioError, toProvisioError } from "../../domain/errors.js";
+import { errorBody, toProvisioError } from "../../domain/errors.js";
 import { MAX_BODY_BYTES, parseJson } from "../../http/body.js";
 import type { DeviceCredentials } from "../../provisioning/find-enrollment.js";
 import type { OperationReply, RegistrationEngine, SessionAttestation } from "../../provisioning/registration-engine.js";
 import { parseDpsRequest, parseDpsUsername, RESPONSE_FILTER, responseTopic } from "./dps-topics.js";
 import type { MqttConnection } from "./mqtt-connection.js";
 
-/** CONNACK codes (MQTT 3.1.1 §3.2.2.3). */
+/** CONNACK code (MQTT 3.1.1 §3.2.2.3). */
 const IDENTIFIER_REJECTED = 2;
-const SERVER_UNAVAILABLE = 3;
-const NOT_AUTHORIZED = 5;
 
 function operationBody(reply: OperationReply): string {
   const { operation } = reply;
@@ -22,6 +20,12 @@ function operationBody(reply: OperationReply): string {
   });
 }
 
+/**
+ * CONNECT is accepted whenever the username names a scope and a registration id and the client
+ * id repeats it; whether the device may register is answered on the response topic, as DPS does
+ * (`$dps/registrations/res/401/?$rid=…` with 401002 after a successful CONNECT): a CONNACK has no
+ * room for a reason, a DPS error body does.
+ */
 export async function acceptDpsDevice(
   conn: MqttConnection,
   connect: IConnectPacket,
@@ -37,15 +41,18 @@ export async function acceptDpsDevice(
     ? { sasToken: connect.password.toString(), certificateChain: [] }
     : { certificateChain: conn.peer.certificateChain };
   const common = { ...parsed, credentials, sourceAddress: () => conn.peer.remoteAddress };
-  let session: SessionAttestation;
-  try {
-    session = await engine.authenticate(common);
-  } catch (err) {
-    const e = err instanceof ProvisioError ? err : undefined;
-    conn.connack(e && (e.status === 401 || e.status === 404) ? NOT_AUTHORIZED : SERVER_UNAVAILABLE);
-    conn.close(err instanceof Error ? err.message : "refused");
-    return;
-  }
+  // Credentials cannot change within a session: one successful attestation serves every request.
+  // A refusal is not kept, so each request is answered with what holds now.
+  let session: Promise<SessionAttestation> | undefined;
+  const attested = (): Promise<SessionAttestation> => {
+    if (session) return session;
+    const attempt = engine.authenticate(common);
+    attempt.catch(() => {
+      if (session === attempt) session = undefined;
+    });
+    session = attempt;
+    return attempt;
+  };
 
   conn.on("subscribe", (p) => {
     conn.suback(
@@ -65,10 +72,11 @@ export async function acceptDpsDevice(
     if (request.kind === "unknown") return; // not a DPS request: nothing to answer
     const reply = (status: number, body: string, retryAfter?: number) =>
       conn.publish({ topic: responseTopic(status, request.rid, retryAfter), payload: body, qos: 0 });
-    const work =
+    const work = attested().then((s) =>
       request.kind === "register"
-        ? (async () => engine.register({ ...common, body: parseJson(payload) }, session))()
-        : engine.operationStatus(common, request.operationId, session);
+        ? engine.register({ ...common, body: parseJson(payload) }, s)
+        : engine.operationStatus(common, request.operationId, s),
+    );
     work.then(
       (r) => reply(r.final ? 200 : 202, operationBody(r), r.final ? undefined : (r.retryAfter ?? 1)),
       (err: unknown) => {

@@ -513,35 +513,89 @@ describe("DPS over MQTT: robustness of a real provisio serve", { concurrency: tr
 
     // ---- 2 ------------------------------------------------------------------------------------------
     test(
-      "refused CONNECTs: bad credentials and unknown scope get CONNACK 5, a clientId mismatch CONNACK 2; then close",
+      "refusals: CONNECT is accepted and each register is answered with why (401, 404, 400); a malformed identity gets CONNACK 2",
       TIMEOUT,
       async () => {
         const id = "rb-refused";
         const otherKey = randomBytes(32).toString("base64");
-        const cases: [string, Buffer, number][] = [
-          ["wrong key", dpsConnect(id, { password: deviceToken(id, otherKey) }), 5],
-          ["expired token", dpsConnect(id, { password: deviceToken(id, keyOf(id), p.info.idScope, 1_000_000) }), 5],
-          ["not a SAS token", dpsConnect(id, { password: "hunter2" }), 5],
-          ["no password and no client certificate", dpsConnect(id, { password: null }), 5],
-          ["token for another registration", dpsConnect(id, { password: deviceToken("rb-base", keyOf(id)) }), 5],
-          ["no such enrollment", dpsConnect("rb-nobody", { password: deviceToken("rb-nobody", otherKey) }), 5],
-          ["unknown ID scope", dpsConnect(id, { idScope: "0ne00000000" }), 5],
-          ["clientId is not the registration id", dpsConnect(id, { clientId: "someone-else" }), 2],
-          ["empty clientId", dpsConnect(id, { clientId: "" }), 2],
+        // DPS answers `$dps/registrations/res/401/?$rid=…` with 401002 after a successful CONNECT
+        // (issue 15.7): the device learns why, which a CONNACK 5 cannot say.
+        const answered: [string, Buffer, number, number, RegExp][] = [
+          ["wrong key", dpsConnect(id, { password: deviceToken(id, otherKey) }), 401, 401002, /signature/],
           [
-            "username without a registration id",
-            connectBytes({ clientId: id, username: `${p.info.idScope}/registrations/`, password: Buffer.from("x") }),
-            2,
+            "expired token",
+            dpsConnect(id, { password: deviceToken(id, keyOf(id), p.info.idScope, 1_000_000) }),
+            401,
+            401002,
+            /expired/,
+          ],
+          ["not a SAS token", dpsConnect(id, { password: "hunter2" }), 401, 401002, /SharedAccessSignature/],
+          [
+            "no password and no client certificate",
+            dpsConnect(id, { password: null }),
+            401,
+            401002,
+            /neither a SharedAccessSignature nor a client certificate/,
+          ],
+          [
+            "token for another registration",
+            dpsConnect(id, { password: deviceToken("rb-base", keyOf(id)) }),
+            401,
+            401002,
+            /must be for/,
+          ],
+          [
+            "no such enrollment",
+            dpsConnect("rb-nobody", { password: deviceToken("rb-nobody", otherKey) }),
+            401,
+            401002,
+            /no enrollment matches/,
+          ],
+          ["unknown ID scope", dpsConnect(id, { idScope: "0ne00000000" }), 404, 404301, /0ne00000000/],
+          [
+            "invalid registration id",
+            dpsConnect("bad*id", { password: deviceToken("bad*id", otherKey) }),
+            400,
+            400006,
+            /Registration id 'bad\*id' is invalid/,
           ],
         ];
         await Promise.all(
-          cases.map(async ([what, bytes, code]) => {
+          answered.map(async ([what, bytes, status, errorCode, message]) => {
+            const c = await RawTls.open();
+            try {
+              c.write(bytes);
+              assert.equal(await expectConnack(c), 0, what);
+              c.write(subscribeBytes(1, [{ topic: RESPONSE_FILTER, qos: 1 }]));
+              await expectAck(c, "suback", 1);
+              const registrationId =
+                what === "no such enrollment" ? "rb-nobody" : what.startsWith("invalid") ? "bad*id" : id;
+              for (let attempt = 0; attempt < 2; attempt++) {
+                const a = await rawRegister(c, registrationId);
+                assertErrorBody(a, status, errorCode);
+                assert.match(String(a.body.message), message, what);
+              }
+            } finally {
+              c.destroy();
+            }
+          }),
+        );
+        const refused: [string, Buffer][] = [
+          ["clientId is not the registration id", dpsConnect(id, { clientId: "someone-else" })],
+          ["empty clientId", dpsConnect(id, { clientId: "" })],
+          [
+            "username without a registration id",
+            connectBytes({ clientId: id, username: `${p.info.idScope}/registrations/`, password: Buffer.from("x") }),
+          ],
+        ];
+        await Promise.all(
+          refused.map(async ([what, bytes]) => {
             const c = await RawTls.open();
             try {
               c.write(bytes);
               // Something queued behind the CONNECT must not be processed (MQTT-3.1.4-5).
               c.write(subscribeBytes(9, [{ topic: RESPONSE_FILTER, qos: 1 }]));
-              assert.equal(await expectConnack(c), code, what);
+              assert.equal(await expectConnack(c), 2, what);
               const ms = await c.closedAfter(3000);
               assert.ok(ms < 3000, `${what}: closed after ${ms} ms`);
               assert.deepEqual(
