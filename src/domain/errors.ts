@@ -41,7 +41,6 @@ export const Errors = {
   ),
   invalidAttestation: def(400008, (p) => `Invalid attestation: ${p.detail}.`),
   invalidBulk: def(400009, (p) => `Invalid bulk operation: ${p.detail}.`),
-  invalidQuery: def(400010, (p) => `Invalid query: ${p.detail}.`),
   invalidContinuation: def(400011, () => "The x-ms-continuation token is not one this service issued."),
   invalidHeader: def(400012, (p) => `Invalid ${p.header} header: ${p.detail}.`),
   // CA certificates (management.md §5)

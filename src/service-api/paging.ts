@@ -2,7 +2,6 @@
 // `x-ms-continuation` both ways, absent (never empty) on the last page.
 import type { IncomingHttpHeaders } from "node:http";
 import { ProvisioError } from "../domain/errors.js";
-import { isObject } from "../http/body.js";
 import type { PageRequest } from "../store/store.js";
 
 export const DEFAULT_PAGE_SIZE = 100;
@@ -42,18 +41,4 @@ export function pageHeaders(itemType: string, next: string | undefined, limit: n
     "x-ms-max-item-count": String(limit),
     ...(next !== undefined ? { "x-ms-continuation": continuationToken(next) } : {}),
   };
-}
-
-/**
- * The query text: `*`, `SELECT *` or `SELECT * FROM x`; no body also means everything
- * (service-api.md §3.5: filters are not part of the DPS contract the SDKs use).
- */
-export function checkQuerySpecification(body: unknown): void {
-  if (body === undefined) return;
-  if (!isObject(body) || (body.query !== undefined && typeof body.query !== "string")) {
-    throw new ProvisioError("invalidQuery", { detail: 'send {"query": "*"}' });
-  }
-  const q = (body.query ?? "*").trim();
-  if (q === "" || q === "*" || /^select\s+\*(\s+from\s+[\w.]+)?$/i.test(q)) return;
-  throw new ProvisioError("invalidQuery", { detail: `only '*' and 'SELECT *' are supported, not '${q}'` });
 }
