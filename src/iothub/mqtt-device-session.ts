@@ -18,7 +18,7 @@ import {
 } from "./hub-topics.js";
 import { parsePropertyBag } from "./property-bag.js";
 import type { TelemetryLog } from "./telemetry-log.js";
-import { twinPropertiesJson } from "./twin.js";
+import { deviceTwinPropertiesJson } from "./twin.js";
 
 /** The part of an MQTT connection a hub session uses (transports/mqtt provides it). */
 export interface DeviceConnection {
@@ -174,7 +174,7 @@ class HubDeviceSession implements LiveSession {
         break;
       case "twinGet": {
         const rec = await this.rt.registry.get(this.deviceId);
-        this.reply(twinResponseTopic(200, what.rid), JSON.stringify(twinPropertiesJson(rec.twin)));
+        this.reply(twinResponseTopic(200, what.rid), JSON.stringify(deviceTwinPropertiesJson(rec.twin)));
         break;
       }
       case "reportedPatch":

@@ -244,15 +244,25 @@ export function applyReportedPatch(twin: TwinState, patch: unknown, now: string)
   return next;
 }
 
-function sectionJson(section: TwinSection): JsonObject {
+function sectionJson(section: TwinSection, withMetadata: boolean): JsonObject {
   const out = structuredClone(section.properties);
-  out.$metadata = structuredClone(section.metadata) as JsonObject; // MetadataNode is JSON (no undefined values)
+  // MetadataNode is JSON (no undefined values)
+  if (withMetadata) out.$metadata = structuredClone(section.metadata) as JsonObject;
   out.$version = section.version;
   return out;
 }
 
+/** The service's view of the twin's properties, with `$metadata` (iothub-api.md §5). */
 export function twinPropertiesJson(twin: TwinState): JsonObject {
-  return { desired: sectionJson(twin.desired), reported: sectionJson(twin.reported) };
+  return { desired: sectionJson(twin.desired, true), reported: sectionJson(twin.reported, true) };
+}
+
+/**
+ * What a device's twin GET returns: IoT Hub sends devices the properties and `$version`s
+ * without `$metadata`, so an app reading the whole desired document sees only its own keys.
+ */
+export function deviceTwinPropertiesJson(twin: TwinState): JsonObject {
+  return { desired: sectionJson(twin.desired, false), reported: sectionJson(twin.reported, false) };
 }
 
 export function desiredNotification(desiredPatch: JsonObject, twin: TwinState): JsonObject {

@@ -106,6 +106,9 @@ describe("azure-iot-device against the built-in hub", () => {
     const twin = await client.getTwin();
     assert.equal(twin.properties.desired.interval, 30);
     assert.equal(twin.properties.desired.$version, 2);
+    // IoT Hub gives devices no $metadata (issue 15.4); the service view keeps it.
+    assert.equal("$metadata" in twin.properties.desired, false);
+    assert.equal("$metadata" in (await registry.getTwin("twin-dev")).responseBody.properties.desired, true);
 
     await new Promise<void>((resolve, reject) =>
       twin.properties.reported.update({ firmware: "1.0.0", battery: 80 }, (err?: Error) =>
@@ -124,6 +127,49 @@ describe("azure-iot-device against the built-in hub", () => {
     await registry.updateTwin("twin-dev", { properties: { desired: { interval: 99 } } }, "*");
     const delta = await pushed;
     assert.equal(delta.$version, 3);
+  });
+
+  test("MQTT twin GET is exactly desired and reported with $version; a bad reported PATCH gets an error body with a trackingId", async () => {
+    const key = await keyOf("raw-twin-dev");
+    await registry.updateTwin("raw-twin-dev", { properties: { desired: { mode: "eco", cfg: { a: 1 } } } }, "*");
+    const sr = encodeURIComponent(`${hostName}/devices/raw-twin-dev`);
+    const client = mqtt.connect(`mqtts://127.0.0.1:${p.info.ports.mqtt}`, {
+      ca: p.ca,
+      clientId: "raw-twin-dev",
+      username: `${hostName}/raw-twin-dev/?api-version=2021-04-12`,
+      password: createSasToken(key, sr, Math.floor(Date.now() / 1000) + 600),
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+    });
+    try {
+      await once(client, "connect");
+      const replies = new Map<string, { topic: string; body: string }>();
+      client.on("message", (topic, payload) => {
+        const rid = new URLSearchParams(topic.split("?")[1] ?? "").get("$rid") ?? "";
+        replies.set(rid, { topic, body: payload.toString() });
+      });
+      await new Promise((resolve) => client.subscribe("$iothub/twin/res/#", { qos: 0 }, resolve));
+      const ask = async (topic: string, payload: string, rid: string) => {
+        client.publish(topic, payload, { qos: 0 });
+        for (let i = 0; i < 100 && !replies.has(rid); i++) await new Promise((r) => setTimeout(r, 20));
+        const reply = replies.get(rid);
+        assert.ok(reply, `a reply to ${topic}`);
+        return reply;
+      };
+      const got = await ask("$iothub/twin/GET/?$rid=1", " ", "1");
+      assert.equal(got.topic, "$iothub/twin/res/200/?$rid=1");
+      assert.deepEqual(JSON.parse(got.body), {
+        desired: { mode: "eco", cfg: { a: 1 }, $version: 2 },
+        reported: { $version: 1 },
+      });
+      const bad = await ask("$iothub/twin/PATCH/properties/reported/?$rid=2", "{not json", "2");
+      assert.match(bad.topic, /^\$iothub\/twin\/res\/400\/\?\$rid=2$/);
+      const body = JSON.parse(bad.body) as { errorCode: number; trackingId: string; message: string };
+      assert.equal(body.errorCode, 400001);
+      assert.match(body.trackingId, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    } finally {
+      client.end(true);
+    }
   });
 
   test("MQTT over WebSockets on the HTTPS port", async () => {
