@@ -32,3 +32,15 @@ export interface RegistrationRecord {
   /** The custom allocation webhook calls of the last registration, for debugging (masked URLs). */
   webhookCalls?: unknown[];
 }
+
+/**
+ * Where the device was last placed, whatever became of later attempts: a failed or disabled
+ * attempt leaves the identity on its hub, so the record keeps it and reprovisioning starts from it.
+ */
+export function lastAssignment(
+  state: DeviceRegistrationState | undefined,
+): { assignedHub: string; deviceId: string } | undefined {
+  return state?.assignedHub && state.deviceId
+    ? { assignedHub: state.assignedHub, deviceId: state.deviceId }
+    : undefined;
+}

@@ -13,7 +13,7 @@ import { allocationCandidates, selectHub } from "../allocation/select-hub.js";
 import { type EnrollmentSettings, effectiveReprovisionPolicy, type InitialTwin } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { Instance, LinkedHub } from "../domain/instance.js";
-import type { DeviceRegistrationState } from "../domain/registration-state.js";
+import { type DeviceRegistrationState, lastAssignment } from "../domain/registration-state.js";
 import type { EnrollmentMatch } from "./find-enrollment.js";
 
 export interface Allocation {
@@ -56,13 +56,13 @@ const byName = (hubs: readonly LinkedHub[], name: string | undefined) =>
 /** The webhook's request as it would be sent now (also what a dry run shows). */
 export function webhookRequest(input: AllocateInput): { request: Record<string, unknown>; linkedHubs: string[] } {
   const { settings, previous } = input;
-  const assigned = previous?.status === "assigned" ? previous : undefined;
+  const assigned = lastAssignment(previous);
   const candidates = allocationCandidates(settings.iotHubs, input.linkedHubs);
   if (typeof candidates === "string")
     throw new AllocationFailure(new ProvisioError("allocationFailed", { reason: candidates }));
   // Under "never re-provision" an assigned device may only stay where it is (behaviors.md §4.5).
   const keep = assigned && !effectiveReprovisionPolicy(settings).updateHubAssignment;
-  const linkedHubs = keep && assigned?.assignedHub ? [assigned.assignedHub] : candidates.map((h) => h.name);
+  const linkedHubs = keep && assigned ? [assigned.assignedHub] : candidates.map((h) => h.name);
   const request = buildAllocationRequest({
     enrollment:
       input.match.kind === "individual"

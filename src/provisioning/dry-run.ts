@@ -10,6 +10,7 @@ import { type EnrollmentGroup, type EnrollmentSettings, effectiveReprovisionPoli
 import { ProvisioError } from "../domain/errors.js";
 import type { IdScope } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
+import { lastAssignment } from "../domain/registration-state.js";
 import { isObject } from "../http/body.js";
 import type { Store } from "../store/store.js";
 import { AllocationFailure, webhookRequest } from "./allocate.js";
@@ -146,7 +147,7 @@ export async function dryRun(
     deviceLocation: sourceAddress ? (locate(sourceAddress) ?? null) : null,
   };
   report.allocation = allocation;
-  const previous = record?.state.status === "assigned" ? record.state : undefined;
+  const previous = record?.state && lastAssignment(record.state) ? record.state : undefined;
   let chosen: string | undefined;
   let webhookTwin: unknown;
   if (policy === "custom") {

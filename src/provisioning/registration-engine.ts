@@ -9,7 +9,7 @@ import { newEtag, nowUtc } from "../domain/etag.js";
 import { type IdScope, idKey, isValidRegistrationId } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
 import type { DeviceRegistrationResult, RegistrationOperation } from "../domain/operation.js";
-import type { DeviceRegistrationState, RegistrationRecord } from "../domain/registration-state.js";
+import { type DeviceRegistrationState, lastAssignment, type RegistrationRecord } from "../domain/registration-state.js";
 import { RateLimiter } from "../security/rate-limit.js";
 import type { InstanceDirectory } from "../store/instance-directory.js";
 import type { Store } from "../store/store.js";
@@ -74,9 +74,15 @@ function settingsOf(match: EnrollmentMatch): EnrollmentSettings {
   return match.kind === "individual" ? match.enrollment : match.group;
 }
 
-/** The device-facing view of a registration record (device-api.md §3.3). */
+/**
+ * The device-facing view of a registration record (device-api.md §3.3). A hub and device id are
+ * told only with `assigned`: a failed or disabled record keeps the last assignment for the
+ * operator, but the device must not read it as one.
+ */
 function resultOf(state: DeviceRegistrationState, match: EnrollmentMatch): DeviceRegistrationResult {
-  return { ...state, ...attestationSection(match) };
+  if (state.status === "assigned") return { ...state, ...attestationSection(match) };
+  const { assignedHub: _hub, deviceId: _device, ...rest } = state;
+  return { ...rest, ...attestationSection(match) };
 }
 
 export class RegistrationEngine {
@@ -116,9 +122,15 @@ export class RegistrationEngine {
     const started = Date.now();
     const operationId = newOperationId(started);
     if ("disabled" in attested) {
-      const operation = await this.record(instance.idScope, req.registrationId, operationId, attested.disabled, {
-        status: "disabled",
-      });
+      const previous = await this.store.getRegistration(instance.idScope, req.registrationId);
+      const operation = await this.record(
+        instance.idScope,
+        req.registrationId,
+        operationId,
+        attested.disabled,
+        { status: "disabled" },
+        previous?.state,
+      );
       return { operation, final: true };
     }
     const work = this.runPipeline(instance, req, attested, operationId, payload);
@@ -174,14 +186,15 @@ export class RegistrationEngine {
 
   /** Deprovisioning: the device's identity leaves its assigned hub (iothub-api.md §8.3). */
   async deprovision(idScope: IdScope, state: DeviceRegistrationState): Promise<void> {
-    if (state.status !== "assigned" || !state.assignedHub || !state.deviceId) return;
+    const placed = lastAssignment(state);
+    if (!placed) return;
     const config = await this.scopes.get(idScope);
-    const hub = config.linkedHubs.find((h) => h.name.toLowerCase() === state.assignedHub?.toLowerCase());
+    const hub = config.linkedHubs.find((h) => h.name.toLowerCase() === placed.assignedHub.toLowerCase());
     if (!hub) {
-      throw new ProvisioError("hubApplyFailed", { hub: state.assignedHub, detail: "the hub is no longer linked" });
+      throw new ProvisioError("hubApplyFailed", { hub: placed.assignedHub, detail: "the hub is no longer linked" });
     }
     try {
-      await this.links.clientFor(hub).deleteDevice(state.deviceId);
+      await this.links.clientFor(hub).deleteDevice(placed.deviceId);
     } catch (err) {
       throw new ProvisioError("hubApplyFailed", {
         hub: hub.name,
@@ -267,14 +280,14 @@ export class RegistrationEngine {
   ): Promise<RegistrationOperation> {
     const scope = instance.idScope;
     const settings = settingsOf(attested.match);
-    let createdBefore: string | undefined;
+    let before: DeviceRegistrationState | undefined;
     let webhookCalls: WebhookCall[] | undefined;
     try {
       const [config, previous] = await Promise.all([
         this.scopes.get(scope),
         this.store.getRegistration(scope, req.registrationId),
       ]);
-      createdBefore = previous?.state.createdDateTimeUtc;
+      before = previous?.state;
       const allocation = await allocate({
         instance,
         match: attested.match,
@@ -293,10 +306,10 @@ export class RegistrationEngine {
       webhookCalls = allocation.webhookCalls;
       const target = allocation.target;
       const initialTwin = allocation.initialTwin ?? settings.initialTwin;
-      const was = previous?.state.status === "assigned" ? previous.state : undefined;
+      const was = lastAssignment(previous?.state);
       const applied = await applyToHub(this.links, {
         target,
-        ...(was?.assignedHub && was.deviceId
+        ...(was
           ? {
               previous: {
                 hubName: was.assignedHub,
@@ -324,11 +337,8 @@ export class RegistrationEngine {
           substatus: applied.substatus,
           ...(allocation.payload !== undefined ? { payload: allocation.payload } : {}),
         },
-        {
-          ...(createdBefore ? { createdDateTimeUtc: createdBefore } : {}),
-          devicePayload: payload,
-          ...(webhookCalls ? { webhookCalls } : {}),
-        },
+        before,
+        { devicePayload: payload, ...(webhookCalls ? { webhookCalls } : {}) },
       );
     } catch (caught) {
       const err = caught instanceof AllocationFailure ? caught.error : caught;
@@ -345,11 +355,8 @@ export class RegistrationEngine {
           errorCode: e.errorCode,
           errorMessage: e.message,
         },
-        {
-          ...(createdBefore ? { createdDateTimeUtc: createdBefore } : {}),
-          devicePayload: payload,
-          ...(webhookCalls ? { webhookCalls } : {}),
-        },
+        before,
+        { devicePayload: payload, ...(webhookCalls ? { webhookCalls } : {}) },
       ).catch((recordErr: unknown) => {
         this.onInternal(recordErr);
         return { operationId, registrationId: req.registrationId, status: "failed", createdDateTimeUtc: nowUtc() };
@@ -364,12 +371,15 @@ export class RegistrationEngine {
     operationId: string,
     match: EnrollmentMatch,
     outcome: Partial<DeviceRegistrationState> & Pick<DeviceRegistrationState, "status">,
-    kept: { createdDateTimeUtc?: string; devicePayload?: unknown; webhookCalls?: WebhookCall[] } = {},
+    /** The record as it was: its created time stays, and a failed or disabled attempt keeps its assignment. */
+    before: DeviceRegistrationState | undefined,
+    kept: { devicePayload?: unknown; webhookCalls?: WebhookCall[] } = {},
   ): Promise<RegistrationOperation> {
     const now = nowUtc();
     const state: DeviceRegistrationState = {
       registrationId: registrationId as DeviceRegistrationState["registrationId"],
-      createdDateTimeUtc: kept.createdDateTimeUtc ?? now,
+      createdDateTimeUtc: before?.createdDateTimeUtc ?? now,
+      ...(outcome.status === "assigned" ? {} : lastAssignment(before)),
       ...outcome,
       lastUpdatedDateTimeUtc: now,
       etag: newEtag(),

@@ -5,6 +5,7 @@ import { after, before, describe, test } from "node:test";
 import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import type { EnrollmentGroup, IndividualEnrollment } from "azure-iot-provisioning-service/dist/interfaces.js";
 import { deriveKey, httpTransport, registerWithKey } from "../support/device-clients.js";
+import { deviceToken } from "../support/enrollments.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
@@ -141,6 +142,80 @@ describe("device lifecycle", () => {
     const g = (await svc.getEnrollmentGroup("lifecycle-group")).responseBody;
     await svc.createOrUpdateEnrollmentGroup({ ...g, provisioningStatus: "disabled" });
     await assert.rejects(register("other-member", deriveKey(groupKey, "other-member")), /status is disabled/);
+  });
+
+  test("a disabled attempt keeps the record coherent: created time and last assignment stay, status and time change", async () => {
+    const groupKey =
+      (
+        await svc.createOrUpdateEnrollmentGroup({
+          enrollmentGroupId: "coherent-group",
+          attestation: { type: "symmetricKey" },
+          iotHubs: [hub2],
+          allocationPolicy: "static",
+        } as unknown as EnrollmentGroup)
+      ).responseBody.attestation.symmetricKey?.primaryKey ?? "";
+    const e = await enroll("coherent-dev", hub1);
+    const devices: [string, string, () => Promise<void>, () => Promise<void>, string][] = [
+      [
+        "coherent-dev",
+        e.attestation.symmetricKey?.primaryKey ?? "",
+        async () => {
+          const cur = (await svc.getIndividualEnrollment("coherent-dev")).responseBody;
+          await svc.createOrUpdateIndividualEnrollment({ ...cur, provisioningStatus: "disabled" });
+        },
+        async () => {
+          const cur = (await svc.getIndividualEnrollment("coherent-dev")).responseBody;
+          await svc.createOrUpdateIndividualEnrollment({ ...cur, provisioningStatus: "enabled" });
+        },
+        hub1,
+      ],
+      [
+        "coherent-member",
+        deriveKey(groupKey, "coherent-member"),
+        async () => {
+          const g = (await svc.getEnrollmentGroup("coherent-group")).responseBody;
+          await svc.createOrUpdateEnrollmentGroup({ ...g, provisioningStatus: "disabled" });
+        },
+        async () => {
+          const g = (await svc.getEnrollmentGroup("coherent-group")).responseBody;
+          await svc.createOrUpdateEnrollmentGroup({ ...g, provisioningStatus: "enabled" });
+        },
+        hub2,
+      ],
+    ];
+    for (const [id, key, disable, enable, hub] of devices) {
+      assert.equal((await register(id, key)).status, "assigned");
+      await registry(hub).updateTwin(id, { tags: { learned: id } }, "*");
+      const first = (await svc.getDeviceRegistrationState(id)).responseBody;
+      await disable();
+      await new Promise((r) => setTimeout(r, 20)); // a later lastUpdatedDateTimeUtc
+      await assert.rejects(register(id, key), /status is disabled/);
+      // The device hears "disabled" and no assignment; the operator's record keeps it.
+      const raw = await call(p, "PUT", `/${p.info.idScope}/registrations/${id}/register?api-version=2019-03-31`, {
+        body: JSON.stringify({ registrationId: id }),
+        auth: deviceToken(p, id, key),
+      });
+      const told = (raw.json() as { status: string; registrationState: Record<string, unknown> }).registrationState;
+      assert.equal(told.status, "disabled");
+      assert.equal("assignedHub" in told || "deviceId" in told, false, JSON.stringify(told));
+      const blocked = (await svc.getDeviceRegistrationState(id)).responseBody;
+      assert.equal(blocked.status, "disabled", id);
+      assert.equal(blocked.createdDateTimeUtc, first.createdDateTimeUtc, `${id}: created time kept`);
+      assert.ok(blocked.lastUpdatedDateTimeUtc > first.lastUpdatedDateTimeUtc, `${id}: last-updated time moves`);
+      assert.equal(blocked.assignedHub, hub, `${id}: last assignment kept`);
+      assert.equal(blocked.deviceId, id, `${id}: last assignment kept`);
+      assert.notEqual(blocked.etag, first.etag);
+      // Enabled again, the device is where it was: same hub, its twin untouched.
+      await enable();
+      const again = await register(id, key);
+      assert.equal(again.assignedHub, hub);
+      assert.equal(again.substatus, "reprovisionedToInitialAssignment", id);
+      assert.equal((await registry(hub).getTwin(id)).responseBody.tags.learned, id);
+      assert.equal(
+        (await svc.getDeviceRegistrationState(id)).responseBody.createdDateTimeUtc,
+        first.createdDateTimeUtc,
+      );
+    }
   });
 
   test("deprovisioning: deleting the registration state with ?deprovision=true also removes the hub identity", async () => {
