@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { ProvisioError } from "../domain/errors.js";
 import { type AuthenticationType, type DeviceIdentity, NEVER } from "../domain/hub.js";
 import { isObject } from "../http/body.js";
+import { scopesFromBody } from "./device-scopes.js";
 
 // IoT Hub device ids: case-sensitive, ≤128 of ASCII alphanumerics and - : . + % _ # * ? ! ( ) , = @ ; $ '
 const DEVICE_ID = /^[A-Za-z0-9\-:.+%_#*?!(),=@;$']{1,128}$/;
@@ -105,9 +106,12 @@ export function identityFromBody(
   if (!blank(caps) && (!isObject(caps) || (caps.iotEdge !== undefined && typeof caps.iotEdge !== "boolean"))) {
     throw bad("'capabilities.iotEdge' must be true or false.");
   }
+  const generationId =
+    existing?.generationId ?? `${Date.now()}${String(Math.floor(Math.random() * 1e5)).padStart(5, "0")}`;
+  const iotEdge = isObject(caps) && caps.iotEdge === true;
   return {
     deviceId: pathId,
-    generationId: existing?.generationId ?? `${Date.now()}${String(Math.floor(Math.random() * 1e5)).padStart(5, "0")}`,
+    generationId,
     etag: identityEtag(existing ? etagNumber(existing.etag) + 1 : 0),
     status,
     statusReason: typeof reason === "string" ? reason : null,
@@ -117,6 +121,7 @@ export function identityFromBody(
     lastActivityTime: existing?.lastActivityTime ?? NEVER,
     cloudToDeviceMessageCount: 0,
     authentication: authentication(body.authentication, existing),
-    capabilities: { iotEdge: isObject(caps) && caps.iotEdge === true },
+    capabilities: { iotEdge },
+    ...scopesFromBody(body, { deviceId: pathId, generationId, iotEdge }, existing),
   };
 }

@@ -13,11 +13,11 @@ import { peerLeafCertificate } from "../security/tls-peer.js";
 import { pageRequest } from "../service-api/paging.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import { authenticateDeviceRequest, authenticateService } from "./hub-auth.js";
-import { twinJson } from "./hub-wire.js";
+import { identityJson, twinJson } from "./hub-wire.js";
 import { propertiesFromHeaders } from "./property-bag.js";
 import type { TelemetryLog } from "./telemetry-log.js";
 import { messageJson } from "./telemetry-log.js";
-import { matchesQuery, parseTwinQuery } from "./twin-query.js";
+import { matchesQuery, parseTwinQuery, projectTwin } from "./twin-query.js";
 
 /** The leaf certificate of the TLS connection, for devices without a SAS token; only then copied out. */
 const deviceLeaf = (req: IncomingMessage): Buffer | undefined =>
@@ -44,7 +44,7 @@ export class HubRestApi {
         return sendJson(
           res,
           200,
-          page.items.map((d) => d.identity),
+          page.items.map((d) => identityJson(d.identity)),
         );
       }
       if (second === "query" && third === undefined && method === "POST") return this.query(req, res, rt);
@@ -52,13 +52,13 @@ export class HubRestApi {
         if (method === "GET") {
           auth("RegistryRead");
           const { identity } = await rt.registry.get(id);
-          return sendJson(res, 200, identity, { ETag: `"${identity.etag}"` });
+          return sendJson(res, 200, identityJson(identity), { ETag: `"${identity.etag}"` });
         }
         if (method === "PUT") {
           auth("RegistryWrite");
           const body = parseJson(await readBody(req));
           const identity = await rt.registry.createOrUpdate(id, body, header(req, "if-match"));
-          return sendJson(res, 200, identity, { ETag: `"${identity.etag}"` });
+          return sendJson(res, 200, identityJson(identity), { ETag: `"${identity.etag}"` });
         }
         if (method === "DELETE") {
           auth("RegistryWrite");
@@ -120,7 +120,7 @@ export class HubRestApi {
         after = rec.identity.deviceId;
         const twin = twinJson(rec);
         if (!matchesQuery(query, twin)) continue;
-        items.push(twin);
+        items.push(projectTwin(query, twin));
         if (items.length === page.limit) break;
       }
       if (items.length === page.limit) {
@@ -130,7 +130,7 @@ export class HubRestApi {
       }
       if (chunk.next === undefined) break;
     }
-    const headers: Record<string, string> = { "x-ms-item-type": "Twin" };
+    const headers: Record<string, string> = { "x-ms-item-type": query.select ? "Json" : "Twin" };
     if (next !== undefined) headers["x-ms-continuation"] = Buffer.from(`k:${next}`).toString("base64url");
     sendJson(res, 200, items, headers);
   }

@@ -3,9 +3,13 @@
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import { ProvisioError, toProvisioError } from "../domain/errors.js";
-import type { HubDeviceRecord } from "../domain/hub.js";
+import type { DeviceIdentity, HubDeviceRecord } from "../domain/hub.js";
 import { sendJson } from "../http/respond.js";
+import { scopesOf } from "./device-scopes.js";
 import { twinPropertiesJson } from "./twin.js";
+
+/** An identity as IoT Hub returns it, with its edge scopes filled in (device-scopes.ts). */
+export const identityJson = (identity: DeviceIdentity): DeviceIdentity => ({ ...identity, ...scopesOf(identity) });
 
 /** The service view of a twin: identity projection, tags and properties. */
 export function twinJson({ identity, twin }: HubDeviceRecord): Record<string, unknown> {
@@ -25,6 +29,7 @@ export function twinJson({ identity, twin }: HubDeviceRecord): Record<string, un
     tags: twin.tags,
     properties: twinPropertiesJson(twin),
     capabilities: identity.capabilities,
+    ...scopesOf(identity),
   };
 }
 

@@ -9,7 +9,7 @@ import { ProvisioError } from "../domain/errors.js";
 import type { BuiltinHub, DeviceIdentity } from "../domain/hub.js";
 import type { HubClient, HubDevice, TwinPatch } from "../hubs/hub-client.js";
 import { HubError } from "../hubs/hub-errors.js";
-import { twinJson } from "./hub-wire.js";
+import { identityJson, twinJson } from "./hub-wire.js";
 import type { HubRegistry } from "./registry.js";
 
 const sameKey = (a: string, b: string): boolean => {
@@ -60,12 +60,17 @@ export class InProcessHubClient implements HubClient {
   }
 
   getDevice(deviceId: string): Promise<DeviceIdentity | undefined> {
-    return this.call("GET device", async () => (await this.registry.find(deviceId))?.identity);
+    return this.call("GET device", async () => {
+      const rec = await this.registry.find(deviceId);
+      return rec && identityJson(rec.identity);
+    });
   }
 
   putDevice(device: HubDevice, ifMatch?: string): Promise<DeviceIdentity> {
     const { etag: _etag, generationId: _generationId, ...body } = device;
-    return this.call("PUT device", () => this.registry.createOrUpdate(device.deviceId, body, ifMatch));
+    return this.call("PUT device", async () =>
+      identityJson(await this.registry.createOrUpdate(device.deviceId, body, ifMatch)),
+    );
   }
 
   async createOrUpdateDevice(device: HubDevice): Promise<DeviceIdentity> {

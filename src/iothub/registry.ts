@@ -7,6 +7,7 @@ import type { JsonObject } from "../domain/twin-state.js";
 import type { HubStore } from "../store/hub-store.js";
 import type { Page, PageRequest } from "../store/store.js";
 import { identityFromBody } from "./device-identity.js";
+import { deviceOfScope, parentScopeOf, scopesOf } from "./device-scopes.js";
 import {
   applyReportedPatch,
   applyServicePatch,
@@ -70,6 +71,7 @@ export class HubRegistry {
       }
       const now = nowUtc();
       const identity = identityFromBody(body, deviceId, existing.identity, now);
+      await this.checkParent(identity, existing.identity);
       const record = { identity, twin: existing.twin, rowVersion: 0 };
       const r = await this.store.putHubDevice(this.hubName, record, existing.rowVersion);
       if (r.ok) {
@@ -86,10 +88,25 @@ export class HubRegistry {
   private async create(deviceId: string, body: unknown): Promise<DeviceIdentity> {
     const now = nowUtc();
     const identity = identityFromBody(body, deviceId, undefined, now);
+    await this.checkParent(identity, undefined);
     const r = await this.store.putHubDevice(this.hubName, { identity, twin: newTwin(now), rowVersion: 0 }, "absent");
     if (!r.ok) throw new ProvisioError("hubDeviceExists", { id: deviceId });
     if (identity.status === "disabled") this.events.deviceRevoked(deviceId);
     return identity;
+  }
+
+  /** A parent newly named must be an IoT Edge device of this hub, named by its own scope. */
+  private async checkParent(identity: DeviceIdentity, before: DeviceIdentity | undefined): Promise<void> {
+    const parent = parentScopeOf(scopesOf(identity), identity.capabilities.iotEdge);
+    if (parent === null) return;
+    if (before && parent === parentScopeOf(scopesOf(before), before.capabilities.iotEdge)) return;
+    const parentId = deviceOfScope(parent);
+    const rec = parentId === undefined ? undefined : await this.store.getHubDevice(this.hubName, parentId);
+    if (!rec?.identity.capabilities.iotEdge || scopesOf(rec.identity).deviceScope !== parent) {
+      throw new ProvisioError("hubArgumentInvalid", {
+        detail: `'${parent}' is not the scope of an IoT Edge device of this hub; a parent must be an IoT Edge device (use its deviceScope).`,
+      });
+    }
   }
 
   async delete(deviceId: string, ifMatch: string | undefined): Promise<void> {

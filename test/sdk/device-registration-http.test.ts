@@ -116,6 +116,26 @@ describe("device registration over HTTPS with the real device SDK", () => {
     );
   });
 
+  test("an IoT Edge device provisioned by an enrollment gets its deviceScope; registering again keeps its relations", async () => {
+    const key = await individual("edge-enrolled", {
+      capabilities: { iotEdge: true },
+      allocationPolicy: "static",
+      iotHubs: [hub1],
+    } as unknown as Partial<IndividualEnrollment>);
+    const first = await registerWithKey(p, httpTransport(p), "edge-enrolled", key);
+    const registry = registryClient(p, hubOf(p, 0).connectionString);
+    type Scoped = { deviceScope?: string | null; parentScopes?: string[]; generationId?: string };
+    const edge = (await registry.get(first.deviceId)).responseBody as Scoped;
+    assert.equal(edge.deviceScope, `ms-azure-iot-edge://edge-enrolled-${edge.generationId}`);
+    // A leaf device behind it (az iot hub device-identity parent set), then the edge device re-registers.
+    await registry.create({ deviceId: "edge-enrolled-leaf", deviceScope: edge.deviceScope } as never);
+    const again = await registerWithKey(p, httpTransport(p), "edge-enrolled", key);
+    assert.equal(again.substatus, "reprovisionedToInitialAssignment");
+    assert.equal(((await registry.get("edge-enrolled")).responseBody as Scoped).deviceScope, edge.deviceScope);
+    const leaf = (await registry.get("edge-enrolled-leaf")).responseBody as Scoped;
+    assert.deepEqual(leaf.parentScopes, [edge.deviceScope]);
+  });
+
   test("a group device registers with its derived key; the hub gets the derived keys", async () => {
     const groupKey = await group("group-a", {
       initialTwin: { tags: { fleet: "a" } },

@@ -6,6 +6,9 @@ import { hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 
+/** Identity fields azure-iothub's Device type does not declare (iothub-api.md §4.1). */
+type Scoped = { deviceScope?: string | null; parentScopes?: string[]; generationId?: string };
+
 const errorNamed = (name: string) => (err: Error) => {
   assert.equal(err.name, name, err.message);
   return true;
@@ -155,6 +158,113 @@ describe("azure-iothub Registry against the built-in hub", () => {
           .createQuery("SELECT deviceId FROM devices GROUP BY x")
           .next((err, r) => (err ? reject(err) : resolve(r))),
       ),
+      errorNamed("ArgumentError"),
+    );
+  });
+
+  test("IoT Edge: edge devices get their own deviceScope, plain devices none (issue 15.8)", async () => {
+    const edge = (await registry.create({ deviceId: "edge-gw", capabilities: { iotEdge: true } }))
+      .responseBody as Scoped;
+    assert.equal(edge.deviceScope, `ms-azure-iot-edge://edge-gw-${edge.generationId}`);
+    assert.deepEqual(edge.parentScopes, []);
+    assert.equal(((await registry.get("edge-gw")).responseBody as Scoped).deviceScope, edge.deviceScope);
+    const plain = (await registry.create({ deviceId: "plain-dev" })).responseBody as Scoped;
+    assert.equal(plain.deviceScope, null);
+    assert.deepEqual(plain.parentScopes, []);
+    const twin = (await registry.getTwin("edge-gw")).responseBody as unknown as Record<string, unknown>;
+    assert.equal(twin.deviceScope, edge.deviceScope);
+    assert.deepEqual(twin.parentScopes, []);
+  });
+
+  test("IoT Edge: parent set, children list, get parent and children remove, as az iot hub device-identity does them", async () => {
+    const parent = (await registry.create({ deviceId: "edge-parent", capabilities: { iotEdge: true } }))
+      .responseBody as Scoped;
+    const scope = String(parent.deviceScope);
+    await registry.create({ deviceId: "leaf-child" });
+    await registry.create({ deviceId: "edge-child", capabilities: { iotEdge: true } });
+    const hub = hubOf(p);
+    /** `_update_device_parent`: GET the device, set the scope, PUT it back with If-Match "<etag>". */
+    const setParent = async (id: string, edit: (d: Record<string, unknown>) => void) => {
+      const got = await call(p, "GET", `/devices/${id}?api-version=2021-04-12`, {
+        connectionString: hub.connectionString,
+      });
+      const device = got.json() as Record<string, unknown>;
+      edit(device);
+      const put = await call(p, "PUT", `/devices/${id}?api-version=2021-04-12`, {
+        connectionString: hub.connectionString,
+        body: JSON.stringify(device),
+        headers: { "if-match": `"${String(device.etag)}"` },
+      });
+      return put;
+    };
+    const leaf = await setParent("leaf-child", (d) => {
+      d.deviceScope = scope;
+    });
+    assert.equal(leaf.status, 200, leaf.text);
+    assert.deepEqual((leaf.json() as Record<string, unknown>).parentScopes, [scope]);
+    const edgeChild = await setParent("edge-child", (d) => {
+      d.parentScopes = [scope];
+    });
+    assert.equal(edgeChild.status, 200, edgeChild.text);
+    const edgeChildBody = edgeChild.json() as Record<string, unknown>;
+    assert.match(String(edgeChildBody.deviceScope), /^ms-azure-iot-edge:\/\/edge-child-\d+$/);
+    assert.deepEqual(edgeChildBody.parentScopes, [scope]);
+
+    // children list: `select deviceId from devices where array_contains(parentScopes, '<scope>')`.
+    const children = await new Promise<Record<string, unknown>[]>((resolve, reject) =>
+      registry
+        .createQuery(`select deviceId from devices where array_contains(parentScopes, '${scope}')`)
+        .next((err, r) => (err ? reject(err) : resolve(r as Record<string, unknown>[]))),
+    );
+    assert.deepEqual(children.map((c) => c.deviceId).sort(), ["edge-child", "leaf-child"]);
+    assert.deepEqual(Object.keys(children[0] ?? {}), ["deviceId"]);
+    // Older CLI versions: `select * from devices where capabilities.iotEdge=false and deviceScope='<scope>'`.
+    const leaves = await new Promise<Record<string, unknown>[]>((resolve, reject) =>
+      registry
+        .createQuery(`select * from devices where capabilities.iotEdge=false and deviceScope='${scope}'`)
+        .next((err, r) => (err ? reject(err) : resolve(r as Record<string, unknown>[]))),
+    );
+    assert.deepEqual(
+      leaves.map((c) => c.deviceId),
+      ["leaf-child"],
+    );
+
+    // get parent: the device between the prefix and the last '-' of parentScopes[0].
+    const child = (await registry.get("leaf-child")).responseBody as unknown as { parentScopes: string[] };
+    const first = child.parentScopes[0] ?? "";
+    assert.equal(first.slice("ms-azure-iot-edge://".length, first.lastIndexOf("-")), "edge-parent");
+
+    // A refreshed identity (what DPS sends on re-registration: no scopes in the body) keeps its parent.
+    const refreshed = (await registry.update({ deviceId: "leaf-child", status: "enabled" })).responseBody as Scoped;
+    assert.equal(refreshed.deviceScope, scope);
+
+    // children remove: the scope set to "" (leaf) or parentScopes to [] (edge).
+    const removed = await setParent("leaf-child", (d) => {
+      d.deviceScope = "";
+    });
+    assert.equal((removed.json() as Record<string, unknown>).deviceScope, null);
+    assert.deepEqual((removed.json() as Record<string, unknown>).parentScopes, []);
+    const removedEdge = await setParent("edge-child", (d) => {
+      d.parentScopes = [];
+    });
+    assert.deepEqual((removedEdge.json() as Record<string, unknown>).parentScopes, []);
+  });
+
+  test("IoT Edge: a parent must be an edge device of this hub, and not the device itself", async () => {
+    await registry.create({ deviceId: "not-edge" });
+    const plainScope = "ms-azure-iot-edge://not-edge-1";
+    await assert.rejects(
+      registry.create({ deviceId: "orphan-1", deviceScope: plainScope } as never),
+      errorNamed("ArgumentError"),
+    );
+    await assert.rejects(
+      registry.create({ deviceId: "orphan-2", deviceScope: "ms-azure-iot-edge://nobody-123" } as never),
+      errorNamed("ArgumentError"),
+    );
+    const self = (await registry.create({ deviceId: "self-edge", capabilities: { iotEdge: true } }))
+      .responseBody as Scoped & { deviceId: string };
+    await assert.rejects(
+      registry.update({ ...self, parentScopes: [self.deviceScope] } as never),
       errorNamed("ArgumentError"),
     );
   });
