@@ -5,8 +5,9 @@ import { type ClientRequest, request as httpRequest, type IncomingMessage } from
 import { request as httpsRequest } from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { EnrollmentGroup, IndividualEnrollment, InitialTwin } from "../domain/enrollment.js";
+import { enrollmentWire, groupWire } from "../domain/enrollment-wire.js";
 import { ProvisioError } from "../domain/errors.js";
-import { enrollmentWire, groupWire } from "../service-api/wire.js";
+import { isObject } from "../domain/json.js";
 import { VERSION } from "../version.js";
 
 export interface WebhookCall {
@@ -296,8 +297,6 @@ function initialTwinOf(raw: unknown): { ok: true; value?: InitialTwin } | { ok: 
   }
   return { ok: true, value: twin };
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Property lookup ignoring case (.NET deserializers do, and the docs spell iotHubHostName both ways). */
 function field(o: Record<string, unknown>, name: string): unknown {

@@ -1,6 +1,5 @@
 // A device twin as stored (iothub-api.md §5). The rules that change it live in iothub/twin.ts.
-export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue };
-export type JsonObject = { [k: string]: JsonValue };
+import type { JsonObject } from "./json.js";
 
 /** $metadata tree: every node has $lastUpdated; desired nodes also $lastUpdatedVersion. */
 export interface MetadataNode {

@@ -7,6 +7,7 @@ import { isIP } from "node:net";
 import { createSasToken } from "../attestation/sas-token.js";
 import { parseConnectionString, type SharedAccessConnectionString } from "../domain/connection-string.js";
 import type { AuthenticationType, DeviceIdentity } from "../domain/hub.js";
+import { isObject } from "../domain/json.js";
 import { VERSION } from "../version.js";
 import { HubError, hubErrorFromNetwork, hubErrorFromResponse, hubTimeout } from "./hub-errors.js";
 
@@ -142,8 +143,6 @@ interface HubResponse {
   body: string;
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
 class RestHubClient implements HubClient {
   readonly hostName: string;
   private readonly keyName: string;
@@ -252,7 +251,7 @@ class RestHubClient implements HubClient {
     } catch {
       value = undefined;
     }
-    if (!isRecord(value)) {
+    if (!isObject(value)) {
       throw new HubError(
         r.status,
         "InvalidResponse",

@@ -1,6 +1,7 @@
 // Errors from a linked IoT hub, as one type the provisioning engine can act on (iothub-api.md §4.3):
 // HTTP error responses in either IoT Hub body form, and failures to reach the hub at all.
 import type { IncomingHttpHeaders } from "node:http";
+import { isObject } from "../domain/json.js";
 
 /** "Unreachable" (status 0) and "Timeout" (status 504) are ours; every other code is IoT Hub's ErrorCode. */
 export class HubError extends Error {
@@ -69,7 +70,6 @@ interface ParsedBody {
   trackingId?: string;
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : undefined);
 
 /** `{"errorCode":404001,"trackingId":"...","message":"...","timestampUtc":"..."}` (newer form). */
@@ -96,14 +96,14 @@ export function parseHubErrorBody(body: string): ParsedBody {
     const text = body.trim();
     return text ? { text: text.slice(0, 300) } : {};
   }
-  if (!isRecord(json)) return {};
+  if (!isObject(json)) return {};
   const message = str(json.Message);
   if (message === undefined) return fromStructured(json);
   const parsed: ParsedBody = {};
   if (message.trimStart().startsWith("{")) {
     try {
       const inner: unknown = JSON.parse(message);
-      if (isRecord(inner)) return fromStructured(inner);
+      if (isObject(inner)) return fromStructured(inner);
     } catch {
       // Not JSON after all: treat as text below.
     }

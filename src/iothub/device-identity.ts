@@ -2,7 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { ProvisioError } from "../domain/errors.js";
 import { type AuthenticationType, type DeviceIdentity, NEVER } from "../domain/hub.js";
-import { isObject } from "../http/body.js";
+import { isObject } from "../domain/json.js";
 import { scopesFromBody } from "./device-scopes.js";
 
 // IoT Hub device ids: case-sensitive, ≤128 of ASCII alphanumerics and - : . + % _ # * ? ! ( ) , = @ ; $ '

@@ -1,7 +1,7 @@
 // The live device sessions of one hub: one per device (a new connection replaces the old,
 // iothub-api.md §6.2), desired-property pushes, and revocation when a device is disabled,
 // deleted or re-keyed.
-import type { JsonObject } from "../domain/twin-state.js";
+import type { JsonObject } from "../domain/json.js";
 import type { RegistryEvents } from "./registry.js";
 
 export interface LiveSession {

@@ -6,11 +6,12 @@ import type { TLSSocket } from "node:tls";
 import { ProvisioError } from "../domain/errors.js";
 import { nowUtc } from "../domain/etag.js";
 import type { HubRight } from "../domain/hub.js";
-import { isObject, MAX_BODY_BYTES, parseJson, readBody } from "../http/body.js";
+import { isObject, MAX_MESSAGE_BYTES, parseJson } from "../domain/json.js";
+import { readBody } from "../http/body.js";
+import { pageRequest } from "../http/paging.js";
 import type { RequestPath } from "../http/request-path.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
 import { peerLeafCertificate } from "../security/tls-peer.js";
-import { pageRequest } from "../service-api/paging.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import { authenticateDeviceRequest, authenticateService } from "./hub-auth.js";
 import { identityJson, twinJson } from "./hub-wire.js";
@@ -145,10 +146,10 @@ export class HubRestApi {
     }
     let body: Buffer;
     try {
-      body = await readBody(req, MAX_BODY_BYTES);
+      body = await readBody(req, MAX_MESSAGE_BYTES);
     } catch (err) {
       if (err instanceof ProvisioError && err.errorName === "bodyTooLarge") {
-        throw new ProvisioError("hubMessageTooLarge", { limit: MAX_BODY_BYTES });
+        throw new ProvisioError("hubMessageTooLarge", { limit: MAX_MESSAGE_BYTES });
       }
       throw err;
     }

@@ -3,8 +3,8 @@
 import { errorBody, toProvisioError } from "../domain/errors.js";
 import { nowUtc } from "../domain/etag.js";
 import type { DeviceIdentity } from "../domain/hub.js";
-import type { JsonObject } from "../domain/twin-state.js";
-import { parseJson } from "../http/body.js";
+import type { JsonObject } from "../domain/json.js";
+import { parseJson } from "../domain/json.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import type { LiveSession } from "./device-sessions.js";
 import { authenticateDevice, certificateAuthenticates } from "./hub-auth.js";

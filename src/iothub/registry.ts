@@ -3,7 +3,7 @@
 import { ProvisioError } from "../domain/errors.js";
 import { nowUtc } from "../domain/etag.js";
 import type { DeviceIdentity, HubDeviceRecord } from "../domain/hub.js";
-import type { JsonObject } from "../domain/twin-state.js";
+import type { JsonObject } from "../domain/json.js";
 import type { HubStore } from "../store/hub-store.js";
 import type { Page, PageRequest } from "../store/store.js";
 import { identityFromBody } from "./device-identity.js";

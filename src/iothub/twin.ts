@@ -1,6 +1,8 @@
 // Device-twin logic for the built-in hub (iothub-api.md §5, §6.5, §6.6). Pure: no I/O, the clock is passed in.
 import { isDeepStrictEqual } from "node:util";
-import type { JsonObject, JsonValue, MetadataNode, TwinSection, TwinState } from "../domain/twin-state.js";
+import type { JsonObject, JsonValue } from "../domain/json.js";
+import { isObject } from "../domain/json.js";
+import type { MetadataNode, TwinSection, TwinState } from "../domain/twin-state.js";
 
 // The stored shapes live in domain/twin-state.ts (the store needs them); re-exported for callers of the rules.
 export type { JsonObject, JsonValue, MetadataNode, TwinSection, TwinState };
@@ -26,7 +28,6 @@ export const TWIN_LIMITS = {
 
 const invalid = (message: string): TwinError => new TwinError(400, "ArgumentInvalid", message);
 const byteLength = (s: string): number => Buffer.byteLength(s, "utf8");
-const isObject = (v: unknown): v is JsonObject => typeof v === "object" && v !== null && !Array.isArray(v);
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   isObject(v) && [Object.prototype, null].includes(Object.getPrototypeOf(v));
 

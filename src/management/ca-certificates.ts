@@ -9,9 +9,10 @@ import { distinguishedName, parseCertificate, toPem } from "../attestation/x509-
 import { ProvisioError } from "../domain/errors.js";
 import { etagMatches, newEtag, nowUtc } from "../domain/etag.js";
 import type { CaCertificate, Instance } from "../domain/instance.js";
-import { isObject, parseJson, readBody } from "../http/body.js";
+import { isObject, parseJson } from "../domain/json.js";
+import type { ServiceRequest } from "../http/api-request.js";
+import { readBody } from "../http/body.js";
 import { sendJson } from "../http/respond.js";
-import type { ServiceRequest } from "../service-api/service-api.js";
 import type { ChangeFeed } from "../store/change-feed.js";
 import type { InstanceStore } from "../store/store.js";
 

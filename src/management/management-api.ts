@@ -16,10 +16,11 @@ import {
   type LinkedHub,
   parseRights,
 } from "../domain/instance.js";
-import { isObject, parseJson, readBody } from "../http/body.js";
+import { isObject, parseJson } from "../domain/json.js";
+import type { ServiceRequest } from "../http/api-request.js";
+import { readBody } from "../http/body.js";
 import { sendJson } from "../http/respond.js";
 import { authenticate, requireRight } from "../security/service-auth.js";
-import type { ServiceRequest } from "../service-api/service-api.js";
 import type { ChangeFeed } from "../store/change-feed.js";
 import type { InstanceDirectory } from "../store/instance-directory.js";
 import type { Store } from "../store/store.js";

@@ -10,8 +10,8 @@ import { type EnrollmentGroup, type EnrollmentSettings, effectiveReprovisionPoli
 import { ProvisioError } from "../domain/errors.js";
 import type { IdScope } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
+import { isObject } from "../domain/json.js";
 import { lastAssignment } from "../domain/registration-state.js";
-import { isObject } from "../http/body.js";
 import type { Store } from "../store/store.js";
 import { AllocationFailure, webhookRequest } from "./allocate.js";
 import { planReprovision } from "./apply-to-hub.js";

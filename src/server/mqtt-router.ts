@@ -9,6 +9,7 @@ import type { TelemetryLog } from "../iothub/telemetry-log.js";
 import type { Logger } from "../observability/logger.js";
 import type { RegistrationEngine } from "../provisioning/registration-engine.js";
 import { acceptDpsDevice } from "../transports/mqtt/dps-session.js";
+import { isDpsUsername } from "../transports/mqtt/dps-topics.js";
 import type { MqttConnection, MqttHandler } from "../transports/mqtt/mqtt-connection.js";
 
 export interface MqttRoutes {
@@ -26,8 +27,7 @@ function refuse(conn: MqttConnection, code: number, reason: string): void {
 export function mqttRouter(routes: MqttRoutes, transport: "mqtt" | "mqtt-ws"): MqttHandler {
   return (conn, connect: IConnectPacket) => {
     const username = connect.username ?? "";
-    const [first, second] = username.split("/");
-    if (second === "registrations" && first !== undefined) {
+    if (isDpsUsername(username)) {
       acceptDpsDevice(conn, connect, routes.engine).catch((err: unknown) => {
         routes.log.error({ err }, "MQTT registration session failed");
         conn.close("internal error");

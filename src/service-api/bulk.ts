@@ -3,7 +3,7 @@
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
 import { ProvisioError, toProvisioError } from "../domain/errors.js";
 import type { IdScope } from "../domain/ids.js";
-import { isObject } from "../http/body.js";
+import { isObject } from "../domain/json.js";
 import type { EnrollmentStore, Precondition } from "../store/store.js";
 import type { EnrollmentKind } from "./enrollment-kinds.js";
 

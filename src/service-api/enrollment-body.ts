@@ -15,7 +15,7 @@ import type {
 import { ProvisioError } from "../domain/errors.js";
 import { newEtag, nowUtc } from "../domain/etag.js";
 import { enrollmentGroupId, isValidDeviceId, registrationId } from "../domain/ids.js";
-import { isObject } from "../http/body.js";
+import { isObject } from "../domain/json.js";
 
 const bad = (detail: string): ProvisioError => new ProvisioError("invalidBody", { detail });
 const badAttestation = (detail: string): ProvisioError => new ProvisioError("invalidAttestation", { detail });

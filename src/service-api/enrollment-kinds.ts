@@ -1,11 +1,11 @@
 // Individual enrollments and enrollment groups share every service operation; a kind says what
 // differs (path segment, id field, errors, storage calls), so handlers are written once.
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
+import { enrollmentWire, groupWire } from "../domain/enrollment-wire.js";
 import type { ErrorName } from "../domain/errors.js";
 import type { IdScope } from "../domain/ids.js";
 import type { EnrollmentStore, Page, PageRequest, Precondition, WriteResult } from "../store/store.js";
 import { enrollmentGroupFromBody, individualEnrollmentFromBody } from "./enrollment-body.js";
-import { enrollmentWire, groupWire } from "./wire.js";
 
 export interface EnrollmentKind<T extends IndividualEnrollment | EnrollmentGroup> {
   /** Lower-cased first path segment. */

@@ -1,22 +1,23 @@
 // The DPS service API (service-api.md §2): enrollments, enrollment groups, registration states,
 // queries and bulk operations, authenticated with the instance's shared access policies.
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
+import { attestationWire, enrollmentWire } from "../domain/enrollment-wire.js";
 import { ProvisioError } from "../domain/errors.js";
 import { etagMatches } from "../domain/etag.js";
 import { type IdScope, isValidRegistrationId } from "../domain/ids.js";
-import type { Instance, Right } from "../domain/instance.js";
+import type { Right } from "../domain/instance.js";
+import { parseJson } from "../domain/json.js";
 import type { DeviceRegistrationState } from "../domain/registration-state.js";
-import { parseJson, readBody } from "../http/body.js";
-import type { RequestPath } from "../http/request-path.js";
+import type { ServiceRequest } from "../http/api-request.js";
+import { readBody } from "../http/body.js";
+import { pageHeaders, pageRequest } from "../http/paging.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
 import { authenticate, requireRight } from "../security/service-auth.js";
 import type { ChangeFeed } from "../store/change-feed.js";
 import type { Store } from "../store/store.js";
 import { runBulk } from "./bulk.js";
 import { type EnrollmentKind, groupKind, individualKind } from "./enrollment-kinds.js";
-import { pageHeaders, pageRequest } from "./paging.js";
-import { attestationWire, enrollmentWire } from "./wire.js";
 
 /** Operations of the provisioning engine the service API offers. */
 export interface ProvisioningOperations {
@@ -27,14 +28,6 @@ export interface ProvisioningOperations {
 }
 
 export const SERVICE_API_SEGMENTS = new Set(["enrollments", "enrollmentgroups", "registrations"]);
-
-export interface ServiceRequest {
-  req: IncomingMessage;
-  res: ServerResponse;
-  path: RequestPath;
-  host: string;
-  instance: Instance;
-}
 
 /**
  * A query body must be JSON, but its text is not read: DPS lists everything, paged, whatever it

@@ -8,7 +8,7 @@ import {
   MAX_PAGE_SIZE,
   pageHeaders,
   pageRequest,
-} from "../../src/service-api/paging.js";
+} from "../../src/http/paging.js";
 
 const isProvisioError = (code: number) => (e: unknown) => e instanceof ProvisioError && e.errorCode === code;
 

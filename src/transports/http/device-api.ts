@@ -3,7 +3,8 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
 import { ProvisioError } from "../../domain/errors.js";
-import { parseJson, readBody } from "../../http/body.js";
+import { parseJson } from "../../domain/json.js";
+import { readBody } from "../../http/body.js";
 import type { RequestPath } from "../../http/request-path.js";
 import { sendJson } from "../../http/respond.js";
 import type { DeviceCredentials } from "../../provisioning/find-enrollment.js";

@@ -2,7 +2,7 @@
 // operation-status requests are answered on `$dps/registrations/res/...`. Calls the engine only.
 import type { IConnectPacket, IPublishPacket } from "mqtt-packet";
 import { errorBody, toProvisioError } from "../../domain/errors.js";
-import { MAX_BODY_BYTES, parseJson } from "../../http/body.js";
+import { MAX_MESSAGE_BYTES, parseJson } from "../../domain/json.js";
 import type { DeviceCredentials } from "../../provisioning/find-enrollment.js";
 import type { OperationReply, RegistrationEngine, SessionAttestation } from "../../provisioning/registration-engine.js";
 import { parseDpsRequest, parseDpsUsername, RESPONSE_FILTER, responseTopic } from "./dps-topics.js";
@@ -64,8 +64,8 @@ export async function acceptDpsDevice(
   conn.on("publish", (packet: IPublishPacket) => {
     if (packet.qos === 1 && packet.messageId !== undefined) conn.puback(packet.messageId);
     const payload = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
-    if (payload.length > MAX_BODY_BYTES) {
-      conn.close(`a request over ${MAX_BODY_BYTES} bytes`);
+    if (payload.length > MAX_MESSAGE_BYTES) {
+      conn.close(`a request over ${MAX_MESSAGE_BYTES} bytes`);
       return;
     }
     const request = parseDpsRequest(packet.topic);

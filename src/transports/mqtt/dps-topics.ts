@@ -7,6 +7,12 @@ export function parseDpsUsername(username: string): { idScope: string; registrat
   return { idScope: m[1], registrationId: m[2] };
 }
 
+/** Is this CONNECT for DPS (`{idScope}/registrations/…`) rather than for a hub? Decides on the shape alone. */
+export const isDpsUsername = (username: string): boolean => {
+  const slash = username.indexOf("/");
+  return slash > 0 && username.startsWith("registrations/", slash + 1);
+};
+
 export type DpsRequest =
   | { kind: "register"; rid: string }
   | { kind: "operationStatus"; rid: string; operationId: string }

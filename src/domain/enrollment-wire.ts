@@ -6,8 +6,8 @@ import type {
   IndividualEnrollment,
   X509Attestation,
   X509Certificates,
-} from "../domain/enrollment.js";
-import type { DeviceRegistrationState } from "../domain/registration-state.js";
+} from "./enrollment.js";
+import type { DeviceRegistrationState } from "./registration-state.js";
 
 const infoOnly = (c: X509Certificates): X509Certificates => ({
   ...(c.primary ? { primary: { info: c.primary.info } } : {}),
