@@ -6,17 +6,18 @@ import type { AddressInfo } from "node:net";
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
 import type { Server as TlsServer } from "node:tls";
+import { BuiltinHubs, ownerConnectionString } from "./builtin-hub/builtin-hubs.js";
+import { HubRestApi } from "./builtin-hub/hub-rest-api.js";
+import { InProcessHubClient } from "./builtin-hub/in-process-hub-client.js";
+import { TelemetryLog } from "./builtin-hub/telemetry-log.js";
 import { formatConnectionString } from "./domain/connection-string.js";
 import { newEtag } from "./domain/etag.js";
 import type { LinkedHub } from "./domain/instance.js";
-import { BuiltinHubs, ownerConnectionString } from "./iothub/builtin-hubs.js";
-import { HubRestApi } from "./iothub/hub-rest-api.js";
-import { InProcessHubClient } from "./iothub/in-process-hub-client.js";
-import { TelemetryLog } from "./iothub/telemetry-log.js";
 import { newInstance, OWNER_POLICY, ownerPolicy } from "./management/instances.js";
 import { ManagementApi } from "./management/management-api.js";
 import type { Logger } from "./observability/logger.js";
-import { HubLinks } from "./provisioning/hub-links.js";
+import { HubClientPool } from "./provisioning/hub-client-pool.js";
+import { InstanceCache } from "./provisioning/instance-cache.js";
 import { DEFAULT_ENGINE_OPTIONS, OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
 import { ScopeCache } from "./provisioning/scope-cache.js";
 import { listenerTls } from "./security/listener-tls.js";
@@ -28,7 +29,6 @@ import { mqttRouter } from "./server/mqtt-router.js";
 import { createRefusingListener } from "./server/placeholder-listeners.js";
 import { ServiceApi } from "./service-api/service-api.js";
 import { ChangeFeed } from "./store/change-feed.js";
-import { InstanceDirectory } from "./store/instance-directory.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
 import type { Store } from "./store/store.js";
 import { DeviceApi } from "./transports/http/device-api.js";
@@ -60,9 +60,9 @@ const MQTT_LIMITS = { ...DEFAULT_LIMITS, maxPacketBytes: 256 * 1024 + 4096 };
 const DRAIN_MS = 10_000;
 
 /** Creates the primary instance on first start; resolves to true when it did. */
-async function ensurePrimaryInstance(store: Store, directory: InstanceDirectory, host: string): Promise<boolean> {
-  await directory.reload();
-  const primary = directory.primary();
+async function ensurePrimaryInstance(store: Store, instances: InstanceCache, host: string): Promise<boolean> {
+  await instances.reload();
+  const primary = instances.primary();
   if (!primary) {
     const created = await store.createInstance(newInstance(PRIMARY_NAME, host, "hashed"), [ownerPolicy()]);
     if (!created.ok) throw new Error(`Could not create the first provisioning service instance: ${created.reason}`);
@@ -70,13 +70,13 @@ async function ensurePrimaryInstance(store: Store, directory: InstanceDirectory,
     // Started with another --host: the primary instance answers for the new name.
     await store.updateInstance({ ...primary, hostName: host, etag: newEtag() });
   }
-  await directory.reload();
+  await instances.reload();
   return !primary;
 }
 
 /** On first start the built-in hubs are linked to the primary instance, like any hub (weight 1). */
-async function linkBuiltinHubs(store: Store, directory: InstanceDirectory, hubs: BuiltinHubs): Promise<void> {
-  const primary = directory.primary();
+async function linkBuiltinHubs(store: Store, instances: InstanceCache, hubs: BuiltinHubs): Promise<void> {
+  const primary = instances.primary();
   if (!primary) return;
   const linked = await store.listLinkedHubs(primary.idScope);
   const names = new Set(linked.map((h) => h.name.toLowerCase()));
@@ -94,8 +94,8 @@ async function linkBuiltinHubs(store: Store, directory: InstanceDirectory, hubs:
 }
 
 /** Names the server certificate must cover: the host, 127.0.0.1, every instance and hub host. */
-function certificateNames(host: string, directory: InstanceDirectory, hubs: BuiltinHubs) {
-  const all = [host, ...directory.all().map((i) => i.hostName), ...hubs.all().map((h) => h.hub.hostName)];
+function certificateNames(host: string, instances: InstanceCache, hubs: BuiltinHubs) {
+  const all = [host, ...instances.all().map((i) => i.hostName), ...hubs.all().map((h) => h.hub.hostName)];
   const dnsNames = [...new Set(all.filter((n) => !isIP(n)).map((n) => n.toLowerCase()))];
   const ipAddresses = [...new Set(["127.0.0.1", ...all.filter((n) => isIP(n))])];
   return { dnsNames: dnsNames.length > 0 ? dnsNames : ["localhost"], ipAddresses };
@@ -118,20 +118,20 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = openSqliteStore(join(dataDir, "provisio.db"), new SecretBox(loadMasterKey(dataDir)));
-  const directory = new InstanceDirectory(store);
-  const firstStart = await ensurePrimaryInstance(store, directory, config.host);
+  const instances = new InstanceCache(store);
+  const firstStart = await ensurePrimaryInstance(store, instances, config.host);
   const hubs = new BuiltinHubs(store);
   await hubs.load(config.hubs, config.host);
-  if (firstStart) await linkBuiltinHubs(store, directory, hubs);
+  if (firstStart) await linkBuiltinHubs(store, instances, hubs);
   const tlsDir = join(dataDir, "tls");
-  let tls: TlsMaterial = await ensureTlsMaterial(tlsDir, certificateNames(config.host, directory, hubs));
+  let tls: TlsMaterial = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
 
   const listeners: TlsServer[] = [];
   const hooks = {
     // New instances bring new host names: reissue the server certificate (same CA) and swap it in.
     async instancesChanged(): Promise<void> {
-      await directory.reload();
-      tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, directory, hubs));
+      await instances.reload();
+      tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
       for (const l of listeners) l.setSecureContext(listenerTls(tls));
     },
   };
@@ -140,7 +140,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const feed = new ChangeFeed();
   // Built-in hubs are reached like any hub, over their REST API, at this server's HTTPS port.
   let httpsPort = 0;
-  const links = new HubLinks(
+  const hubClients = new HubClientPool(
     (hostName) =>
       hubs.byHost(hostName) ? { host: "127.0.0.1", port: httpsPort, ca: readFileSync(tls.caFile) } : undefined,
     // Built-in hubs are reached in-process by default: same operations and answers, no TLS hop.
@@ -163,17 +163,17 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   };
   const engine = new RegistrationEngine(
     store,
-    directory,
+    instances,
     new ScopeCache(store, feed),
-    links,
+    hubClients,
     engineOptions,
     (err) => log.error({ err }, "registration failed unexpectedly"),
     (idScope, registrationId, detail) => log.warn({ idScope, registrationId, detail }, "X.509 attestation refused"),
   );
   const https = createHttpsListener(tlsOptions, {
-    directory,
+    instances,
     serviceApi: new ServiceApi(store, feed, (err) => log.error({ err }, "bulk item failed"), engine),
-    managementApi: new ManagementApi(store, directory, hooks, feed),
+    managementApi: new ManagementApi(store, instances, hooks, feed),
     hubs,
     hubRestApi: new HubRestApi(telemetry),
     deviceApi: new DeviceApi(engine),
@@ -197,7 +197,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     });
   }, 60_000).unref();
 
-  const primary = directory.primary();
+  const primary = instances.primary();
   const owner = primary ? await store.getPolicy(primary.idScope, OWNER_POLICY) : undefined;
   if (!primary || !owner) throw new Error("The primary instance or its provisioningserviceowner policy is missing.");
   const info: ServeInfo = {
@@ -230,7 +230,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
       const timer = setTimeout(() => https.closeAllConnections(), DRAIN_MS);
       await Promise.all(closed);
       clearTimeout(timer);
-      links.closeAll();
+      hubClients.closeAll();
       await store.close();
     },
   };

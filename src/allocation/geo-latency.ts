@@ -2,8 +2,9 @@
 // the device's location is that of the first rule matching its source address, and candidate hubs in that location
 // form the lowest-latency set. No estimate (no rule matches, or no hub is in that location) ties every candidate.
 // Ties are broken with the weighted hash (§4.2), so the fallback is exactly `hashed` over the candidates.
-import { normalizeLocation } from "./cidr.js";
+
 import { weightedHash } from "./hashed.js";
+import { normalizeLocation } from "./location-rules.js";
 
 export interface LocatedHub {
   name: string;

@@ -1,5 +1,5 @@
-// Allocation dispatcher, behaviors.md §4.1: pick the effective policy, narrow the linked hubs to candidates, and hand
-// them to the policy. Pure: the caller supplies the enrollment, the instance default, the linked hubs and the
+// Allocation dispatcher, behaviors.md §4.1: the effective policy, the linked hubs narrowed to candidates, and the
+// policy that picks one. Pure: the caller supplies the enrollment, the instance default, the linked hubs and the
 // compiled location rules, and turns a refusal into a failed registration.
 import type { AllocationPolicy } from "../domain/enrollment.js";
 import type { InstanceAllocationPolicy, LinkedHub } from "../domain/instance.js";
@@ -11,6 +11,9 @@ export type AllocationOutcome =
   | { ok: true; hub: string; policy: "hashed" | "geoLatency" | "static" }
   | { ok: false; reason: string };
 
+/** The policies that choose among linked hubs here; `custom` asks the enrollment's webhook (custom-webhook.ts). */
+export type BuiltInPolicy = Exclude<AllocationPolicy, "custom">;
+
 export interface SelectHubInput {
   registrationId: string;
   /**
@@ -18,8 +21,9 @@ export interface SelectHubInput {
    * get it: asking the socket is a syscall, and only geoLatency reads it.
    */
   sourceAddress: string | (() => string);
-  enrollment: { allocationPolicy?: AllocationPolicy; iotHubs?: string[]; iotHubHostName?: string };
-  instancePolicy: InstanceAllocationPolicy;
+  /** From `effectivePolicy`. */
+  policy: BuiltInPolicy;
+  enrollment: { iotHubs?: string[]; iotHubHostName?: string };
   linkedHubs: readonly LinkedHub[];
   /** Source address → location, typically `compileLocationRules(rules)`; only geoLatency calls it. */
   locate: (address: string) => string | undefined;
@@ -27,18 +31,20 @@ export interface SelectHubInput {
 
 const addressOf = ({ sourceAddress: a }: SelectHubInput): string => (typeof a === "string" ? a : a());
 
-export const CUSTOM_NOT_SUPPORTED = "custom allocation is not supported yet";
 const NONE_ELIGIBLE = "no linked IoT hub is eligible: link a hub or set applyAllocationPolicy";
 
+/**
+ * The enrollment's policy, else the instance's (§4.1): evaluated at registration time. The
+ * deprecated `iotHubHostName` implies static when no policy is set.
+ */
+export const effectivePolicy = (
+  enrollment: { allocationPolicy?: AllocationPolicy; iotHubHostName?: string },
+  instancePolicy: InstanceAllocationPolicy,
+): AllocationPolicy => enrollment.allocationPolicy ?? (enrollment.iotHubHostName ? "static" : instancePolicy);
+
 export function selectHub(input: SelectHubInput): AllocationOutcome {
-  const { enrollment } = input;
-  // The deprecated iotHubHostName implies static when no policy is set (§4.1).
-  const policy = enrollment.allocationPolicy ?? (enrollment.iotHubHostName ? "static" : input.instancePolicy);
+  const { enrollment, policy } = input;
   switch (policy) {
-    case "custom":
-      // Seam for the webhook (behaviors.md §4.5): it needs I/O, so it will be dispatched by the caller before (or
-      // instead of) this pure selection, with candidates from `allocationCandidates`.
-      return { ok: false, reason: CUSTOM_NOT_SUPPORTED };
     case "static":
       return selectStatic(input);
     case "hashed":

@@ -9,11 +9,6 @@ import type { CaCertificate } from "../domain/instance.js";
 import { derThumbprints, distinguishedName, parseCertificate } from "./x509-info.js";
 import { type LeafFacts, leafFacts } from "./x509-leaf.js";
 
-export interface X509Evidence {
-  /** DER certificates the device presented in the TLS handshake, leaf first. */
-  chain: readonly Buffer[];
-}
-
 export type X509Match =
   | { kind: "individual"; enrollment: IndividualEnrollment }
   | { kind: "group"; group: EnrollmentGroup };

@@ -41,7 +41,7 @@ export interface DeviceIdentity {
   /**
    * IoT Edge parent/child relations (iothub-api.md §4.1): an edge device's own scope
    * (`ms-azure-iot-edge://{deviceId}-{generationId}`), or a leaf device's parent's scope, or null.
-   * Absent on records stored before relations existed (iothub/device-scopes.ts fills it in).
+   * Absent on records stored before relations existed (builtin-hub/device-scopes.ts fills it in).
    */
   deviceScope?: string | null;
   /** The parent's scope, at most one: set by clients for edge devices, mirrors `deviceScope` for leaves. */

@@ -1,4 +1,4 @@
-// A device twin as stored (iothub-api.md §5). The rules that change it live in iothub/twin.ts.
+// A device twin as stored (iothub-api.md §5). The rules that change it live in builtin-hub/twin.ts.
 import type { JsonObject } from "./json.js";
 
 /** $metadata tree: every node has $lastUpdated; desired nodes also $lastUpdatedVersion. */

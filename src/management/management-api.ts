@@ -3,7 +3,7 @@
 // ARM prefix `/subscriptions/{s}/resourceGroups/{rg}/providers/Microsoft.Devices`.
 // Callers authenticate with a ServiceConfig policy of the instance their Host names; only the
 // primary instance may create, list or delete other instances.
-import { isValidIpMask, normalizeLocation } from "../allocation/cidr.js";
+import { isValidIpMask, normalizeLocation } from "../allocation/location-rules.js";
 import { parseConnectionString } from "../domain/connection-string.js";
 import { ProvisioError } from "../domain/errors.js";
 import { newEtag } from "../domain/etag.js";
@@ -20,9 +20,9 @@ import { isObject, parseJson } from "../domain/json.js";
 import type { ServiceRequest } from "../http/api-request.js";
 import { readBody } from "../http/body.js";
 import { sendJson } from "../http/respond.js";
+import type { InstanceCache } from "../provisioning/instance-cache.js";
 import { authenticate, requireRight } from "../security/service-auth.js";
 import type { ChangeFeed } from "../store/change-feed.js";
-import type { InstanceDirectory } from "../store/instance-directory.js";
 import type { Store } from "../store/store.js";
 import { CaCertificates } from "./ca-certificates.js";
 import { newInstance, newPolicyKey, ownerPolicy } from "./instances.js";
@@ -59,7 +59,7 @@ export interface ManagementHooks {
 export class ManagementApi {
   constructor(
     private readonly store: Store,
-    private readonly directory: InstanceDirectory,
+    private readonly instances: InstanceCache,
     private readonly hooks: ManagementHooks,
     /** Linked-hub changes must reach the registration caches at once. */
     private readonly feed: ChangeFeed,
@@ -72,7 +72,7 @@ export class ManagementApi {
     const name = segments[1];
     if (lower.length === 1 && lower[0] === "provisioningservices" && method === "GET") {
       this.requirePrimary(caller);
-      const all = this.directory.all();
+      const all = this.instances.all();
       const value = await Promise.all(all.map((i) => this.resource(i)));
       return sendJson(r.res, 200, { value });
     }
@@ -101,7 +101,7 @@ export class ManagementApi {
   }
 
   private requirePrimary(caller: Instance): void {
-    if (!this.directory.isPrimary(caller.idScope)) {
+    if (!this.instances.isPrimary(caller.idScope)) {
       throw new ProvisioError("unauthorized", {
         detail: "only the primary provisioning service's policies may manage other instances",
       });
@@ -111,14 +111,14 @@ export class ManagementApi {
   /** The named instance, if the caller may manage it. */
   private target(caller: Instance, name: string): Instance {
     if (caller.name.toLowerCase() !== name.toLowerCase()) this.requirePrimary(caller);
-    const target = this.directory.byName(name);
+    const target = this.instances.byName(name);
     if (!target) throw new ProvisioError("instanceNotFound", { name });
     return target;
   }
 
   private async resource(i: Instance): Promise<Record<string, unknown>> {
     const hubs = await this.store.listLinkedHubs(i.idScope);
-    const primary = this.directory.primary();
+    const primary = this.instances.primary();
     return {
       id: `/provisioningServices/${i.name}`,
       name: i.name,
@@ -146,14 +146,14 @@ export class ManagementApi {
     if (!isObject(body)) throw bad("The body must be a JSON object with 'properties'.");
     const props = body.properties === undefined || body.properties === null ? {} : body.properties;
     if (!isObject(props)) throw bad("'properties' must be a JSON object.");
-    const existing = this.directory.byName(name);
+    const existing = this.instances.byName(name);
 
     if (!existing) {
       this.requirePrimary(caller);
       if (!isValidInstanceName(name)) {
         throw bad(`'${name}' is not a valid name: 3-50 letters, digits or '-', not all digits, no '-' at either end.`);
       }
-      const base = this.directory.primary()?.hostName ?? "localhost";
+      const base = this.instances.primary()?.hostName ?? "localhost";
       const hostName =
         typeof props.serviceOperationsHostName === "string" ? props.serviceOperationsHostName : `${name}.${base}`;
       const rules = locationRulesOf(props);
@@ -197,7 +197,7 @@ export class ManagementApi {
   private async delete(r: ServiceRequest, caller: Instance, name: string): Promise<void> {
     this.requirePrimary(caller);
     const target = this.target(caller, name);
-    if (this.directory.isPrimary(target.idScope)) {
+    if (this.instances.isPrimary(target.idScope)) {
       throw bad("The primary provisioning service cannot be deleted; it holds the credentials that manage the others.");
     }
     await this.store.deleteInstance(target.idScope);

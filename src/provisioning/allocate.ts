@@ -9,7 +9,7 @@ import {
   type WebhookCall,
   type WebhookOptions,
 } from "../allocation/custom-webhook.js";
-import { allocationCandidates, selectHub } from "../allocation/select-hub.js";
+import { allocationCandidates, effectivePolicy, selectHub } from "../allocation/select-hub.js";
 import { type EnrollmentSettings, effectiveReprovisionPolicy, type InitialTwin } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { Instance, LinkedHub } from "../domain/instance.js";
@@ -80,7 +80,8 @@ export function webhookRequest(input: AllocateInput): { request: Record<string, 
 
 export async function allocate(input: AllocateInput): Promise<Allocation> {
   const { settings } = input;
-  if (settings.allocationPolicy === "custom") {
+  const policy = effectivePolicy(settings, input.instance.allocationPolicy);
+  if (policy === "custom") {
     const definition = settings.customAllocationDefinition;
     if (!definition) {
       throw new AllocationFailure(
@@ -107,8 +108,8 @@ export async function allocate(input: AllocateInput): Promise<Allocation> {
   const chosen = selectHub({
     registrationId: input.registrationId,
     sourceAddress: input.sourceAddress,
+    policy,
     enrollment: settings,
-    instancePolicy: input.instance.allocationPolicy,
     linkedHubs: input.linkedHubs,
     locate: input.locate,
   });

@@ -6,8 +6,8 @@ import type { InitialTwin, ReprovisionPolicy } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { LinkedHub } from "../domain/instance.js";
 import type { RegistrationSubstatus } from "../domain/registration-state.js";
-import { type HubClient, type HubDevice, HubError, type TwinPatch } from "../hubs/hub-client.js";
-import type { HubLinks } from "./hub-links.js";
+import { type HubDevice, HubError, type TwinPatch } from "../hub-client/hub-client.js";
+import type { HubClientPool } from "./hub-client-pool.js";
 
 export interface ApplyInput {
   target: LinkedHub;
@@ -46,18 +46,6 @@ function failed(hub: string, err: unknown): ProvisioError {
   return new ProvisioError("hubApplyFailed", { hub, detail });
 }
 
-/** Create the identity, or refresh it when it exists; resolves to whether it was created. */
-async function putIdentity(client: HubClient, device: HubDevice): Promise<boolean> {
-  try {
-    await client.putDevice(device);
-    return true;
-  } catch (err) {
-    if (!(err instanceof HubError) || err.code !== "DeviceAlreadyExists") throw err;
-    await client.putDevice(device, "*");
-    return false;
-  }
-}
-
 /** What a registration will do to the hubs (behaviors.md §6.2); pure, so dry runs show it too. */
 export interface ReprovisionPlan {
   target: LinkedHub;
@@ -79,7 +67,7 @@ export function planReprovision(input: Pick<ApplyInput, "target" | "previous" | 
   return { target, sameHub, twin: "initial", substatus: "deviceDataReset" };
 }
 
-export async function applyToHub(links: HubLinks, input: ApplyInput): Promise<ApplyResult> {
+export async function applyToHub(hubClients: HubClientPool, input: ApplyInput): Promise<ApplyResult> {
   const { previous } = input;
   const plan = planReprovision(input);
   const { target, sameHub } = plan;
@@ -96,13 +84,13 @@ export async function applyToHub(links: HubLinks, input: ApplyInput): Promise<Ap
         : { type: "sas" },
     capabilities: { iotEdge: input.iotEdge },
   };
-  const client = links.clientFor(target);
+  const client = hubClients.clientFor(target);
 
   let twin = plan.twin === "initial" ? twinPatchOf(input.initialTwin) : undefined;
   let substatus = plan.substatus;
   if (plan.twin === "migrate" && previous?.hub) {
     try {
-      twin = portableTwin(await links.clientFor(previous.hub).getTwin(previous.deviceId));
+      twin = portableTwin(await hubClients.clientFor(previous.hub).getTwin(previous.deviceId));
     } catch {
       // The old hub is gone or refuses: start from the initial twin.
       twin = twinPatchOf(input.initialTwin);
@@ -112,7 +100,7 @@ export async function applyToHub(links: HubLinks, input: ApplyInput): Promise<Ap
 
   let created = false;
   try {
-    created = await putIdentity(client, device);
+    ({ created } = await client.createOrUpdateDevice(device));
     if (twin) await client.replaceTwin(input.deviceId, twin, "*");
   } catch (err) {
     // Nothing half-applied: an identity this attempt created goes again.
@@ -121,7 +109,7 @@ export async function applyToHub(links: HubLinks, input: ApplyInput): Promise<Ap
   }
   if (previous?.hub && !sameHub) {
     // The device lives on the new hub now; the old identity must not keep working.
-    await links
+    await hubClients
       .clientFor(previous.hub)
       .deleteDevice(previous.deviceId)
       .catch(() => false);

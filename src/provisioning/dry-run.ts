@@ -2,9 +2,10 @@
 // doing any of it — matched enrollment, attestation verdict for the evidence given, allocation
 // with its inputs, the webhook request (and, if asked, its answer), the twin and the
 // reprovision action. Nothing is written and no hub is touched.
-import { compileLocationRules } from "../allocation/cidr.js";
+
 import { callAllocationWebhook } from "../allocation/custom-webhook.js";
-import { selectHub } from "../allocation/select-hub.js";
+import { compileLocationRules } from "../allocation/location-rules.js";
+import { effectivePolicy, selectHub } from "../allocation/select-hub.js";
 import { parseCertificate } from "../attestation/x509-info.js";
 import { type EnrollmentGroup, type EnrollmentSettings, effectiveReprovisionPolicy } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
@@ -133,7 +134,7 @@ export async function dryRun(
   const settings: EnrollmentSettings = match.kind === "individual" ? match.enrollment : match.group;
   const sourceAddress = evidence.sourceAddress ?? "";
   const locate = compileLocationRules(instance.deviceLocationRules ?? []);
-  const policy = settings.allocationPolicy ?? (settings.iotHubHostName ? "static" : instance.allocationPolicy);
+  const policy = effectivePolicy(settings, instance.allocationPolicy);
   const allocation: Record<string, unknown> = {
     policy,
     linkedHubs: config.linkedHubs.map((h) => ({
@@ -185,8 +186,8 @@ export async function dryRun(
     const outcome = selectHub({
       registrationId,
       sourceAddress,
+      policy,
       enrollment: settings,
-      instancePolicy: instance.allocationPolicy,
       linkedHubs: config.linkedHubs,
       locate,
     });

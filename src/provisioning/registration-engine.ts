@@ -1,8 +1,9 @@
 // The registration engine (design.md, "The flow of one registration"): transports call it and
 // nothing else. One named pipeline:
 //   findEnrollment → attest → openOperation → allocate → applyToHub → record → respond
-import { compileLocationRules } from "../allocation/cidr.js";
+
 import type { WebhookCall, WebhookOptions } from "../allocation/custom-webhook.js";
+import { compileLocationRules } from "../allocation/location-rules.js";
 import { type EnrollmentSettings, effectiveReprovisionPolicy } from "../domain/enrollment.js";
 import { ProvisioError, toProvisioError } from "../domain/errors.js";
 import { newEtag, nowUtc } from "../domain/etag.js";
@@ -11,14 +12,14 @@ import type { Instance } from "../domain/instance.js";
 import type { DeviceRegistrationResult, RegistrationOperation } from "../domain/operation.js";
 import { type DeviceRegistrationState, lastAssignment, type RegistrationRecord } from "../domain/registration-state.js";
 import { RateLimiter } from "../security/rate-limit.js";
-import type { InstanceDirectory } from "../store/instance-directory.js";
 import type { Store } from "../store/store.js";
 import { AllocationFailure, allocate } from "./allocate.js";
 import { applyToHub } from "./apply-to-hub.js";
 import { dryRun } from "./dry-run.js";
 import { type AttestedDevice, type DeviceCredentials, type EnrollmentMatch, findAndAttest } from "./find-enrollment.js";
 import { GroupHints } from "./group-hints.js";
-import type { HubLinks } from "./hub-links.js";
+import type { HubClientPool } from "./hub-client-pool.js";
+import type { InstanceCache } from "./instance-cache.js";
 import { newOperationId } from "./operation-id.js";
 import type { ScopeCache } from "./scope-cache.js";
 
@@ -92,9 +93,9 @@ export class RegistrationEngine {
 
   constructor(
     private readonly store: Store,
-    private readonly directory: InstanceDirectory,
+    private readonly instances: InstanceCache,
     private readonly scopes: ScopeCache,
-    private readonly links: HubLinks,
+    private readonly hubClients: HubClientPool,
     private readonly options: EngineOptions = DEFAULT_ENGINE_OPTIONS,
     private readonly onInternal: (err: unknown) => void = () => undefined,
     private readonly onRefused: (idScope: string, registrationId: string, detail: string) => void = () => undefined,
@@ -194,7 +195,7 @@ export class RegistrationEngine {
       throw new ProvisioError("hubApplyFailed", { hub: placed.assignedHub, detail: "the hub is no longer linked" });
     }
     try {
-      await this.links.clientFor(hub).deleteDevice(placed.deviceId);
+      await this.hubClients.clientFor(hub).deleteDevice(placed.deviceId);
     } catch (err) {
       throw new ProvisioError("hubApplyFailed", {
         hub: hub.name,
@@ -215,7 +216,7 @@ export class RegistrationEngine {
   }
 
   private instanceOf(idScope: string): Instance {
-    const instance = this.directory.byScope(idScope);
+    const instance = this.instances.byScope(idScope);
     if (!instance) throw new ProvisioError("unknownIdScope", { scope: idScope });
     return instance;
   }
@@ -307,7 +308,7 @@ export class RegistrationEngine {
       const target = allocation.target;
       const initialTwin = allocation.initialTwin ?? settings.initialTwin;
       const was = lastAssignment(previous?.state);
-      const applied = await applyToHub(this.links, {
+      const applied = await applyToHub(this.hubClients, {
         target,
         ...(was
           ? {

@@ -1,7 +1,7 @@
 // The TLS settings every listener of `provisio serve` shares (HTTPS, MQTT, AMQP), also when the
 // server certificate is swapped in later: Server.setSecureContext forgets what it is not given.
 import { constants } from "node:crypto";
-import type { TlsMaterial } from "../security/tls-material.js";
+import type { TlsMaterial } from "./tls-material.js";
 
 export interface ListenerTls {
   key: string;

@@ -3,21 +3,21 @@
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
+import type { BuiltinHubs } from "../builtin-hub/builtin-hubs.js";
+import type { HubRestApi } from "../builtin-hub/hub-rest-api.js";
+import { sendHubError } from "../builtin-hub/hub-wire.js";
 import { ProvisioError } from "../domain/errors.js";
 import { hostOf, parseRequestPath } from "../http/request-path.js";
 import { sendError } from "../http/respond.js";
-import type { BuiltinHubs } from "../iothub/builtin-hubs.js";
-import type { HubRestApi } from "../iothub/hub-rest-api.js";
-import { sendHubError } from "../iothub/hub-wire.js";
 import { MANAGEMENT_SEGMENTS, type ManagementApi } from "../management/management-api.js";
 import type { Logger } from "../observability/logger.js";
+import type { InstanceCache } from "../provisioning/instance-cache.js";
 import type { ListenerTls } from "../security/listener-tls.js";
 import { SERVICE_API_SEGMENTS, type ServiceApi } from "../service-api/service-api.js";
-import type { InstanceDirectory } from "../store/instance-directory.js";
 import { type DeviceApi, isDeviceApiPath } from "../transports/http/device-api.js";
 
 export interface HttpsSurfaces {
-  directory: InstanceDirectory;
+  instances: InstanceCache;
   serviceApi: ServiceApi;
   managementApi: ManagementApi;
   hubs: BuiltinHubs;
@@ -49,7 +49,7 @@ async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces
   const first = path.lower[0] ?? "";
   const isService = SERVICE_API_SEGMENTS.has(first);
   if (isService || MANAGEMENT_SEGMENTS.has(first)) {
-    const instance = s.directory.byHost(host);
+    const instance = s.instances.byHost(host);
     if (!instance) throw new ProvisioError("unknownHost", { host });
     const r = { req, res, path, host, instance };
     return isService ? s.serviceApi.handle(r) : s.managementApi.handle(r);

@@ -2,10 +2,10 @@
 // (username `{idScope}/registrations/{id}/...`) and built-in hub devices
 // (username `{hubHostName}/{deviceId}/?...`), routed by the CONNECT username.
 import type { IConnectPacket } from "mqtt-packet";
-import type { BuiltinHubs } from "../iothub/builtin-hubs.js";
-import { parseHubUsername } from "../iothub/hub-topics.js";
-import { acceptHubDevice, CONNACK } from "../iothub/mqtt-device-session.js";
-import type { TelemetryLog } from "../iothub/telemetry-log.js";
+import type { BuiltinHubs } from "../builtin-hub/builtin-hubs.js";
+import { parseHubUsername } from "../builtin-hub/hub-topics.js";
+import { acceptHubDevice, CONNACK } from "../builtin-hub/mqtt-device-session.js";
+import type { TelemetryLog } from "../builtin-hub/telemetry-log.js";
 import type { Logger } from "../observability/logger.js";
 import type { RegistrationEngine } from "../provisioning/registration-engine.js";
 import { acceptDpsDevice } from "../transports/mqtt/dps-session.js";

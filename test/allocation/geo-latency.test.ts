@@ -2,9 +2,9 @@
 // ties and "no estimate" fall back to the weighted hash.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { compileLocationRules } from "../../src/allocation/cidr.js";
 import { geoLatency } from "../../src/allocation/geo-latency.js";
 import { weightedHash } from "../../src/allocation/hashed.js";
+import { compileLocationRules } from "../../src/allocation/location-rules.js";
 
 const WEST = "contoso-west-hub.azure-devices.net";
 const EAST = "contoso-east-hub.azure-devices.net";

@@ -1,10 +1,11 @@
 // Allocation dispatcher (behaviors.md §4.1): effective policy, candidate hubs, exclusions and refusals.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { compileLocationRules } from "../../src/allocation/cidr.js";
 import { weightedHash } from "../../src/allocation/hashed.js";
-import { type AllocationOutcome, selectHub } from "../../src/allocation/select-hub.js";
-import type { LinkedHub } from "../../src/domain/instance.js";
+import { compileLocationRules } from "../../src/allocation/location-rules.js";
+import { type AllocationOutcome, effectivePolicy, selectHub } from "../../src/allocation/select-hub.js";
+import type { AllocationPolicy, EnrollmentSettings } from "../../src/domain/enrollment.js";
+import type { InstanceAllocationPolicy, LinkedHub } from "../../src/domain/instance.js";
 
 const WEST = "contoso-west-hub.azure-devices.net";
 const EAST = "contoso-east-hub.azure-devices.net";
@@ -25,7 +26,11 @@ const locate = compileLocationRules([
   { ipMask: "10.2.0.0/16", location: "eastus" },
 ]);
 
-type Input = Parameters<typeof selectHub>[0];
+/** What the engine hands over: the enrollment and the instance default, resolved by effectivePolicy. */
+type Input = Omit<Parameters<typeof selectHub>[0], "policy" | "enrollment"> & {
+  enrollment: Pick<EnrollmentSettings, "allocationPolicy" | "iotHubs" | "iotHubHostName">;
+  instancePolicy: InstanceAllocationPolicy;
+};
 const base: Input = {
   registrationId: "contoso-simdevice-west",
   sourceAddress: "10.1.2.3",
@@ -34,7 +39,12 @@ const base: Input = {
   linkedHubs: hubs,
   locate,
 };
-const select = (over: Partial<Input>): AllocationOutcome => selectHub({ ...base, ...over });
+function select(over: Partial<Input>): AllocationOutcome {
+  const { instancePolicy, ...input } = { ...base, ...over };
+  const policy = effectivePolicy(input.enrollment, instancePolicy);
+  assert.notEqual(policy, "custom", "custom allocation is the webhook's, not selectHub's");
+  return selectHub({ ...input, policy: policy as Exclude<AllocationPolicy, "custom"> });
+}
 
 /** A registration id that hashes to `target` among `among`, so hashed vs geoLatency give different answers. */
 function idHashingTo(target: string, among: readonly LinkedHub[]): string {
@@ -188,11 +198,10 @@ test("static needs exactly one hub on the enrollment", () => {
   assert.match(two.ok ? "" : two.reason, /exactly one IoT hub.*lists 2/);
 });
 
-test("custom allocation is refused for now", () => {
-  assert.deepEqual(select({ enrollment: { allocationPolicy: "custom", iotHubs: [WEST] } }), {
-    ok: false,
-    reason: "custom allocation is not supported yet",
-  });
+test("a custom enrollment's effective policy is custom: its webhook decides, not selectHub", () => {
+  assert.equal(effectivePolicy({ allocationPolicy: "custom" }, "hashed"), "custom");
+  assert.equal(effectivePolicy({ iotHubHostName: WEST }, "geoLatency"), "static");
+  assert.equal(effectivePolicy({}, "geoLatency"), "geoLatency");
 });
 
 test("no eligible hub fails with an actionable reason", () => {

@@ -1,7 +1,7 @@
-// The built-in hub's twin query subset (iothub/twin-query.ts), from query texts.
+// The built-in hub's twin query subset (builtin-hub/twin-query.ts), from query texts.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { matchesQuery, parseTwinQuery, projectTwin } from "../../src/iothub/twin-query.js";
+import { matchesQuery, parseTwinQuery, projectTwin } from "../../src/builtin-hub/twin-query.js";
 
 const twin = {
   deviceId: "leaf",

@@ -3,9 +3,9 @@
 // this node call `reload()`; other nodes pick changes up on their next `reload()`.
 import type { IdScope } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
-import type { InstanceStore } from "./store.js";
+import type { InstanceStore } from "../store/store.js";
 
-export class InstanceDirectory {
+export class InstanceCache {
   #byScope = new Map<string, Instance>();
   #byHost = new Map<string, Instance>();
   #primary: Instance | undefined;

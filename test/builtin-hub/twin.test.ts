@@ -13,7 +13,7 @@ import {
   TwinError,
   type TwinState,
   twinPropertiesJson,
-} from "../../src/iothub/twin.js";
+} from "../../src/builtin-hub/twin.js";
 
 const T0 = "2024-01-01T00:00:00.000Z";
 const T1 = "2024-01-01T00:01:00.000Z";

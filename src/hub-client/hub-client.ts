@@ -56,21 +56,19 @@ export interface TwinPatch {
   properties?: { desired?: Record<string, unknown> };
 }
 
+/** What provisioning asks of a hub (iothub-api.md §8): the REST client and the in-process one answer alike. */
 export interface HubClient {
   /** The hub's HostName, as in its connection string: what DPS reports as `assignedHub`. */
   readonly hostName: string;
-  /** GET /devices/{id}; undefined when the hub answers 404 DeviceNotFound. */
-  getDevice(deviceId: string): Promise<DeviceIdentity | undefined>;
-  /** PUT /devices/{id}; without ifMatch creates (409 → HubError DeviceAlreadyExists); with ifMatch ("*" or an etag, sent quoted) updates. */
-  putDevice(device: HubDevice, ifMatch?: string): Promise<DeviceIdentity>;
-  /** Create, or on 409 update with If-Match "*" (iothub-api.md §8.1 steps 1-2). */
-  createOrUpdateDevice(device: HubDevice): Promise<DeviceIdentity>;
+  /**
+   * Create, or on 409 update with If-Match "*" (iothub-api.md §8.1 steps 1-2); `created` says
+   * which, so a failed registration removes only an identity it made.
+   */
+  createOrUpdateDevice(device: HubDevice): Promise<{ identity: DeviceIdentity; created: boolean }>;
   /** DELETE /devices/{id} (If-Match "*" unless given); false when the device was already gone. */
   deleteDevice(deviceId: string, ifMatch?: string): Promise<boolean>;
   /** GET /twins/{id}. */
   getTwin(deviceId: string): Promise<Record<string, unknown>>;
-  /** PATCH /twins/{id}: merge tags and desired properties (If-Match "*" unless given). */
-  patchTwin(deviceId: string, patch: TwinPatch, ifMatch?: string): Promise<Record<string, unknown>>;
   /** PUT /twins/{id}: replace tags and desired properties (If-Match "*" unless given). */
   replaceTwin(deviceId: string, twin: TwinPatch, ifMatch?: string): Promise<Record<string, unknown>>;
   /** Closes every pooled connection; the client must not be used afterwards. */
@@ -143,7 +141,8 @@ interface HubResponse {
   body: string;
 }
 
-class RestHubClient implements HubClient {
+/** The REST client of any IoT hub; besides HubClient it reads and writes identities one call at a time. */
+export class RestHubClient implements HubClient {
   readonly hostName: string;
   private readonly keyName: string;
   private readonly key: string;
@@ -186,15 +185,15 @@ class RestHubClient implements HubClient {
     return this.json("PUT", device.deviceId, r) as unknown as DeviceIdentity; // shape per iothub-api.md §4.1
   }
 
-  async createOrUpdateDevice(device: HubDevice): Promise<DeviceIdentity> {
+  async createOrUpdateDevice(device: HubDevice): Promise<{ identity: DeviceIdentity; created: boolean }> {
     for (let round = 1; ; round++) {
       try {
-        return await this.putDevice(device);
+        return { identity: await this.putDevice(device), created: true };
       } catch (err) {
         if (!(err instanceof HubError) || err.status !== 409 || round >= CREATE_OR_UPDATE_ROUNDS) throw err;
       }
       try {
-        return await this.putDevice(device, "*");
+        return { identity: await this.putDevice(device, "*"), created: false };
       } catch (err) {
         // Deleted between our create and update: create again.
         if (!(err instanceof HubError) || err.code !== "DeviceNotFound") throw err;
@@ -212,11 +211,6 @@ class RestHubClient implements HubClient {
 
   async getTwin(deviceId: string): Promise<Record<string, unknown>> {
     return this.json("GET", deviceId, await this.send("GET", twinPath(deviceId), undefined, undefined), "twin");
-  }
-
-  async patchTwin(deviceId: string, patch: TwinPatch, ifMatch = "*"): Promise<Record<string, unknown>> {
-    const r = await this.send("PATCH", twinPath(deviceId), JSON.stringify(patch), ifMatch);
-    return this.json("PATCH", deviceId, r, "twin");
   }
 
   async replaceTwin(deviceId: string, twin: TwinPatch, ifMatch = "*"): Promise<Record<string, unknown>> {
@@ -351,6 +345,6 @@ export function hubClientFromConnectionString(
   connectionString: string,
   endpoint: HubEndpoint = {},
   options: HubClientOptions = {},
-): HubClient {
+): RestHubClient {
   return new RestHubClient(serviceCredentials(connectionString), endpoint, options);
 }

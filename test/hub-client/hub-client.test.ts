@@ -10,8 +10,13 @@ import { createServer as createTcpServer, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parseSasToken, signatureMatches } from "../../src/attestation/sas-token.js";
-import { type HubClient, HubError, hubClientFromConnectionString } from "../../src/hubs/hub-client.js";
-import { parseHubErrorBody } from "../../src/hubs/hub-errors.js";
+import {
+  type HubClient,
+  HubError,
+  hubClientFromConnectionString,
+  type RestHubClient,
+} from "../../src/hub-client/hub-client.js";
+import { parseHubErrorBody } from "../../src/hub-client/hub-errors.js";
 import { selfSignedDeviceCert } from "../support/certs.js";
 import { hubOf } from "../support/hub-clients.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
@@ -53,7 +58,10 @@ async function closeServer(server: Server): Promise<void> {
 
 describe("hub client", () => {
   let p: ProvisioProcess;
-  let client: HubClient;
+  let client: RestHubClient;
+  /** createOrUpdateDevice's identity (the `created` flag is checked where it matters). */
+  const upsert = async (c: HubClient, d: Parameters<HubClient["createOrUpdateDevice"]>[0]) =>
+    (await c.createOrUpdateDevice(d)).identity;
   before(async () => {
     p = await startProvisio();
     client = hubClientFromConnectionString(hubOf(p).connectionString, {
@@ -84,10 +92,14 @@ describe("hub client", () => {
     });
 
     test("creating an existing device is DeviceAlreadyExists; createOrUpdateDevice then updates keys and status (§8.1 step 2)", async () => {
-      const first = await client.createOrUpdateDevice(sasDevice("hc-again"));
+      const made = await client.createOrUpdateDevice(sasDevice("hc-again"));
+      assert.equal(made.created, true);
+      const first = made.identity;
       await assert.rejects(client.putDevice(sasDevice("hc-again")), hubError(409, "DeviceAlreadyExists", /hc-again/));
       const second = { ...sasDevice("hc-again"), status: "disabled" as const, statusReason: "replaced" };
-      const updated = await client.createOrUpdateDevice(second);
+      const again = await client.createOrUpdateDevice(second);
+      assert.equal(again.created, false, "an update, so a failed registration must not delete it");
+      const updated = again.identity;
       assert.deepEqual(updated.authentication.symmetricKey, second.authentication.symmetricKey, "keys replaced");
       assert.notDeepEqual(updated.authentication.symmetricKey, first.authentication.symmetricKey);
       assert.equal(updated.status, "disabled");
@@ -100,7 +112,7 @@ describe("hub client", () => {
     });
 
     test("getDevice returns the identity; an unknown device is undefined", async () => {
-      const created = await client.createOrUpdateDevice(sasDevice("hc-get"));
+      const created = await upsert(client, sasDevice("hc-get"));
       const got = await client.getDevice("hc-get");
       assert.deepEqual(got, created);
       assert.equal(await client.getDevice("hc-never-created"), undefined);
@@ -123,7 +135,7 @@ describe("hub client", () => {
 
     test("device ids with reserved URL characters are percent-encoded in paths", async () => {
       const id = "dev#1?x=%2F;y@z$'";
-      const created = await client.createOrUpdateDevice(sasDevice(id));
+      const created = await upsert(client, sasDevice(id));
       assert.equal(created.deviceId, id);
       assert.equal((await client.getDevice(id))?.deviceId, id);
       assert.equal((await client.getTwin(id)).deviceId, id);
@@ -132,7 +144,7 @@ describe("hub client", () => {
 
     test("an X.509 device is selfSigned with the thumbprint of the leaf the device presented (§8.1)", async () => {
       const leaf = await selfSignedDeviceCert("hc-x509");
-      const created = await client.createOrUpdateDevice({
+      const created = await upsert(client, {
         deviceId: "hc-x509",
         status: "enabled",
         authentication: {
@@ -147,27 +159,27 @@ describe("hub client", () => {
     });
 
     test("the iotEdge capability is set on create and cleared by an update with iotEdge false", async () => {
-      const edge = await client.createOrUpdateDevice({ ...sasDevice("hc-edge"), capabilities: { iotEdge: true } });
+      const edge = await upsert(client, { ...sasDevice("hc-edge"), capabilities: { iotEdge: true } });
       assert.equal(edge.capabilities.iotEdge, true);
       assert.equal((await client.getDevice("hc-edge"))?.capabilities.iotEdge, true);
-      const plain = await client.createOrUpdateDevice({ ...sasDevice("hc-edge"), capabilities: { iotEdge: false } });
+      const plain = await upsert(client, { ...sasDevice("hc-edge"), capabilities: { iotEdge: false } });
       assert.equal(plain.capabilities.iotEdge, false);
     });
 
     test("a DeviceIdentity read from one hub can be put back as is (migration, §8.2)", async () => {
-      const original = await client.createOrUpdateDevice({ ...sasDevice("hc-echo"), capabilities: { iotEdge: true } });
+      const original = await upsert(client, { ...sasDevice("hc-echo"), capabilities: { iotEdge: true } });
       const echoed = await client.putDevice(original, "*");
       assert.deepEqual(echoed.authentication, original.authentication);
       assert.equal(echoed.capabilities.iotEdge, true);
     });
 
-    test("patchTwin merges tags and desired properties; getTwin shows them", async () => {
-      await client.createOrUpdateDevice(sasDevice("hc-twin"));
-      const patched = await client.patchTwin("hc-twin", {
+    test("getTwin shows what replaceTwin wrote; a stale twin etag is PreconditionFailed", async () => {
+      await upsert(client, sasDevice("hc-twin"));
+      const written = await client.replaceTwin("hc-twin", {
         tags: { env: "dev", site: { floor: 3 } },
         properties: { desired: { interval: 30, cfg: { mode: "eco" } } },
       });
-      assert.deepEqual(patched.tags, { env: "dev", site: { floor: 3 } });
+      assert.deepEqual(written.tags, { env: "dev", site: { floor: 3 } });
       const twin = await client.getTwin("hc-twin");
       assert.equal(twin.deviceId, "hc-twin");
       assert.deepEqual(twin.tags, { env: "dev", site: { floor: 3 } });
@@ -176,19 +188,18 @@ describe("hub client", () => {
       assert.deepEqual(desired.cfg, { mode: "eco" });
       assert.equal(desired.$version, 2);
 
-      const merged = await client.patchTwin("hc-twin", { tags: { owner: "ops" } });
-      assert.deepEqual(merged.tags, { env: "dev", site: { floor: 3 }, owner: "ops" }, "a patch merges");
+      await client.replaceTwin("hc-twin", { tags: { owner: "ops" } });
       await assert.rejects(
-        client.patchTwin("hc-twin", { tags: { a: 1 } }, String(twin.etag)),
+        client.replaceTwin("hc-twin", { tags: { a: 1 } }, String(twin.etag)),
         hubError(412, "PreconditionFailed"),
-        "the etag read before the last patch is stale",
+        "the etag read before the last write is stale",
       );
       await assert.rejects(client.getTwin("hc-no-twin"), hubError(404, "DeviceNotFound", /hc-no-twin/));
     });
 
     test("replaceTwin replaces tags and desired: keys not in the new twin are gone", async () => {
-      await client.createOrUpdateDevice(sasDevice("hc-replace"));
-      await client.patchTwin("hc-replace", {
+      await upsert(client, sasDevice("hc-replace"));
+      await client.replaceTwin("hc-replace", {
         tags: { env: "dev", old: true },
         properties: { desired: { interval: 30, legacy: { x: 1 } } },
       });
@@ -206,14 +217,14 @@ describe("hub client", () => {
     });
 
     test("deleteDevice is true, then false once the device is gone (§8.3)", async () => {
-      await client.createOrUpdateDevice(sasDevice("hc-delete"));
+      await upsert(client, sasDevice("hc-delete"));
       assert.equal(await client.deleteDevice("hc-delete"), true);
       assert.equal(await client.getDevice("hc-delete"), undefined);
       assert.equal(await client.deleteDevice("hc-delete"), false);
     });
 
     test("deleteDevice with a stale etag is PreconditionFailed and keeps the device", async () => {
-      const created = await client.createOrUpdateDevice(sasDevice("hc-delete-etag"));
+      const created = await upsert(client, sasDevice("hc-delete-etag"));
       const updated = await client.putDevice({ ...sasDevice("hc-delete-etag"), status: "disabled" }, "*");
       await assert.rejects(client.deleteDevice("hc-delete-etag", created.etag), hubError(412, "PreconditionFailed"));
       assert.equal(await client.deleteDevice("hc-delete-etag", updated.etag), true);
@@ -241,7 +252,7 @@ describe("hub client", () => {
           wrong.getDevice("hc-create"),
           hubError(401, "IotHubUnauthorizedAccess", new RegExp(`${hub.hostName}.*connection string`)),
         );
-        await assert.rejects(wrong.createOrUpdateDevice(sasDevice("hc-unauthorized")), (err: unknown) => {
+        await assert.rejects(upsert(wrong, sasDevice("hc-unauthorized")), (err: unknown) => {
           assert.ok(err instanceof HubError && err.status === 401 && !err.transient);
           return true;
         });
@@ -256,7 +267,7 @@ describe("hub client", () => {
         ...sasDevice(`hc-par-${i}`),
         statusReason: `round ${i}`,
       }));
-      const results = await Promise.all(devices.map((d) => client.createOrUpdateDevice(d)));
+      const results = await Promise.all(devices.map((d) => upsert(client, d)));
       for (const [i, r] of results.entries()) {
         assert.equal(r.deviceId, `hc-par-${i}`);
         assert.equal(r.statusReason, `round ${i}`);
@@ -383,7 +394,7 @@ describe("hub client", () => {
       await closeServer(server);
     });
 
-    const recordingClient = (): HubClient =>
+    const recordingClient = (): RestHubClient =>
       hubClientFromConnectionString(hubOf(p).connectionString, { host: "127.0.0.1", port, ca: p.ca });
     const json =
       (status: number, body: unknown, headers: Record<string, string> = {}) =>
@@ -399,7 +410,7 @@ describe("hub client", () => {
       try {
         await c.putDevice({ ...sasDevice("a/b c"), etag: "MA==", generationId: "1" });
         await c.putDevice(sasDevice("a/b c"), "*");
-        await c.patchTwin("a/b c", { tags: { x: 1 } }, "AAAAAAAAAAI=");
+        await c.replaceTwin("a/b c", { tags: { x: 1 } }, "AAAAAAAAAAI=");
         await c.getDevice("a/b c");
       } finally {
         c.close();
@@ -418,7 +429,7 @@ describe("hub client", () => {
         "hub-owned fields stay behind",
       );
       assert.equal(update.headers["if-match"], '"*"');
-      assert.equal(patch.method, "PATCH");
+      assert.equal(patch.method, "PUT");
       assert.equal(patch.url, "/twins/a%2Fb%20c?api-version=2021-04-12");
       assert.equal(patch.headers["if-match"], '"AAAAAAAAAAI="');
       assert.equal(get.headers["content-type"], undefined);

@@ -1,9 +1,9 @@
-// IoT Edge scopes of built-in hub identities (iothub/device-scopes.ts), from plain records.
+// IoT Edge scopes of built-in hub identities (builtin-hub/device-scopes.ts), from plain records.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { deviceOfScope, edgeScope, scopesFromBody, scopesOf } from "../../src/builtin-hub/device-scopes.js";
 import type { DeviceIdentity } from "../../src/domain/hub.js";
 import { NEVER } from "../../src/domain/hub.js";
-import { deviceOfScope, edgeScope, scopesFromBody, scopesOf } from "../../src/iothub/device-scopes.js";
 
 const identity = (deviceId: string, iotEdge: boolean, extra: Partial<DeviceIdentity> = {}): DeviceIdentity => ({
   deviceId,

@@ -1,5 +1,5 @@
 // A HubClient for a built-in hub of this same server: the same operations and the same answers
-// as the IoT Hub REST API (hubs/hub-client.ts), without a TLS round trip to ourselves. The
+// as the IoT Hub REST API (hub-client/hub-client.ts), without a TLS round trip to ourselves. The
 // connection string is still checked like a SAS-signed request would be, so a stale key fails
 // with IotHubUnauthorizedAccess exactly as over REST. The registration hot path uses it for
 // built-in hubs (PROVISIO_BUILTIN_HUB_CLIENT=rest switches back to REST).
@@ -7,8 +7,8 @@ import { timingSafeEqual } from "node:crypto";
 import { parseConnectionString } from "../domain/connection-string.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { BuiltinHub, DeviceIdentity } from "../domain/hub.js";
-import type { HubClient, HubDevice, TwinPatch } from "../hubs/hub-client.js";
-import { HubError } from "../hubs/hub-errors.js";
+import type { HubClient, HubDevice, TwinPatch } from "../hub-client/hub-client.js";
+import { HubError } from "../hub-client/hub-errors.js";
 import { identityJson, twinJson } from "./hub-wire.js";
 import type { HubRegistry } from "./registry.js";
 
@@ -59,26 +59,19 @@ export class InProcessHubClient implements HubClient {
     }
   }
 
-  getDevice(deviceId: string): Promise<DeviceIdentity | undefined> {
-    return this.call("GET device", async () => {
-      const rec = await this.registry.find(deviceId);
-      return rec && identityJson(rec.identity);
-    });
-  }
-
-  putDevice(device: HubDevice, ifMatch?: string): Promise<DeviceIdentity> {
+  private putDevice(device: HubDevice, ifMatch?: string): Promise<DeviceIdentity> {
     const { etag: _etag, generationId: _generationId, ...body } = device;
     return this.call("PUT device", async () =>
       identityJson(await this.registry.createOrUpdate(device.deviceId, body, ifMatch)),
     );
   }
 
-  async createOrUpdateDevice(device: HubDevice): Promise<DeviceIdentity> {
+  async createOrUpdateDevice(device: HubDevice): Promise<{ identity: DeviceIdentity; created: boolean }> {
     try {
-      return await this.putDevice(device);
+      return { identity: await this.putDevice(device), created: true };
     } catch (err) {
       if (!(err instanceof HubError) || err.code !== "DeviceAlreadyExists") throw err;
-      return this.putDevice(device, "*");
+      return { identity: await this.putDevice(device, "*"), created: false };
     }
   }
 
@@ -92,12 +85,6 @@ export class InProcessHubClient implements HubClient {
 
   getTwin(deviceId: string): Promise<Record<string, unknown>> {
     return this.call("GET twin", async () => twinJson(await this.registry.get(deviceId)));
-  }
-
-  patchTwin(deviceId: string, patch: TwinPatch, ifMatch?: string): Promise<Record<string, unknown>> {
-    return this.call("PATCH twin", async () =>
-      twinJson(await this.registry.updateTwin(deviceId, patch, ifMatch ?? "*", "patch")),
-    );
   }
 
   replaceTwin(deviceId: string, twin: TwinPatch, ifMatch?: string): Promise<Record<string, unknown>> {

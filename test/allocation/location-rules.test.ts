@@ -2,7 +2,12 @@
 // IPv4-mapped IPv6 sources, invalid masks, and location normalisation (management.md §1).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { compileLocationRules, isValidIpMask, normalizeLocation, sourceIPv4 } from "../../src/allocation/cidr.js";
+import {
+  compileLocationRules,
+  isValidIpMask,
+  normalizeLocation,
+  sourceIPv4,
+} from "../../src/allocation/location-rules.js";
 
 test("a /16 rule matches the whole block and nothing outside it", () => {
   const locate = compileLocationRules([{ ipMask: "10.1.0.0/16", location: "westus" }]);

@@ -4,9 +4,9 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { test } from "node:test";
 import { createSasToken } from "../../src/attestation/sas-token.js";
+import { authenticateDeviceRequest, certificateAuthenticates } from "../../src/builtin-hub/hub-auth.js";
 import { ProvisioError } from "../../src/domain/errors.js";
 import type { BuiltinHub, DeviceIdentity } from "../../src/domain/hub.js";
-import { authenticateDeviceRequest, certificateAuthenticates } from "../../src/iothub/hub-auth.js";
 
 // Any bytes stand for a DER certificate here: only their digests are compared.
 const leaf = Buffer.from("a device certificate, DER in real life");

@@ -2,13 +2,13 @@
 // unchanged (a rotated key makes a new client). Built-in hubs are dialed at this server's
 // HTTPS port; every other hub at its host name on 443.
 import type { LinkedHub } from "../domain/instance.js";
-import { type HubClient, type HubEndpoint, hubClientFromConnectionString } from "../hubs/hub-client.js";
+import { type HubClient, type HubEndpoint, hubClientFromConnectionString } from "../hub-client/hub-client.js";
 
 export type EndpointResolver = (hostName: string) => HubEndpoint | undefined;
 /** A client that reaches a hub without the network (a built-in hub of this server), if any. */
 export type LocalClientFactory = (hub: LinkedHub) => HubClient | undefined;
 
-export class HubLinks {
+export class HubClientPool {
   readonly #clients = new Map<string, { connectionString: string; client: HubClient }>();
 
   constructor(
