@@ -28,9 +28,8 @@ import { createHttpsListener } from "./server/https-listener.js";
 import { mqttRouter } from "./server/mqtt-router.js";
 import { createRefusingListener } from "./server/placeholder-listeners.js";
 import { ServiceApi } from "./service-api/service-api.js";
-import { ChangeFeed } from "./store/change-feed.js";
 import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
-import type { Store } from "./store/store.js";
+import type { ProvisioningStore } from "./store/store.js";
 import { DeviceApi } from "./transports/http/device-api.js";
 import { DEFAULT_LIMITS } from "./transports/mqtt/mqtt-connection.js";
 import { createMqttTlsServer } from "./transports/mqtt/mqtt-listener.js";
@@ -60,7 +59,11 @@ const MQTT_LIMITS = { ...DEFAULT_LIMITS, maxPacketBytes: 256 * 1024 + 4096 };
 const DRAIN_MS = 10_000;
 
 /** Creates the primary instance on first start; resolves to true when it did. */
-async function ensurePrimaryInstance(store: Store, instances: InstanceCache, host: string): Promise<boolean> {
+async function ensurePrimaryInstance(
+  store: ProvisioningStore,
+  instances: InstanceCache,
+  host: string,
+): Promise<boolean> {
   await instances.reload();
   const primary = instances.primary();
   if (!primary) {
@@ -75,7 +78,7 @@ async function ensurePrimaryInstance(store: Store, instances: InstanceCache, hos
 }
 
 /** On first start the built-in hubs are linked to the primary instance, like any hub (weight 1). */
-async function linkBuiltinHubs(store: Store, instances: InstanceCache, hubs: BuiltinHubs): Promise<void> {
+async function linkBuiltinHubs(store: ProvisioningStore, instances: InstanceCache, hubs: BuiltinHubs): Promise<void> {
   const primary = instances.primary();
   if (!primary) return;
   const linked = await store.listLinkedHubs(primary.idScope);
@@ -118,26 +121,24 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = openSqliteStore(join(dataDir, "provisio.db"), new SecretBox(loadMasterKey(dataDir)));
-  const instances = new InstanceCache(store);
+  const instances = new InstanceCache(store, store.changes);
   const firstStart = await ensurePrimaryInstance(store, instances, config.host);
-  const hubs = new BuiltinHubs(store);
+  const hubs = new BuiltinHubs(store.hubs);
   await hubs.load(config.hubs, config.host);
   if (firstStart) await linkBuiltinHubs(store, instances, hubs);
   const tlsDir = join(dataDir, "tls");
   let tls: TlsMaterial = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
 
   const listeners: TlsServer[] = [];
-  const hooks = {
-    // New instances bring new host names: reissue the server certificate (same CA) and swap it in.
-    async instancesChanged(): Promise<void> {
-      await instances.reload();
-      tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
-      for (const l of listeners) l.setSecureContext(listenerTls(tls));
-    },
-  };
+  // New instances bring new host names: the server certificate is reissued (same CA) and swapped
+  // in before the write that announced them resolves.
+  store.changes.subscribe(async (change) => {
+    if (change.kind !== "instance") return;
+    tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
+    for (const l of listeners) l.setSecureContext(listenerTls(tls));
+  });
   const tlsOptions = listenerTls(tls);
   const telemetry = new TelemetryLog();
-  const feed = new ChangeFeed();
   // Built-in hubs are reached like any hub, over their REST API, at this server's HTTPS port.
   let httpsPort = 0;
   const hubClients = new HubClientPool(
@@ -164,7 +165,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const engine = new RegistrationEngine(
     store,
     instances,
-    new ScopeCache(store, feed),
+    new ScopeCache(store, store.changes),
     hubClients,
     engineOptions,
     (err) => log.error({ err }, "registration failed unexpectedly"),
@@ -172,8 +173,8 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   );
   const https = createHttpsListener(tlsOptions, {
     instances,
-    serviceApi: new ServiceApi(store, feed, (err) => log.error({ err }, "bulk item failed"), engine),
-    managementApi: new ManagementApi(store, instances, hooks, feed),
+    serviceApi: new ServiceApi(store, (err: unknown) => log.error({ err }, "bulk item failed"), engine),
+    managementApi: new ManagementApi(store, instances),
     hubs,
     hubRestApi: new HubRestApi(telemetry),
     deviceApi: new DeviceApi(engine),

@@ -13,7 +13,6 @@ import { isObject, parseJson } from "../domain/json.js";
 import type { ServiceRequest } from "../http/api-request.js";
 import { readBody } from "../http/body.js";
 import { sendJson } from "../http/respond.js";
-import type { ChangeFeed } from "../store/change-feed.js";
 import type { InstanceStore } from "../store/store.js";
 
 /** Per instance (management.md §5.1). */
@@ -61,9 +60,8 @@ function commonName(cert: X509Certificate): string | undefined {
 
 export class CaCertificates {
   constructor(
+    /** Its writes reach the caches X.509 attestation reads through the store's own announcements. */
     private readonly store: InstanceStore,
-    /** Chain validation of X.509 groups reads the certificates: caches must drop what they hold. */
-    private readonly feed: ChangeFeed,
   ) {}
 
   /** `rest`: the segments after `/provisioningServices/{name}/certificates`. */
@@ -137,7 +135,6 @@ export class CaCertificates {
       }
       throw new ProvisioError("etagMismatch", { id: cert.name });
     }
-    this.feed.changed(instance.idScope);
   }
 
   private async get(r: ServiceRequest, instance: Instance, name: string): Promise<void> {
@@ -190,7 +187,6 @@ export class CaCertificates {
       }
       // Created by someone else in the meantime: this PUT is now an update, which needs If-Match.
       if (!result.ok) throw new ProvisioError("ifMatchRequired", { operation: "update", name });
-      this.feed.changed(instance.idScope);
       return sendJson(r.res, 201, this.resource(instance, cert));
     }
 
@@ -219,7 +215,6 @@ export class CaCertificates {
         throw new ProvisioError("caCertificateNotFound", { name, instance: instance.name });
       throw new ProvisioError("etagMismatch", { id: cert.name });
     }
-    this.feed.changed(instance.idScope);
     sendJson(r.res, 200, {});
   }
 

@@ -22,8 +22,7 @@ import { readBody } from "../http/body.js";
 import { sendJson } from "../http/respond.js";
 import type { InstanceCache } from "../provisioning/instance-cache.js";
 import { authenticate, requireRight } from "../security/service-auth.js";
-import type { ChangeFeed } from "../store/change-feed.js";
-import type { Store } from "../store/store.js";
+import type { InstanceStore } from "../store/store.js";
 import { CaCertificates } from "./ca-certificates.js";
 import { newInstance, newPolicyKey, ownerPolicy } from "./instances.js";
 
@@ -51,18 +50,11 @@ function resourceSegments(lower: string[], segments: string[]): { lower: string[
   return i <= 0 ? { lower, segments } : { lower: lower.slice(i), segments: segments.slice(i) };
 }
 
-export interface ManagementHooks {
-  /** Called after instances were created, changed or deleted (new host names, new certificate). */
-  instancesChanged(): Promise<void>;
-}
-
 export class ManagementApi {
   constructor(
-    private readonly store: Store,
+    /** Its writes are announced to every cache by the store itself (store-changes.ts). */
+    private readonly store: InstanceStore,
     private readonly instances: InstanceCache,
-    private readonly hooks: ManagementHooks,
-    /** Linked-hub changes must reach the registration caches at once. */
-    private readonly feed: ChangeFeed,
   ) {}
 
   async handle(r: ServiceRequest): Promise<void> {
@@ -83,7 +75,7 @@ export class ManagementApi {
     }
     if (lower.length >= 3 && name !== undefined && lower[2] === "certificates") {
       // CA certificates (management.md §5): ca-certificates.ts.
-      const certificates = new CaCertificates(this.store, this.feed);
+      const certificates = new CaCertificates(this.store);
       return certificates.handle(r, this.target(caller, name), segments.slice(3), lower.slice(3));
     }
     if (lower.length === 3 && name !== undefined && lower[2] === "listkeys" && method === "POST") {
@@ -165,7 +157,6 @@ export class ManagementApi {
       const hubs = hubsOf(props, []);
       const created = await this.store.createInstance(instance, policies, hubs);
       if (!created.ok) throw new ProvisioError("instanceExists", { name });
-      await this.hooks.instancesChanged();
       return sendJson(r.res, 201, await this.resource(instance));
     }
 
@@ -189,8 +180,6 @@ export class ManagementApi {
       { ...(policies ? { policies } : {}), ...(hubs ? { hubs } : {}) },
     );
     if (!result.ok) throw new ProvisioError("etagMismatch", { id: name });
-    await this.hooks.instancesChanged();
-    this.feed.changed(target.idScope);
     sendJson(r.res, 200, await this.resource(updated));
   }
 
@@ -201,7 +190,6 @@ export class ManagementApi {
       throw bad("The primary provisioning service cannot be deleted; it holds the credentials that manage the others.");
     }
     await this.store.deleteInstance(target.idScope);
-    await this.hooks.instancesChanged();
     sendJson(r.res, 200, {});
   }
 }

@@ -13,7 +13,7 @@ import type { IdScope } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
 import { isObject } from "../domain/json.js";
 import { lastAssignment } from "../domain/registration-state.js";
-import type { Store } from "../store/store.js";
+import type { DevicePathStore } from "../store/store.js";
 import { AllocationFailure, webhookRequest } from "./allocate.js";
 import { planReprovision } from "./apply-to-hub.js";
 import { type EnrollmentMatch, findAndAttest } from "./find-enrollment.js";
@@ -69,7 +69,7 @@ const enrollmentSummary = (m: EnrollmentMatch) =>
     : { kind: "group", enrollmentGroupId: m.group.enrollmentGroupId, provisioningStatus: m.group.provisioningStatus };
 
 export async function dryRun(
-  store: Store,
+  store: DevicePathStore,
   scopes: ScopeCache,
   instance: Instance,
   registrationId: string,

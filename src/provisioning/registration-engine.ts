@@ -12,7 +12,7 @@ import type { Instance } from "../domain/instance.js";
 import type { DeviceRegistrationResult, RegistrationOperation } from "../domain/operation.js";
 import { type DeviceRegistrationState, lastAssignment, type RegistrationRecord } from "../domain/registration-state.js";
 import { RateLimiter } from "../security/rate-limit.js";
-import type { Store } from "../store/store.js";
+import type { DevicePathStore } from "../store/store.js";
 import { AllocationFailure, allocate } from "./allocate.js";
 import { applyToHub } from "./apply-to-hub.js";
 import { dryRun } from "./dry-run.js";
@@ -92,7 +92,7 @@ export class RegistrationEngine {
   readonly #groupHints = new GroupHints();
 
   constructor(
-    private readonly store: Store,
+    private readonly store: DevicePathStore,
     private readonly instances: InstanceCache,
     private readonly scopes: ScopeCache,
     private readonly hubClients: HubClientPool,

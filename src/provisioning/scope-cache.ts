@@ -1,11 +1,11 @@
-// What every registration of a scope reads and rarely changes: its enrollment groups and its
-// linked hubs. Held in memory, dropped when this node changes them (ChangeFeed) and re-read after
-// a short time otherwise, so other nodes' changes arrive too.
+// What every registration of a scope reads and rarely changes: its enrollment groups, linked hubs
+// and CA certificates. Held in memory, dropped when the store announces a change to them
+// (store-changes.ts), and re-read after a short time otherwise, so other nodes' changes arrive too.
 import type { EnrollmentGroup } from "../domain/enrollment.js";
 import type { IdScope } from "../domain/ids.js";
 import type { CaCertificate, LinkedHub } from "../domain/instance.js";
-import type { ChangeFeed } from "../store/change-feed.js";
-import type { EnrollmentStore, InstanceStore } from "../store/store.js";
+import type { DevicePathStore } from "../store/store.js";
+import type { StoreChanges } from "../store/store-changes.js";
 
 /** Shared by every registration until the scope changes, and never mutated (attestation keys caches on it). */
 export interface ScopeConfig {
@@ -17,7 +17,6 @@ export interface ScopeConfig {
 
 /** How long another node's change may go unseen. */
 export const SCOPE_CACHE_TTL_MS = 5_000;
-const PAGE = 200;
 
 interface Entry {
   at: number;
@@ -30,11 +29,13 @@ export class ScopeCache {
   readonly #entries = new Map<string, Entry>();
 
   constructor(
-    private readonly store: EnrollmentStore & InstanceStore,
-    feed: ChangeFeed,
+    private readonly store: Pick<DevicePathStore, "readScope">,
+    changes: StoreChanges,
     private readonly now: () => number = Date.now,
   ) {
-    feed.subscribe((scope) => this.#entries.delete(scope));
+    changes.subscribe((change) => {
+      this.#entries.delete(change.idScope);
+    });
   }
 
   get(idScope: IdScope): Promise<ScopeConfig> {
@@ -58,18 +59,7 @@ export class ScopeCache {
     return entry.config;
   }
 
-  private async load(idScope: IdScope): Promise<ScopeConfig> {
-    const groups: EnrollmentGroup[] = [];
-    let after: string | undefined;
-    do {
-      const page = await this.store.listGroups(idScope, { limit: PAGE, ...(after !== undefined ? { after } : {}) });
-      groups.push(...page.items);
-      after = page.next;
-    } while (after !== undefined);
-    const [linkedHubs, caCertificates] = await Promise.all([
-      this.store.listLinkedHubs(idScope),
-      this.store.listCaCertificates(idScope),
-    ]);
-    return { groups, linkedHubs, caCertificates };
+  private load(idScope: IdScope): Promise<ScopeConfig> {
+    return this.store.readScope(idScope);
   }
 }

@@ -14,8 +14,7 @@ import { readBody } from "../http/body.js";
 import { pageHeaders, pageRequest } from "../http/paging.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
 import { authenticate, requireRight } from "../security/service-auth.js";
-import type { ChangeFeed } from "../store/change-feed.js";
-import type { Store } from "../store/store.js";
+import type { EnrollmentStore, InstanceStore } from "../store/store.js";
 import { runBulk } from "./bulk.js";
 import { type EnrollmentKind, groupKind, individualKind } from "./enrollment-kinds.js";
 
@@ -54,9 +53,7 @@ const WRITE_ATTEMPTS = 3;
 
 export class ServiceApi {
   constructor(
-    private readonly store: Store,
-    /** Told about every enrollment write, so registration caches drop stale groups. */
-    private readonly feed: ChangeFeed,
+    private readonly store: EnrollmentStore & Pick<InstanceStore, "getPolicy">,
     /** Told about unexpected errors that a reply reports without throwing (bulk items). */
     private readonly onInternal?: (err: unknown) => void,
     /** What the service API asks of the provisioning engine (deprovisioning, dry runs). */
@@ -142,7 +139,6 @@ export class ServiceApi {
       const pre = existing ? { etag: ifMatch ?? existing.etag } : ({ absent: true } as const);
       const result = await kind.put(this.store, scope, record, pre);
       if (result.ok) {
-        this.feed.changed(scope);
         return sendJson(r.res, 200, kind.wire(record, true));
       }
       if (ifMatch || attempt >= WRITE_ATTEMPTS) throw new ProvisioError("etagMismatch", { id });
@@ -154,7 +150,6 @@ export class ServiceApi {
     const ifMatch = ifMatchOf(r.req);
     const result = await kind.delete(this.store, scope, id, ifMatch ? { etag: ifMatch } : undefined);
     if (result.ok) {
-      this.feed.changed(scope);
       // An individual enrollment's registration record goes with it; a group's records stay
       // (behaviors.md §7.2).
       if (kind === individualKind) await this.store.deleteRegistration(scope, id);
@@ -196,7 +191,6 @@ export class ServiceApi {
       kind === individualKind
         ? await runBulk(this.store, scope, individualKind, body, this.onInternal)
         : await runBulk(this.store, scope, groupKind, body, this.onInternal);
-    this.feed.changed(scope);
     sendJson(r.res, 200, result);
   }
 

@@ -1,7 +1,7 @@
 // Storage of the built-in hubs: their configuration and their devices (identity + twin).
 // Device ids are case-sensitive (IoT Hub rule), unlike DPS registration ids.
 import type { BuiltinHub, HubDeviceRecord } from "../domain/hub.js";
-import type { Page, PageRequest, WriteResult } from "./store.js";
+import type { Page, PageRequest, WriteResult } from "./records.js";
 
 export interface HubStore {
   listBuiltinHubs(): Promise<BuiltinHub[]>;
@@ -10,8 +10,9 @@ export interface HubStore {
 
   getHubDevice(hub: string, deviceId: string): Promise<HubDeviceRecord | undefined>;
   /**
-   * Writes a device if the stored row version is `expected` ("absent": no row). The stored
-   * record gets `rowVersion` = expected + 1 (1 for a new row); refusals: exists / etagMismatch.
+   * Writes a device if the stored row version is `expected` ("absent": no row), compared in the
+   * write itself. The stored record gets `rowVersion` = expected + 1 (1 for a new row); refusals:
+   * exists / etagMismatch / missing.
    */
   putHubDevice(hub: string, record: HubDeviceRecord, expected: number | "absent"): Promise<WriteResult>;
   deleteHubDevice(hub: string, deviceId: string): Promise<boolean>;

@@ -1,40 +1,21 @@
-// The Store: every persistent record of every provisioning service instance.
-// One interface, several implementations (sqlite/ now, postgres/ later), all checked by the
-// conformance suite in test/store/store-conformance.ts. Methods are async so a networked
-// database fits behind the same interface.
-//
-// The store holds records in plain form; secrets (symmetric keys, policy keys, hub connection
-// strings) are encrypted by the implementation before they reach disk.
+// The provisioning service's storage, shaped by the paths that use it (as Eclipse Hono's registry
+// separates its adapter and management stores):
+// - DevicePathStore: what a registration reads and writes, on the hot path;
+// - EnrollmentStore: the service API (enrollments, groups, registration states);
+// - InstanceStore: the management API (instances, policies, linked hubs, CA certificates).
+// The built-in hub has its own interface (hub-store.ts). Several implementations (sqlite/ now,
+// postgres/ later) are held to test/store/store-conformance.ts. Secrets (symmetric keys, policy
+// keys, hub connection strings) are encrypted by the implementation before they reach disk, and
+// every committed change to what caches hold is announced on `changes` (store-changes.ts).
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
 import type { IdScope } from "../domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../domain/instance.js";
 import type { RegistrationOperation } from "../domain/operation.js";
 import type { RegistrationRecord } from "../domain/registration-state.js";
-import type { HubStore } from "./hub-store.js";
+import type { Page, PageRequest, Precondition, WriteResult } from "./records.js";
+import type { StoreChanges } from "./store-changes.js";
 
-/**
- * A write's precondition, checked atomically with the write:
- * - `undefined`: unconditional;
- * - `{ absent: true }`: the record must not exist (create);
- * - `{ etag }`: the record must exist with this etag (`*` = any version).
- */
-export type Precondition = undefined | { absent: true } | { etag: string };
-
-/** Why a conditional write did not happen. */
-export type WriteRefusal = "exists" | "missing" | "etagMismatch";
-export type WriteResult = { ok: true } | { ok: false; reason: WriteRefusal };
-
-export interface Page<T> {
-  items: T[];
-  /** Key to pass as `after` for the next page; absent on the last page. */
-  next?: string;
-}
-
-export interface PageRequest {
-  /** Exclusive lower bound on the record key (the lower-cased id). */
-  after?: string;
-  limit: number;
-}
+export type { Page, PageRequest, Precondition, WriteRefusal, WriteResult } from "./records.js";
 
 /** What an instance update may replace along with the instance itself. */
 export interface InstanceParts {
@@ -77,7 +58,7 @@ export interface InstanceStore {
   deleteCaCertificate(idScope: IdScope, name: string, precondition?: Precondition): Promise<WriteResult>;
 }
 
-/** Enrollments, groups and registration states (service API and device path). */
+/** Enrollments, groups and registration states (service API). */
 export interface EnrollmentStore {
   getEnrollment(idScope: IdScope, registrationId: string): Promise<IndividualEnrollment | undefined>;
   putEnrollment(idScope: IdScope, e: IndividualEnrollment, precondition?: Precondition): Promise<WriteResult>;
@@ -95,8 +76,21 @@ export interface EnrollmentStore {
   listRegistrationsOfGroup(idScope: IdScope, groupId: string, page: PageRequest): Promise<Page<RegistrationRecord>>;
 }
 
-/** Registration operations, pollable from any node (device-api.md §11.11). */
-export interface OperationStore {
+/** Everything of a scope a registration reads through its compiled view (provisioning/scope-views.ts). */
+export interface ScopeRecords {
+  groups: EnrollmentGroup[];
+  linkedHubs: LinkedHub[];
+  caCertificates: CaCertificate[];
+}
+
+/** The hot device path: one registration's reads and writes (device-api.md §11). */
+export interface DevicePathStore {
+  /** The scope's groups, linked hubs and CA certificates, read together. */
+  readScope(idScope: IdScope): Promise<ScopeRecords>;
+  getEnrollment(idScope: IdScope, registrationId: string): Promise<IndividualEnrollment | undefined>;
+  getRegistration(idScope: IdScope, registrationId: string): Promise<RegistrationRecord | undefined>;
+
+  /** Registration operations, pollable from any node (device-api.md §11.11). */
   getOperation(idScope: IdScope, operationId: string): Promise<RegistrationOperation | undefined>;
   /** `{ absent: true }` writes only if no operation has this id yet (a final result is never overwritten). */
   putOperation(idScope: IdScope, op: RegistrationOperation, precondition?: { absent: true }): Promise<WriteResult>;
@@ -106,6 +100,8 @@ export interface OperationStore {
   deleteOperationsBefore(cutoff: string): Promise<number>;
 }
 
-export interface Store extends InstanceStore, EnrollmentStore, HubStore, OperationStore {
+/** A whole provisioning store: every path, its change announcements, and closing. */
+export interface ProvisioningStore extends InstanceStore, EnrollmentStore, DevicePathStore {
+  readonly changes: StoreChanges;
   close(): Promise<void>;
 }

@@ -18,8 +18,10 @@ const tempDb = (): { dir: string; file: string } => {
 runStoreConformance("SqliteStore", async () => {
   const { dir, file } = tempDb();
   const box = new SecretBox(randomBytes(32));
+  const store = openSqliteStore(file, box);
   return {
-    store: openSqliteStore(file, box),
+    store,
+    hubs: store.hubs,
     reopen: async () => openSqliteStore(file, box),
     rawBytes: () =>
       Buffer.concat([file, `${file}-wal`, `${file}-journal`].filter((f) => existsSync(f)).map((f) => readFileSync(f))),

@@ -4,15 +4,21 @@ import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, test } from "node:test";
 import type { EnrollmentGroup, IndividualEnrollment } from "../../src/domain/enrollment.js";
 import { newEtag, nowUtc } from "../../src/domain/etag.js";
+import type { HubDeviceRecord } from "../../src/domain/hub.js";
 import { enrollmentGroupId, type IdScope, idKey, registrationId } from "../../src/domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../../src/domain/instance.js";
+import type { RegistrationOperation } from "../../src/domain/operation.js";
 import type { RegistrationRecord } from "../../src/domain/registration-state.js";
-import type { Precondition, Store, WriteResult } from "../../src/store/store.js";
+import type { HubStore } from "../../src/store/hub-store.js";
+import type { Precondition, ProvisioningStore, WriteResult } from "../../src/store/store.js";
+import type { StoreChange } from "../../src/store/store-changes.js";
 
 export interface StoreFixture {
-  store: Store;
+  store: ProvisioningStore;
+  /** The built-in hubs' store of the same backend. */
+  hubs: HubStore;
   /** Closed-and-reopened view of the same data; enables the persistence test. */
-  reopen?: () => Promise<Store>;
+  reopen?: () => Promise<ProvisioningStore>;
   /** Every byte the store has on disk; enables the secrets-at-rest test. */
   rawBytes?: () => Buffer;
   cleanup: () => Promise<void>;
@@ -156,9 +162,9 @@ interface Kind<T> {
   make(id: string): T;
   id(r: T): string;
   etag(r: T): string;
-  put(s: Store, scope: IdScope, r: T, pre?: Precondition): Promise<WriteResult>;
-  get(s: Store, scope: IdScope, id: string): Promise<T | undefined>;
-  del(s: Store, scope: IdScope, id: string, pre?: Precondition): Promise<WriteResult>;
+  put(s: ProvisioningStore, scope: IdScope, r: T, pre?: Precondition): Promise<WriteResult>;
+  get(s: ProvisioningStore, scope: IdScope, id: string): Promise<T | undefined>;
+  del(s: ProvisioningStore, scope: IdScope, id: string, pre?: Precondition): Promise<WriteResult>;
 }
 
 const kinds: Kind<unknown>[] = [
@@ -212,7 +218,7 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
   describe(`Store conformance: ${name}`, () => {
     let fx: StoreFixture;
     /** The store under test; replaced when a test reopens. */
-    let store: Store;
+    let store: ProvisioningStore;
     const A = scopeOf(0xa1);
     const B = scopeOf(0xb2);
 
@@ -635,6 +641,213 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
         assert.equal(await store.deleteInstance(A), true);
         assert.deepEqual(await store.getEnrollment(B, "shared-id"), eb);
         assert.ok(await store.getRegistration(B, "shared-id"));
+      });
+    });
+
+    describe("the device path", () => {
+      const operation = (id: string, status: RegistrationOperation["status"], created = nowUtc()) =>
+        ({
+          operationId: id,
+          registrationId: "dev-1",
+          status,
+          registrationState: { registrationId: "dev-1", status },
+          createdDateTimeUtc: created,
+        }) satisfies RegistrationOperation;
+
+      test("operations: {absent} writes once, a plain put replaces, get by id within the scope", async () => {
+        await withInstance(A, "alpha");
+        await withInstance(B, "beta");
+        const assigning = operation("4.0000000000000001.op-1", "assigning");
+        assert.deepEqual(await store.putOperation(A, assigning, { absent: true }), OK);
+        assert.deepEqual(await store.getOperation(A, assigning.operationId), assigning);
+        assert.equal(await store.getOperation(B, assigning.operationId), undefined, "operations are per scope");
+        // A late "assigning" never overwrites a final result.
+        const final = operation(assigning.operationId, "assigned");
+        assert.deepEqual(await store.putOperation(A, final), OK);
+        assert.deepEqual(await store.putOperation(A, assigning, { absent: true }), refused("exists"));
+        assert.deepEqual(await store.getOperation(A, assigning.operationId), final);
+        assert.equal(await store.getOperation(A, "4.0000000000000001.unknown"), undefined);
+      });
+
+      test("commitRegistration writes the record and the final operation together", async () => {
+        await withInstance();
+        const r = makeRegistration("dev-1", "group-1");
+        const op = operation("4.0000000000000002.op-2", "assigned");
+        await store.commitRegistration(A, r, op);
+        assert.deepEqual(await store.getRegistration(A, "DEV-1"), r);
+        assert.deepEqual(await store.getOperation(A, op.operationId), op);
+        // Committing again replaces both (a later registration of the same device).
+        const again = { ...makeRegistration("dev-1", "group-1"), webhookCalls: [{ attempt: 1 }] };
+        const op2 = operation("4.0000000000000003.op-3", "failed");
+        await store.commitRegistration(A, again, op2);
+        assert.deepEqual(await store.getRegistration(A, "dev-1"), again);
+        assert.deepEqual(await store.getOperation(A, op.operationId), op, "the earlier operation stays answerable");
+        assert.deepEqual(await store.getOperation(A, op2.operationId), op2);
+        // A commit for an instance that does not exist fails, and writes neither part.
+        await assert.rejects(store.commitRegistration(B, r, operation("4.0000000000000004.op-4", "assigned")));
+        assert.equal(await store.getOperation(B, "4.0000000000000004.op-4"), undefined);
+        assert.equal(await store.getRegistration(B, "dev-1"), undefined);
+      });
+
+      test("operations created before a cutoff are swept; later ones stay", async () => {
+        await withInstance();
+        await store.putOperation(A, operation("4.0000000000000005.old", "assigned", "2020-01-01T00:00:00.000Z"));
+        await store.putOperation(A, operation("4.0000000000000006.new", "assigned", "2030-01-01T00:00:00.000Z"));
+        assert.equal(await store.deleteOperationsBefore("2025-01-01T00:00:00.000Z"), 1);
+        assert.equal(await store.getOperation(A, "4.0000000000000005.old"), undefined);
+        assert.ok(await store.getOperation(A, "4.0000000000000006.new"));
+        assert.equal(await store.deleteOperationsBefore("2025-01-01T00:00:00.000Z"), 0);
+      });
+
+      test("readScope returns the scope's groups, linked hubs and CA certificates, and nothing of others", async () => {
+        await withInstance(A, "alpha");
+        await withInstance(B, "beta");
+        const g = makeGroup("Group-1");
+        const hub = makeHub("hub1.azure-devices.net");
+        const ca = makeCa("root");
+        await store.putGroup(A, g);
+        await store.replaceLinkedHubs(A, [hub]);
+        await store.putCaCertificate(A, ca);
+        assert.deepEqual(await store.readScope(A), { groups: [g], linkedHubs: [hub], caCertificates: [ca] });
+        assert.deepEqual(await store.readScope(B), { groups: [], linkedHubs: [], caCertificates: [] });
+      });
+    });
+
+    describe("changes are announced after they are committed", () => {
+      test("instances, groups, linked hubs, policies and CA certificates; refused writes announce nothing", async () => {
+        const heard: StoreChange[] = [];
+        const stop = store.changes.subscribe((c) => {
+          heard.push(c);
+        });
+        const i = await withInstance(A, "alpha");
+        const g = makeGroup("group-1");
+        await store.putGroup(A, g, { absent: true });
+        await store.putGroup(A, g, { absent: true }); // refused: nothing to announce
+        await store.replaceLinkedHubs(A, [makeHub("hub1.azure-devices.net")]);
+        await store.replacePolicies(A, [makePolicy("owner")]);
+        const ca = makeCa("root");
+        await store.addCaCertificate(A, ca, 25);
+        await store.putCaCertificate(A, { ...ca, isVerified: true });
+        await store.deleteCaCertificate(A, "root");
+        await store.deleteGroup(A, "group-1");
+        await store.putEnrollment(A, makeEnrollment("dev-1")); // read per registration: not announced
+        const updated = { ...i, allocationPolicy: "geoLatency" as const, etag: newEtag() };
+        await store.updateInstance(updated);
+        await store.deleteInstance(A);
+        stop();
+        await store.putGroup(B, makeGroup("unheard")).catch(() => undefined);
+        assert.deepEqual(heard, [
+          { kind: "instance", idScope: A, instance: i },
+          { kind: "scope", idScope: A, what: "groups" },
+          { kind: "scope", idScope: A, what: "linkedHubs" },
+          { kind: "scope", idScope: A, what: "policies" },
+          { kind: "scope", idScope: A, what: "caCertificates" },
+          { kind: "scope", idScope: A, what: "caCertificates" },
+          { kind: "scope", idScope: A, what: "caCertificates" },
+          { kind: "scope", idScope: A, what: "groups" },
+          { kind: "instance", idScope: A, instance: updated },
+          { kind: "instance", idScope: A },
+        ]);
+      });
+
+      test("a write resolves only after its listeners have taken the change in", async () => {
+        let settled = false;
+        store.changes.subscribe(async () => {
+          await new Promise((r) => setTimeout(r, 20));
+          settled = true;
+        });
+        await withInstance();
+        assert.equal(settled, true);
+      });
+    });
+
+    describe("built-in hub devices", () => {
+      const device = (id: string, note = "x"): HubDeviceRecord =>
+        ({
+          identity: {
+            deviceId: id,
+            generationId: "1",
+            etag: "MA==",
+            status: "enabled",
+            statusReason: note,
+            statusUpdatedTime: "0001-01-01T00:00:00Z",
+            connectionState: "Disconnected",
+            connectionStateUpdatedTime: "0001-01-01T00:00:00Z",
+            lastActivityTime: "0001-01-01T00:00:00Z",
+            cloudToDeviceMessageCount: 0,
+            authentication: {
+              type: "sas",
+              symmetricKey: { primaryKey: "cHJpbWFyeQ==", secondaryKey: "c2Vjb25kYXJ5" },
+              x509Thumbprint: { primaryThumbprint: null, secondaryThumbprint: null },
+            },
+            capabilities: { iotEdge: false },
+          },
+          twin: {
+            etag: "AAAAAAAAAAE=",
+            etagCounter: 1,
+            version: 1,
+            tags: {},
+            desired: { properties: {}, metadata: { $lastUpdated: "2026-01-01T00:00:00Z" }, version: 1 },
+            reported: { properties: {}, metadata: { $lastUpdated: "2026-01-01T00:00:00Z" }, version: 1 },
+          },
+          rowVersion: 0,
+        }) satisfies HubDeviceRecord;
+
+      test("create once, update at the expected version only, delete; ids are case-sensitive", async () => {
+        const { hubs } = fx;
+        assert.deepEqual(await hubs.putHubDevice("hub-1", device("Dev-1"), "absent"), OK);
+        assert.deepEqual(await hubs.putHubDevice("hub-1", device("Dev-1"), "absent"), refused("exists"));
+        const stored = await hubs.getHubDevice("hub-1", "Dev-1");
+        assert.equal(stored?.rowVersion, 1);
+        assert.equal(await hubs.getHubDevice("hub-1", "dev-1"), undefined, "device ids are case-sensitive");
+        assert.equal((await hubs.getHubDevice("HUB-1", "Dev-1")) !== undefined, true, "hub names are not");
+        assert.deepEqual(await hubs.putHubDevice("hub-1", device("Dev-1", "second"), 1), OK);
+        assert.deepEqual(await hubs.putHubDevice("hub-1", device("Dev-1", "stale"), 1), refused("etagMismatch"));
+        assert.equal((await hubs.getHubDevice("hub-1", "Dev-1"))?.identity.statusReason, "second");
+        assert.equal((await hubs.getHubDevice("hub-1", "Dev-1"))?.rowVersion, 2);
+        assert.deepEqual(await hubs.putHubDevice("hub-1", device("nobody"), 1), refused("missing"));
+        assert.deepEqual(
+          await hubs.getHubDevice("hub-1", "Dev-1").then((d) => d?.identity.authentication),
+          device("x").identity.authentication,
+        );
+        assert.equal(await hubs.getHubDevice("hub-2", "Dev-1"), undefined, "hubs are separate");
+        assert.equal(await hubs.deleteHubDevice("hub-1", "Dev-1"), true);
+        assert.equal(await hubs.deleteHubDevice("hub-1", "Dev-1"), false);
+      });
+
+      test("devices page in id order", async () => {
+        const { hubs } = fx;
+        for (const id of ["c", "a", "B", "b"]) await hubs.putHubDevice("hub-1", device(id), "absent");
+        const first = await hubs.listHubDevices("hub-1", { limit: 3 });
+        assert.deepEqual(
+          first.items.map((d) => d.identity.deviceId),
+          ["B", "a", "b"],
+        );
+        assert.ok(first.next);
+        const second = await hubs.listHubDevices("hub-1", { limit: 3, after: first.next });
+        assert.deepEqual(
+          second.items.map((d) => d.identity.deviceId),
+          ["c"],
+        );
+        assert.equal(second.next, undefined);
+      });
+
+      test("built-in hub configurations round-trip with their policy keys", async () => {
+        const { hubs } = fx;
+        const hub = {
+          name: "hub-1",
+          hostName: "hub-1.localhost",
+          policies: [
+            {
+              keyName: "iothubowner",
+              primaryKey: "a2V5MQ==",
+              secondaryKey: "a2V5Mg==",
+              rights: ["RegistryRead" as const],
+            },
+          ],
+        };
+        await hubs.putBuiltinHub(hub);
+        assert.deepEqual(await hubs.listBuiltinHubs(), [hub]);
       });
     });
 

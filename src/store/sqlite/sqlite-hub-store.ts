@@ -4,7 +4,7 @@ import type Database from "better-sqlite3";
 import type { BuiltinHub, HubDeviceRecord, HubPolicy } from "../../domain/hub.js";
 import type { SecretBox } from "../../security/secret-box.js";
 import type { HubStore } from "../hub-store.js";
-import type { Page, PageRequest, WriteResult } from "../store.js";
+import type { Page, PageRequest, WriteResult } from "../records.js";
 
 interface DeviceRow {
   device_id: string;

@@ -6,7 +6,7 @@ import { idKey } from "../../domain/ids.js";
 import type { CaCertificate } from "../../domain/instance.js";
 import type { RegistrationRecord } from "../../domain/registration-state.js";
 import type { SecretBox } from "../../security/secret-box.js";
-import type { Page, PageRequest } from "../store.js";
+import type { Page, PageRequest } from "../records.js";
 import { checkLimit, type Mapping, type StoredRow, VersionedRows } from "./sqlite-rows.js";
 
 /** Enrollments and groups: attestation.symmetricKey is sealed, the rest is the document. */

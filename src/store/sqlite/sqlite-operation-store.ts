@@ -2,7 +2,7 @@
 import type Database from "better-sqlite3";
 import type { IdScope } from "../../domain/ids.js";
 import type { RegistrationOperation } from "../../domain/operation.js";
-import type { WriteResult } from "../store.js";
+import type { WriteResult } from "../records.js";
 
 const OK: WriteResult = Object.freeze({ ok: true });
 

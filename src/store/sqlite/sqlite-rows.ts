@@ -1,9 +1,8 @@
 // Generic row access for the SQLite store: one record type per table, scoped by instance, the
 // record as a JSON `doc` plus mapped columns; VersionedRows adds etag preconditions.
 import Database from "better-sqlite3";
-import { etagMatches } from "../../domain/etag.js";
 import { idKey } from "../../domain/ids.js";
-import type { Page, PageRequest, Precondition, WriteRefusal, WriteResult } from "../store.js";
+import type { Page, PageRequest, Precondition, WriteRefusal, WriteResult } from "../records.js";
 
 /** Named parameters of a row write: `doc` and the mapping's extra columns. */
 export type Columns = Record<string, string | null>;
@@ -24,14 +23,6 @@ export interface Mapping<T> {
   key(r: T): string;
   encode(r: T): Columns;
   decode(doc: string, sealed: string | null): T;
-}
-
-/** Why `pre` refuses a write over a record whose stored etag is `stored` (undefined: absent). */
-export function refusal(pre: Precondition, stored: string | undefined): WriteRefusal | undefined {
-  if (pre === undefined) return undefined;
-  if ("absent" in pre) return stored === undefined ? undefined : "exists";
-  if (stored === undefined) return "missing";
-  return etagMatches(pre.etag, stored) ? undefined : "etagMismatch";
 }
 
 export const refused = (reason: WriteRefusal): WriteResult => ({ ok: false, reason });
@@ -122,39 +113,80 @@ export class Rows<T> {
   }
 }
 
-/** Rows with an etag: conditional writes and deletes, each atomic in one transaction. */
+/** The etag as stored: If-Match values may come quoted (service-api.md §6). */
+export const bareEtag = (etag: string): string => {
+  const t = etag.trim();
+  return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
+};
+
+/**
+ * Rows with an etag. A conditional write compares the expected etag in the write statement
+ * itself (`UPDATE … WHERE etag = ?`, `INSERT … ON CONFLICT DO NOTHING`), the same style as every
+ * other conditional write of the stores: no read-then-write window to guard.
+ */
 export class VersionedRows<T> extends Rows<T> {
-  readonly #etag: Database.Statement<[string, string], { etag: string }>;
+  readonly #exists: Database.Statement<[string, string], { n: number }>;
+  readonly #insert: Database.Statement<[Columns]>;
+  readonly #update: Database.Statement<[Columns]>;
+  readonly #updateIf: Database.Statement<[Columns]>;
   readonly #delete: Database.Statement<[string, string]>;
-  readonly #put: Database.Transaction<(scope: string, r: T, pre: Precondition) => WriteResult>;
-  readonly #remove: Database.Transaction<(scope: string, key: string, pre: Precondition) => WriteResult>;
+  readonly #deleteIf: Database.Statement<[string, string, string]>;
 
   constructor(db: Database.Database, m: Mapping<T>) {
     super(db, m);
-    this.#etag = db.prepare(`SELECT etag FROM ${m.table} WHERE id_scope = ? AND key = ?`);
-    this.#delete = db.prepare(`DELETE FROM ${m.table} WHERE id_scope = ? AND key = ?`);
-    this.#put = db.transaction((scope: string, r: T, pre: Precondition): WriteResult => {
-      const why = pre && refusal(pre, this.#etag.get(scope, m.key(r))?.etag);
-      if (why) return refused(why);
-      this.upsert(scope, r);
-      return OK;
-    });
-    this.#remove = db.transaction((scope: string, key: string, pre: Precondition): WriteResult => {
-      const stored = this.#etag.get(scope, key)?.etag;
-      if (stored === undefined) return refused("missing");
-      const why = refusal(pre, stored);
-      if (why) return refused(why);
-      this.#delete.run(scope, key);
-      return OK;
-    });
+    const t = m.table;
+    const cols = ["doc", ...m.extra];
+    const set = cols.map((c) => `${c} = @${c}`).join(", ");
+    this.#exists = db.prepare(`SELECT 1 AS n FROM ${t} WHERE id_scope = ? AND key = ?`);
+    this.#insert = db.prepare(
+      `INSERT INTO ${t} (id_scope, key, ${cols.join(", ")}) VALUES (@id_scope, @key, ${cols.map((c) => `@${c}`).join(", ")})
+       ON CONFLICT (id_scope, key) DO NOTHING`,
+    );
+    this.#update = db.prepare(`UPDATE ${t} SET ${set} WHERE id_scope = @id_scope AND key = @key`);
+    this.#updateIf = db.prepare(
+      `UPDATE ${t} SET ${set} WHERE id_scope = @id_scope AND key = @key AND etag = @expected`,
+    );
+    this.#delete = db.prepare(`DELETE FROM ${t} WHERE id_scope = ? AND key = ?`);
+    this.#deleteIf = db.prepare(`DELETE FROM ${t} WHERE id_scope = ? AND key = ? AND etag = ?`);
   }
 
   put(scope: string, r: T, pre: Precondition): WriteResult {
-    // IMMEDIATE takes the write lock up front: no upgrade deadlock between processes.
-    return this.#put.immediate(scope, r, pre);
+    if (pre === undefined) {
+      this.upsert(scope, r);
+      return OK;
+    }
+    const columns: Columns = { id_scope: scope, key: this.m.key(r), ...this.m.encode(r) };
+    if ("absent" in pre) return this.guard(() => this.#insert.run(columns).changes) === 1 ? OK : refused("exists");
+    const expected = bareEtag(pre.etag);
+    const changed =
+      expected === "*"
+        ? this.guard(() => this.#update.run(columns).changes)
+        : this.guard(() => this.#updateIf.run({ ...columns, expected }).changes);
+    return changed === 1 ? OK : this.whyNot(scope, columns.key as string);
   }
 
   remove(scope: string, id: string, pre: Precondition): WriteResult {
-    return this.#remove.immediate(scope, idKey(id), pre);
+    const key = idKey(id);
+    if (pre !== undefined && "absent" in pre) return refused(this.#exists.get(scope, key) ? "exists" : "missing");
+    const expected = pre === undefined ? "*" : bareEtag(pre.etag);
+    const changed =
+      expected === "*" ? this.#delete.run(scope, key).changes : this.#deleteIf.run(scope, key, expected).changes;
+    return changed === 1 ? OK : this.whyNot(scope, key);
+  }
+
+  /** Nothing was written: the record is missing, or its etag differs. */
+  private whyNot(scope: string, key: string): WriteResult {
+    return refused(this.#exists.get(scope, key) ? "etagMismatch" : "missing");
+  }
+
+  private guard(write: () => number): number {
+    try {
+      return write();
+    } catch (e) {
+      if (e instanceof Database.SqliteError && e.code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
+        throw new Error(`Cannot store ${this.m.noun}: its instance does not exist.`, { cause: e });
+      }
+      throw e;
+    }
   }
 }

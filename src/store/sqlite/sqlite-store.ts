@@ -1,26 +1,37 @@
-// The Store on SQLite (better-sqlite3). Work is synchronous inside the async methods: a local
+// The provisioning store on SQLite (better-sqlite3). Work is synchronous inside the async methods: a local
 // database answers in microseconds, and one connection serialises writes anyway.
 // Schema and layout: migrations.ts; rows: sqlite-rows.ts; what each table holds: sqlite-mappings.ts.
 import Database from "better-sqlite3";
 import type { EnrollmentGroup, IndividualEnrollment } from "../../domain/enrollment.js";
-import type { BuiltinHub, HubDeviceRecord } from "../../domain/hub.js";
 import { type IdScope, idKey } from "../../domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../../domain/instance.js";
 import type { RegistrationOperation } from "../../domain/operation.js";
 import type { RegistrationRecord } from "../../domain/registration-state.js";
 import type { SecretBox } from "../../security/secret-box.js";
-import type { InstanceParts, Page, PageRequest, Precondition, Store, WriteResult } from "../store.js";
+import type {
+  InstanceParts,
+  Page,
+  PageRequest,
+  Precondition,
+  ProvisioningStore,
+  ScopeRecords,
+  WriteResult,
+} from "../store.js";
+import { ChangePublisher, type StoreChange } from "../store-changes.js";
 import { migrate } from "./migrations.js";
 import { SqliteHubStore } from "./sqlite-hub-store.js";
 import { caMapping, RegistrationRows, settingsMapping, splitMapping } from "./sqlite-mappings.js";
 import { SqliteOperationStore } from "./sqlite-operation-store.js";
-import { type Columns, OK, Rows, refusal, refused, VersionedRows } from "./sqlite-rows.js";
+import { bareEtag, type Columns, OK, Rows, refused, VersionedRows } from "./sqlite-rows.js";
 
 interface InstanceRow {
   doc: string;
 }
 
-export class SqliteStore implements Store {
+export class SqliteStore implements ProvisioningStore {
+  readonly changes = new ChangePublisher();
+  /** The built-in hubs' records live in the same database, behind their own interface. */
+  readonly hubs: SqliteHubStore;
   readonly #db: Database.Database;
   readonly #policies: Rows<AccessPolicy>;
   readonly #hubs: Rows<LinkedHub>;
@@ -28,7 +39,7 @@ export class SqliteStore implements Store {
   readonly #enrollments: VersionedRows<IndividualEnrollment>;
   readonly #groups: VersionedRows<EnrollmentGroup>;
   readonly #registrations: RegistrationRows;
-  readonly #hubStore: SqliteHubStore;
+  readonly #readScope: Database.Transaction<(scope: string) => ScopeRecords>;
   readonly #operations: SqliteOperationStore;
   readonly #commit: Database.Transaction<
     (scope: IdScope, record: RegistrationRecord, op: RegistrationOperation) => void
@@ -74,7 +85,13 @@ export class SqliteStore implements Store {
       settingsMapping<EnrollmentGroup>(secrets, "enrollment_groups", "enrollment group", (g) => g.enrollmentGroupId),
     );
     this.#registrations = new RegistrationRows(db);
-    this.#hubStore = new SqliteHubStore(db, secrets);
+    this.hubs = new SqliteHubStore(db, secrets);
+    // One read transaction: a view compiled from it never mixes two versions of the scope.
+    this.#readScope = db.transaction((scope: string) => ({
+      groups: this.#groups.all(scope),
+      linkedHubs: this.#hubs.all(scope),
+      caCertificates: this.#cas.all(scope),
+    }));
     this.#operations = new SqliteOperationStore(db);
     this.#commit = db.transaction((scope: IdScope, record: RegistrationRecord, op: RegistrationOperation) => {
       // Not registrations.put: a transaction nested in this one would cost a savepoint.
@@ -92,28 +109,40 @@ export class SqliteStore implements Store {
     const updateInstance = db.prepare<[Columns]>(
       "UPDATE instances SET name_key = @name_key, host_key = @host_key, etag = @etag, doc = @doc WHERE id_scope = @id_scope",
     );
-    // Any other instance already using the scope, the name or the host name.
-    const clash = db.prepare<[string, string, string, string], { n: number }>(
-      "SELECT 1 AS n FROM instances WHERE id_scope <> ? AND (id_scope = ? OR name_key = ? OR host_key = ?) LIMIT 1",
-    );
-    const clashes = (i: Instance, exceptScope: string): boolean =>
-      clash.get(exceptScope, i.idScope, idKey(i.name), idKey(i.hostName)) !== undefined;
-
     this.#create = db.transaction((i: Instance, policies: AccessPolicy[], hubs?: LinkedHub[]): WriteResult => {
-      if (clashes(i, "")) return refused("exists");
-      insertInstance.run(instanceColumns(i));
+      try {
+        insertInstance.run(instanceColumns(i));
+      } catch (e) {
+        // The scope, the name or the host name is taken (primary key, unique indexes).
+        if (e instanceof Database.SqliteError && e.code.startsWith("SQLITE_CONSTRAINT")) return refused("exists");
+        throw e;
+      }
       this.#policies.replaceAll(i.idScope, policies);
       if (hubs) this.#hubs.replaceAll(i.idScope, hubs);
       return OK;
     });
+    const updateInstanceIf = db.prepare<[Columns]>(
+      "UPDATE instances SET name_key = @name_key, host_key = @host_key, etag = @etag, doc = @doc WHERE id_scope = @id_scope AND etag = @expected",
+    );
     this.#update = db.transaction((i: Instance, pre: Precondition, replace: InstanceParts): WriteResult => {
       // An update never creates: a missing instance is refused whatever the precondition.
-      const stored = this.#instanceEtag.get(i.idScope)?.etag;
-      if (stored === undefined) return refused("missing");
-      const why = refusal(pre, stored);
-      if (why) return refused(why);
-      if (clashes(i, i.idScope)) return refused("exists");
-      updateInstance.run(instanceColumns(i));
+      if (pre !== undefined && "absent" in pre) {
+        return refused(this.#instanceEtag.get(i.idScope) ? "exists" : "missing");
+      }
+      const expected = pre === undefined ? "*" : bareEtag(pre.etag);
+      let changed: number;
+      try {
+        const columns = instanceColumns(i);
+        changed =
+          expected === "*"
+            ? updateInstance.run(columns).changes
+            : updateInstanceIf.run({ ...columns, expected }).changes;
+      } catch (e) {
+        // Another instance has the name or host name (unique indexes).
+        if (e instanceof Database.SqliteError && e.code === "SQLITE_CONSTRAINT_UNIQUE") return refused("exists");
+        throw e;
+      }
+      if (changed === 0) return refused(this.#instanceEtag.get(i.idScope) ? "etagMismatch" : "missing");
       if (replace.policies) this.#policies.replaceAll(i.idScope, replace.policies);
       if (replace.hubs) this.#hubs.replaceAll(i.idScope, replace.hubs);
       return OK;
@@ -137,7 +166,9 @@ export class SqliteStore implements Store {
   // --- Instances ---
 
   async createInstance(instance: Instance, policies: AccessPolicy[], hubs?: LinkedHub[]): Promise<WriteResult> {
-    return this.#create.immediate(instance, policies, hubs);
+    const r = this.#create.immediate(instance, policies, hubs);
+    if (r.ok) await this.announce({ kind: "instance", idScope: instance.idScope, instance });
+    return r;
   }
 
   async updateInstance(
@@ -145,12 +176,19 @@ export class SqliteStore implements Store {
     precondition?: Precondition,
     replace: InstanceParts = {},
   ): Promise<WriteResult> {
-    return this.#update.immediate(instance, precondition, replace);
+    const r = this.#update.immediate(instance, precondition, replace);
+    if (!r.ok) return r;
+    await this.announce({ kind: "instance", idScope: instance.idScope, instance });
+    if (replace.hubs) await this.announce({ kind: "scope", idScope: instance.idScope, what: "linkedHubs" });
+    if (replace.policies) await this.announce({ kind: "scope", idScope: instance.idScope, what: "policies" });
+    return r;
   }
 
   async deleteInstance(idScope: IdScope): Promise<boolean> {
     // Owned records go with it: ON DELETE CASCADE (foreign_keys is on).
-    return this.#deleteInstance.run(idScope).changes > 0;
+    const deleted = this.#deleteInstance.run(idScope).changes > 0;
+    if (deleted) await this.announce({ kind: "instance", idScope });
+    return deleted;
   }
 
   async getInstance(idScope: IdScope): Promise<Instance | undefined> {
@@ -172,6 +210,7 @@ export class SqliteStore implements Store {
 
   async replacePolicies(idScope: IdScope, policies: AccessPolicy[]): Promise<void> {
     this.#replacePolicies.immediate(idScope, policies);
+    await this.announce({ kind: "scope", idScope, what: "policies" });
   }
 
   async listLinkedHubs(idScope: IdScope): Promise<LinkedHub[]> {
@@ -180,6 +219,7 @@ export class SqliteStore implements Store {
 
   async replaceLinkedHubs(idScope: IdScope, hubs: LinkedHub[]): Promise<void> {
     this.#replaceHubs.immediate(idScope, hubs);
+    await this.announce({ kind: "scope", idScope, what: "linkedHubs" });
   }
 
   async listCaCertificates(idScope: IdScope): Promise<CaCertificate[]> {
@@ -191,7 +231,11 @@ export class SqliteStore implements Store {
   }
 
   async putCaCertificate(idScope: IdScope, cert: CaCertificate, precondition?: Precondition): Promise<WriteResult> {
-    return this.#cas.put(idScope, cert, precondition);
+    return this.announced(this.#cas.put(idScope, cert, precondition), {
+      kind: "scope",
+      idScope,
+      what: "caCertificates",
+    });
   }
 
   async addCaCertificate(
@@ -199,11 +243,17 @@ export class SqliteStore implements Store {
     cert: CaCertificate,
     limit: number,
   ): Promise<WriteResult | { ok: false; reason: "full" }> {
-    return this.#addCa.immediate(idScope, cert, limit);
+    const r = this.#addCa.immediate(idScope, cert, limit);
+    if (r.ok) await this.announce({ kind: "scope", idScope, what: "caCertificates" });
+    return r;
   }
 
   async deleteCaCertificate(idScope: IdScope, name: string, precondition?: Precondition): Promise<WriteResult> {
-    return this.#cas.remove(idScope, name, precondition);
+    return this.announced(this.#cas.remove(idScope, name, precondition), {
+      kind: "scope",
+      idScope,
+      what: "caCertificates",
+    });
   }
 
   // --- Enrollments, groups, registration states ---
@@ -229,11 +279,15 @@ export class SqliteStore implements Store {
   }
 
   async putGroup(idScope: IdScope, g: EnrollmentGroup, precondition?: Precondition): Promise<WriteResult> {
-    return this.#groups.put(idScope, g, precondition);
+    return this.announced(this.#groups.put(idScope, g, precondition), { kind: "scope", idScope, what: "groups" });
   }
 
   async deleteGroup(idScope: IdScope, groupId: string, precondition?: Precondition): Promise<WriteResult> {
-    return this.#groups.remove(idScope, groupId, precondition);
+    return this.announced(this.#groups.remove(idScope, groupId, precondition), {
+      kind: "scope",
+      idScope,
+      what: "groups",
+    });
   }
 
   async listGroups(idScope: IdScope, page: PageRequest): Promise<Page<EnrollmentGroup>> {
@@ -276,6 +330,10 @@ export class SqliteStore implements Store {
     return this.#operations.put(idScope, op, precondition);
   }
 
+  async readScope(idScope: IdScope): Promise<ScopeRecords> {
+    return this.#readScope(idScope);
+  }
+
   async commitRegistration(idScope: IdScope, record: RegistrationRecord, op: RegistrationOperation): Promise<void> {
     this.#commit(idScope, record, op);
   }
@@ -284,24 +342,14 @@ export class SqliteStore implements Store {
     return this.#operations.sweep(cutoff);
   }
 
-  // The built-in hubs' records live in the same database (HubStore).
-  listBuiltinHubs(): Promise<BuiltinHub[]> {
-    return this.#hubStore.listBuiltinHubs();
+  /** Tell subscribers about a committed change; the write resolves once they have taken it in. */
+  private announce(change: StoreChange): Promise<void> {
+    return this.changes.publish(change);
   }
-  putBuiltinHub(hub: BuiltinHub): Promise<void> {
-    return this.#hubStore.putBuiltinHub(hub);
-  }
-  getHubDevice(hub: string, deviceId: string): Promise<HubDeviceRecord | undefined> {
-    return this.#hubStore.getHubDevice(hub, deviceId);
-  }
-  putHubDevice(hub: string, record: HubDeviceRecord, expected: number | "absent"): Promise<WriteResult> {
-    return this.#hubStore.putHubDevice(hub, record, expected);
-  }
-  deleteHubDevice(hub: string, deviceId: string): Promise<boolean> {
-    return this.#hubStore.deleteHubDevice(hub, deviceId);
-  }
-  listHubDevices(hub: string, page: PageRequest): Promise<Page<HubDeviceRecord>> {
-    return this.#hubStore.listHubDevices(hub, page);
+
+  private async announced(r: WriteResult, change: StoreChange): Promise<WriteResult> {
+    if (r.ok) await this.announce(change);
+    return r;
   }
 
   async close(): Promise<void> {
