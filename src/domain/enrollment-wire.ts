@@ -4,6 +4,8 @@ import type {
   AttestationMechanism,
   EnrollmentGroup,
   IndividualEnrollment,
+  SymmetricKeyAttestation,
+  TpmAttestation,
   X509Attestation,
   X509Certificates,
 } from "./enrollment.js";
@@ -22,14 +24,20 @@ function x509Wire(x: X509Attestation): X509Attestation {
   };
 }
 
+/** An attestation as responses show it: symmetric keys only when asked for, X.509 certificates as info only. */
+export type AttestationWire =
+  | { type: "symmetricKey"; symmetricKey?: SymmetricKeyAttestation }
+  | { type: "x509"; x509: X509Attestation }
+  | { type: "tpm"; tpm: TpmAttestation };
+
 /** `withKeys`: PUT responses and attestationmechanism carry keys; GET and query do not. */
-export function attestationWire(a: AttestationMechanism, withKeys: boolean): AttestationMechanism {
+export function attestationWire(a: AttestationMechanism, withKeys: boolean): AttestationWire {
   switch (a.type) {
     case "symmetricKey":
-      return withKeys && a.symmetricKey ? { type: a.type, symmetricKey: a.symmetricKey } : { type: a.type };
+      return withKeys ? { type: a.type, symmetricKey: a.symmetricKey } : { type: a.type };
     case "x509":
-      return { type: a.type, ...(a.x509 ? { x509: x509Wire(a.x509) } : {}) };
-    default:
+      return { type: a.type, x509: x509Wire(a.x509) };
+    case "tpm":
       return a;
   }
 }

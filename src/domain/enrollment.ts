@@ -1,7 +1,6 @@
 // Enrollment records as stored, service-api.md §4.
 import type { EnrollmentGroupId, RegistrationId } from "./ids.js";
 
-export type AttestationType = "none" | "tpm" | "x509" | "symmetricKey";
 export type AllocationPolicy = "hashed" | "geoLatency" | "static" | "custom";
 export type ProvisioningStatus = "enabled" | "disabled";
 
@@ -43,12 +42,21 @@ export interface X509Attestation {
   caReferences?: { primary?: string; secondary?: string };
 }
 
-export interface AttestationMechanism {
-  type: AttestationType;
-  tpm?: TpmAttestation;
-  x509?: X509Attestation;
-  symmetricKey?: SymmetricKeyAttestation;
-}
+/** How an enrollment's devices prove who they are: one mechanism, with its own evidence. */
+export type AttestationMechanism =
+  | { type: "symmetricKey"; symmetricKey: SymmetricKeyAttestation }
+  | { type: "x509"; x509: X509Attestation }
+  | { type: "tpm"; tpm: TpmAttestation };
+
+export type AttestationType = AttestationMechanism["type"];
+
+/** The keys of a symmetric-key mechanism; undefined for the others. */
+export const symmetricKeysOf = (a: AttestationMechanism): SymmetricKeyAttestation | undefined =>
+  a.type === "symmetricKey" ? a.symmetricKey : undefined;
+
+/** The certificates of an X.509 mechanism; undefined for the others. */
+export const x509Of = (a: AttestationMechanism): X509Attestation | undefined =>
+  a.type === "x509" ? a.x509 : undefined;
 
 export interface InitialTwin {
   tags?: Record<string, unknown>;

@@ -3,7 +3,7 @@
 import { parseSasToken, type SasToken, signatureMatches } from "../attestation/sas-token.js";
 import { checkDeviceToken, deriveDeviceKeys, signedByKeys } from "../attestation/symmetric-key.js";
 import { attestX509 } from "../attestation/x509-attestation.js";
-import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
+import { type EnrollmentGroup, type IndividualEnrollment, symmetricKeysOf } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { IdScope } from "../domain/ids.js";
 import type { CaCertificate } from "../domain/instance.js";
@@ -81,8 +81,8 @@ export function findAndAttest(
   if (individual) {
     const match: EnrollmentMatch = { kind: "individual", enrollment: individual, disabled: false };
     if (individual.provisioningStatus === "disabled") return { disabled: { ...match, disabled: true } };
-    const keys = individual.attestation.symmetricKey;
-    if (individual.attestation.type !== "symmetricKey" || !keys) {
+    const keys = symmetricKeysOf(individual.attestation);
+    if (!keys) {
       throw unauthorized(`enrollment '${individual.registrationId}' uses ${individual.attestation.type} attestation`);
     }
     const token = deviceToken(credentials, idScope, registrationId);

@@ -330,7 +330,10 @@ describe("X.509 enrollment groups (behaviors.md §2.2, §3 step 3)", () => {
   });
 
   test("groups with other mechanisms are not part of the walk", () => {
-    const symmetric: EnrollmentGroup = { ...signingGroup("sym", interA), attestation: { type: "symmetricKey" } };
+    const symmetric: EnrollmentGroup = {
+      ...signingGroup("sym", interA),
+      attestation: { type: "symmetricKey", symmetricKey: { primaryKey: "a2V5", secondaryKey: "a2V5" } },
+    };
     assertRefused(
       attest("dev1", [dev(1), interA], { groups: [symmetric] }),
       "no enrollment group's certificate is in the presented chain",

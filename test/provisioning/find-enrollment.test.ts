@@ -6,6 +6,7 @@ import { describe, test } from "node:test";
 import { createSasToken } from "../../src/attestation/sas-token.js";
 import { deriveDeviceKey } from "../../src/attestation/symmetric-key.js";
 import type { EnrollmentGroup, ProvisioningStatus } from "../../src/domain/enrollment.js";
+import { symmetricKeysOf } from "../../src/domain/enrollment.js";
 import { ProvisioError } from "../../src/domain/errors.js";
 import type { EnrollmentGroupId, IdScope } from "../../src/domain/ids.js";
 import { findAndAttest } from "../../src/provisioning/find-enrollment.js";
@@ -24,7 +25,7 @@ function group(id: string, primaryKey = key(), status: ProvisioningStatus = "ena
   };
 }
 
-const primaryOf = (g: EnrollmentGroup): string => g.attestation.symmetricKey?.primaryKey ?? "";
+const primaryOf = (g: EnrollmentGroup): string => symmetricKeysOf(g.attestation)?.primaryKey ?? "";
 const expiry = (): number => Math.floor(Date.now() / 1000) + 3600;
 
 /** A device token signed with the key derived from `group`'s primary key for `derivedFor`, over `sr`. */

@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { test } from "node:test";
 import { certificateInfo, distinguishedName, parseCertificate } from "../../src/attestation/x509-info.js";
 import type { EnrollmentGroup, IndividualEnrollment, X509CertificateInfo } from "../../src/domain/enrollment.js";
+import { symmetricKeysOf, x509Of } from "../../src/domain/enrollment.js";
 import { ProvisioError } from "../../src/domain/errors.js";
 import { enrollmentGroupFromBody, individualEnrollmentFromBody } from "../../src/service-api/enrollment-body.js";
 
@@ -69,8 +70,8 @@ test("missing symmetric keys are generated: 64 random bytes each, all different"
   const a = individualEnrollmentFromBody(symmetricBody("device-1"), "device-1", undefined);
   const b = individualEnrollmentFromBody(symmetricBody("device-2"), "device-2", undefined);
   assert.equal(a.attestation.type, "symmetricKey");
-  const ka = a.attestation.symmetricKey;
-  const kb = b.attestation.symmetricKey;
+  const ka = symmetricKeysOf(a.attestation);
+  const kb = symmetricKeysOf(b.attestation);
   assert.ok(ka && kb);
   for (const key of [ka.primaryKey, ka.secondaryKey, kb.primaryKey, kb.secondaryKey]) {
     assert.equal(Buffer.from(key, "base64").length, 64);
@@ -85,7 +86,7 @@ test("a group's missing symmetric keys are generated too", () => {
     "group-1",
     undefined,
   );
-  const keys = g.attestation.symmetricKey;
+  const keys = symmetricKeysOf(g.attestation);
   assert.ok(keys);
   assert.equal(Buffer.from(keys.primaryKey, "base64").length, 64);
   assert.equal(Buffer.from(keys.secondaryKey, "base64").length, 64);
@@ -113,8 +114,8 @@ test("a supplied primary key is kept and only the missing secondary is generated
     "device-1",
     undefined,
   );
-  assert.equal(e.attestation.symmetricKey?.primaryKey, KEY_32);
-  assert.equal(Buffer.from(e.attestation.symmetricKey?.secondaryKey ?? "", "base64").length, 64);
+  assert.equal(symmetricKeysOf(e.attestation)?.primaryKey, KEY_32);
+  assert.equal(Buffer.from(symmetricKeysOf(e.attestation)?.secondaryKey ?? "", "base64").length, 64);
 });
 
 test("an echoed body with no keys keeps the existing keys", () => {
@@ -140,8 +141,8 @@ test("a supplied key replaces the existing one; the other existing key is kept",
     "device-1",
     existing,
   );
-  assert.equal(updated.attestation.symmetricKey?.primaryKey, existing.attestation.symmetricKey?.primaryKey);
-  assert.equal(updated.attestation.symmetricKey?.secondaryKey, KEY_32);
+  assert.equal(symmetricKeysOf(updated.attestation)?.primaryKey, symmetricKeysOf(existing.attestation)?.primaryKey);
+  assert.equal(symmetricKeysOf(updated.attestation)?.secondaryKey, KEY_32);
 });
 
 test("a symmetric key that is not base64 of 16-64 bytes is 400008", () => {
@@ -171,7 +172,7 @@ test("a symmetric key that is not base64 of 16-64 bytes is 400008", () => {
       "d",
       undefined,
     );
-    assert.equal(e.attestation.symmetricKey?.primaryKey, ok);
+    assert.equal(symmetricKeysOf(e.attestation)?.primaryKey, ok);
   }
 });
 
@@ -360,7 +361,7 @@ test("an x509 client certificate is reported as info with upper-case hex thumbpr
     undefined,
   );
   assert.equal(e.attestation.type, "x509");
-  const primary = e.attestation.x509?.clientCertificates?.primary;
+  const primary = x509Of(e.attestation)?.clientCertificates?.primary;
   assert.ok(primary);
   assert.deepEqual(primary.info, expectedInfoA);
   assert.match(primary.info.sha1Thumbprint, /^[0-9A-F]{40}$/);
@@ -375,7 +376,7 @@ test("a lone primary certificate is mirrored into secondary", () => {
     "device-1",
     undefined,
   );
-  const certs = e.attestation.x509?.clientCertificates;
+  const certs = x509Of(e.attestation)?.clientCertificates;
   assert.ok(certs?.primary && certs.secondary);
   assert.deepEqual(certs.secondary, certs.primary);
 });
@@ -386,7 +387,7 @@ test("a supplied secondary certificate is kept separately", () => {
     "device-1",
     undefined,
   );
-  const certs = e.attestation.x509?.clientCertificates;
+  const certs = x509Of(e.attestation)?.clientCertificates;
   assert.equal(certs?.primary?.info.sha1Thumbprint, CERT_A_SHA1);
   assert.equal(certs?.secondary?.info.sha1Thumbprint, CERT_B_SHA1);
   assert.equal(certs?.secondary?.info.subjectName, "CN=device-1-secondary, O=MSFT, C=US");
@@ -398,7 +399,7 @@ test("a certificate given as base64 DER is accepted and stored as PEM", () => {
     "device-1",
     undefined,
   );
-  const primary = e.attestation.x509?.clientCertificates?.primary;
+  const primary = x509Of(e.attestation)?.clientCertificates?.primary;
   assert.deepEqual(primary?.info, expectedInfoA);
   assert.match(primary?.certificate ?? "", /^-----BEGIN CERTIFICATE-----/);
 });
@@ -410,7 +411,7 @@ test("a PEM with CRLF line endings or surrounding whitespace is accepted", () =>
       "device-1",
       undefined,
     );
-    assert.equal(e.attestation.x509?.clientCertificates?.primary?.info.sha1Thumbprint, CERT_A_SHA1);
+    assert.equal(x509Of(e.attestation)?.clientCertificates?.primary?.info.sha1Thumbprint, CERT_A_SHA1);
   }
 });
 
@@ -419,7 +420,7 @@ test("a PEM with a text preamble is accepted, and of a chain the first certifica
   const chain = `${CERT_A}${CERT_B}`;
   for (const certificate of [preamble, chain]) {
     const e = individualEnrollmentFromBody(x509Body("device-1", { primary: { certificate } }), "device-1", undefined);
-    assert.equal(e.attestation.x509?.clientCertificates?.primary?.info.sha1Thumbprint, CERT_A_SHA1);
+    assert.equal(x509Of(e.attestation)?.clientCertificates?.primary?.info.sha1Thumbprint, CERT_A_SHA1);
   }
 });
 
@@ -429,7 +430,7 @@ test("an entry echoed with info only keeps the existing certificate", () => {
     "device-1",
     undefined,
   );
-  const stored = existing.attestation.x509?.clientCertificates;
+  const stored = x509Of(existing.attestation)?.clientCertificates;
   assert.ok(stored?.primary && stored.secondary);
   // What a GET returns: info without the PEM.
   const echoed = x509Body("device-1", {
@@ -437,7 +438,7 @@ test("an entry echoed with info only keeps the existing certificate", () => {
     secondary: { info: stored.secondary.info },
   });
   const updated = individualEnrollmentFromBody(echoed, "device-1", existing);
-  assert.deepEqual(updated.attestation.x509?.clientCertificates, stored);
+  assert.deepEqual(x509Of(updated.attestation)?.clientCertificates, stored);
 });
 
 test("replacing the primary certificate keeps an info-only secondary", () => {
@@ -446,15 +447,15 @@ test("replacing the primary certificate keeps an info-only secondary", () => {
     "device-1",
     undefined,
   );
-  const secondaryInfo = existing.attestation.x509?.clientCertificates?.secondary?.info;
+  const secondaryInfo = x509Of(existing.attestation)?.clientCertificates?.secondary?.info;
   const updated = individualEnrollmentFromBody(
     x509Body("device-1", { primary: { certificate: CERT_B }, secondary: { info: secondaryInfo } }),
     "device-1",
     existing,
   );
-  const certs = updated.attestation.x509?.clientCertificates;
+  const certs = x509Of(updated.attestation)?.clientCertificates;
   assert.equal(certs?.primary?.info.sha1Thumbprint, CERT_B_SHA1);
-  assert.deepEqual(certs?.secondary, existing.attestation.x509?.clientCertificates?.secondary);
+  assert.deepEqual(certs?.secondary, x509Of(existing.attestation)?.clientCertificates?.secondary);
 });
 
 test("an info-only entry with nothing stored is 400008", () => {
@@ -522,7 +523,7 @@ test("an x509 group takes signing certificates or CA references", () => {
     "g",
     undefined,
   );
-  const signing = signed.attestation.x509?.signingCertificates;
+  const signing = x509Of(signed.attestation)?.signingCertificates;
   assert.deepEqual(signing?.primary?.info, expectedInfoA);
   assert.deepEqual(signing?.secondary, signing?.primary);
 
@@ -531,7 +532,7 @@ test("an x509 group takes signing certificates or CA references", () => {
     "g",
     undefined,
   );
-  assert.deepEqual(referenced.attestation.x509, { caReferences: { primary: "my-root-ca" } });
+  assert.deepEqual(x509Of(referenced.attestation), { caReferences: { primary: "my-root-ca" } });
 
   assert.throws(
     () => enrollmentGroupFromBody({ enrollmentGroupId: "g", attestation: { type: "x509", x509: {} } }, "g", undefined),
@@ -590,7 +591,7 @@ test("null optional fields are treated as absent", () => {
     "provisioningStatus",
     "registrationId",
   ]);
-  assert.equal(Buffer.from(e.attestation.symmetricKey?.primaryKey ?? "", "base64").length, 64);
+  assert.equal(Buffer.from(symmetricKeysOf(e.attestation)?.primaryKey ?? "", "base64").length, 64);
 });
 
 test("null flags inside optional objects take their defaults", () => {

@@ -22,16 +22,18 @@ export function settingsMapping<T extends EnrollmentSettings>(
     extra: ["etag", "sealed"],
     key: (r) => idKey(id(r)),
     encode: (r) => {
+      if (r.attestation.type !== "symmetricKey") return { doc: JSON.stringify(r), etag: r.etag, sealed: null };
       const { symmetricKey, ...attestation } = r.attestation;
       return {
         doc: JSON.stringify({ ...r, attestation }),
         etag: r.etag,
-        sealed: symmetricKey ? box.seal(JSON.stringify(symmetricKey)) : null,
+        sealed: box.seal(JSON.stringify(symmetricKey)),
       };
     },
     decode: (doc, sealed) => {
       const r = JSON.parse(doc) as T;
-      if (sealed !== null) r.attestation.symmetricKey = JSON.parse(box.open(sealed));
+      // The document holds `{type: "symmetricKey"}`; the keys come back from the sealed column.
+      if (sealed !== null) (r.attestation as { symmetricKey?: unknown }).symmetricKey = JSON.parse(box.open(sealed));
       return r;
     },
   };
