@@ -17,10 +17,12 @@ import { newInstance, OWNER_POLICY, ownerPolicy } from "./management/instances.j
 import { ManagementApi } from "./management/management-api.js";
 import type { Logger } from "./observability/logger.js";
 import { HubClientPool } from "./provisioning/hub-client-pool.js";
+import { LocalInFlight } from "./provisioning/in-flight.js";
 import { InstanceCache } from "./provisioning/instance-cache.js";
-import { DEFAULT_ENGINE_OPTIONS, OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
-import { ScopeCache } from "./provisioning/scope-cache.js";
+import { OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
+import { ScopeViews } from "./provisioning/scope-views.js";
 import { listenerTls } from "./security/listener-tls.js";
+import { RateLimiter } from "./security/rate-limit.js";
 import { loadMasterKey, SecretBox } from "./security/secret-box.js";
 import { ensureTlsMaterial, type TlsMaterial } from "./security/tls-material.js";
 import type { ServeConfig } from "./server/config.js";
@@ -150,27 +152,26 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
       return rt && new InProcessHubClient(linked.connectionString, rt.hub, rt.registry);
     },
   );
-  const engineOptions = {
-    ...DEFAULT_ENGINE_OPTIONS,
-    ...(config.registerWaitMs !== undefined ? { answerWithinMs: config.registerWaitMs } : {}),
-    ...(config.registrationsPerMinute !== undefined ? { registrationsPerMinute: config.registrationsPerMinute } : {}),
-    webhook: {
-      ...(config.webhookTimeoutMs !== undefined ? { timeoutMs: config.webhookTimeoutMs } : {}),
-      // Retry i waits 1 s + 9 s × i, as DPS does (behaviors.md §4.5).
-      ...(config.webhookRetries !== undefined
-        ? { retryDelaysMs: Array.from({ length: config.webhookRetries }, (_, i) => 1000 + 9000 * i) }
-        : {}),
-    },
-  };
-  const engine = new RegistrationEngine(
+  const inFlight = new LocalInFlight();
+  const engine = new RegistrationEngine({
     store,
     instances,
-    new ScopeCache(store, store.changes),
-    hubClients,
-    engineOptions,
-    (err) => log.error({ err }, "registration failed unexpectedly"),
-    (idScope, registrationId, detail) => log.warn({ idScope, registrationId, detail }, "X.509 attestation refused"),
-  );
+    scopes: new ScopeViews(store, store.changes),
+    hubs: hubClients,
+    limiter: new RateLimiter(config.registrationsPerMinute ?? 0),
+    inFlight,
+    log,
+    options: {
+      ...(config.registerWaitMs !== undefined ? { answerWithinMs: config.registerWaitMs } : {}),
+      webhook: {
+        ...(config.webhookTimeoutMs !== undefined ? { timeoutMs: config.webhookTimeoutMs } : {}),
+        // Retry i waits 1 s + 9 s × i, as DPS does (behaviors.md §4.5).
+        ...(config.webhookRetries !== undefined
+          ? { retryDelaysMs: Array.from({ length: config.webhookRetries }, (_, i) => 1000 + 9000 * i) }
+          : {}),
+      },
+    },
+  });
   const https = createHttpsListener(tlsOptions, {
     instances,
     serviceApi: new ServiceApi(store, (err: unknown) => log.error({ err }, "bulk item failed"), engine),
@@ -183,7 +184,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const routes = { hubs, telemetry, engine, log };
   const mqtt = createMqttTlsServer(tlsOptions, mqttRouter(routes, "mqtt"), MQTT_LIMITS);
   const mqttOverWebSocket = attachMqttWebSocket(https, mqttRouter(routes, "mqtt-ws"), MQTT_LIMITS);
-  const amqp = createRefusingListener(tlsOptions, "amqp");
+  const amqp = createRefusingListener(tlsOptions);
   listeners.push(https, mqtt, amqp);
 
   const ports = {

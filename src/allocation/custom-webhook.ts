@@ -4,7 +4,8 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { EnrollmentGroup, IndividualEnrollment, InitialTwin } from "../domain/enrollment.js";
+import type { InitialTwin } from "../domain/enrollment.js";
+import type { EnrollmentMatch } from "../domain/enrollment-match.js";
 import { enrollmentWire, groupWire } from "../domain/enrollment-wire.js";
 import { ProvisioError } from "../domain/errors.js";
 import { isObject } from "../domain/json.js";
@@ -54,10 +55,6 @@ export function maskWebhookUrl(url: string): string {
   return q < 0 ? url : `${url.slice(0, q)}?****`;
 }
 
-export type AllocationEnrollment =
-  | { kind: "individual"; enrollment: IndividualEnrollment }
-  | { kind: "group"; group: EnrollmentGroup };
-
 /** Exactly one of the three, as the device attested: symmetric key carries no key material. */
 export type RuntimeAttestation =
   | { symmetricKey: Record<string, never> }
@@ -66,7 +63,7 @@ export type RuntimeAttestation =
 
 /** The AllocationRequest body (§4.5): the enrollment as the service API shows it, without secrets. */
 export function buildAllocationRequest(input: {
-  enrollment: AllocationEnrollment;
+  enrollment: EnrollmentMatch;
   registrationId: string;
   currentIotHubHostName?: string | undefined;
   currentDeviceId?: string | undefined;

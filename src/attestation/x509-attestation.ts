@@ -1,22 +1,21 @@
-// X.509 attestation, registration steps 2-3 (behaviors.md §2.2, §3): match the TLS client chain to the
-// individual enrollment or to the X.509 enrollment group first found walking up the chain, then check
-// the chain up to a verified CA certificate of the instance. No I/O, `now` passed in. What depends
-// only on bytes or on the scope's (immutable) group and CA arrays is kept between calls, bounded.
+// X.509 attestation (behaviors.md §2.2, §3): match the TLS client chain to the individual enrollment
+// or to the X.509 enrollment group first found walking up the chain, then check the chain up to a
+// verified CA certificate of the instance. No I/O, `now` passed in. A scope's X509Trust is built
+// once per change of its groups or CA store (provisioning/scope-views.ts) and keeps, bounded, what
+// recurs from device to device: parsed intermediates and signature checks.
 import { type KeyObject, verify, X509Certificate } from "node:crypto";
-import type { EnrollmentGroup, IndividualEnrollment, X509Certificates } from "../domain/enrollment.js";
+import {
+  type EnrollmentGroup,
+  type IndividualEnrollment,
+  type X509Certificates,
+  x509Of,
+} from "../domain/enrollment.js";
+import { deviceIdOf, type EnrollmentMatch } from "../domain/enrollment-match.js";
 import { idKey } from "../domain/ids.js";
 import type { CaCertificate } from "../domain/instance.js";
+import { type AttestationOutcome, refused } from "./attestation-outcome.js";
 import { derThumbprints, distinguishedName, parseCertificate } from "./x509-info.js";
 import { type LeafFacts, leafFacts } from "./x509-leaf.js";
-
-export type X509Match =
-  | { kind: "individual"; enrollment: IndividualEnrollment }
-  | { kind: "group"; group: EnrollmentGroup };
-
-export type X509Outcome =
-  | { ok: true; match: X509Match; leafSha1: string; leafSha256: string }
-  | { ok: false; disabled: X509Match }
-  | { ok: false; refused: { summary: string; detail: string } };
 
 export interface X509AttestationInput {
   registrationId: string;
@@ -24,10 +23,8 @@ export interface X509AttestationInput {
   chain: readonly Buffer[];
   /** The individual enrollment with this registration id (case-insensitive), looked up by the caller. */
   individual: IndividualEnrollment | undefined;
-  /** All enrollment groups of the scope. */
-  groups: readonly EnrollmentGroup[];
-  /** The instance's CA certificate store. */
-  caCertificates: readonly CaCertificate[];
+  /** The scope's X.509 groups and CA store, compiled. */
+  trust: X509Trust;
   now: Date;
 }
 
@@ -125,23 +122,27 @@ class Refused extends Error {
 /** Upper-case hex without separators: how thumbprints are compared. */
 const hex = (thumbprint: string): string => thumbprint.replaceAll(":", "").toUpperCase();
 
-export function attestX509(input: X509AttestationInput): X509Outcome {
+export function attestX509(input: X509AttestationInput): AttestationOutcome {
   let chain: Presented[] = [];
   try {
-    chain = parseChain(input.chain);
+    chain = input.trust.parseChain(input.chain);
     const leaf = checkLeaf(chain, input.registrationId, input.now);
-    if (input.individual) return attestIndividual(input.individual, leaf);
-    const store = storeView(input.caCertificates);
-    return attestGroups(chain, keyedGroups(input.groups, store), store, input.now);
+    if (input.individual) return attestIndividual(input.individual, leaf, input.registrationId);
+    return attestGroups(chain, input.trust, input.now, input.registrationId);
   } catch (e) {
     if (!(e instanceof Refused)) throw e;
     const presented = chain.map((p, i) => `[${i}] ${nameOrNote(p)} sha1 ${p.sha1}`).join("; ") || "none";
-    return {
-      ok: false,
-      refused: { summary: e.summary, detail: `${e.why}. Presented chain, leaf first: ${presented}` },
-    };
+    return refused(e.summary, `${e.why}. Presented chain, leaf first: ${presented}`);
   }
 }
+
+/** Attested through `match` with this leaf: the hub identity is self-signed with its thumbprints. */
+const attested = (match: EnrollmentMatch, leaf: Presented, registrationId: string): AttestationOutcome => ({
+  kind: "attested",
+  match,
+  deviceId: deviceIdOf(match, registrationId),
+  credential: { kind: "x509", sha1Thumbprint: leaf.sha1, sha256Thumbprint: leaf.sha256 },
+});
 
 /** For the log: a leaf read without OpenSSL is parsed only now, and cannot fail to be (TLS parsed it). */
 function nameOrNote(p: Presented): string {
@@ -152,36 +153,8 @@ function nameOrNote(p: Presented): string {
   }
 }
 
-// Step 1: parse what the device sent, once.
-function parseChain(ders: readonly Buffer[]): Presented[] {
-  if (ders.length === 0) throw new Refused("no client certificate was presented");
-  // A loop, not `map`: map's array is packed from the builtin but holey from optimised code, and
-  // that flip made V8 throw away the optimised attestation code mid-run (--log-deopt, 'wrong map').
-  const chain: Presented[] = [];
-  for (let i = 0; i < ders.length; i++) chain.push(presentedAt(ders[i] as Buffer, i));
-  return chain;
-}
-
-function presentedAt(der: Buffer, i: number): Presented {
-  // Intermediates repeat across every device of a group: read each distinct DER once. The
-  // leaf is new nearly every time: keeping it would only push the intermediates out.
-  if (i === 0) return new Presented(der, 0);
-  const key = der.toString("base64");
-  let presented = presentedCache.get(key);
-  if (!presented) {
-    presented = new Presented(der, i);
-    remember(presentedCache, key, presented);
-  }
-  return presented;
-}
-
-// Parsed certificates and signature checks are pure functions of their bytes, so they are kept
-// (bounded) across registrations: the hot path would otherwise re-parse the same intermediates
-// and store CAs and re-verify the same intermediate → root signatures for every device.
+/** Bounded maps: the oldest entry goes first. */
 const CACHE_LIMIT = 1024;
-const presentedCache = new Map<string, Presented>();
-const storeCertCache = new Map<string, X509Certificate | null>();
-const signatureCache = new Map<string, boolean>();
 
 function remember<V>(cache: Map<string, V>, key: string, value: V): void {
   if (cache.size >= CACHE_LIMIT) {
@@ -189,6 +162,57 @@ function remember<V>(cache: Map<string, V>, key: string, value: V): void {
     if (oldest !== undefined) cache.delete(oldest);
   }
   cache.set(key, value);
+}
+
+/**
+ * A scope's X.509 trust: its groups keyed by the certificates they stand for, and its CA store.
+ * Parsed certificates and signature checks are pure functions of their bytes, so it keeps them
+ * (bounded) for the next devices: the hot path would otherwise re-parse the same intermediates and
+ * store CAs and re-verify the same intermediate → root signatures for every device.
+ */
+export class X509Trust {
+  readonly store: Store;
+  readonly keyed: readonly GroupKeys[];
+  readonly #intermediates = new Map<string, Presented>();
+  readonly #signatures = new Map<string, boolean>();
+
+  constructor(groups: readonly EnrollmentGroup[], caCertificates: readonly CaCertificate[]) {
+    this.store = newStoreView(caCertificates);
+    this.keyed = groups.flatMap((g) => groupKeys(g, this.store));
+  }
+
+  // Step 1: parse what the device sent, once.
+  parseChain(ders: readonly Buffer[]): Presented[] {
+    if (ders.length === 0) throw new Refused("no client certificate was presented");
+    // A loop, not `map`: map's array is packed from the builtin but holey from optimised code, and
+    // that flip made V8 throw away the optimised attestation code mid-run (--log-deopt, 'wrong map').
+    const chain: Presented[] = [];
+    for (let i = 0; i < ders.length; i++) chain.push(this.presentedAt(ders[i] as Buffer, i));
+    return chain;
+  }
+
+  private presentedAt(der: Buffer, i: number): Presented {
+    // Intermediates repeat across every device of a group: read each distinct DER once. The
+    // leaf is new nearly every time: keeping it would only push the intermediates out.
+    if (i === 0) return new Presented(der, 0);
+    const key = der.toString("base64");
+    let presented = this.#intermediates.get(key);
+    if (!presented) {
+      presented = new Presented(der, i);
+      remember(this.#intermediates, key, presented);
+    }
+    return presented;
+  }
+
+  /** signedBy for certificates that recur (intermediates, CAs): the answer is kept. */
+  signedByKept(child: X509Certificate, issuer: X509Certificate): boolean {
+    const key = `${child.fingerprint256}>${issuer.fingerprint256}`;
+    const known = this.#signatures.get(key);
+    if (known !== undefined) return known;
+    const ok = signedBy(child, issuer);
+    remember(this.#signatures, key, ok);
+    return ok;
+  }
 }
 
 // Step 2: the leaf names the device (CN = registration id) and is within its validity period.
@@ -227,14 +251,19 @@ function validityProblem(p: Presented, now: Date, what: string | (() => string))
 const roleOf = (p: Presented): string => (p.cert.checkIssued(p.cert) ? "root" : "intermediate");
 
 // Step 3 (behaviors.md §3 step 2): an individual enrollment decides alone, whatever its mechanism.
-function attestIndividual(enrollment: IndividualEnrollment, leaf: Presented): X509Outcome {
+function attestIndividual(
+  enrollment: IndividualEnrollment,
+  leaf: Presented,
+  registrationId: string,
+): AttestationOutcome {
   const id = enrollment.registrationId;
-  if (enrollment.provisioningStatus === "disabled") return { ok: false, disabled: { kind: "individual", enrollment } };
+  const match: EnrollmentMatch = { kind: "individual", enrollment };
+  if (enrollment.provisioningStatus === "disabled") return { kind: "disabled", match };
   const { type } = enrollment.attestation;
   if (type !== "x509") {
     throw new Refused(`enrollment '${id}' uses ${type} attestation`, `individual enrollment '${id}' uses ${type}`);
   }
-  const clients = enrollment.attestation.x509?.clientCertificates;
+  const clients = x509Of(enrollment.attestation)?.clientCertificates;
   if (!holds(clients, leaf)) {
     const expected = [clients?.primary, clients?.secondary].map((c) => c?.info.sha1Thumbprint ?? "none").join("/");
     throw new Refused(
@@ -242,7 +271,7 @@ function attestIndividual(enrollment: IndividualEnrollment, leaf: Presented): X5
       `individual enrollment '${id}': the leaf is neither its primary nor secondary client certificate (sha1 ${expected})`,
     );
   }
-  return { ok: true, match: { kind: "individual", enrollment }, leafSha1: leaf.sha1, leafSha256: leaf.sha256 };
+  return attested(match, leaf, registrationId);
 }
 
 const holds = (certs: X509Certificates | undefined, p: Presented): boolean =>
@@ -258,38 +287,12 @@ interface Store {
   issuerOf(p: Presented): StoreCert | undefined;
 }
 
-// The scope cache hands out the same (never mutated) arrays until the scope changes, so what is
-// derived from them is kept with them.
-const storeViews = new WeakMap<readonly CaCertificate[], Store>();
-const groupKeysOf = new WeakMap<readonly EnrollmentGroup[], { store: Store; keyed: GroupKeys[] }>();
-
-function storeView(cas: readonly CaCertificate[]): Store {
-  let view = storeViews.get(cas);
-  if (!view) {
-    view = newStoreView(cas);
-    storeViews.set(cas, view);
-  }
-  return view;
-}
-
-function keyedGroups(groups: readonly EnrollmentGroup[], store: Store): GroupKeys[] {
-  const known = groupKeysOf.get(groups);
-  if (known?.store === store) return known.keyed;
-  const keyed = groups.flatMap((g) => groupKeys(g, store));
-  groupKeysOf.set(groups, { store, keyed });
-  return keyed;
-}
-
 function newStoreView(cas: readonly CaCertificate[]): Store {
   let parsed: StoreCert[] | undefined;
   const issuers = new Map<string, StoreCert | undefined>();
   const parse = (): StoreCert[] =>
     cas.flatMap((ca) => {
-      let cert = storeCertCache.get(ca.certificatePem);
-      if (cert === undefined) {
-        cert = parseCertificate(ca.certificatePem) ?? null;
-        remember(storeCertCache, ca.certificatePem, cert);
-      }
+      const cert = parseCertificate(ca.certificatePem);
       return cert ? [{ ca, cert }] : [];
     });
   const bySha1 = new Map<string, CaCertificate[]>();
@@ -303,7 +306,7 @@ function newStoreView(cas: readonly CaCertificate[]): Store {
     issuerOf(p) {
       if (issuers.has(p.sha1)) return issuers.get(p.sha1);
       parsed ??= parse();
-      const found = parsed.filter((s) => hex(s.ca.thumbprint) !== p.sha1 && signedBy(p.cert, s.cert, false));
+      const found = parsed.filter((s) => hex(s.ca.thumbprint) !== p.sha1 && signedBy(p.cert, s.cert));
       const issuer = found.find((s) => s.ca.isVerified) ?? found[0];
       remember(issuers, p.sha1, issuer); // answers for the recurring intermediates, so signedBy need not keep them
       return issuer;
@@ -311,19 +314,12 @@ function newStoreView(cas: readonly CaCertificate[]): Store {
   };
 }
 
-/** `keep`: remember the answer; worth it for certificates that recur (CAs), not for a device's leaf. */
-function signedBy(child: X509Certificate, issuer: X509Certificate, keep: boolean): boolean {
-  const key = keep ? `${child.fingerprint256}>${issuer.fingerprint256}` : undefined;
-  const known = key === undefined ? undefined : signatureCache.get(key);
-  if (known !== undefined) return known;
-  let ok: boolean;
+function signedBy(child: X509Certificate, issuer: X509Certificate): boolean {
   try {
-    ok = child.checkIssued(issuer) && child.verify(issuer.publicKey);
+    return child.checkIssued(issuer) && child.verify(issuer.publicKey);
   } catch {
-    ok = false; // e.g. a key type verify cannot use
+    return false; // e.g. a key type verify cannot use
   }
-  if (key !== undefined) remember(signatureCache, key, ok);
-  return ok;
 }
 
 /** The most leaf shapes kept per issuer; a group's devices share one or two. */
@@ -332,7 +328,7 @@ const SHAPES_PER_ISSUER = 16;
 /** signedBy for the leaf: a plain-shape leaf is checked as OpenSSL would, without parsing it (x509-leaf.ts). */
 function leafSignedBy(leaf: Presented, issuer: Presented): boolean {
   const fast = leaf.fast;
-  if (!fast) return signedBy(leaf.cert, issuer.cert, false);
+  if (!fast) return signedBy(leaf.cert, issuer.cert);
   let issued = issuer.issued.get(fast.issuedShape);
   if (issued === undefined) {
     issued = checkIssued(leaf.cert, issuer.cert);
@@ -376,7 +372,7 @@ interface GroupKeys {
 
 /** The thumbprints a group's signing certificates and CA references stand for; a missing reference adds none. */
 function groupKeys(group: EnrollmentGroup, store: Store): GroupKeys[] {
-  const x509 = group.attestation.type === "x509" ? group.attestation.x509 : undefined;
+  const x509 = x509Of(group.attestation);
   if (!x509) return [];
   const keys: GroupKeys = { group, sha1s: new Set(), sha256s: new Set() };
   for (const c of [x509.signingCertificates?.primary, x509.signingCertificates?.secondary]) {
@@ -392,17 +388,22 @@ function groupKeys(group: EnrollmentGroup, store: Store): GroupKeys[] {
 }
 
 // Step 4 (behaviors.md §3 step 3): the first certificate above the leaf with any group decides.
-function attestGroups(chain: readonly Presented[], keyed: readonly GroupKeys[], store: Store, now: Date): X509Outcome {
+function attestGroups(
+  chain: readonly Presented[],
+  trust: X509Trust,
+  now: Date,
+  registrationId: string,
+): AttestationOutcome {
+  const { keyed, store } = trust;
   for (const level of levels(chain, store)) {
     const here: EnrollmentGroup[] = [];
     for (const k of keyed) if (k.sha1s.has(level.sha1) || k.sha256s.has(level.sha256)) here.push(k.group);
     const disabled = here.find((g) => g.provisioningStatus === "disabled");
-    if (disabled) return { ok: false, disabled: { kind: "group", group: disabled } };
+    if (disabled) return { kind: "disabled", match: { kind: "group", group: disabled } };
     const group = here[0];
     if (!group) continue;
-    checkGroupChain(chain, level, `group '${group.enrollmentGroupId}' (on ${level.name})`, store, now);
-    const leaf = chain[0] as Presented;
-    return { ok: true, match: { kind: "group", group }, leafSha1: leaf.sha1, leafSha256: leaf.sha256 };
+    checkGroupChain(chain, level, `group '${group.enrollmentGroupId}' (on ${level.name})`, trust, now);
+    return attested({ kind: "group", group }, chain[0] as Presented, registrationId);
   }
   const why = `none of ${keyed.length} X.509 group(s) is on a certificate of the chain or the store issuer above it`;
   if (chain.length === 1) {
@@ -413,18 +414,18 @@ function attestGroups(chain: readonly Presented[], keyed: readonly GroupKeys[], 
 
 // Step 5 (behaviors.md §2.2): each presented certificate signed by the next and valid now, and the walk
 // from the group's certificate upward reaches a verified certificate of the store.
-function checkGroupChain(chain: readonly Presented[], level: Level, tried: string, store: Store, now: Date): void {
+function checkGroupChain(chain: readonly Presented[], level: Level, tried: string, trust: X509Trust, now: Date): void {
   for (let i = 1; i < chain.length; i++) {
     const child = chain[i - 1] as Presented;
     const parent = chain[i] as Presented;
     const expired = validityProblem(parent, now, () => `${roleOf(parent)} '${parent.name}'`);
     if (expired) throw new Refused(expired, `${tried}: ${expired}`);
-    if (!(i === 1 ? leafSignedBy(child, parent) : signedBy(child.cert, parent.cert, true))) {
+    if (!(i === 1 ? leafSignedBy(child, parent) : trust.signedByKept(child.cert, parent.cert))) {
       const problem = `'${child.name}' is not signed by the next certificate '${parent.name}'`;
       throw new Refused(problem, `${tried}: ${problem}`);
     }
   }
-  const unverified = reachVerified(chain, level.index, store);
+  const unverified = reachVerified(chain, level.index, trust.store);
   if (unverified === undefined) return;
   const problem = unverified
     ? `CA certificate '${unverified.name}' is not verified; complete proof of possession`

@@ -5,6 +5,7 @@ import { nowUtc } from "../domain/etag.js";
 import type { DeviceIdentity } from "../domain/hub.js";
 import type { JsonObject } from "../domain/json.js";
 import { parseJson } from "../domain/json.js";
+import { CONNACK } from "../transports/mqtt/connack.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import type { LiveSession } from "./device-sessions.js";
 import { authenticateDevice, certificateAuthenticates } from "./hub-auth.js";
@@ -46,9 +47,6 @@ export interface ConnectInfo {
   username?: string;
   password?: Buffer | string;
 }
-
-/** CONNACK return codes (MQTT 3.1.1 §3.2.2.3). */
-export const CONNACK = { accepted: 0, identifierRejected: 2, serverUnavailable: 3, notAuthorized: 5 } as const;
 
 class Refused extends Error {
   constructor(

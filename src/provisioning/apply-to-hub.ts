@@ -1,7 +1,9 @@
-// Step 5 of a registration: make the hub hold the device (iothub-api.md §8, behaviors.md §5-6).
-// First assignment: identity + initial twin. Re-registration follows the reprovision policy:
-// same hub → refresh the identity; new hub → migrate the twin (or reset it), then remove the
-// device from the old hub. A failure undoes what this attempt created.
+// The hub steps of a registration (iothub-api.md §8, behaviors.md §5-6): what the hubs will see
+// (planReprovision, pure, so dry runs show it too) and making it so (applyToHub). First
+// assignment: identity + initial twin. Re-registration follows the reprovision policy: same hub →
+// refresh the identity; new hub → migrate the twin (or reset it), then remove the device from the
+// old hub. A failure undoes what this attempt created; what cannot be undone is said, not hidden.
+import type { HubCredential } from "../attestation/attestation-outcome.js";
 import type { InitialTwin, ReprovisionPolicy } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { LinkedHub } from "../domain/instance.js";
@@ -9,23 +11,57 @@ import type { RegistrationSubstatus } from "../domain/registration-state.js";
 import { type HubDevice, HubError, type TwinPatch } from "../hub-client/hub-client.js";
 import type { HubClientPool } from "./hub-client-pool.js";
 
-export interface ApplyInput {
-  target: LinkedHub;
-  /** Where the device is now, if it was assigned before; `hub` is undefined once unlinked. */
-  previous?: { hubName: string; hub: LinkedHub | undefined; deviceId: string };
+/** Where the device is now, if it was placed before; `hub` is undefined once unlinked. */
+export interface PreviousPlacement {
+  hubName: string;
+  hub: LinkedHub | undefined;
   deviceId: string;
-  keys?: { primaryKey: string; secondaryKey: string };
-  /** X.509 devices: the leaf thumbprint, primary and secondary (behaviors.md §2.2). */
-  thumbprint?: string;
-  iotEdge: boolean;
-  initialTwin?: InitialTwin;
+}
+
+/** What a registration will do to the hubs (behaviors.md §6.2). */
+export interface ReprovisionPlan {
+  target: LinkedHub;
+  previous: PreviousPlacement | undefined;
+  sameHub: boolean;
+  /** The twin the identity gets: the initial twin, the old hub's (migrate), or left as it is. */
+  twin: "initial" | "migrate" | "keep";
+  substatus: RegistrationSubstatus;
+}
+
+export function planReprovision(input: {
+  target: LinkedHub;
+  previous: PreviousPlacement | undefined;
   policy: ReprovisionPolicy;
+}): ReprovisionPlan {
+  const { previous, policy } = input;
+  // "Never re-provision" keeps an assigned device where it is, while that hub is still linked.
+  const target = previous && !policy.updateHubAssignment && previous.hub ? previous.hub : input.target;
+  const sameHub = previous !== undefined && previous.hubName.toLowerCase() === target.name.toLowerCase();
+  const plan = { target, previous, sameHub };
+  if (!previous) return { ...plan, twin: "initial", substatus: "initialAssignment" };
+  if (sameHub) return { ...plan, twin: "keep", substatus: "reprovisionedToInitialAssignment" };
+  if (policy.migrateDeviceData && previous.hub) return { ...plan, twin: "migrate", substatus: "deviceDataMigrated" };
+  return { ...plan, twin: "initial", substatus: "deviceDataReset" };
+}
+
+export interface ApplyInput {
+  plan: ReprovisionPlan;
+  deviceId: string;
+  credential: HubCredential;
+  iotEdge: boolean;
+  /** Used when the plan says "initial" (and when migration cannot read the old hub). */
+  initialTwin: InitialTwin | undefined;
 }
 
 export interface ApplyResult {
   hub: LinkedHub;
   substatus: RegistrationSubstatus;
+  /** Something that went wrong without failing the registration, for the record (README "Device registration"). */
+  notice?: string;
 }
+
+/** Reports what the hub steps could not do cleanly: the log hears every one. */
+export type HubWarning = (message: string, fields: Record<string, unknown>) => void;
 
 const twinPatchOf = (twin: InitialTwin | undefined): TwinPatch | undefined =>
   twin && (twin.tags || twin.properties?.desired)
@@ -40,59 +76,46 @@ function portableTwin(twin: Record<string, unknown>): TwinPatch {
   return { tags: strip(twin.tags), properties: { desired: strip(props.desired) } };
 }
 
-function failed(hub: string, err: unknown): ProvisioError {
-  const detail =
-    err instanceof HubError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
-  return new ProvisioError("hubApplyFailed", { hub, detail });
-}
+const reasonOf = (err: unknown): string =>
+  err instanceof HubError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
 
-/** What a registration will do to the hubs (behaviors.md §6.2); pure, so dry runs show it too. */
-export interface ReprovisionPlan {
-  target: LinkedHub;
-  sameHub: boolean;
-  /** The twin the identity gets: the initial twin, the old hub's (migrate), or left as it is. */
-  twin: "initial" | "migrate" | "keep";
-  substatus: RegistrationSubstatus;
-}
-
-export function planReprovision(input: Pick<ApplyInput, "target" | "previous" | "policy">): ReprovisionPlan {
-  const { previous, policy } = input;
-  // "Never re-provision" keeps an assigned device where it is, while that hub is still linked.
-  const target = previous && !policy.updateHubAssignment && previous.hub ? previous.hub : input.target;
-  const sameHub = previous !== undefined && previous.hubName.toLowerCase() === target.name.toLowerCase();
-  if (!previous) return { target, sameHub, twin: "initial", substatus: "initialAssignment" };
-  if (sameHub) return { target, sameHub, twin: "keep", substatus: "reprovisionedToInitialAssignment" };
-  if (policy.migrateDeviceData && previous.hub)
-    return { target, sameHub, twin: "migrate", substatus: "deviceDataMigrated" };
-  return { target, sameHub, twin: "initial", substatus: "deviceDataReset" };
-}
-
-export async function applyToHub(hubClients: HubClientPool, input: ApplyInput): Promise<ApplyResult> {
-  const { previous } = input;
-  const plan = planReprovision(input);
-  const { target, sameHub } = plan;
-  const device: HubDevice = {
-    deviceId: input.deviceId,
+/** The identity DPS writes for a device attested with `credential` (iothub-api.md §8.1). */
+function hubDevice(deviceId: string, credential: HubCredential, iotEdge: boolean): HubDevice {
+  return {
+    deviceId,
     status: "enabled",
-    authentication: input.thumbprint
-      ? {
-          type: "selfSigned",
-          x509Thumbprint: { primaryThumbprint: input.thumbprint, secondaryThumbprint: input.thumbprint },
-        }
-      : input.keys
-        ? { type: "sas", symmetricKey: { primaryKey: input.keys.primaryKey, secondaryKey: input.keys.secondaryKey } }
-        : { type: "sas" },
-    capabilities: { iotEdge: input.iotEdge },
+    authentication:
+      credential.kind === "x509"
+        ? {
+            type: "selfSigned",
+            // One certificate: the primary thumbprint is also the secondary (behaviors.md §2.2).
+            x509Thumbprint: {
+              primaryThumbprint: credential.sha1Thumbprint,
+              secondaryThumbprint: credential.sha1Thumbprint,
+            },
+          }
+        : { type: "sas", symmetricKey: { primaryKey: credential.primaryKey, secondaryKey: credential.secondaryKey } },
+    capabilities: { iotEdge },
   };
-  const client = hubClients.clientFor(target);
+}
+
+export async function applyToHub(hubs: HubClientPool, input: ApplyInput, warn: HubWarning): Promise<ApplyResult> {
+  const { plan } = input;
+  const { target, previous } = plan;
+  const client = hubs.clientFor(target);
 
   let twin = plan.twin === "initial" ? twinPatchOf(input.initialTwin) : undefined;
   let substatus = plan.substatus;
   if (plan.twin === "migrate" && previous?.hub) {
     try {
-      twin = portableTwin(await hubClients.clientFor(previous.hub).getTwin(previous.deviceId));
-    } catch {
-      // The old hub is gone or refuses: start from the initial twin.
+      twin = portableTwin(await hubs.clientFor(previous.hub).getTwin(previous.deviceId));
+    } catch (err) {
+      // The old hub is gone or refuses: start from the initial twin, and say so.
+      warn("could not read the twin on the old hub to migrate it; the device gets its initial twin", {
+        hub: previous.hubName,
+        deviceId: previous.deviceId,
+        reason: reasonOf(err),
+      });
       twin = twinPatchOf(input.initialTwin);
       substatus = "deviceDataReset";
     }
@@ -100,19 +123,36 @@ export async function applyToHub(hubClients: HubClientPool, input: ApplyInput): 
 
   let created = false;
   try {
-    ({ created } = await client.createOrUpdateDevice(device));
+    ({ created } = await client.createOrUpdateDevice(hubDevice(input.deviceId, input.credential, input.iotEdge)));
     if (twin) await client.replaceTwin(input.deviceId, twin, "*");
   } catch (err) {
+    let detail = reasonOf(err);
     // Nothing half-applied: an identity this attempt created goes again.
-    if (created) await client.deleteDevice(input.deviceId).catch(() => false);
-    throw failed(target.name, err);
+    if (created) {
+      await client.deleteDevice(input.deviceId).catch((undo: unknown) => {
+        warn("could not remove the identity a failed registration created", {
+          hub: target.name,
+          deviceId: input.deviceId,
+          reason: reasonOf(undo),
+        });
+        detail += `; the identity it created could not be removed (${reasonOf(undo)})`;
+      });
+    }
+    throw new ProvisioError("hubApplyFailed", { hub: target.name, detail });
   }
-  if (previous?.hub && !sameHub) {
+  if (previous?.hub && !plan.sameHub) {
     // The device lives on the new hub now; the old identity must not keep working.
-    await hubClients
-      .clientFor(previous.hub)
-      .deleteDevice(previous.deviceId)
-      .catch(() => false);
+    try {
+      await hubs.clientFor(previous.hub).deleteDevice(previous.deviceId);
+    } catch (err) {
+      const notice = `the device still has an identity on its old hub ${previous.hubName} (${reasonOf(err)}); delete '${previous.deviceId}' there`;
+      warn("could not remove the device from its old hub", {
+        hub: previous.hubName,
+        deviceId: previous.deviceId,
+        reason: reasonOf(err),
+      });
+      return { hub: target, substatus, notice };
+    }
   }
   return { hub: target, substatus };
 }

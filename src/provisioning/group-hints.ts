@@ -3,7 +3,6 @@
 // (~20 µs), and a scope may hold 100 symmetric-key groups (behaviors.md §9): a device of the
 // last group cost ~2 ms a registration. A hint only orders the search, it never decides: a group
 // is still used only if its derived key signs the token.
-import type { EnrollmentGroup } from "../domain/enrollment.js";
 
 export class GroupHints {
   readonly #groupOf = new Map<string, string>();
@@ -12,12 +11,12 @@ export class GroupHints {
   constructor(private readonly limit = 100_000) {}
 
   /** `groups` with the device's last group first; the same array when there is nothing to move. */
-  order(device: string, groups: readonly EnrollmentGroup[]): readonly EnrollmentGroup[] {
+  order<G extends { readonly enrollmentGroupId: string }>(device: string, groups: readonly G[]): readonly G[] {
     const id = this.#groupOf.get(device);
     if (id === undefined) return groups;
     const i = groups.findIndex((g) => g.enrollmentGroupId === id);
     if (i <= 0) return groups;
-    return [groups[i] as EnrollmentGroup, ...groups.slice(0, i), ...groups.slice(i + 1)];
+    return [groups[i] as G, ...groups.slice(0, i), ...groups.slice(i + 1)];
   }
 
   remember(device: string, groupId: string): void {

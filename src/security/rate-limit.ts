@@ -1,6 +1,14 @@
 // Registration rate limits per provisioning service (behaviors.md §9): a token bucket per key.
 // A refused call learns how long to wait, so devices back off instead of failing.
-export class RateLimiter {
+
+/** A rate limit: nodes sharing a database will share it through an implementation of their own. */
+export interface RateLimit {
+  /** Take one token; resolves to undefined when allowed, else the seconds to wait. */
+  take(key: string): number | undefined | Promise<number | undefined>;
+}
+
+/** The limit of one node, in memory. */
+export class RateLimiter implements RateLimit {
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
   readonly #perMs: number;
 

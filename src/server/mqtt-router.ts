@@ -4,10 +4,11 @@
 import type { IConnectPacket } from "mqtt-packet";
 import type { BuiltinHubs } from "../builtin-hub/builtin-hubs.js";
 import { parseHubUsername } from "../builtin-hub/hub-topics.js";
-import { acceptHubDevice, CONNACK } from "../builtin-hub/mqtt-device-session.js";
+import { acceptHubDevice } from "../builtin-hub/mqtt-device-session.js";
 import type { TelemetryLog } from "../builtin-hub/telemetry-log.js";
 import type { Logger } from "../observability/logger.js";
-import type { RegistrationEngine } from "../provisioning/registration-engine.js";
+import type { DevicePort } from "../provisioning/device-port.js";
+import { CONNACK } from "../transports/mqtt/connack.js";
 import { acceptDpsDevice } from "../transports/mqtt/dps-session.js";
 import { isDpsUsername } from "../transports/mqtt/dps-topics.js";
 import type { MqttConnection, MqttHandler } from "../transports/mqtt/mqtt-connection.js";
@@ -15,7 +16,7 @@ import type { MqttConnection, MqttHandler } from "../transports/mqtt/mqtt-connec
 export interface MqttRoutes {
   hubs: BuiltinHubs;
   telemetry: TelemetryLog;
-  engine: RegistrationEngine;
+  engine: DevicePort;
   log: Logger;
 }
 

@@ -1,6 +1,8 @@
 // Records for X.509 attestation tests: enrollments, groups and CA store entries built around
 // certificates from cert-factory (behaviors.md §2.2, §3).
+import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
+import { attestX509 as attestWithTrust, X509Trust } from "../../src/attestation/x509-attestation.js";
 import { certificateInfo, parseCertificate } from "../../src/attestation/x509-info.js";
 import type {
   EnrollmentGroup,
@@ -9,6 +11,7 @@ import type {
   X509CertificateInfo,
   X509Certificates,
 } from "../../src/domain/enrollment.js";
+import type { EnrollmentMatch } from "../../src/domain/enrollment-match.js";
 import type { EnrollmentGroupId, RegistrationId } from "../../src/domain/ids.js";
 import type { CaCertificate } from "../../src/domain/instance.js";
 import type { IssuedCertificate } from "../../src/security/cert-factory.js";
@@ -105,3 +108,50 @@ export function caReferenceGroup(
     ...settings(status),
   };
 }
+
+/**
+ * The outcome shape these suites were written against (ok / disabled / refused with summary and
+ * detail), read off an AttestationOutcome so that every assertion keeps its words.
+ */
+export type X509Outcome =
+  | { ok: true; match: EnrollmentMatch; leafSha1: string; leafSha256: string }
+  | { ok: false; disabled: EnrollmentMatch }
+  | { ok: false; refused: { summary: string; detail: string } };
+
+/** One X509Trust per scope content, as the scope views keep one until the scope changes. */
+const trusts = new Map<string, X509Trust>();
+
+export function attestX509(input: {
+  registrationId: string;
+  chain: readonly Buffer[];
+  individual: IndividualEnrollment | undefined;
+  groups: readonly EnrollmentGroup[];
+  caCertificates: readonly CaCertificate[];
+  now: Date;
+}): X509Outcome {
+  const key = JSON.stringify([input.groups, input.caCertificates]);
+  let trust = trusts.get(key);
+  if (!trust) {
+    trust = new X509Trust(input.groups, input.caCertificates);
+    trusts.set(key, trust);
+  }
+  const outcome = attestWithTrust({ ...input, trust });
+  switch (outcome.kind) {
+    case "attested": {
+      assert.equal(outcome.credential.kind, "x509");
+      const { sha1Thumbprint, sha256Thumbprint } = outcome.credential as {
+        sha1Thumbprint: string;
+        sha256Thumbprint: string;
+      };
+      return { ok: true, match: outcome.match, leafSha1: sha1Thumbprint, leafSha256: sha256Thumbprint };
+    }
+    case "disabled":
+      return { ok: false, disabled: outcome.match };
+    case "refused":
+      return { ok: false, refused: { summary: outcome.reason, detail: outcome.detail } };
+    default:
+      throw new Error(`unexpected ${outcome.kind}`);
+  }
+}
+
+export type X509AttestationInput = Parameters<typeof attestX509>[0];

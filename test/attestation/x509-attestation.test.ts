@@ -2,7 +2,6 @@
 // by the first chain certificate that has one, and the chain up to a verified CA certificate.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { attestX509, type X509AttestationInput, type X509Outcome } from "../../src/attestation/x509-attestation.js";
 import type { EnrollmentGroup } from "../../src/domain/enrollment.js";
 import type { CaCertificate } from "../../src/domain/instance.js";
 import {
@@ -13,6 +12,7 @@ import {
   type IssuedCertificate,
 } from "../../src/security/cert-factory.js";
 import {
+  attestX509,
   caCertificate,
   caReferenceGroup,
   certificates,
@@ -20,6 +20,8 @@ import {
   info,
   signingGroup,
   symmetricKeyIndividual,
+  type X509AttestationInput,
+  type X509Outcome,
   x509Individual,
 } from "./chain-fixtures.js";
 

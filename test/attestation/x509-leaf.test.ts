@@ -5,11 +5,10 @@ import assert from "node:assert/strict";
 import { webcrypto, X509Certificate } from "node:crypto";
 import { before, describe, test } from "node:test";
 import * as x509 from "@peculiar/x509";
-import { attestX509, type X509Outcome } from "../../src/attestation/x509-attestation.js";
 import { derThumbprints } from "../../src/attestation/x509-info.js";
 import { leafFacts } from "../../src/attestation/x509-leaf.js";
 import { createRootCa, type IssuedCertificate } from "../../src/security/cert-factory.js";
-import { caCertificate, signingGroup } from "./chain-fixtures.js";
+import { attestX509, caCertificate, signingGroup, type X509Outcome } from "./chain-fixtures.js";
 import { seq, tlv } from "./der-builder.js";
 
 const crypto = webcrypto as unknown as Crypto;

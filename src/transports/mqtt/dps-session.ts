@@ -1,24 +1,17 @@
-// A device's DPS session over MQTT (device-api.md §6): CONNECT attests, then register and
-// operation-status requests are answered on `$dps/registrations/res/...`. Calls the engine only.
+// A device's DPS session over MQTT (device-api.md §6): register and operation-status requests are
+// answered on `$dps/registrations/res/...`. Asks the device port only.
 import type { IConnectPacket, IPublishPacket } from "mqtt-packet";
-import { errorBody, toProvisioError } from "../../domain/errors.js";
 import { MAX_MESSAGE_BYTES, parseJson } from "../../domain/json.js";
-import type { DeviceCredentials } from "../../provisioning/find-enrollment.js";
-import type { OperationReply, RegistrationEngine, SessionAttestation } from "../../provisioning/registration-engine.js";
+import {
+  type DeviceCredentials,
+  type DevicePort,
+  type DeviceReply,
+  type DeviceSession,
+  errorReply,
+} from "../../provisioning/device-port.js";
+import { CONNACK } from "./connack.js";
 import { parseDpsRequest, parseDpsUsername, RESPONSE_FILTER, responseTopic } from "./dps-topics.js";
 import type { MqttConnection } from "./mqtt-connection.js";
-
-/** CONNACK code (MQTT 3.1.1 §3.2.2.3). */
-const IDENTIFIER_REJECTED = 2;
-
-function operationBody(reply: OperationReply): string {
-  const { operation } = reply;
-  return JSON.stringify({
-    operationId: operation.operationId,
-    status: operation.status,
-    ...(operation.registrationState ? { registrationState: operation.registrationState } : {}),
-  });
-}
 
 /**
  * CONNECT is accepted whenever the username names a scope and a registration id and the client
@@ -26,27 +19,24 @@ function operationBody(reply: OperationReply): string {
  * (`$dps/registrations/res/401/?$rid=…` with 401002 after a successful CONNECT): a CONNACK has no
  * room for a reason, a DPS error body does.
  */
-export async function acceptDpsDevice(
-  conn: MqttConnection,
-  connect: IConnectPacket,
-  engine: RegistrationEngine,
-): Promise<void> {
+export async function acceptDpsDevice(conn: MqttConnection, connect: IConnectPacket, port: DevicePort): Promise<void> {
   const parsed = parseDpsUsername(connect.username ?? "");
   if (!parsed || parsed.registrationId !== connect.clientId) {
-    conn.connack(IDENTIFIER_REJECTED);
+    conn.connack(CONNACK.identifierRejected);
     conn.close("username must be {idScope}/registrations/{registrationId}/... with clientId = registrationId");
     return;
   }
-  const credentials: DeviceCredentials = connect.password
-    ? { sasToken: connect.password.toString(), certificateChain: [] }
-    : { certificateChain: conn.peer.certificateChain };
+  const credentials = credentialsOf(connect, conn);
   const common = { ...parsed, credentials, sourceAddress: () => conn.peer.remoteAddress };
   // Credentials cannot change within a session: one successful attestation serves every request.
   // A refusal is not kept, so each request is answered with what holds now.
-  let session: Promise<SessionAttestation> | undefined;
-  const attested = (): Promise<SessionAttestation> => {
+  let session: Promise<DeviceSession> | undefined;
+  const attested = (): Promise<DeviceSession> => {
     if (session) return session;
-    const attempt = engine.authenticate(common);
+    const attempt = port.openSession(common).then((r) => {
+      if (r.ok) return r.session;
+      throw r.reply;
+    });
     attempt.catch(() => {
       if (session === attempt) session = undefined;
     });
@@ -70,21 +60,31 @@ export async function acceptDpsDevice(
     }
     const request = parseDpsRequest(packet.topic);
     if (request.kind === "unknown") return; // not a DPS request: nothing to answer
-    const reply = (status: number, body: string, retryAfter?: number) =>
-      conn.publish({ topic: responseTopic(status, request.rid, retryAfter), payload: body, qos: 0 });
-    const work = attested().then((s) =>
-      request.kind === "register"
-        ? engine.register({ ...common, body: parseJson(payload) }, s)
-        : engine.operationStatus(common, request.operationId, s),
-    );
-    work.then(
-      (r) => reply(r.final ? 200 : 202, operationBody(r), r.final ? undefined : (r.retryAfter ?? 1)),
-      (err: unknown) => {
-        const e = toProvisioError(err);
-        // ≥ 429 makes the SDK retry after retry-after; 4xx below that are final (device-api.md §6.3).
-        reply(e.status, JSON.stringify(errorBody(e)), e.status >= 429 ? (e.retryAfterSeconds ?? 1) : undefined);
-      },
-    );
+    const answer = (reply: DeviceReply) => {
+      // ≥ 429 makes the SDK retry after retry-after; 4xx below that are final (device-api.md §6.3).
+      const retryAfter =
+        "retryAfter" in reply && (reply.status === 202 || reply.status >= 429) ? reply.retryAfter : undefined;
+      conn.publish({
+        topic: responseTopic(reply.status, request.rid, retryAfter),
+        payload: JSON.stringify(reply.body),
+        qos: 0,
+      });
+    };
+    attested()
+      .then((s) =>
+        request.kind === "register"
+          ? port.register({ ...common, body: parseJson(payload) }, s)
+          : port.operationStatus(common, request.operationId, s),
+      )
+      .then(answer, (refusal: unknown) => answer(isReply(refusal) ? refusal : errorReply(refusal)));
   });
-  conn.connack(0);
+  conn.connack(CONNACK.accepted);
 }
+
+function credentialsOf(connect: IConnectPacket, conn: MqttConnection): DeviceCredentials {
+  if (connect.password) return { kind: "sas", token: connect.password.toString() };
+  const chain = conn.peer.certificateChain;
+  return chain.length > 0 ? { kind: "x509", chain } : { kind: "none" };
+}
+
+const isReply = (v: unknown): v is DeviceReply => typeof v === "object" && v !== null && "kind" in v && "status" in v;

@@ -22,6 +22,7 @@ import mqttPacket, {
   type Packet,
   type Parser,
 } from "mqtt-packet";
+import { CONNACK } from "./connack.js";
 
 export interface MqttLimits {
   /** Largest packet accepted, fixed header included; bytes buffered for one packet beyond this close the connection. */
@@ -67,9 +68,6 @@ export interface MqttConnectionEvents {
   puback: [packet: IPubackPacket];
   close: [reason: string];
 }
-
-/** CONNACK return code for "unacceptable protocol version". */
-export const CONNACK_UNACCEPTABLE_PROTOCOL = 1;
 
 const AWAIT_CONNECT = 0;
 const AWAIT_CONNACK = 1;
@@ -301,7 +299,7 @@ export class MqttConnection extends EventEmitter<MqttConnectionEvents> {
 
   private refuseProtocol(reason: string): void {
     this.stream.write(
-      mqttPacket.generate({ cmd: "connack", returnCode: CONNACK_UNACCEPTABLE_PROTOCOL, sessionPresent: false }),
+      mqttPacket.generate({ cmd: "connack", returnCode: CONNACK.unacceptableProtocolVersion, sessionPresent: false }),
     );
     this.shutdown(reason);
   }

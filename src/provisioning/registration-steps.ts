@@ -1,0 +1,249 @@
+// A registration as an ordered list of named steps over one context (as aedes writes CONNECT):
+//   checkRequest → findCandidates → attest → throttle              (the device waits on these)
+//   readPrevious → allocate → planHubChanges → applyToHub          (the work; answered in time or polled)
+// A dry run runs the same steps in plan mode: nothing is written, no hub is touched, and the
+// webhook is called only when asked, so a plan and a registration cannot disagree.
+import type { WebhookOptions } from "../allocation/custom-webhook.js";
+import { type AttestationCandidates, attest } from "../attestation/attest.js";
+import type { AttestationOutcome, DeviceEvidence } from "../attestation/attestation-outcome.js";
+import type { IndividualEnrollment, InitialTwin } from "../domain/enrollment.js";
+import { effectiveReprovisionPolicy } from "../domain/enrollment.js";
+import { type EnrollmentMatch, settingsOf } from "../domain/enrollment-match.js";
+import { ProvisioError } from "../domain/errors.js";
+import { idKey, isValidRegistrationId } from "../domain/ids.js";
+import type { Instance } from "../domain/instance.js";
+import { isObject } from "../domain/json.js";
+import { lastAssignment, type RegistrationRecord } from "../domain/registration-state.js";
+import type { RateLimit } from "../security/rate-limit.js";
+import type { DevicePathStore } from "../store/store.js";
+import { type Allocation, allocateHub } from "./allocate.js";
+import {
+  type ApplyResult,
+  applyToHub,
+  type HubWarning,
+  planReprovision,
+  type ReprovisionPlan,
+} from "./apply-to-hub.js";
+import type { HubClientPool } from "./hub-client-pool.js";
+import type { InstanceCache } from "./instance-cache.js";
+import type { ScopeView, ScopeViews } from "./scope-views.js";
+
+/** What the steps use besides the context: the engine's parts. */
+export interface StepDeps {
+  store: DevicePathStore;
+  instances: Pick<InstanceCache, "byScope">;
+  scopes: ScopeViews;
+  hubs: HubClientPool;
+  limiter: RateLimit;
+  webhook: Partial<WebhookOptions>;
+  warn: HubWarning;
+}
+
+export interface RegistrationContext {
+  readonly mode: "register" | "plan";
+  readonly idScope: string;
+  readonly registrationId: string;
+  readonly evidence: DeviceEvidence;
+  readonly sourceAddress: () => string;
+  /** The request body (register mode), or undefined. */
+  readonly body: unknown;
+  /** A plan without evidence: the group to assume the device belongs to. */
+  readonly assumeGroup?: string;
+  /** A plan: send the webhook request too. */
+  readonly callWebhook?: boolean;
+  /** A session transport's earlier attestation: the attest step does not run again. */
+  readonly attested?: AttestationOutcome;
+
+  instance?: Instance;
+  /** The device's payload (register body), passed to a custom allocation webhook. */
+  payload?: unknown;
+  view?: ScopeView;
+  individual?: IndividualEnrollment | undefined;
+  /** Attested or disabled: a refusal ends the registration (register) or is reported (plan). */
+  outcome?: AttestationOutcome;
+  /** In a plan without evidence, attestation was not checked. */
+  notChecked?: boolean;
+  previous?: RegistrationRecord | undefined;
+  allocation?: Allocation;
+  plan?: ReprovisionPlan;
+  /** The twin the identity gets if the plan says "initial": the webhook's, else the enrollment's. */
+  initialTwin?: InitialTwin | undefined;
+  applied?: ApplyResult;
+}
+
+export type Step = (ctx: RegistrationContext, deps: StepDeps) => Promise<void> | void;
+
+/** A field an earlier step sets; a step running out of order is a bug, not a device's fault. */
+function need<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`registration step order: ${what} is not set`);
+  return value;
+}
+
+export const matchOf = (ctx: RegistrationContext): EnrollmentMatch | undefined =>
+  ctx.outcome?.kind === "attested" || ctx.outcome?.kind === "disabled" ? ctx.outcome.match : undefined;
+
+// --- The steps the device waits on -------------------------------------------------------------
+
+/** The id follows DPS's rules (behaviors.md §1.1), the scope exists, the body is well-formed. */
+export const checkRequest: Step = (ctx, deps) => {
+  if (!isValidRegistrationId(ctx.registrationId)) {
+    throw new ProvisioError("invalidRegistrationId", { id: ctx.registrationId });
+  }
+  ctx.instance = deps.instances.byScope(ctx.idScope);
+  if (!ctx.instance) throw new ProvisioError("unknownIdScope", { scope: ctx.idScope });
+  if (ctx.mode === "register") ctx.payload = payloadOf(ctx.body, ctx.registrationId);
+};
+
+/** device-api.md §3.1: `{registrationId, payload?}`; the id, when sent, must be this device's. */
+function payloadOf(body: unknown, registrationId: string): unknown {
+  if (body !== undefined && body !== null && !isObject(body)) {
+    throw new ProvisioError("invalidBody", { detail: "The body must be a JSON object with 'registrationId'." });
+  }
+  const b = body ?? {};
+  if (typeof b.registrationId === "string" && !isValidRegistrationId(b.registrationId)) {
+    throw new ProvisioError("invalidRegistrationId", { id: b.registrationId });
+  }
+  if (
+    b.registrationId !== undefined &&
+    (typeof b.registrationId !== "string" || idKey(b.registrationId) !== idKey(registrationId))
+  ) {
+    throw new ProvisioError("registrationIdMismatch", { bodyId: String(b.registrationId), pathId: registrationId });
+  }
+  const payload = b.payload;
+  if (payload !== undefined && payload !== null && !isObject(payload)) throw new ProvisioError("invalidPayload");
+  return payload ?? undefined;
+}
+
+/** The individual enrollment with the device's id and the scope's compiled view. */
+export const findCandidates: Step = async (ctx, deps) => {
+  const instance = need(ctx.instance, "instance");
+  const [individual, view] = await Promise.all([
+    deps.store.getEnrollment(instance.idScope, ctx.registrationId),
+    deps.scopes.get(instance),
+  ]);
+  ctx.individual = individual;
+  ctx.view = view;
+};
+
+/** One mechanism answers (attestation/attest.ts); a refusal ends a registration here. */
+export const attestDevice: Step = (ctx) => {
+  const view = need(ctx.view, "view");
+  if (ctx.attested) {
+    ctx.outcome = ctx.attested;
+    return;
+  }
+  if (ctx.mode === "plan" && ctx.evidence.kind === "none") return assumeEnrollment(ctx, view);
+  const candidates: AttestationCandidates = {
+    individual: ctx.individual,
+    symmetricKeyGroups: view.symmetricKeyGroupsFor(ctx.registrationId),
+    x509: view.x509,
+  };
+  const outcome = attest(ctx.idScope, ctx.registrationId, ctx.evidence, candidates, new Date());
+  ctx.outcome = outcome;
+  const match = matchOf(ctx);
+  if (match?.kind === "group" && ctx.evidence.kind === "sas") {
+    view.rememberGroup(ctx.registrationId, match.group.enrollmentGroupId);
+  }
+  if (outcome.kind === "refused" && ctx.mode === "register") {
+    throw new ProvisioError("unauthorized", { detail: outcome.reason });
+  }
+};
+
+/** A plan without evidence: the individual enrollment, else the group it was told to assume. */
+function assumeEnrollment(ctx: RegistrationContext, view: ScopeView): void {
+  ctx.notChecked = true;
+  const group = ctx.assumeGroup
+    ? view.groups.find((g) => g.enrollmentGroupId.toLowerCase() === ctx.assumeGroup?.toLowerCase())
+    : undefined;
+  const match: EnrollmentMatch | undefined = ctx.individual
+    ? { kind: "individual", enrollment: ctx.individual }
+    : group
+      ? { kind: "group", group }
+      : undefined;
+  if (!match) return;
+  ctx.outcome =
+    settingsOf(match).provisioningStatus === "disabled"
+      ? { kind: "disabled", match }
+      : {
+          kind: "attested",
+          match,
+          deviceId: ctx.registrationId,
+          credential: { kind: "keys", primaryKey: "", secondaryKey: "" },
+        };
+}
+
+/** Registrations per minute per provisioning service (behaviors.md §9): over it, 429 + Retry-After. */
+export const throttle: Step = async (ctx, deps) => {
+  if (ctx.mode === "plan") return;
+  const wait = await deps.limiter.take(need(ctx.instance, "instance").idScope);
+  if (wait !== undefined) throw new ProvisioError("throttled", {}, wait);
+};
+
+export const DEVICE_STEPS: readonly Step[] = [checkRequest, findCandidates, attestDevice, throttle];
+
+// --- The work --------------------------------------------------------------------------------
+
+/** The registration record as it is: where the device was placed, when it was first created. */
+export const readPrevious: Step = async (ctx, deps) => {
+  ctx.previous = await deps.store.getRegistration(need(ctx.instance, "instance").idScope, ctx.registrationId);
+};
+
+export const allocate: Step = async (ctx, deps) => {
+  const outcome = ctx.outcome;
+  if (outcome?.kind !== "attested") return;
+  ctx.allocation = await allocateHub({
+    view: need(ctx.view, "view"),
+    match: outcome.match,
+    registrationId: ctx.registrationId,
+    sourceAddress: ctx.sourceAddress,
+    previous: ctx.previous?.state,
+    credential: ctx.notChecked ? undefined : outcome.credential,
+    devicePayload: ctx.payload,
+    webhook: ctx.mode === "plan" ? { retryDelaysMs: [] } : deps.webhook,
+    callWebhook: ctx.mode === "register" || ctx.callWebhook === true,
+  });
+  if (ctx.allocation.failure && ctx.mode === "register") throw ctx.allocation.failure;
+};
+
+/** Which hub, which twin, what becomes of the old hub (behaviors.md §6.2). */
+export const planHubChanges: Step = (ctx) => {
+  const outcome = ctx.outcome;
+  const target = ctx.allocation?.target;
+  if (outcome?.kind !== "attested" || !target) return;
+  const settings = settingsOf(outcome.match);
+  const placed = lastAssignment(ctx.previous?.state);
+  ctx.plan = planReprovision({
+    target,
+    previous: placed && {
+      hubName: placed.assignedHub,
+      hub: need(ctx.view, "view").linkedHub(placed.assignedHub),
+      deviceId: placed.deviceId,
+    },
+    policy: effectiveReprovisionPolicy(settings),
+  });
+  ctx.initialTwin = ctx.allocation?.initialTwin ?? settings.initialTwin;
+};
+
+export const applyHubChanges: Step = async (ctx, deps) => {
+  if (ctx.mode === "plan") return;
+  const outcome = ctx.outcome;
+  if (outcome?.kind !== "attested") return;
+  ctx.applied = await applyToHub(
+    deps.hubs,
+    {
+      plan: need(ctx.plan, "plan"),
+      deviceId: outcome.deviceId,
+      credential: outcome.credential,
+      iotEdge: settingsOf(outcome.match).capabilities?.iotEdge === true,
+      initialTwin: ctx.initialTwin,
+    },
+    deps.warn,
+  );
+};
+
+export const WORK_STEPS: readonly Step[] = [readPrevious, allocate, planHubChanges, applyHubChanges];
+
+/** Runs `steps` in order over one context. */
+export async function runSteps(ctx: RegistrationContext, steps: readonly Step[], deps: StepDeps): Promise<void> {
+  for (const step of steps) await step(ctx, deps);
+}
