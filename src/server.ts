@@ -25,7 +25,7 @@ import { listenerTls } from "./security/listener-tls.js";
 import { RateLimiter } from "./security/rate-limit.js";
 import { loadMasterKey, SecretBox } from "./security/secret-box.js";
 import { ensureTlsMaterial, type TlsMaterial } from "./security/tls-material.js";
-import type { ServeConfig } from "./server/config.js";
+import { type ServeConfig, webhookRetryDelays } from "./server/config.js";
 import { createHttpsListener } from "./server/https-listener.js";
 import { mqttRouter } from "./server/mqtt-router.js";
 import { createRefusingListener } from "./server/placeholder-listeners.js";
@@ -122,7 +122,7 @@ function writeInfo(dataDir: string, info: ServeInfo): void {
 export async function startServer(config: ServeConfig, log: Logger): Promise<RunningServer> {
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore(join(dataDir, "provisio.db"), new SecretBox(loadMasterKey(dataDir)));
+  const store = openSqliteStore(join(dataDir, "provisio.db"), new SecretBox(loadMasterKey(dataDir, config.masterKey)));
   const instances = new InstanceCache(store, store.changes);
   const firstStart = await ensurePrimaryInstance(store, instances, config.host);
   const hubs = new BuiltinHubs(store.hubs);
@@ -158,18 +158,12 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     instances,
     scopes: new ScopeViews(store, store.changes),
     hubs: hubClients,
-    limiter: new RateLimiter(config.registrationsPerMinute ?? 0),
+    limiter: new RateLimiter(config.registrationsPerMinute),
     inFlight,
     log,
     options: {
-      ...(config.registerWaitMs !== undefined ? { answerWithinMs: config.registerWaitMs } : {}),
-      webhook: {
-        ...(config.webhookTimeoutMs !== undefined ? { timeoutMs: config.webhookTimeoutMs } : {}),
-        // Retry i waits 1 s + 9 s × i, as DPS does (behaviors.md §4.5).
-        ...(config.webhookRetries !== undefined
-          ? { retryDelaysMs: Array.from({ length: config.webhookRetries }, (_, i) => 1000 + 9000 * i) }
-          : {}),
-      },
+      answerWithinMs: config.registerWaitMs,
+      webhook: { timeoutMs: config.webhookTimeoutMs, retryDelaysMs: webhookRetryDelays(config.webhookRetries) },
     },
   });
   const https = createHttpsListener(tlsOptions, {

@@ -3,7 +3,7 @@
 // the server's JSON on stdout; a refusal is reported with the server's message and exit code 1.
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { DEFAULTS, parsePort } from "../server/config.js";
+import { parsePort, settingValue } from "../server/config.js";
 import { DpsClient, type DpsClientOptions } from "./dps-client.js";
 
 type Opts = Record<string, string | boolean | undefined>;
@@ -37,7 +37,7 @@ export function readCertificateFile(path: string): string {
 function clientOf(o: Opts): DpsClient {
   const port = str(o, "port");
   const options: DpsClientOptions = {
-    dataDir: str(o, "dataDir") ?? DEFAULTS.dataDir,
+    dataDir: settingValue("dataDir", str(o, "dataDir")),
     ...(str(o, "connectionString") ? { connectionString: str(o, "connectionString") } : {}),
     ...(str(o, "caFile") ? { caFile: str(o, "caFile") } : {}),
     ...(str(o, "address") ? { address: str(o, "address") } : {}),
@@ -70,11 +70,7 @@ const print = (value: unknown): void => {
 function common(cmd: Command): Command {
   return cmd
     .option("--dps-name <name>", "provisioning service instance", "provisio")
-    .option(
-      "--data-dir <dir>",
-      "data directory of the running server (env PROVISIO_DATA_DIR)",
-      process.env.PROVISIO_DATA_DIR ?? DEFAULTS.dataDir,
-    )
+    .option("--data-dir <dir>", "data directory of the running server (env PROVISIO_DATA_DIR)")
     .option("--connection-string <cs>", "a service connection string with ServiceConfig, instead of the data dir's")
     .option("--ca-file <file>", "the CA that signed the server certificate (with --connection-string)")
     .option("--address <host>", "address to dial (default: provisio.json's host or the connection string's HostName)")

@@ -1,102 +1,50 @@
 // The `provisio` command.
 import { Command } from "commander";
 import { createLogger } from "../observability/logger.js";
-import { DEFAULTS, parseCount, parsePort, parseWhole } from "../server/config.js";
+import { loadServeConfig, parsePort, SETTINGS, settingValue } from "../server/config.js";
 import { startServer } from "../server.js";
 import { VERSION } from "../version.js";
 import { registerCertCommands } from "./cert-generate.js";
 import { registerCertificateCommands } from "./certificate-commands.js";
 import { monitorEvents } from "./hub-monitor.js";
 
-const env = process.env;
-
 const program = new Command("provisio")
   .description("Self-hosted device provisioning service speaking the Azure IoT Hub DPS protocols")
   .version(VERSION);
 
-program
+const serve = program
   .command("serve")
   .description("Run the provisioning service: HTTPS, MQTT and AMQP listeners over TLS")
-  .option("--data-dir <dir>", "data directory (env PROVISIO_DATA_DIR)", env.PROVISIO_DATA_DIR ?? DEFAULTS.dataDir)
-  .option("--host <name>", "host name devices and clients use (env PROVISIO_HOST)", env.PROVISIO_HOST ?? DEFAULTS.host)
-  .option("--bind <address>", "address the listeners bind (env PROVISIO_BIND)", env.PROVISIO_BIND ?? "0.0.0.0")
-  .option(
-    "--https-port <n>",
-    "HTTPS port, 0 = any (env PROVISIO_HTTPS_PORT)",
-    env.PROVISIO_HTTPS_PORT ?? String(DEFAULTS.httpsPort),
-  )
-  .option(
-    "--mqtt-port <n>",
-    "MQTT port, 0 = any (env PROVISIO_MQTT_PORT)",
-    env.PROVISIO_MQTT_PORT ?? String(DEFAULTS.mqttPort),
-  )
-  .option(
-    "--amqp-port <n>",
-    "AMQP port, 0 = any (env PROVISIO_AMQP_PORT)",
-    env.PROVISIO_AMQP_PORT ?? String(DEFAULTS.amqpPort),
-  )
-  .option("--hubs <n>", "number of built-in IoT hubs (env PROVISIO_HUBS)", env.PROVISIO_HUBS ?? String(DEFAULTS.hubs))
-  .action(async (opts: Record<string, string>) => {
-    const log = createLogger();
-    const server = await startServer(
-      {
-        dataDir: opts.dataDir ?? DEFAULTS.dataDir,
-        host: opts.host ?? DEFAULTS.host,
-        bind: opts.bind ?? DEFAULTS.bind,
-        hubs: parseCount(opts.hubs ?? "", "--hubs"),
-        ...(env.PROVISIO_REGISTRATIONS_PER_MINUTE
-          ? {
-              registrationsPerMinute: parseWhole(
-                env.PROVISIO_REGISTRATIONS_PER_MINUTE,
-                "PROVISIO_REGISTRATIONS_PER_MINUTE",
-                "registrations",
-              ),
-            }
-          : {}),
-        ...(env.PROVISIO_WEBHOOK_TIMEOUT_MS
-          ? {
-              webhookTimeoutMs: parseWhole(
-                env.PROVISIO_WEBHOOK_TIMEOUT_MS,
-                "PROVISIO_WEBHOOK_TIMEOUT_MS",
-                "milliseconds",
-              ),
-            }
-          : {}),
-        ...(env.PROVISIO_WEBHOOK_RETRIES
-          ? { webhookRetries: parseWhole(env.PROVISIO_WEBHOOK_RETRIES, "PROVISIO_WEBHOOK_RETRIES", "retries") }
-          : {}),
-        ...(env.PROVISIO_BUILTIN_HUB_CLIENT === "rest" ? { builtinHubClient: "rest" as const } : {}),
-        ...(env.PROVISIO_REGISTER_WAIT_MS
-          ? { registerWaitMs: parseWhole(env.PROVISIO_REGISTER_WAIT_MS, "PROVISIO_REGISTER_WAIT_MS", "milliseconds") }
-          : {}),
-        httpsPort: parsePort(opts.httpsPort ?? "", "--https-port"),
-        mqttPort: parsePort(opts.mqttPort ?? "", "--mqtt-port"),
-        amqpPort: parsePort(opts.amqpPort ?? "", "--amqp-port"),
-      },
-      log,
-    );
-    let stopping = false;
-    const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, "stopping: finishing in-flight work");
-      await server.close();
-      log.info("stopped");
-      process.exit(0);
-    };
-    process.on("SIGTERM", () => void stop("SIGTERM"));
-    process.on("SIGINT", () => void stop("SIGINT"));
-  });
+  .addHelpText("after", `\nEvery setting (flags win over the environment):\n${settingsHelp()}`);
+for (const s of SETTINGS) {
+  if (s.flag) serve.option(s.flag, `${s.doc} (env ${s.env}, default ${s.default ?? "none"})`);
+}
+serve.action(async (opts: Record<string, string>) => {
+  const config = loadServeConfig(opts);
+  const log = createLogger(config.logLevel);
+  const server = await startServer(config, log);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "stopping: finishing in-flight work");
+    await server.close();
+    log.info("stopped");
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+});
+
+function settingsHelp(): string {
+  return SETTINGS.map((s) => `  ${s.env.padEnd(34)} ${s.flag ? `${s.flag.split(" ")[0]}: ` : ""}${s.doc}`).join("\n");
+}
 
 const hub = program.command("hub").description("Work with the built-in IoT hubs");
 hub
   .command("monitor-events")
   .description("Stream device telemetry of a built-in hub as JSON lines (like az iot hub monitor-events)")
-  .option(
-    "--data-dir <dir>",
-    "data directory of the running server (env PROVISIO_DATA_DIR)",
-    env.PROVISIO_DATA_DIR ?? DEFAULTS.dataDir,
-  )
+  .option("--data-dir <dir>", "data directory of the running server (env PROVISIO_DATA_DIR)")
   .option("--hub <name>", "hub name or host name (default: the first built-in hub)")
   .option("--device-id <id>", "only this device's messages")
   .option("--recent", "print the messages the hub kept before streaming")
@@ -108,7 +56,7 @@ hub
     const str = (k: string) => (typeof opts[k] === "string" ? (opts[k] as string) : undefined);
     const port = str("port");
     await monitorEvents({
-      dataDir: str("dataDir") ?? DEFAULTS.dataDir,
+      dataDir: settingValue("dataDir", str("dataDir")),
       ...(str("hub") ? { hub: str("hub") } : {}),
       ...(str("deviceId") ? { deviceId: str("deviceId") } : {}),
       ...(str("connectionString") ? { connectionString: str("connectionString") } : {}),

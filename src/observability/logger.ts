@@ -1,7 +1,6 @@
-// Structured logs (pino). Level from PROVISIO_LOG_LEVEL, default info.
+// Structured logs (pino), JSON lines on stdout; the level is a setting (server/config.ts).
 import { type Logger, pino } from "pino";
 
 export type { Logger };
 
-export const createLogger = (level = process.env.PROVISIO_LOG_LEVEL ?? "info"): Logger =>
-  pino({ level, base: { service: "provisio" } });
+export const createLogger = (level: string): Logger => pino({ level, base: { service: "provisio" } });

@@ -51,12 +51,11 @@ export function parseMasterKey(text: string): Buffer {
 }
 
 /**
- * The master key: PROVISIO_MASTER_KEY if set, else `DIR/master.key` (created 0600 on first
- * start with 32 random bytes).
+ * The master key: the one configured (PROVISIO_MASTER_KEY, server/config.ts) if any, else
+ * `DIR/master.key` (created 0600 on first start with 32 random bytes).
  */
-export function loadMasterKey(dataDir: string, env: NodeJS.ProcessEnv = process.env): Buffer {
-  const fromEnv = env.PROVISIO_MASTER_KEY;
-  if (fromEnv) return parseMasterKey(fromEnv);
+export function loadMasterKey(dataDir: string, configured?: string): Buffer {
+  if (configured) return parseMasterKey(configured);
   const file = join(dataDir, "master.key");
   if (!existsSync(file)) {
     writeFileSync(file, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600, flag: "wx" });

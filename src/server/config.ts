@@ -1,51 +1,213 @@
-// `provisio serve` settings: flags, then PROVISIO_* environment variables, then defaults
-// (design.md, "Running it").
+// Every setting of `provisio serve`, in one table: its flag, its environment variable, its default,
+// how it is read and what it means (design.md, "Running it"). The CLI's options, `--help`, the
+// loader and the README's settings table (test/server/config.test.ts keeps them in step) all come
+// from here. A flag beats the environment, which beats the default.
+import { DEFAULT_RETRY_DELAYS_MS, DEFAULT_WEBHOOK_TIMEOUT_MS } from "../allocation/custom-webhook.js";
+
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
 export interface ServeConfig {
   dataDir: string;
   host: string;
+  /** Address the listeners bind. */
+  bind: string;
   httpsPort: number;
   mqttPort: number;
   amqpPort: number;
-  /** Address the listeners bind. */
-  bind: string;
   /** How many built-in IoT hubs to run. */
   hubs: number;
+  logLevel: (typeof LOG_LEVELS)[number];
+  /** The key that seals secrets at rest, as given (else DIR/master.key). */
+  masterKey: string | undefined;
   /** How long a register call waits for the result before answering "assigning" (ms). */
-  registerWaitMs?: number;
-  /** Registrations per minute per provisioning service; 0 or unset = unlimited. */
-  registrationsPerMinute?: number;
+  registerWaitMs: number;
+  /** Registrations per minute per provisioning service; 0 = unlimited. */
+  registrationsPerMinute: number;
   /** Custom allocation webhook: per-call timeout (ms) and number of retries (behaviors.md §4.5). */
-  webhookTimeoutMs?: number;
-  webhookRetries?: number;
+  webhookTimeoutMs: number;
+  webhookRetries: number;
   /** How the engine reaches built-in hubs: in-process (default) or over their REST API. */
-  builtinHubClient?: "in-process" | "rest";
+  builtinHubClient: "in-process" | "rest";
 }
 
-export const DEFAULTS: ServeConfig = {
-  dataDir: "./provisio-data",
-  host: "localhost",
-  httpsPort: 8443,
-  mqttPort: 8883,
-  amqpPort: 5671,
-  bind: "0.0.0.0",
-  hubs: 1,
-};
+type Key = keyof ServeConfig;
+
+export interface Setting {
+  key: Key;
+  /** The command-line option, if the setting has one: `--data-dir <dir>`. */
+  flag?: string;
+  env: string;
+  /** The default as text (parsed like any value); undefined: none. */
+  default: string | undefined;
+  /** What it means, for `--help` and the README. */
+  doc: string;
+  parse(text: string, name: string): ServeConfig[Key];
+}
 
 export function parsePort(text: string, what: string): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 0 || n > 65535)
-    throw new Error(`${what} must be a port number 0-65535, not '${text}'.`);
+  if (!/^\d{1,5}$/.test(text) || n > 65535) throw new Error(`${what} must be a port number 0-65535, not '${text}'.`);
   return n;
 }
 
-export function parseCount(text: string, what: string): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text) || n < 0 || n > 50) throw new Error(`${what} must be a whole number 0-50, not '${text}'.`);
-  return n;
+function wholeNumber(max: number, unit: string) {
+  return (text: string, what: string): number => {
+    const n = Number(text);
+    if (!/^\d{1,9}$/.test(text) || n > max)
+      throw new Error(`${what} must be a whole number of ${unit} 0-${max}, not '${text}'.`);
+    return n;
+  };
 }
 
-/** A whole number ≥ 0 (milliseconds, a rate); `unit` names it in the error. */
-export function parseWhole(text: string, what: string, unit: string): number {
-  if (!/^\d{1,9}$/.test(text)) throw new Error(`${what} must be a whole number of ${unit}, not '${text}'.`);
-  return Number(text);
+function oneOf<T extends string>(choices: readonly T[]) {
+  return (text: string, what: string): T => {
+    const found = choices.find((c) => c === text.toLowerCase());
+    if (!found) throw new Error(`${what} must be one of ${choices.join(", ")}, not '${text}'.`);
+    return found;
+  };
 }
+
+const text = (value: string): string => value;
+
+export const SETTINGS: readonly Setting[] = [
+  {
+    key: "dataDir",
+    flag: "--data-dir <dir>",
+    env: "PROVISIO_DATA_DIR",
+    default: "./provisio-data",
+    doc: "data directory: database, TLS material, provisio.json",
+    parse: text,
+  },
+  {
+    key: "host",
+    flag: "--host <name>",
+    env: "PROVISIO_HOST",
+    default: "localhost",
+    doc: "host name devices and clients use; the server certificate covers it",
+    parse: text,
+  },
+  {
+    key: "bind",
+    flag: "--bind <address>",
+    env: "PROVISIO_BIND",
+    default: "0.0.0.0",
+    doc: "address the listeners bind",
+    parse: text,
+  },
+  {
+    key: "httpsPort",
+    flag: "--https-port <n>",
+    env: "PROVISIO_HTTPS_PORT",
+    default: "8443",
+    doc: "HTTPS port (device, service, management and hub APIs, WebSockets); 0 = any",
+    parse: parsePort,
+  },
+  {
+    key: "mqttPort",
+    flag: "--mqtt-port <n>",
+    env: "PROVISIO_MQTT_PORT",
+    default: "8883",
+    doc: "MQTT port; 0 = any",
+    parse: parsePort,
+  },
+  {
+    key: "amqpPort",
+    flag: "--amqp-port <n>",
+    env: "PROVISIO_AMQP_PORT",
+    default: "5671",
+    doc: "AMQP port; 0 = any",
+    parse: parsePort,
+  },
+  {
+    key: "hubs",
+    flag: "--hubs <n>",
+    env: "PROVISIO_HUBS",
+    default: "1",
+    doc: "number of built-in IoT hubs, 0-50",
+    parse: wholeNumber(50, "hubs"),
+  },
+  {
+    key: "logLevel",
+    env: "PROVISIO_LOG_LEVEL",
+    default: "info",
+    doc: `log level (${LOG_LEVELS.join(", ")}); logs are JSON lines on stdout`,
+    parse: oneOf(LOG_LEVELS),
+  },
+  {
+    key: "masterKey",
+    env: "PROVISIO_MASTER_KEY",
+    default: undefined,
+    doc: "the key that encrypts secrets at rest, 64 hex digits or base64 of 32 bytes (else DIR/master.key)",
+    parse: text,
+  },
+  {
+    key: "registerWaitMs",
+    env: "PROVISIO_REGISTER_WAIT_MS",
+    default: "1500",
+    doc: "how long a register call waits for its result before answering `assigning` (202 + Retry-After)",
+    parse: wholeNumber(600_000, "milliseconds"),
+  },
+  {
+    key: "registrationsPerMinute",
+    env: "PROVISIO_REGISTRATIONS_PER_MINUTE",
+    default: "0",
+    doc: "registration rate limit per provisioning service; 0 is unlimited",
+    parse: wholeNumber(1_000_000_000, "registrations"),
+  },
+  {
+    key: "webhookTimeoutMs",
+    env: "PROVISIO_WEBHOOK_TIMEOUT_MS",
+    default: String(DEFAULT_WEBHOOK_TIMEOUT_MS),
+    doc: "custom allocation webhook: timeout of one call",
+    parse: wholeNumber(600_000, "milliseconds"),
+  },
+  {
+    key: "webhookRetries",
+    env: "PROVISIO_WEBHOOK_RETRIES",
+    default: String(DEFAULT_RETRY_DELAYS_MS.length),
+    doc: "custom allocation webhook: retries of a call that timed out or answered ≥ 429 (1 s, 10 s, 19 s, …)",
+    parse: wholeNumber(100, "retries"),
+  },
+  {
+    key: "builtinHubClient",
+    env: "PROVISIO_BUILTIN_HUB_CLIENT",
+    default: "in-process",
+    doc: "`rest` makes the engine reach built-in hubs over their REST API like any hub",
+    parse: oneOf(["in-process", "rest"] as const),
+  },
+];
+
+/** The setting's value from the flag, else the environment, else its default. */
+function resolveSetting(setting: Setting, flags: Partial<Record<Key, string>>, env: NodeJS.ProcessEnv) {
+  const flag = flags[setting.key];
+  if (flag !== undefined) return setting.parse(flag, setting.flag?.split(" ")[0] ?? setting.env);
+  const fromEnv = env[setting.env];
+  // An empty variable is unset, as shells leave them.
+  if (fromEnv !== undefined && fromEnv !== "") return setting.parse(fromEnv, setting.env);
+  return setting.default === undefined ? undefined : setting.parse(setting.default, setting.env);
+}
+
+/** The whole configuration; a value that does not parse is an Error naming the flag or variable. */
+export function loadServeConfig(
+  flags: Partial<Record<Key, string>> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): ServeConfig {
+  const config: Partial<Record<Key, unknown>> = {};
+  for (const s of SETTINGS) config[s.key] = resolveSetting(s, flags, env);
+  return config as unknown as ServeConfig; // every key of ServeConfig has its setting (config.test.ts)
+}
+
+/** One setting's value, for commands other than `serve` (the data directory, say). */
+export function settingValue<K extends Key>(
+  key: K,
+  flag?: string,
+  env: NodeJS.ProcessEnv = process.env,
+): ServeConfig[K] {
+  const setting = SETTINGS.find((s) => s.key === key);
+  if (!setting) throw new Error(`no setting ${key}`);
+  return resolveSetting(setting, flag === undefined ? {} : { [key]: flag }, env) as ServeConfig[K];
+}
+
+/** Retry i waits 1 s + 9 s × i, as DPS does (behaviors.md §4.5). */
+export const webhookRetryDelays = (retries: number): number[] =>
+  Array.from({ length: retries }, (_, i) => 1000 + 9000 * i);

@@ -124,28 +124,28 @@ test("parseMasterKey rejects keys of other lengths", () => {
   }
 });
 
-test("loadMasterKey takes PROVISIO_MASTER_KEY from the environment and writes no file", () => {
+test("loadMasterKey takes the configured key (PROVISIO_MASTER_KEY) and writes no file", () => {
   const dir = tempDir();
   const key = randomBytes(32);
-  assert.deepEqual(loadMasterKey(dir, { PROVISIO_MASTER_KEY: key.toString("hex") }), key);
-  assert.deepEqual(loadMasterKey(dir, { PROVISIO_MASTER_KEY: key.toString("base64") }), key);
+  assert.deepEqual(loadMasterKey(dir, key.toString("hex")), key);
+  assert.deepEqual(loadMasterKey(dir, key.toString("base64")), key);
   assert.equal(existsSync(join(dir, "master.key")), false);
 });
 
 test("loadMasterKey rejects a malformed PROVISIO_MASTER_KEY", () => {
-  assert.throws(() => loadMasterKey(tempDir(), { PROVISIO_MASTER_KEY: "too-short" }), /32 bytes/);
+  assert.throws(() => loadMasterKey(tempDir(), "too-short"), /32 bytes/);
 });
 
 test("loadMasterKey creates master.key with mode 0600 and reuses it on the next call", () => {
   const dir = tempDir();
   const file = join(dir, "master.key");
-  const first = loadMasterKey(dir, {});
+  const first = loadMasterKey(dir);
   assert.equal(first.length, 32);
   assert.ok(existsSync(file));
   assert.equal(statSync(file).mode & 0o777, 0o600);
   assert.deepEqual(parseMasterKey(readFileSync(file, "utf8")), first);
 
-  const second = loadMasterKey(dir, {});
+  const second = loadMasterKey(dir);
   assert.deepEqual(second, first);
   const sealed = new SecretBox(first).seal("survives a restart");
   assert.equal(new SecretBox(second).open(sealed), "survives a restart");
@@ -153,7 +153,7 @@ test("loadMasterKey creates master.key with mode 0600 and reuses it on the next 
 
 test("loadMasterKey treats an empty PROVISIO_MASTER_KEY as unset", () => {
   const dir = tempDir();
-  const key = loadMasterKey(dir, { PROVISIO_MASTER_KEY: "" });
+  const key = loadMasterKey(dir, "");
   assert.equal(key.length, 32);
   assert.ok(existsSync(join(dir, "master.key")));
 });
@@ -164,10 +164,10 @@ test("loadMasterKey tightens an existing master.key to mode 0600 and reads it", 
   const key = randomBytes(32);
   writeFileSync(file, `${key.toString("hex")}\n`);
   chmodSync(file, 0o644);
-  assert.deepEqual(loadMasterKey(dir, {}), key);
+  assert.deepEqual(loadMasterKey(dir), key);
   assert.equal(statSync(file).mode & 0o777, 0o600);
 });
 
 test("two data directories get different master keys", () => {
-  assert.notDeepEqual(loadMasterKey(tempDir(), {}), loadMasterKey(tempDir(), {}));
+  assert.notDeepEqual(loadMasterKey(tempDir()), loadMasterKey(tempDir()));
 });

@@ -1,0 +1,73 @@
+// `provisio serve` settings (server/config.ts): one table read by the CLI, the loader and the README.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { loadServeConfig, SETTINGS, settingValue } from "../../src/server/config.js";
+import { BIN } from "../support/provisio-process.js";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+test("with nothing given every setting has its default", () => {
+  assert.deepEqual(loadServeConfig({}, {}), {
+    dataDir: "./provisio-data",
+    host: "localhost",
+    bind: "0.0.0.0",
+    httpsPort: 8443,
+    mqttPort: 8883,
+    amqpPort: 5671,
+    hubs: 1,
+    logLevel: "info",
+    masterKey: undefined,
+    registerWaitMs: 1500,
+    registrationsPerMinute: 0,
+    webhookTimeoutMs: 30_000,
+    webhookRetries: 10,
+    builtinHubClient: "in-process",
+  });
+});
+
+test("a flag beats the environment, which beats the default; an empty variable is unset", () => {
+  const env = { PROVISIO_HTTPS_PORT: "9443", PROVISIO_MQTT_PORT: "", PROVISIO_REGISTER_WAIT_MS: "0" };
+  const config = loadServeConfig({ httpsPort: "0" }, env);
+  assert.equal(config.httpsPort, 0);
+  assert.equal(config.mqttPort, 8883);
+  assert.equal(config.registerWaitMs, 0);
+  assert.equal(loadServeConfig({}, env).httpsPort, 9443);
+  assert.equal(loadServeConfig({}, { PROVISIO_BUILTIN_HUB_CLIENT: "REST" }).builtinHubClient, "rest");
+  assert.equal(settingValue("dataDir", undefined, { PROVISIO_DATA_DIR: "/srv/dps" }), "/srv/dps");
+  assert.equal(settingValue("dataDir", "here", { PROVISIO_DATA_DIR: "/srv/dps" }), "here");
+});
+
+test("a value that does not parse is refused, naming the flag or the variable", () => {
+  assert.throws(
+    () => loadServeConfig({ httpsPort: "70000" }, {}),
+    /--https-port must be a port number 0-65535, not '70000'/,
+  );
+  assert.throws(() => loadServeConfig({ hubs: "51" }, {}), /--hubs must be a whole number of hubs 0-50/);
+  assert.throws(() => loadServeConfig({}, { PROVISIO_MQTT_PORT: "x" }), /PROVISIO_MQTT_PORT must be a port number/);
+  assert.throws(() => loadServeConfig({}, { PROVISIO_LOG_LEVEL: "chatty" }), /PROVISIO_LOG_LEVEL must be one of fatal/);
+  assert.throws(
+    () => loadServeConfig({}, { PROVISIO_WEBHOOK_RETRIES: "-1" }),
+    /PROVISIO_WEBHOOK_RETRIES must be a whole number/,
+  );
+  assert.throws(() => loadServeConfig({}, { PROVISIO_BUILTIN_HUB_CLIENT: "grpc" }), /in-process, rest/);
+});
+
+test("every setting is documented in the README with its variable and flag", () => {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  for (const s of SETTINGS) {
+    assert.ok(readme.includes(`\`${s.env}\``), `README lacks ${s.env}`);
+    if (s.flag) assert.ok(readme.includes(s.flag.split(" ")[0] as string), `README lacks ${s.flag}`);
+  }
+});
+
+test("provisio serve --help lists every setting", () => {
+  const help = execFileSync(process.execPath, [BIN, "serve", "--help"], { encoding: "utf8" });
+  for (const s of SETTINGS) {
+    assert.ok(help.includes(s.env), `help lacks ${s.env}`);
+    if (s.flag) assert.ok(help.includes(s.flag.split(" ")[0] as string), `help lacks ${s.flag}`);
+  }
+});
