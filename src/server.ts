@@ -1,110 +1,33 @@
-// Composition root: builds every piece from the serve config, bootstraps an empty data dir and
-// starts the listeners (design.md, "Running it").
+// `provisio serve`: the service (service.ts) behind its listeners — one TLS port per protocol
+// (design.md, "Running it") — and `DIR/provisio.json` once every listener accepts connections.
 import { once } from "node:events";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { renameSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { isIP } from "node:net";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import type { Server as TlsServer } from "node:tls";
-import { BuiltinHubs, ownerConnectionString } from "./builtin-hub/builtin-hubs.js";
-import { HubRestApi } from "./builtin-hub/hub-rest-api.js";
-import { InProcessHubClient } from "./builtin-hub/in-process-hub-client.js";
-import { TelemetryLog } from "./builtin-hub/telemetry-log.js";
-import { formatConnectionString } from "./domain/connection-string.js";
-import { newEtag } from "./domain/etag.js";
-import type { LinkedHub } from "./domain/instance.js";
-import { newInstance, OWNER_POLICY, ownerPolicy } from "./management/instances.js";
-import { ManagementApi } from "./management/management-api.js";
 import type { Logger } from "./observability/logger.js";
-import { HubClientPool } from "./provisioning/hub-client-pool.js";
-import { LocalInFlight } from "./provisioning/in-flight.js";
-import { InstanceCache } from "./provisioning/instance-cache.js";
-import { OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
-import { ScopeViews } from "./provisioning/scope-views.js";
 import { listenerTls } from "./security/listener-tls.js";
-import { RateLimiter } from "./security/rate-limit.js";
-import { loadMasterKey, SecretBox } from "./security/secret-box.js";
-import { ensureTlsMaterial, type TlsMaterial } from "./security/tls-material.js";
-import { type ServeConfig, webhookRetryDelays } from "./server/config.js";
+import type { ServeConfig } from "./server/config.js";
 import { createHttpsListener } from "./server/https-listener.js";
-import { mqttRouter } from "./server/mqtt-router.js";
 import { createRefusingListener } from "./server/placeholder-listeners.js";
-import { ServiceApi } from "./service-api/service-api.js";
-import { openSqliteStore } from "./store/sqlite/sqlite-store.js";
-import type { ProvisioningStore } from "./store/store.js";
-import { DeviceApi } from "./transports/http/device-api.js";
+import { buildService, type ServeInfo } from "./service.js";
 import { DEFAULT_LIMITS } from "./transports/mqtt/mqtt-connection.js";
 import { createMqttTlsServer } from "./transports/mqtt/mqtt-listener.js";
 import { attachMqttWebSocket } from "./transports/mqtt/mqtt-websocket.js";
 
-/** The contents of `DIR/provisio.json`. */
-export interface ServeInfo {
-  idScope: string;
-  host: string;
-  caFile: string;
-  ports: { https: number; mqtt: number; amqp: number };
-  serviceConnectionString: string;
-  hubs: { name: string; hostName: string; connectionString: string }[];
-}
+export type { ServeInfo };
 
 export interface RunningServer {
   info: ServeInfo;
-  /** Stop accepting, let in-flight requests finish, close the store. */
+  /** Stop accepting, let in-flight requests and registrations finish, close the store. */
   close(): Promise<void>;
 }
 
-const PRIMARY_NAME = "provisio";
 /** IoT Hub's message limit is 256 KB; the topic and property bag ride on top. */
 const MQTT_LIMITS = { ...DEFAULT_LIMITS, maxPacketBytes: 256 * 1024 + 4096 };
 
-/** How long in-flight requests may take to finish at shutdown. */
+/** How long in-flight requests and registrations may take to finish at shutdown. */
 const DRAIN_MS = 10_000;
-
-/** Creates the primary instance on first start; resolves to true when it did. */
-async function ensurePrimaryInstance(
-  store: ProvisioningStore,
-  instances: InstanceCache,
-  host: string,
-): Promise<boolean> {
-  await instances.reload();
-  const primary = instances.primary();
-  if (!primary) {
-    const created = await store.createInstance(newInstance(PRIMARY_NAME, host, "hashed"), [ownerPolicy()]);
-    if (!created.ok) throw new Error(`Could not create the first provisioning service instance: ${created.reason}`);
-  } else if (primary.hostName !== host) {
-    // Started with another --host: the primary instance answers for the new name.
-    await store.updateInstance({ ...primary, hostName: host, etag: newEtag() });
-  }
-  await instances.reload();
-  return !primary;
-}
-
-/** On first start the built-in hubs are linked to the primary instance, like any hub (weight 1). */
-async function linkBuiltinHubs(store: ProvisioningStore, instances: InstanceCache, hubs: BuiltinHubs): Promise<void> {
-  const primary = instances.primary();
-  if (!primary) return;
-  const linked = await store.listLinkedHubs(primary.idScope);
-  const names = new Set(linked.map((h) => h.name.toLowerCase()));
-  const added: LinkedHub[] = hubs
-    .all()
-    .filter(({ hub }) => !names.has(hub.hostName.toLowerCase()))
-    .map(({ hub }) => ({
-      name: hub.hostName,
-      connectionString: ownerConnectionString(hub),
-      location: "local",
-      allocationWeight: 1,
-      applyAllocationPolicy: true,
-    }));
-  if (added.length > 0) await store.replaceLinkedHubs(primary.idScope, [...linked, ...added]);
-}
-
-/** Names the server certificate must cover: the host, 127.0.0.1, every instance and hub host. */
-function certificateNames(host: string, instances: InstanceCache, hubs: BuiltinHubs) {
-  const all = [host, ...instances.all().map((i) => i.hostName), ...hubs.all().map((h) => h.hub.hostName)];
-  const dnsNames = [...new Set(all.filter((n) => !isIP(n)).map((n) => n.toLowerCase()))];
-  const ipAddresses = [...new Set(["127.0.0.1", ...all.filter((n) => isIP(n))])];
-  return { dnsNames: dnsNames.length > 0 ? dnsNames : ["localhost"], ipAddresses };
-}
 
 async function listen(server: TlsServer, port: number, bind: string): Promise<number> {
   server.listen(port, bind);
@@ -120,114 +43,38 @@ function writeInfo(dataDir: string, info: ServeInfo): void {
 }
 
 export async function startServer(config: ServeConfig, log: Logger): Promise<RunningServer> {
-  const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore(join(dataDir, "provisio.db"), new SecretBox(loadMasterKey(dataDir, config.masterKey)));
-  const instances = new InstanceCache(store, store.changes);
-  const firstStart = await ensurePrimaryInstance(store, instances, config.host);
-  const hubs = new BuiltinHubs(store.hubs);
-  await hubs.load(config.hubs, config.host);
-  if (firstStart) await linkBuiltinHubs(store, instances, hubs);
-  const tlsDir = join(dataDir, "tls");
-  let tls: TlsMaterial = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
-
-  const listeners: TlsServer[] = [];
-  // New instances bring new host names: the server certificate is reissued (same CA) and swapped
-  // in before the write that announced them resolves.
-  store.changes.subscribe(async (change) => {
-    if (change.kind !== "instance") return;
-    tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
+  const service = await buildService(config, log);
+  const tlsOptions = listenerTls(service.tls());
+  const https = createHttpsListener(tlsOptions, service.https);
+  const mqtt = createMqttTlsServer(tlsOptions, service.mqtt("mqtt"), MQTT_LIMITS);
+  const mqttOverWebSocket = attachMqttWebSocket(https, service.mqtt("mqtt-ws"), MQTT_LIMITS);
+  const amqp = createRefusingListener(tlsOptions);
+  const listeners: TlsServer[] = [https, mqtt, amqp];
+  service.onTlsChange((tls) => {
     for (const l of listeners) l.setSecureContext(listenerTls(tls));
   });
-  const tlsOptions = listenerTls(tls);
-  const telemetry = new TelemetryLog();
-  // Built-in hubs are reached like any hub, over their REST API, at this server's HTTPS port.
-  let httpsPort = 0;
-  const hubClients = new HubClientPool(
-    (hostName) =>
-      hubs.byHost(hostName) ? { host: "127.0.0.1", port: httpsPort, ca: readFileSync(tls.caFile) } : undefined,
-    // Built-in hubs are reached in-process by default: same operations and answers, no TLS hop.
-    (linked) => {
-      const rt = config.builtinHubClient === "rest" ? undefined : hubs.byHost(linked.name);
-      return rt && new InProcessHubClient(linked.connectionString, rt.hub, rt.registry);
-    },
-  );
-  const inFlight = new LocalInFlight();
-  const engine = new RegistrationEngine({
-    store,
-    instances,
-    scopes: new ScopeViews(store, store.changes),
-    hubs: hubClients,
-    limiter: new RateLimiter(config.registrationsPerMinute),
-    inFlight,
-    log,
-    options: {
-      answerWithinMs: config.registerWaitMs,
-      webhook: { timeoutMs: config.webhookTimeoutMs, retryDelaysMs: webhookRetryDelays(config.webhookRetries) },
-    },
-  });
-  const https = createHttpsListener(tlsOptions, {
-    instances,
-    serviceApi: new ServiceApi(store, (err: unknown) => log.error({ err }, "bulk item failed"), engine),
-    managementApi: new ManagementApi(store, instances),
-    hubs,
-    hubRestApi: new HubRestApi(telemetry),
-    deviceApi: new DeviceApi(engine),
-    log,
-  });
-  const routes = { hubs, telemetry, engine, log };
-  const mqtt = createMqttTlsServer(tlsOptions, mqttRouter(routes, "mqtt"), MQTT_LIMITS);
-  const mqttOverWebSocket = attachMqttWebSocket(https, mqttRouter(routes, "mqtt-ws"), MQTT_LIMITS);
-  const amqp = createRefusingListener(tlsOptions);
-  listeners.push(https, mqtt, amqp);
 
   const ports = {
     https: await listen(https, config.httpsPort, config.bind),
     mqtt: await listen(mqtt, config.mqttPort, config.bind),
     amqp: await listen(amqp, config.amqpPort, config.bind),
   };
-  httpsPort = ports.https;
-  const sweeper = setInterval(() => {
-    store.deleteOperationsBefore(new Date(Date.now() - OPERATION_TTL_MS).toISOString()).catch((err: unknown) => {
-      log.warn({ err }, "could not sweep old operations");
-    });
-  }, 60_000).unref();
-
-  const primary = instances.primary();
-  const owner = primary ? await store.getPolicy(primary.idScope, OWNER_POLICY) : undefined;
-  if (!primary || !owner) throw new Error("The primary instance or its provisioningserviceowner policy is missing.");
-  const info: ServeInfo = {
-    idScope: primary.idScope,
-    host: config.host,
-    caFile: tls.caFile,
-    ports,
-    serviceConnectionString: formatConnectionString({
-      hostName: config.host,
-      keyName: owner.keyName,
-      key: owner.primaryKey,
-    }),
-    hubs: hubs.all().map(({ hub }) => ({
-      name: hub.name,
-      hostName: hub.hostName,
-      connectionString: ownerConnectionString(hub),
-    })),
-  };
-  writeInfo(dataDir, info);
-  log.info({ ports, idScope: info.idScope, dataDir }, "provisio is serving");
+  service.setHttpsPort(ports.https);
+  const info = await service.info(ports);
+  writeInfo(service.dataDir, info);
+  log.info({ ports, idScope: info.idScope, dataDir: service.dataDir }, "provisio is serving");
 
   return {
     info,
     async close() {
       const closed = listeners.map((l) => new Promise<void>((done) => l.close(() => done())));
-      clearInterval(sweeper);
-      hubs.closeSessions();
       mqttOverWebSocket.close();
       https.closeIdleConnections();
       const timer = setTimeout(() => https.closeAllConnections(), DRAIN_MS);
+      await service.drain(DRAIN_MS);
       await Promise.all(closed);
       clearTimeout(timer);
-      hubClients.closeAll();
-      await store.close();
+      await service.close();
     },
   };
 }

@@ -18,6 +18,8 @@ const leaves = new WeakMap<TLSSocket, Buffer | undefined>();
 export function peerCertificateChain(socket: TLSSocket): Buffer[] {
   const known = chains.get(socket);
   if (known) return known;
+  // A socket without TLS (an in-process request) presents no certificate.
+  if (typeof socket.getPeerCertificate !== "function") return [];
   // `{}` when the client sent no certificate, null once the socket is gone.
   let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true) ?? undefined;
   const chain: Buffer[] = [];
@@ -39,6 +41,7 @@ export function peerLeafCertificate(socket: TLSSocket): Buffer | undefined {
   const known = chains.get(socket);
   if (known) return known[0];
   if (leaves.has(socket)) return leaves.get(socket);
+  if (typeof socket.getPeerCertificate !== "function") return undefined;
   const leaf = socket.getPeerCertificate(false)?.raw ?? undefined;
   leaves.set(socket, leaf);
   return leaf;

@@ -1,5 +1,5 @@
-// The HTTPS listener: one TLS port for every HTTP surface (design.md, "Running it"). It finds
-// the instance by Host, routes on the first path segment and turns errors into DPS bodies.
+// The HTTPS listener: one TLS port for every HTTP surface (design.md, "Running it"). Its handler
+// finds the instance by Host, routes on the first path segment and turns errors into DPS bodies.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
@@ -26,9 +26,12 @@ export interface HttpsSurfaces {
   log: Logger;
 }
 
-export function createHttpsListener(tls: ListenerTls, surfaces: HttpsSurfaces): Server {
+/** The handler of every HTTPS request, testable without a socket (test/support/in-process.ts). */
+export type HttpsHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export function httpsHandler(surfaces: HttpsSurfaces): HttpsHandler {
   const onInternal = (err: unknown) => surfaces.log.error({ err }, "request failed");
-  const server = createServer({ ...tls, requestCert: true, rejectUnauthorized: false }, (req, res) => {
+  return (req, res) => {
     // Requests for a built-in hub's host name get IoT Hub's error shape; all others DPS's.
     const hub = surfaces.hubs.byHost(hostOf(req.headers.host));
     if (hub) {
@@ -38,7 +41,11 @@ export function createHttpsListener(tls: ListenerTls, surfaces: HttpsSurfaces): 
       return;
     }
     route(req, res, surfaces).catch((err) => sendError(res, err, onInternal));
-  });
+  };
+}
+
+export function createHttpsListener(tls: ListenerTls, handler: HttpsHandler): Server {
+  const server = createServer({ ...tls, requestCert: true, rejectUnauthorized: false }, handler);
   server.keepAliveTimeout = 30_000;
   return server;
 }

@@ -1,0 +1,225 @@
+// The whole service built from its config, without listening (design.md, "Running it"): the store
+// (bootstrapped on first start), caches, built-in hubs, TLS material, the registration engine and
+// the handlers every listener serves. `provisio serve` (server.ts) puts listeners in front of it;
+// tests drive it in-process (test/support/in-process.ts).
+import { mkdirSync, readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { join, resolve } from "node:path";
+import { BuiltinHubs, ownerConnectionString } from "./builtin-hub/builtin-hubs.js";
+import { HubRestApi } from "./builtin-hub/hub-rest-api.js";
+import { InProcessHubClient } from "./builtin-hub/in-process-hub-client.js";
+import { TelemetryLog } from "./builtin-hub/telemetry-log.js";
+import { formatConnectionString } from "./domain/connection-string.js";
+import { newEtag } from "./domain/etag.js";
+import type { LinkedHub } from "./domain/instance.js";
+import { newInstance, OWNER_POLICY, ownerPolicy } from "./management/instances.js";
+import { ManagementApi } from "./management/management-api.js";
+import type { Logger } from "./observability/logger.js";
+import { HubClientPool } from "./provisioning/hub-client-pool.js";
+import { LocalInFlight } from "./provisioning/in-flight.js";
+import { InstanceCache } from "./provisioning/instance-cache.js";
+import { OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
+import { ScopeViews } from "./provisioning/scope-views.js";
+import { RateLimiter } from "./security/rate-limit.js";
+import { loadMasterKey, SecretBox } from "./security/secret-box.js";
+import { ensureTlsMaterial, type TlsMaterial } from "./security/tls-material.js";
+import { type ServeConfig, webhookRetryDelays } from "./server/config.js";
+import { type HttpsHandler, httpsHandler } from "./server/https-listener.js";
+import { mqttRouter } from "./server/mqtt-router.js";
+import { ServiceApi } from "./service-api/service-api.js";
+import { openSqliteStore, type SqliteStore } from "./store/sqlite/sqlite-store.js";
+import type { ProvisioningStore } from "./store/store.js";
+import { DeviceApi } from "./transports/http/device-api.js";
+import type { MqttHandler } from "./transports/mqtt/mqtt-connection.js";
+
+/** The contents of `DIR/provisio.json`. */
+export interface ServeInfo {
+  idScope: string;
+  host: string;
+  caFile: string;
+  ports: { https: number; mqtt: number; amqp: number };
+  serviceConnectionString: string;
+  hubs: { name: string; hostName: string; connectionString: string }[];
+}
+
+export interface ProvisioService {
+  readonly dataDir: string;
+  readonly store: SqliteStore;
+  readonly instances: InstanceCache;
+  readonly hubs: BuiltinHubs;
+  readonly engine: RegistrationEngine;
+  readonly telemetry: TelemetryLog;
+  /** Every HTTPS request: device, service, management and built-in hub APIs. */
+  readonly https: HttpsHandler;
+  /** The MQTT sessions of one listener (DPS and built-in hub devices). */
+  mqtt(transport: "mqtt" | "mqtt-ws"): MqttHandler;
+  /** The current TLS material; `onTlsChange` hears of a reissued server certificate. */
+  tls(): TlsMaterial;
+  onTlsChange(listener: (tls: TlsMaterial) => void): void;
+  /** Where the built-in hubs' REST API answers, for PROVISIO_BUILTIN_HUB_CLIENT=rest. */
+  setHttpsPort(port: number): void;
+  /** What `DIR/provisio.json` says, with the ports the listeners got. */
+  info(ports: ServeInfo["ports"]): Promise<ServeInfo>;
+  /** Ends hub device sessions and lets carried registrations finish, for up to `ms`. */
+  drain(ms: number): Promise<void>;
+  /** Closes hub clients and the store: after `drain`, once nothing is served any more. */
+  close(): Promise<void>;
+}
+
+const PRIMARY_NAME = "provisio";
+
+/** Creates the primary instance on first start; resolves to true when it did. */
+async function ensurePrimaryInstance(
+  store: ProvisioningStore,
+  instances: InstanceCache,
+  host: string,
+): Promise<boolean> {
+  await instances.reload();
+  const primary = instances.primary();
+  if (!primary) {
+    const created = await store.createInstance(newInstance(PRIMARY_NAME, host, "hashed"), [ownerPolicy()]);
+    if (!created.ok) throw new Error(`Could not create the first provisioning service instance: ${created.reason}`);
+  } else if (primary.hostName !== host) {
+    // Started with another --host: the primary instance answers for the new name.
+    await store.updateInstance({ ...primary, hostName: host, etag: newEtag() });
+  }
+  await instances.reload();
+  return !primary;
+}
+
+/** On first start the built-in hubs are linked to the primary instance, like any hub (weight 1). */
+async function linkBuiltinHubs(store: ProvisioningStore, instances: InstanceCache, hubs: BuiltinHubs): Promise<void> {
+  const primary = instances.primary();
+  if (!primary) return;
+  const linked = await store.listLinkedHubs(primary.idScope);
+  const names = new Set(linked.map((h) => h.name.toLowerCase()));
+  const added: LinkedHub[] = hubs
+    .all()
+    .filter(({ hub }) => !names.has(hub.hostName.toLowerCase()))
+    .map(({ hub }) => ({
+      name: hub.hostName,
+      connectionString: ownerConnectionString(hub),
+      location: "local",
+      allocationWeight: 1,
+      applyAllocationPolicy: true,
+    }));
+  if (added.length > 0) await store.replaceLinkedHubs(primary.idScope, [...linked, ...added]);
+}
+
+/** Names the server certificate must cover: the host, 127.0.0.1, every instance and hub host. */
+function certificateNames(host: string, instances: InstanceCache, hubs: BuiltinHubs) {
+  const all = [host, ...instances.all().map((i) => i.hostName), ...hubs.all().map((h) => h.hub.hostName)];
+  const dnsNames = [...new Set(all.filter((n) => !isIP(n)).map((n) => n.toLowerCase()))];
+  const ipAddresses = [...new Set(["127.0.0.1", ...all.filter((n) => isIP(n))])];
+  return { dnsNames: dnsNames.length > 0 ? dnsNames : ["localhost"], ipAddresses };
+}
+
+export async function buildService(config: ServeConfig, log: Logger): Promise<ProvisioService> {
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const store = openSqliteStore(join(dataDir, "provisio.db"), new SecretBox(loadMasterKey(dataDir, config.masterKey)));
+  const instances = new InstanceCache(store, store.changes);
+  const firstStart = await ensurePrimaryInstance(store, instances, config.host);
+  const hubs = new BuiltinHubs(store.hubs);
+  await hubs.load(config.hubs, config.host);
+  if (firstStart) await linkBuiltinHubs(store, instances, hubs);
+  const tlsDir = join(dataDir, "tls");
+  let tls: TlsMaterial = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
+  const tlsListeners: ((tls: TlsMaterial) => void)[] = [];
+  // New instances bring new host names: the server certificate is reissued (same CA) and swapped
+  // in before the write that announced them resolves.
+  store.changes.subscribe(async (change) => {
+    if (change.kind !== "instance") return;
+    tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
+    for (const l of tlsListeners) l(tls);
+  });
+
+  const telemetry = new TelemetryLog();
+  let httpsPort = 0;
+  const hubClients = new HubClientPool(
+    // Built-in hubs over their REST API are dialed at this server's HTTPS port.
+    (hostName) =>
+      hubs.byHost(hostName) ? { host: "127.0.0.1", port: httpsPort, ca: readFileSync(tls.caFile) } : undefined,
+    // By default they are reached in-process: same operations and answers, no TLS hop.
+    (linked) => {
+      const rt = config.builtinHubClient === "rest" ? undefined : hubs.byHost(linked.name);
+      return rt && new InProcessHubClient(linked.connectionString, rt.hub, rt.registry);
+    },
+  );
+  const inFlight = new LocalInFlight();
+  const engine = new RegistrationEngine({
+    store,
+    instances,
+    scopes: new ScopeViews(store, store.changes),
+    hubs: hubClients,
+    limiter: new RateLimiter(config.registrationsPerMinute),
+    inFlight,
+    log,
+    options: {
+      answerWithinMs: config.registerWaitMs,
+      webhook: { timeoutMs: config.webhookTimeoutMs, retryDelaysMs: webhookRetryDelays(config.webhookRetries) },
+    },
+  });
+  const https = httpsHandler({
+    instances,
+    serviceApi: new ServiceApi(store, (err: unknown) => log.error({ err }, "bulk item failed"), engine),
+    managementApi: new ManagementApi(store, instances),
+    hubs,
+    hubRestApi: new HubRestApi(telemetry),
+    deviceApi: new DeviceApi(engine),
+    log,
+  });
+  const routes = { hubs, telemetry, engine, log };
+  const sweeper = setInterval(() => {
+    store.deleteOperationsBefore(new Date(Date.now() - OPERATION_TTL_MS).toISOString()).catch((err: unknown) => {
+      log.warn({ err }, "could not sweep old operations");
+    });
+  }, 60_000).unref();
+
+  return {
+    dataDir,
+    store,
+    instances,
+    hubs,
+    engine,
+    telemetry,
+    https,
+    mqtt: (transport) => mqttRouter(routes, transport),
+    tls: () => tls,
+    onTlsChange: (listener) => tlsListeners.push(listener),
+    setHttpsPort: (port) => {
+      httpsPort = port;
+    },
+    async info(ports) {
+      const primary = instances.primary();
+      const owner = primary ? await store.getPolicy(primary.idScope, OWNER_POLICY) : undefined;
+      if (!primary || !owner)
+        throw new Error("The primary instance or its provisioningserviceowner policy is missing.");
+      return {
+        idScope: primary.idScope,
+        host: config.host,
+        caFile: tls.caFile,
+        ports,
+        serviceConnectionString: formatConnectionString({
+          hostName: config.host,
+          keyName: owner.keyName,
+          key: owner.primaryKey,
+        }),
+        hubs: hubs.all().map(({ hub }) => ({
+          name: hub.name,
+          hostName: hub.hostName,
+          connectionString: ownerConnectionString(hub),
+        })),
+      };
+    },
+    async drain(ms) {
+      hubs.closeSessions();
+      await inFlight.drain(ms);
+    },
+    async close() {
+      clearInterval(sweeper);
+      hubClients.closeAll();
+      await store.close();
+    },
+  };
+}
