@@ -29,8 +29,9 @@ import type { InFlightRegistrations } from "./in-flight.js";
 import type { InstanceCache } from "./instance-cache.js";
 import { newOperationId } from "./operation-id.js";
 import {
+  ADMISSION_STEPS,
+  admissionOf,
   DEVICE_STEPS,
-  matchOf,
   type RegistrationContext,
   runSteps,
   type StepDeps,
@@ -109,10 +110,10 @@ export class RegistrationEngine implements DevicePort {
   async openSession(
     req: DeviceRequest,
   ): Promise<{ ok: true; session: DeviceSession } | { ok: false; reply: DeviceReply }> {
-    const ctx = this.context("register", req, undefined);
+    const ctx = this.context(req, undefined);
     try {
-      await runSteps(ctx, DEVICE_STEPS.slice(0, 3), this.#deps);
-      const session: EngineSession = { registrationId: req.registrationId, outcome: ctx.outcome as AttestationOutcome };
+      await runSteps(ctx, ADMISSION_STEPS, this.#deps);
+      const session: EngineSession = { registrationId: req.registrationId, outcome: admissionOf(ctx).outcome };
       return { ok: true, session };
     } catch (err) {
       return { ok: false, reply: this.failure(err, ctx) };
@@ -120,7 +121,7 @@ export class RegistrationEngine implements DevicePort {
   }
 
   async register(req: RegisterRequest, session?: DeviceSession): Promise<DeviceReply> {
-    const ctx = this.context("register", req, session);
+    const ctx = this.context(req, session);
     try {
       await runSteps(ctx, DEVICE_STEPS, this.#deps);
     } catch (err) {
@@ -128,7 +129,7 @@ export class RegistrationEngine implements DevicePort {
     }
     const started = Date.now();
     const operationId = newOperationId(started);
-    const scope = (ctx.instance as { idScope: IdScope }).idScope;
+    const { scope } = admissionOf(ctx);
     const work = this.work(ctx, operationId);
     this.#parts.inFlight.carry(scope, operationId, work);
     // A wait of 0 always answers "assigning" (the work may otherwise finish within microtasks).
@@ -157,10 +158,10 @@ export class RegistrationEngine implements DevicePort {
   }
 
   async operationStatus(req: DeviceRequest, operationId: string, session?: DeviceSession): Promise<DeviceReply> {
-    const ctx = this.context("register", req, session);
+    const ctx = this.context(req, session);
     try {
-      await runSteps(ctx, DEVICE_STEPS.slice(0, 3), this.#deps);
-      const scope = (ctx.instance as { idScope: IdScope }).idScope;
+      await runSteps(ctx, ADMISSION_STEPS, this.#deps);
+      const { scope } = admissionOf(ctx);
       const op = await this.#parts.store.getOperation(scope, operationId);
       if (!op || idKey(op.registrationId) !== idKey(req.registrationId)) {
         throw new ProvisioError("operationNotFound", { id: operationId });
@@ -172,13 +173,13 @@ export class RegistrationEngine implements DevicePort {
   }
 
   async registrationStatus(req: DeviceRequest): Promise<DeviceReply> {
-    const ctx = this.context("register", req, undefined);
+    const ctx = this.context(req, undefined);
     try {
-      await runSteps(ctx, DEVICE_STEPS.slice(0, 3), this.#deps);
-      const scope = (ctx.instance as { idScope: IdScope }).idScope;
+      await runSteps(ctx, ADMISSION_STEPS, this.#deps);
+      const { scope, match } = admissionOf(ctx);
       const record = await this.#parts.store.getRegistration(scope, req.registrationId);
       if (!record) throw new ProvisioError("registrationNotFound", { id: req.registrationId });
-      return { kind: "registration", status: 200, body: resultOf(record.state, matchOf(ctx) as EnrollmentMatch) };
+      return { kind: "registration", status: 200, body: resultOf(record.state, match) };
     } catch (err) {
       return this.failure(err, ctx);
     }
@@ -222,9 +223,10 @@ export class RegistrationEngine implements DevicePort {
     }
   }
 
-  private context(mode: "register", req: DeviceRequest | RegisterRequest, session: DeviceSession | undefined) {
+  /** A device request's context; a session transport's earlier attestation stands. */
+  private context(req: DeviceRequest | RegisterRequest, session: DeviceSession | undefined): RegistrationContext {
     const ctx: RegistrationContext = {
-      mode,
+      mode: "register",
       idScope: req.idScope,
       registrationId: req.registrationId,
       evidence: req.credentials,
@@ -257,8 +259,7 @@ export class RegistrationEngine implements DevicePort {
    * a disabled enrollment is recorded `disabled`, a failure `failed`.
    */
   private async work(ctx: RegistrationContext, operationId: string): Promise<RegistrationOperation> {
-    const scope = (ctx.instance as { idScope: IdScope }).idScope;
-    const match = matchOf(ctx) as EnrollmentMatch;
+    const { scope, match } = admissionOf(ctx);
     try {
       if (ctx.outcome?.kind === "disabled") {
         ctx.previous = await this.#parts.store.getRegistration(scope, ctx.registrationId);
@@ -301,7 +302,7 @@ export class RegistrationEngine implements DevicePort {
     match: EnrollmentMatch,
     outcome: Partial<DeviceRegistrationState> & Pick<DeviceRegistrationState, "status">,
   ): Promise<RegistrationOperation> {
-    const scope = (ctx.instance as { idScope: IdScope }).idScope;
+    const { scope } = admissionOf(ctx);
     const before = ctx.previous?.state;
     const now = nowUtc();
     const state: DeviceRegistrationState = {

@@ -10,7 +10,7 @@ import type { IndividualEnrollment, InitialTwin } from "../domain/enrollment.js"
 import { effectiveReprovisionPolicy } from "../domain/enrollment.js";
 import { type EnrollmentMatch, settingsOf } from "../domain/enrollment-match.js";
 import { ProvisioError } from "../domain/errors.js";
-import { idKey, isValidRegistrationId } from "../domain/ids.js";
+import { type IdScope, idKey, isValidRegistrationId } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
 import { isObject } from "../domain/json.js";
 import { lastAssignment, type RegistrationRecord } from "../domain/registration-state.js";
@@ -81,6 +81,22 @@ function need<T>(value: T | undefined, what: string): T {
 
 export const matchOf = (ctx: RegistrationContext): EnrollmentMatch | undefined =>
   ctx.outcome?.kind === "attested" || ctx.outcome?.kind === "disabled" ? ctx.outcome.match : undefined;
+
+/** What the device steps established once they passed: the scope, and the enrollment that decides. */
+export interface Admission {
+  scope: IdScope;
+  match: EnrollmentMatch;
+  outcome: Extract<AttestationOutcome, { kind: "attested" | "disabled" }>;
+}
+
+export function admissionOf(ctx: RegistrationContext): Admission {
+  const instance = need(ctx.instance, "instance");
+  const outcome = ctx.outcome;
+  if (outcome?.kind !== "attested" && outcome?.kind !== "disabled") {
+    throw new Error("registration step order: the device was not admitted");
+  }
+  return { scope: instance.idScope, match: outcome.match, outcome };
+}
 
 // --- The steps the device waits on -------------------------------------------------------------
 
@@ -179,7 +195,10 @@ export const throttle: Step = async (ctx, deps) => {
   if (wait !== undefined) throw new ProvisioError("throttled", {}, wait);
 };
 
-export const DEVICE_STEPS: readonly Step[] = [checkRequest, findCandidates, attestDevice, throttle];
+/** Who the device is and which enrollment decides: every device request begins with these. */
+export const ADMISSION_STEPS: readonly Step[] = [checkRequest, findCandidates, attestDevice];
+/** A register call's steps before its work: admission, then the rate limit. */
+export const DEVICE_STEPS: readonly Step[] = [...ADMISSION_STEPS, throttle];
 
 // --- The work --------------------------------------------------------------------------------
 
