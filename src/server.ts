@@ -9,11 +9,13 @@ import type { Logger } from "./observability/logger.js";
 import { listenerTls } from "./security/listener-tls.js";
 import type { ServeConfig } from "./server/config.js";
 import { createHttpsListener } from "./server/https-listener.js";
-import { createRefusingListener } from "./server/placeholder-listeners.js";
 import { buildService, type ServeInfo } from "./service.js";
+import { createAmqpTlsServer } from "./transports/amqp/amqp-listener.js";
+import { createAmqpWebSocketHandler } from "./transports/amqp/amqp-websocket.js";
 import { DEFAULT_LIMITS } from "./transports/mqtt/mqtt-connection.js";
 import { createMqttTlsServer } from "./transports/mqtt/mqtt-listener.js";
-import { attachMqttWebSocket } from "./transports/mqtt/mqtt-websocket.js";
+import { createMqttWebSocketHandler } from "./transports/mqtt/mqtt-websocket.js";
+import { serveWebSocketUpgrades } from "./transports/websocket-upgrades.js";
 
 export type { ServeInfo };
 
@@ -47,8 +49,12 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const tlsOptions = listenerTls(service.tls());
   const https = createHttpsListener(tlsOptions, service.https);
   const mqtt = createMqttTlsServer(tlsOptions, service.mqtt("mqtt"), MQTT_LIMITS);
-  const mqttOverWebSocket = attachMqttWebSocket(https, service.mqtt("mqtt-ws"), MQTT_LIMITS);
-  const amqp = createRefusingListener(tlsOptions);
+  const amqp = createAmqpTlsServer(tlsOptions, service.engine, { log });
+  // MQTT and AMQP over WebSocket share /$iothub/websocket on the HTTPS port (device-api.md §8).
+  const webSockets = serveWebSocketUpgrades(https, [
+    createMqttWebSocketHandler(service.mqtt("mqtt-ws"), MQTT_LIMITS),
+    createAmqpWebSocketHandler(service.engine, { log }),
+  ]);
   const listeners: TlsServer[] = [https, mqtt, amqp];
   service.onTlsChange((tls) => {
     for (const l of listeners) l.setSecureContext(listenerTls(tls));
@@ -68,7 +74,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     info,
     async close() {
       const closed = listeners.map((l) => new Promise<void>((done) => l.close(() => done())));
-      mqttOverWebSocket.close();
+      webSockets.close();
       https.closeIdleConnections();
       const timer = setTimeout(() => https.closeAllConnections(), DRAIN_MS);
       await service.drain(DRAIN_MS);

@@ -1,4 +1,4 @@
-// X.509 attestation end to end with the real SDK (azure-iot-security-x509) over HTTPS and MQTT
+// X.509 attestation end to end with the real SDK (azure-iot-security-x509) over every device transport
 // (behaviors.md §2.2, §3): individual self-signed devices, groups on an intermediate under a
 // verified root, refusals, blocking entries, then the device on its hub with its certificate.
 import assert from "node:assert/strict";
@@ -19,10 +19,10 @@ import {
   type IssuedCertificate,
 } from "../../src/security/cert-factory.js";
 import {
+  DEVICE_TRANSPORTS,
   httpTransport,
-  mqttTransport,
-  mqttWsTransport,
   type RegistrationResult,
+  refusalName,
   refusalOf,
 } from "../support/device-clients.js";
 import { hubOf, registryClient, x509DeviceClient } from "../support/hub-clients.js";
@@ -38,11 +38,7 @@ const { X509Security } = x509Security;
 /** A registration id can carry a transport's name: "MQTT over WebSockets" → "mqtt-over-websockets". */
 const slug = (name: string): string => name.toLowerCase().replaceAll(" ", "-");
 
-const TRANSPORTS = [
-  { name: "HTTPS", make: (p: ProvisioProcess) => ({ transport: httpTransport(p), host: "localhost" }) },
-  { name: "MQTT", make: (p: ProvisioProcess) => mqttTransport(p) },
-  { name: "MQTT over WebSockets", make: (p: ProvisioProcess) => mqttWsTransport(p) },
-];
+const TRANSPORTS = DEVICE_TRANSPORTS;
 /** Register and polls on one connection, as with Node's global agent (device-api.md §5). */
 const HTTPS_KEEP_ALIVE = {
   name: "HTTPS keep-alive",
@@ -157,7 +153,7 @@ describe("X.509 attestation with the real device SDK", () => {
       const { leaf } = await leafOf(id);
       // Every transport tells the device why (issue 15.7): MQTT answers res/401 after CONNECT.
       await assert.rejects(registerX509(t.name, id, leaf.certPem, leaf.keyPem), (err: Error) => {
-        assert.equal(err.name, "UnauthorizedError");
+        assert.equal(refusalName(err), "UnauthorizedError");
         const refusal = refusalOf(err);
         assert.equal(refusal.errorCode, 401002);
         assert.match(refusal.message, /only the leaf certificate was sent/);

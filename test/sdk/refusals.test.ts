@@ -1,10 +1,12 @@
-// What a refused device is told (issue 15.7), case by case, on HTTPS, MQTT and MQTT over
-// WebSockets: the same status and DPS error body everywhere. MQTT accepts the CONNECT and answers
-// on $dps/registrations/res/{status}/ (README "What a refused device is told").
+// What a refused device is told (issue 15.7), case by case, on every device transport: the same
+// status and DPS error body everywhere. MQTT accepts the CONNECT and answers on
+// $dps/registrations/res/{status}/; AMQP refuses a SAS device at SASL, as DPS does, and rejects a
+// request with the DPS error as the description (README "What a refused device is told").
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import { createSasToken } from "../../src/attestation/sas-token.js";
+import { AMQP_FLAVOURS, connectDpsAmqp } from "../support/dps-amqp.js";
 import { connectDps, GUID, MQTT_FLAVOURS } from "../support/dps-mqtt.js";
 import { enrollIndividual } from "../support/enrollments.js";
 import { call } from "../support/management.js";
@@ -20,6 +22,8 @@ interface Case {
   status: number;
   errorCode: number;
   message: RegExp;
+  /** Over AMQP: refused at SASL (a SAS token was presented), or the request rejected with this condition. */
+  amqp: "sasl" | string;
 }
 
 const sas = (key: string, resource: string, se = Math.floor(Date.now() / 1000) + 600) =>
@@ -34,6 +38,7 @@ const CASES: Case[] = [
     status: 401,
     errorCode: 401002,
     message: /signature does not verify/,
+    amqp: "sasl",
   },
   {
     what: "an expired token",
@@ -42,6 +47,7 @@ const CASES: Case[] = [
     status: 401,
     errorCode: 401002,
     message: /expired/,
+    amqp: "sasl",
   },
   {
     what: "no credential at all",
@@ -50,6 +56,7 @@ const CASES: Case[] = [
     status: 401,
     errorCode: 401002,
     message: /neither a SharedAccessSignature nor a client certificate/,
+    amqp: "amqp:unauthorized-access",
   },
   {
     what: "no matching enrollment",
@@ -58,6 +65,7 @@ const CASES: Case[] = [
     status: 401,
     errorCode: 401002,
     message: /no enrollment matches 'nobody-enrolled'/,
+    amqp: "sasl",
   },
   {
     what: "an unknown ID scope",
@@ -67,6 +75,7 @@ const CASES: Case[] = [
     status: 404,
     errorCode: 404301,
     message: /No provisioning service has ID scope '0ne00000000'/,
+    amqp: "sasl",
   },
 ];
 
@@ -117,6 +126,34 @@ describe("what a refused device is told, on every transport", () => {
           assert.equal(a.query.get("retry-after"), null, "no retry-after below 429: the SDKs would retry");
         } finally {
           await device.end();
+        }
+      });
+    }
+
+    for (const flavour of AMQP_FLAVOURS) {
+      const told = c.amqp === "sasl" ? "SASL fails" : `the register is rejected ${c.amqp} with ${c.errorCode}`;
+      test(`${flavour}: ${c.what}: ${told}`, async () => {
+        const token = c.token(p, key);
+        const connected = await connectDpsAmqp(p, flavour, {
+          registrationId: c.registrationId,
+          ...(c.idScope ? { idScope: c.idScope } : {}),
+          ...(token ? { password: token } : {}),
+        });
+        if (c.amqp === "sasl") {
+          assert.equal(connected.ok, false, "refused at SASL");
+          if (!connected.ok) assert.match(connected.error, /amqp:unauthorized-access/);
+          return;
+        }
+        assert.ok(connected.ok, connected.ok ? "" : connected.error);
+        try {
+          const a = await connected.device.register();
+          assert.equal(a.kind, "rejected");
+          if (a.kind !== "rejected") return;
+          assert.equal(a.condition, c.amqp);
+          assertBody(c, c.status, JSON.parse(a.description) as Record<string, unknown>, flavour);
+          assert.equal(a.info, undefined, "no retry-after below 429");
+        } finally {
+          await connected.device.end();
         }
       });
     }

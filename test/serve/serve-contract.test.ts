@@ -18,13 +18,25 @@ const enrollment = (registrationId: string) =>
   ({ registrationId, attestation: { type: "symmetricKey" } }) as IndividualEnrollment;
 
 /** Open a TLS connection, send `bytes`, collect what comes back until the server closes. */
-async function exchange(p: ProvisioProcess, port: number, bytes: Buffer): Promise<Buffer> {
+/** Sends `bytes` and resolves with what came back before the close, or once `enoughOf` says so. */
+async function exchange(
+  p: ProvisioProcess,
+  port: number,
+  bytes: Buffer,
+  enoughOf: (received: Buffer) => boolean = () => false,
+): Promise<Buffer> {
   const socket = connect({ host: "127.0.0.1", port, servername: "localhost", ca: p.ca });
   await once(socket, "secureConnect");
   const chunks: Buffer[] = [];
-  socket.on("data", (c: Buffer) => chunks.push(c));
+  const enough = new Promise<void>((resolve) => {
+    socket.on("data", (c: Buffer) => {
+      chunks.push(c);
+      if (enoughOf(Buffer.concat(chunks))) resolve();
+    });
+  });
   socket.write(bytes);
-  await once(socket, "close");
+  await Promise.race([once(socket, "close"), enough]);
+  socket.destroy();
   return Buffer.concat(chunks);
 }
 
@@ -129,7 +141,7 @@ describe("provisio serve", () => {
     await serviceClient(again).getIndividualEnrollment("inflight");
   });
 
-  test("the MQTT listener refuses an unknown hub with CONNACK 2; the AMQP listener, not served yet, closes politely", async () => {
+  test("the MQTT listener refuses an unknown hub with CONNACK 2; the AMQP listener offers SASL PLAIN and TPM", async () => {
     const p = await startProvisio();
     cleanup.push(p);
     // A minimal MQTT 3.1.1 CONNECT naming no hub: CONNACK with return code 2 (identifier rejected).
@@ -137,8 +149,18 @@ describe("provisio serve", () => {
       0x10, 0x0e, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3c, 0x00, 0x02, 0x69, 0x64,
     ]);
     assert.deepEqual([...(await exchange(p, p.info.ports.mqtt, connectPacket))], [0x20, 0x02, 0x00, 0x02]);
+    // The SASL header is answered with ours and the mechanisms (device-api.md §7.1).
     const amqpHeader = Buffer.from("AMQP\x03\x01\x00\x00", "latin1");
-    assert.equal((await exchange(p, p.info.ports.amqp, amqpHeader)).length, 0);
+    // Our header, then one whole frame: its size is the frame's first four bytes.
+    const answer = await exchange(
+      p,
+      p.info.ports.amqp,
+      amqpHeader,
+      (b) => b.length >= 12 && b.length >= 8 + b.readUInt32BE(8),
+    );
+    assert.deepEqual(answer.subarray(0, 8), amqpHeader);
+    const mechanisms = answer.subarray(8).toString("latin1");
+    for (const name of ["PLAIN", "TPM"]) assert.ok(mechanisms.includes(name), `offers ${name}`);
   });
 
   test("settings come from PROVISIO_* environment variables too", async () => {

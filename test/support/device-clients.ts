@@ -3,6 +3,7 @@
 import { createHmac } from "node:crypto";
 import { Agent } from "node:https";
 import provisioningDevice from "azure-iot-provisioning-device";
+import provisioningAmqp from "azure-iot-provisioning-device-amqp";
 import provisioningHttp from "azure-iot-provisioning-device-http";
 import provisioningMqtt from "azure-iot-provisioning-device-mqtt";
 import symmetricKey from "azure-iot-security-symmetric-key";
@@ -12,6 +13,7 @@ import type { ProvisioProcess } from "./provisio-process.js";
 const { ProvisioningDeviceClient } = provisioningDevice;
 const { Http } = provisioningHttp;
 const { Mqtt, MqttWs } = provisioningMqtt;
+const { Amqp, AmqpWs } = provisioningAmqp;
 const { SymmetricKeySecurityClient } = symmetricKey;
 
 export interface RegistrationResult {
@@ -93,6 +95,34 @@ export function mqttWsTransport(p: ProvisioProcess) {
   return { transport: trustCa(new LocalMqttWs(), p), host: "localhost" };
 }
 
+/**
+ * The CA for the transport's AMQP connection: with SAS the only hook is the sslOptions its
+ * connect() passes on, so that call is wrapped (device-api.md §12; `_amqpBase` is private).
+ */
+function trustCaOverAmqp<T>(transport: T, p: ProvisioProcess): T {
+  type Connect = (config: { sslOptions?: object }, done: unknown) => unknown;
+  const base = (transport as unknown as { _amqpBase: { connect: Connect } })._amqpBase;
+  const connect = base.connect.bind(base);
+  base.connect = (config, done) => connect({ ...config, sslOptions: { ...config.sslOptions, ca: p.ca } }, done);
+  return transport;
+}
+
+/** AMQP over TLS: the port rides in provisioningHost, as for MQTT. */
+export function amqpTransport(p: ProvisioProcess) {
+  return { transport: trustCaOverAmqp(new Amqp(), p), host: `localhost:${p.info.ports.amqp}` };
+}
+
+/** AMQP over WebSockets: port 443 is hard-coded (and a port in the host crashes it), so the URI builder is overridden. */
+export function amqpWsTransport(p: ProvisioProcess) {
+  const port = p.info.ports.https;
+  class LocalAmqpWs extends AmqpWs {
+    protected override _getConnectionUri(): string {
+      return `wss://localhost:${port}/$iothub/websocket`;
+    }
+  }
+  return { transport: trustCaOverAmqp(new LocalAmqpWs(), p), host: "localhost" };
+}
+
 /** One device transport under test: what the acceptance suite runs each scenario over. */
 export interface DeviceTransport {
   name: string;
@@ -103,16 +133,37 @@ export const DEVICE_TRANSPORTS: DeviceTransport[] = [
   { name: "HTTPS", make: (p, o) => ({ transport: httpTransport(p, o), host: "localhost" }) },
   { name: "MQTT", make: (p) => mqttTransport(p) },
   { name: "MQTT over WebSockets", make: (p) => mqttWsTransport(p) },
+  { name: "AMQP", make: (p) => amqpTransport(p) },
+  { name: "AMQP over WebSockets", make: (p) => amqpWsTransport(p) },
 ];
 
 /**
  * The DPS error body a device SDK was refused with: over MQTT the SDK keeps it as `err.result`,
- * over HTTPS it puts the raw body into the message (device-api.md §3.4).
+ * over HTTPS it puts the raw body into the message (device-api.md §3.4), over AMQP it hands on
+ * the delivery's rejection, whose description is the body (§7.5).
  */
 export function refusalOf(err: unknown): { errorCode: number; message: string; trackingId: string } {
-  const e = err as Error & { result?: unknown };
+  const e = err as Error & { result?: unknown; description?: unknown };
   if (e.result && typeof e.result === "object") return e.result as ReturnType<typeof refusalOf>;
+  if (typeof e.description === "string") return JSON.parse(e.description) as ReturnType<typeof refusalOf>;
   const json = /\{.*\}/s.exec(e.message)?.[0];
   if (!json) throw new Error(`no DPS error body in ${e.name}: ${e.message}`);
   return JSON.parse(json) as ReturnType<typeof refusalOf>;
+}
+
+/** AMQP conditions as the SDK's own translateError names them (azure-iot-amqp-base). */
+const AMQP_ERROR_NAMES: Record<string, string> = {
+  "amqp:unauthorized-access": "UnauthorizedError",
+  "amqp:not-found": "DeviceNotFoundError",
+  "com.microsoft:argument-error": "ArgumentError",
+};
+
+/**
+ * What the SDK calls a refusal: the error's name, or over AMQP (where the raw rejection reaches
+ * the application) the name its condition translates to.
+ */
+export function refusalName(err: unknown): string {
+  const e = err as Error & { condition?: unknown };
+  if (typeof e.condition === "string") return AMQP_ERROR_NAMES[e.condition] ?? e.condition;
+  return e.name;
 }

@@ -19,7 +19,7 @@ import {
   type MqttLimits,
 } from "../../../src/transports/mqtt/mqtt-connection.js";
 import { createMqttTlsServer } from "../../../src/transports/mqtt/mqtt-listener.js";
-import { attachMqttWebSocket, type MqttWebSocketHandler } from "../../../src/transports/mqtt/mqtt-websocket.js";
+import { attachMqttWebSocket } from "../../../src/transports/mqtt/mqtt-websocket.js";
 
 export interface KeyPair {
   key: string;
@@ -113,7 +113,7 @@ export class TestServer {
   port = 0;
   private readonly sockets = new Set<Socket>();
   private waiters: ((c: MqttConnection) => void)[] = [];
-  private ws: MqttWebSocketHandler | undefined;
+  private ws: { close(): void } | undefined;
 
   private constructor(private readonly server: tls.Server | https.Server) {
     server.on("connection", (s: Socket) => {

@@ -6,11 +6,8 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import mqttPacket, { type IPublishPacket, type Packet } from "mqtt-packet";
 import { WebSocket } from "ws";
-import {
-  createMqttWebSocketHandler,
-  hostWithoutPort,
-  isMqttWebSocketPath,
-} from "../../../src/transports/mqtt/mqtt-websocket.js";
+import { createMqttWebSocketHandler, hostWithoutPort } from "../../../src/transports/mqtt/mqtt-websocket.js";
+import { isIotHubWebSocketPath } from "../../../src/transports/websocket-upgrades.js";
 import {
   closeReason,
   connectClient,
@@ -32,12 +29,12 @@ before(() => {
 after(() => fx.remove());
 
 test("path and host helpers", () => {
-  assert.equal(isMqttWebSocketPath("/$iothub/websocket"), true);
-  assert.equal(isMqttWebSocketPath("/$IoTHub/WebSocket?iothub-no-client-cert=true"), true);
-  assert.equal(isMqttWebSocketPath("/%24iothub/websocket"), true);
-  assert.equal(isMqttWebSocketPath("/$iothub/websocket/extra"), false);
-  assert.equal(isMqttWebSocketPath("/"), false);
-  assert.equal(isMqttWebSocketPath(undefined), false);
+  assert.equal(isIotHubWebSocketPath("/$iothub/websocket"), true);
+  assert.equal(isIotHubWebSocketPath("/$IoTHub/WebSocket?iothub-no-client-cert=true"), true);
+  assert.equal(isIotHubWebSocketPath("/%24iothub/websocket"), true);
+  assert.equal(isIotHubWebSocketPath("/$iothub/websocket/extra"), false);
+  assert.equal(isIotHubWebSocketPath("/"), false);
+  assert.equal(isIotHubWebSocketPath(undefined), false);
   assert.equal(hostWithoutPort("hub.example:443"), "hub.example");
   assert.equal(hostWithoutPort("hub.example"), "hub.example");
   assert.equal(hostWithoutPort("[::1]:8443"), "::1");

@@ -1,0 +1,257 @@
+// A device's DPS connection over AMQP 1.0 (device-api.md §7), on TLS or a WebSocket. rhea does the
+// framing, SASL and links; this file is the session logic: who the device is (SASL PLAIN, or no
+// SASL and its TLS client certificate), its two links on `{idScope}/registrations/{registrationId}`,
+// and each request answered through the device port (dps-messages.ts maps the messages).
+import rhea, { type Container, type EventContext } from "rhea";
+import { MAX_MESSAGE_BYTES, parseJson } from "../../domain/json.js";
+import type { Logger } from "../../observability/logger.js";
+import {
+  type DeviceCredentials,
+  type DevicePort,
+  type DeviceReply,
+  type DeviceSession,
+  errorReply,
+} from "../../provisioning/device-port.js";
+import {
+  type AmqpMessage,
+  type DeviceAddress,
+  GET_OPERATION_STATUS,
+  parseDeviceAddress,
+  REGISTER,
+  rejectionOf,
+  requestOf,
+  responseOf,
+  sameDevice,
+} from "./dps-messages.js";
+
+/** What the session needs of the connection under it. */
+export interface AmqpPeer {
+  remoteAddress: string;
+  /** The TLS client chain, leaf first ([] when none); read when a device without SASL asks. */
+  certificateChain(): readonly Buffer[];
+  /** Closes the connection underneath (TLS socket or WebSocket) at once. */
+  destroy(): void;
+  /** Hears of every chunk of bytes the device sends. */
+  onBytes(listener: (n: number) => void): void;
+}
+
+/** Hands the connection underneath to rhea: a TLS socket, or a WebSocket (container.websocket_accept). */
+export type AmqpAccept = (container: Container, options: rhea.ConnectionOptions) => void;
+
+export interface AmqpLimits {
+  /** From accept: SASL, open and both links must be done within this time. */
+  setupTimeoutMs: number;
+  /** Advertised to the device; a connection silent for twice this long is closed. */
+  idleTimeoutMs: number;
+  /** Bytes a device may send that have not yet made a whole message: past it the connection goes. */
+  maxPendingBytes: number;
+}
+
+export const DEFAULT_AMQP_LIMITS: AmqpLimits = {
+  setupTimeoutMs: 30_000,
+  idleTimeoutMs: 120_000,
+  maxPendingBytes: 1024 * 1024,
+};
+
+export interface AmqpOptions {
+  limits?: AmqpLimits;
+  /** Hears why a device was refused where AMQP has no room for the reason (SASL). */
+  log?: Logger;
+}
+
+/** How long a closing connection may take to finish its close handshake. */
+const CLOSE_GRACE_MS = 5_000;
+
+/** rhea accepts a socket on a connection it made; its typings leave `accept` out. */
+type AcceptingConnection = rhea.Connection & { accept(socket: unknown): rhea.Connection };
+
+/** Accepts a TLS (or plain) socket. */
+export const acceptSocket =
+  (socket: unknown): AmqpAccept =>
+  (container, options) => {
+    (container.create_connection(options) as AcceptingConnection).accept(socket);
+  };
+
+/** A SASL mechanism offered for TPM attestation (device-api.md §4.4); it refuses until TPM lands. */
+class RefusingMechanism {
+  outcome: boolean | undefined = false;
+  start(): Promise<void> {
+    return Promise.resolve();
+  }
+  step(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/**
+ * Accepts one device connection. The connection gets a container of its own, so that SASL knows
+ * whose connection it authenticates. A refusal at SASL (unknown scope, wrong key, invalid id) ends
+ * the connection there, as §7.5 says; every other refusal rejects the request with the DPS error.
+ */
+export function acceptAmqpDevice(
+  accept: AmqpAccept,
+  peer: AmqpPeer,
+  port: DevicePort,
+  options: AmqpOptions = {},
+): void {
+  const { limits = DEFAULT_AMQP_LIMITS, log } = options;
+  /** Who SASL PLAIN said the device is; undefined without SASL (X.509: the link address says). */
+  let plain: DeviceAddress | undefined;
+  let credentials: DeviceCredentials = { kind: "none" };
+  let session: Promise<DeviceSession> | undefined;
+  let address: DeviceAddress | undefined;
+  let responder: rhea.Sender | undefined;
+  let pendingBytes = 0;
+
+  const sourceAddress = () => peer.remoteAddress;
+  const container = rhea.create_container({ id: "provisio", autoaccept: false });
+  container.sasl_server_mechanisms.enable_anonymous();
+  container.sasl_server_mechanisms.enable_plain(async (username: string, password: string) => {
+    const who = parseDeviceAddress(username);
+    if (!who || !password) {
+      log?.info({ remoteAddress: peer.remoteAddress, username }, "AMQP SASL PLAIN refused: not a DPS identity");
+      return false;
+    }
+    const sas: DeviceCredentials = { kind: "sas", token: password };
+    // The device attests here, so a wrong key or an unknown scope is refused at SASL (§7.5).
+    const opened = await port.openSession({ ...who, credentials: sas, sourceAddress });
+    if (!opened.ok && opened.reply.status < 429) {
+      // SASL has no room for a reason: the log keeps it for the operator.
+      log?.info({ ...who, remoteAddress: peer.remoteAddress, error: opened.reply.body }, "AMQP SASL PLAIN refused");
+      return false;
+    }
+    plain = who;
+    credentials = sas;
+    // A throttled or failing service is no verdict on the device: its first request attests again
+    // and is rejected with a condition the SDKs retry.
+    if (opened.ok) session = Promise.resolve(opened.session);
+    return true;
+  });
+  container.sasl_server_mechanisms.TPM = () => new RefusingMechanism();
+
+  // rhea's typings describe a client's options; a server connection takes only its open frame's.
+  const connectionOptions = {
+    container_id: "provisio",
+    idle_time_out: limits.idleTimeoutMs,
+    max_frame_size: 64 * 1024,
+    channel_max: 1,
+  } as unknown as rhea.ConnectionOptions;
+
+  // SASL, open and both links in time; a device that never gets there is dropped.
+  const setup = setTimeout(() => end(), limits.setupTimeoutMs);
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    clearTimeout(setup);
+    peer.destroy();
+  };
+  // A close (either side's, or after an error) is answered by rhea, which then ends the socket; the
+  // socket goes at once only if the device never finishes its side.
+  const linger = () => {
+    clearTimeout(setup);
+    setTimeout(end, CLOSE_GRACE_MS).unref();
+  };
+  container.on("disconnected", end);
+  container.on("connection_close", linger);
+  container.on("connection_error", linger);
+  container.on("protocol_error", linger);
+  container.on("error", linger);
+  // rhea keeps every frame of a delivery until it is whole: bound what a device may pile up.
+  peer.onBytes((n) => {
+    pendingBytes += n;
+    if (pendingBytes > limits.maxPendingBytes) end();
+  });
+
+  /** The device's session: attested at SASL, or (no SASL) with its client certificate on first use. */
+  const attested = (): Promise<DeviceSession> => {
+    if (session) return session;
+    if (!address) return Promise.reject(errorReply(new Error("no link")));
+    if (credentials.kind !== "sas") {
+      const chain = peer.certificateChain();
+      credentials = chain.length > 0 ? { kind: "x509", chain } : { kind: "none" };
+    }
+    const attempt = port.openSession({ ...address, credentials, sourceAddress }).then((r) => {
+      if (r.ok) return r.session;
+      throw r.reply;
+    });
+    attempt.catch(() => {
+      if (session === attempt) session = undefined;
+    });
+    session = attempt;
+    return attempt;
+  };
+
+  /** A link names the device; a SASL identity and the other link must agree. */
+  const claim = (linkAddress: string | undefined): string | undefined => {
+    const named = parseDeviceAddress(linkAddress);
+    if (!named) return "the link address must be {idScope}/registrations/{registrationId}";
+    if (plain && !sameDevice(plain, named)) return `the link is for '${linkAddress}', not for the authenticated device`;
+    if (address && !sameDevice(address, named)) return "both links must name the same device";
+    address = named;
+    if (responder && address) clearTimeout(setup);
+    return undefined;
+  };
+
+  container.on("sender_open", (ctx: EventContext) => {
+    const sender = ctx.sender as rhea.Sender;
+    const refused = claim(sender.source?.address);
+    if (refused) return sender.close({ condition: "amqp:unauthorized-access", description: refused });
+    responder = sender;
+    if (address) clearTimeout(setup);
+  });
+  container.on("receiver_open", (ctx: EventContext) => {
+    const receiver = ctx.receiver as rhea.Receiver;
+    const refused = claim(receiver.target?.address);
+    if (refused) return receiver.close({ condition: "amqp:unauthorized-access", description: refused });
+    if (responder) clearTimeout(setup);
+  });
+
+  container.on("message", (ctx: EventContext) => {
+    pendingBytes = 0;
+    const delivery = ctx.delivery as rhea.Delivery;
+    const message = ctx.message as AmqpMessage;
+    const request = requestOf(message);
+    const reject = (reply: DeviceReply) => {
+      if (reply.kind === "error") delivery.reject(rejectionOf(reply));
+    };
+    if (request.kind === "unknown") {
+      return delivery.reject({ condition: "com.microsoft:argument-error", description: request.reason });
+    }
+    if (request.kind === "register" && request.body.length > MAX_MESSAGE_BYTES) {
+      return delivery.reject({
+        condition: "amqp:link:message-size-exceeded",
+        description: `a request over ${MAX_MESSAGE_BYTES} bytes`,
+      });
+    }
+    if (!responder || !address) {
+      return delivery.reject({
+        condition: "amqp:not-allowed",
+        description: "attach a receiver link on the device's address before sending requests",
+      });
+    }
+    const device = address;
+    const answerOn = responder;
+    const common = { ...device, credentials, sourceAddress };
+    attested()
+      .then((s) =>
+        request.kind === "register"
+          ? port.register({ ...common, credentials, body: parseJson(request.body) }, s)
+          : port.operationStatus({ ...common, credentials }, request.operationId, s),
+      )
+      .then(
+        (reply) => {
+          if (reply.kind === "error") return reject(reply);
+          delivery.accept();
+          answerOn.send(
+            responseOf(reply, message.correlation_id, request.kind === "register" ? REGISTER : GET_OPERATION_STATUS),
+          );
+        },
+        (refusal: unknown) => reject(isReply(refusal) ? refusal : errorReply(refusal)),
+      );
+  });
+
+  accept(container, connectionOptions);
+}
+
+const isReply = (v: unknown): v is DeviceReply => typeof v === "object" && v !== null && "kind" in v && "status" in v;
