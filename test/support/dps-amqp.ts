@@ -85,7 +85,10 @@ export async function connectDpsAmqp(
 
   const failed = new Promise<string>((resolve) => {
     const fail = (ctx: EventContext) => {
-      const e = ctx.error as { condition?: string; description?: string; message?: string } | undefined;
+      // A link's error is on the link, a connection's on the context.
+      const e = (ctx.error ?? ctx.receiver?.error ?? ctx.sender?.error) as
+        | { condition?: string; description?: string; message?: string }
+        | undefined;
       resolve(e?.condition ? `${e.condition}: ${e.description ?? ""}` : (e?.message ?? "disconnected"));
     };
     connection.on("connection_error", fail);

@@ -3,6 +3,7 @@
 // SASL and its TLS client certificate), its two links on `{idScope}/registrations/{registrationId}`,
 // and each request answered through the device port (dps-messages.ts maps the messages).
 import rhea, { type Container, type EventContext } from "rhea";
+import { ProvisioError } from "../../domain/errors.js";
 import { MAX_MESSAGE_BYTES, parseJson } from "../../domain/json.js";
 import type { Logger } from "../../observability/logger.js";
 import {
@@ -193,10 +194,17 @@ export function acceptAmqpDevice(
     return undefined;
   };
 
+  // An accepted link's attach mirrors the device's terminus; a refused one answers with none and
+  // detaches with the reason, as AMQP 1.0 §2.6.3 says a peer refuses a link.
+  const mirror = (link: rhea.Sender | rhea.Receiver) => {
+    if (link.source) link.set_source(link.source);
+    if (link.target) link.set_target(link.target);
+  };
   container.on("sender_open", (ctx: EventContext) => {
     const sender = ctx.sender as rhea.Sender;
     const refused = claim(sender.source?.address);
     if (refused) return sender.close({ condition: "amqp:unauthorized-access", description: refused });
+    mirror(sender);
     responder = sender;
     if (address) clearTimeout(setup);
   });
@@ -204,6 +212,7 @@ export function acceptAmqpDevice(
     const receiver = ctx.receiver as rhea.Receiver;
     const refused = claim(receiver.target?.address);
     if (refused) return receiver.close({ condition: "amqp:unauthorized-access", description: refused });
+    mirror(receiver);
     if (responder) clearTimeout(setup);
   });
 
@@ -215,20 +224,18 @@ export function acceptAmqpDevice(
     const reject = (reply: DeviceReply) => {
       if (reply.kind === "error") delivery.reject(rejectionOf(reply));
     };
-    if (request.kind === "unknown") {
-      return delivery.reject({ condition: "com.microsoft:argument-error", description: request.reason });
-    }
+    // Refusals before the device port is asked are DPS errors too, from the one catalogue.
+    const refuse = (error: ProvisioError) => reject(errorReply(error));
+    if (request.kind === "unknown") return refuse(new ProvisioError("invalidBody", { detail: request.reason }));
     if (request.kind === "register" && request.body.length > MAX_MESSAGE_BYTES) {
-      return delivery.reject({
-        condition: "amqp:link:message-size-exceeded",
-        description: `a request over ${MAX_MESSAGE_BYTES} bytes`,
-      });
+      return refuse(new ProvisioError("bodyTooLarge", { limit: MAX_MESSAGE_BYTES }));
     }
     if (!responder || !address) {
-      return delivery.reject({
-        condition: "amqp:not-allowed",
-        description: "attach a receiver link on the device's address before sending requests",
-      });
+      return refuse(
+        new ProvisioError("invalidBody", {
+          detail: "attach a receiver link on the device's address before sending requests; the answers go there",
+        }),
+      );
     }
     const device = address;
     const answerOn = responder;

@@ -16,10 +16,13 @@ export interface DeviceAddress {
   registrationId: string;
 }
 
-/** `{idScope}/registrations/{registrationId}`: the link address and the SASL PLAIN authcid (§7.1-7.2). */
+/**
+ * `{idScope}/registrations/{registrationId}`: the SASL PLAIN authcid and the Node SDK's link
+ * address (§7.1-7.2). The C SDK puts `amqps://{host}/` in front of its link addresses.
+ */
 export function parseDeviceAddress(address: string | undefined): DeviceAddress | undefined {
   if (!address) return undefined;
-  const m = /^([^/]+)\/registrations\/([^/]+)$/.exec(address);
+  const m = /^(?:amqps?:\/\/[^/]+\/)?([^/]+)\/registrations\/([^/]+)$/i.exec(address);
   return m?.[1] && m[2] ? { idScope: m[1], registrationId: m[2] } : undefined;
 }
 
