@@ -9,13 +9,15 @@
 import { createSecureContext } from "node:tls";
 import { parentPort } from "node:worker_threads";
 import { type DeviceSpec, type LoadResult, prepareDevices, registerOne, runLoad, type Target } from "./load.js";
+import { prepareAmqpDevices, registerAmqp } from "./load-amqp.js";
 import { prepareMqttDevices, registerMqtt } from "./load-mqtt.js";
 import { forgetX509Devices, prepareX509Devices, type X509Spec } from "./load-x509.js";
 
-/** What to build, by scenario: HTTPS and MQTT with a symmetric-key group, or X.509 group leaves. */
+/** What to build, by scenario: HTTPS, MQTT and AMQP with a symmetric-key group, or X.509 group leaves. */
 export type Work =
   | { kind: "https"; spec: DeviceSpec }
   | { kind: "mqtt"; spec: DeviceSpec }
+  | { kind: "amqp"; spec: DeviceSpec }
   | { kind: "x509"; spec: X509Spec };
 
 export type ToWorker =
@@ -62,6 +64,11 @@ async function prepare(m: Extract<ToWorker, { type: "prepare" }>): Promise<{ run
       const target = { port: m.port, secureContext: sharedContext(m.caPem) };
       const devices = prepareMqttDevices(work.spec);
       return { run: (deadline) => runLoad(devices, (d) => registerMqtt(target, d), concurrency, deadline) };
+    }
+    case "amqp": {
+      const target = { port: m.port, secureContext: sharedContext(m.caPem) };
+      const devices = prepareAmqpDevices(work.spec);
+      return { run: (deadline) => runLoad(devices, (d) => registerAmqp(target, d), concurrency, deadline) };
     }
     case "x509": {
       const { devices, issued } = await prepareX509Devices(work.spec, m.port, m.caPem);

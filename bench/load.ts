@@ -1,7 +1,7 @@
 // The load generator's core: simulated devices registering over HTTPS (device-api.md §5), each
 // request on a fresh TLS connection, at most `concurrency` devices in flight. Runs inside a
 // worker thread (bench/load-worker.ts); the same code drives provisio and the baseline server.
-// runLoad is protocol-neutral: bench/load-mqtt.ts and bench/load-x509.ts plug in their devices.
+// runLoad is protocol-neutral: bench/load-mqtt.ts, load-amqp.ts and load-x509.ts plug in their devices.
 import { randomUUID } from "node:crypto";
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
 import { type RequestOptions, request } from "node:https";
@@ -128,7 +128,7 @@ export const parseOperation = (text: string): OperationBody | undefined => {
 /** Ids, uuids and times masked, so that failures of one kind group together. */
 export const generic = (text: string): string =>
   text
-    .replace(/bench-(dev|mqtt|x509)-[\w.-]+/g, "bench-$1-…")
+    .replace(/bench-(dev|mqtt|amqp|x509)-[\w.-]+/g, "bench-$1-…")
     .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, "<uuid>")
     .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, "<time>")
     .slice(0, 200);

@@ -2,15 +2,17 @@
 // the same TLS material, all measured in this run (see bench/report.ts for output). Scenarios:
 //   https  symmetric-key group devices, `PUT …/register` over HTTPS (baseline: bare node:https)
 //   mqtt   the same group over MQTT 3.1.1 on TLS (baseline: bare node:tls + mqtt-packet, bench/baseline-mqtt-server.ts)
+//   amqp   the same group over AMQP 1.0 on TLS (baseline: bare node:tls + rhea, bench/baseline-amqp-server.ts)
 //   x509   X.509 group devices (leaf + intermediate under a verified root) over HTTPS with mutual TLS
 //          (baseline: the bare node:https server as a mutual-TLS server: it asks for client certificates
 //          and verifies each chain up to the bench root, as `requestCert` + `ca` + `rejectUnauthorized` do)
 // Every device uses a fresh TLS connection. Each scenario runs its own interleaved rounds.
 //
 // Environment:
-//   BENCH_SCENARIOS     comma list of scenarios, in order (default https,mqtt,x509)
+//   BENCH_SCENARIOS     comma list of scenarios, in order (default https,mqtt,amqp,x509)
 //   BENCH_DEVICES       devices per measurement, https (default 3000)
 //   BENCH_MQTT_DEVICES  devices per measurement, mqtt (default BENCH_DEVICES)
+//   BENCH_AMQP_DEVICES  devices per measurement, amqp (default BENCH_DEVICES)
 //   BENCH_X509_DEVICES  devices per measurement, x509 (default min(1500, BENCH_DEVICES); each needs its own
 //                       leaf certificate, issued in the generator threads before timing: 5-13 ms of CPU each)
 //   BENCH_X509_CACHE=0  x509: do not keep the CA and leaves in $TMPDIR/provisio-bench-x509-cache for later runs
@@ -76,7 +78,7 @@ function envInt(name: string, fallback: number, min = 1): number {
   return n;
 }
 
-const SCENARIO_NAMES = ["https", "mqtt", "x509"] as const;
+const SCENARIO_NAMES = ["https", "mqtt", "amqp", "x509"] as const;
 type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 function scenariosFromEnv(): ScenarioName[] {
@@ -100,6 +102,7 @@ const DEVICES = envInt("BENCH_DEVICES", 3000);
 const DEVICES_BY_SCENARIO: Record<ScenarioName, number> = {
   https: DEVICES,
   mqtt: envInt("BENCH_MQTT_DEVICES", DEVICES),
+  amqp: envInt("BENCH_AMQP_DEVICES", DEVICES),
   x509: envInt("BENCH_X509_DEVICES", Math.min(1500, DEVICES)),
 };
 const CONCURRENCY = envInt("BENCH_CONCURRENCY", 64);
@@ -274,6 +277,26 @@ async function setUpScenario(name: ScenarioName, provisio: Provisio, tag: string
         baselineKind: "mqtt",
         provisioPort: provisio.info.ports.mqtt,
         work: (run, indices) => ({ kind: "mqtt", spec: { idScope, groupKey, run, indices } }),
+        runLabel: perServer,
+      };
+    }
+    case "amqp": {
+      symmetricGroupKey ??= createEnrollmentGroup(provisio, "bench-group");
+      const groupKey = await symmetricGroupKey;
+      return {
+        section: {
+          ...common,
+          title: "AMQP, symmetric-key group",
+          workload:
+            "the same symmetric-key group over AMQP 1.0 on TLS: per device a fresh TLS connection, SASL PLAIN " +
+            "(SAS token) → outcome, open, begin, the answer link with credit and the request link → credit, the " +
+            "register message → the answer (assigned), close; each step waits for the previous answer, as the SDK does.",
+          baselineLabel:
+            "baseline (bare `node:tls` + one rhea container, same key/cert, SASL PLAIN taking anyone + trivial answer)",
+        },
+        baselineKind: "amqp",
+        provisioPort: provisio.info.ports.amqp,
+        work: (run, indices) => ({ kind: "amqp", spec: { idScope, groupKey, run, indices } }),
         runLabel: perServer,
       };
     }

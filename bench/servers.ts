@@ -88,11 +88,12 @@ export async function startProvisio(dataDir: string, nodeArgs: string[] = []): P
   return { ...tracked, dataDir, info, caPem: readFileSync(info.caFile, "utf8") };
 }
 
-/** Baseline servers: bare HTTPS (also for mutual TLS) and bare MQTT over TLS. */
-export type BaselineKind = "https" | "mqtt";
+/** Baseline servers: bare HTTPS (also for mutual TLS), bare MQTT and bare AMQP over TLS. */
+export type BaselineKind = "https" | "mqtt" | "amqp";
 const BASELINE_SCRIPTS: Record<BaselineKind, string> = {
   https: "baseline-server.js",
   mqtt: "baseline-mqtt-server.js",
+  amqp: "baseline-amqp-server.js",
 };
 
 /**
