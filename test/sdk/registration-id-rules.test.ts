@@ -6,6 +6,7 @@ import { after, before, describe, test } from "node:test";
 import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import { createSasToken } from "../../src/attestation/sas-token.js";
 import { deriveKey } from "../support/device-clients.js";
+import { AMQP_FLAVOURS, connectDpsAmqp } from "../support/dps-amqp.js";
 import { connectDps, MQTT_FLAVOURS } from "../support/dps-mqtt.js";
 import { deviceToken, enrollGroup } from "../support/enrollments.js";
 import { registryClient } from "../support/hub-clients.js";
@@ -107,6 +108,26 @@ describe("registration ids outside DPS's rules", () => {
         assert.equal(a.body.errorCode, 400006);
       } finally {
         await good.end();
+      }
+      await assertNothingRecorded();
+    });
+  }
+
+  for (const flavour of AMQP_FLAVOURS) {
+    test(`${flavour}: an invalid id fails SASL; in the body it is rejected with 400006`, async () => {
+      const refused = await connectDpsAmqp(p, flavour, { registrationId: BAD, password: tokenFor(BAD) });
+      assert.equal(refused.ok, false, "refused at SASL, as a wrong key is");
+      const good = await connectDpsAmqp(p, flavour, { registrationId: "good-id", password: tokenFor("good-id") });
+      assert.ok(good.ok, good.ok ? "" : good.error);
+      try {
+        const a = await good.device.register({ registrationId: "good-id!" });
+        assert.equal(a.kind, "rejected");
+        if (a.kind === "rejected") {
+          assert.equal(a.condition, "com.microsoft:argument-error");
+          assert.equal((JSON.parse(a.description) as { errorCode: number }).errorCode, 400006);
+        }
+      } finally {
+        await good.device.end();
       }
       await assertNothingRecorded();
     });

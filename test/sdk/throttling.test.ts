@@ -1,8 +1,10 @@
 // Throttled registrations (issue 15.1): over the rate limit every transport answers as DPS does,
-// 429 with a retry-after and a DPS error body, and records nothing (behaviors.md §9).
+// 429 with a retry-after and a DPS error body (over AMQP: a rejection the SDKs retry), and records
+// nothing (behaviors.md §9).
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { httpTransport, registerWithKey } from "../support/device-clients.js";
+import { AMQP_FLAVOURS, connectDpsAmqp } from "../support/dps-amqp.js";
 import { connectDps, GUID, MQTT_FLAVOURS } from "../support/dps-mqtt.js";
 import { deviceToken, enrollIndividual } from "../support/enrollments.js";
 import { call } from "../support/management.js";
@@ -66,6 +68,29 @@ describe("registration throttling", () => {
         assert.notEqual(first.body.trackingId, second.body.trackingId);
       } finally {
         await device.end();
+      }
+    });
+  }
+
+  for (const flavour of AMQP_FLAVOURS) {
+    test(`${flavour}: a throttled register is rejected as device-container-throttled with retry-after and the DPS body`, async () => {
+      // SASL attests, the register is what the limit refuses: the SDKs retry this condition (§7.5).
+      const connected = await connectDpsAmqp(p, flavour, {
+        registrationId: "throttled-dev",
+        password: deviceToken(p, "throttled-dev", key),
+      });
+      assert.ok(connected.ok, connected.ok ? "" : connected.error);
+      try {
+        const a = await connected.device.register();
+        assert.equal(a.kind, "rejected");
+        if (a.kind !== "rejected") return;
+        assert.equal(a.condition, "com.microsoft:device-container-throttled");
+        assert.match(String(a.info?.["retry-after"]), /^[1-9]\d*$/);
+        const body = JSON.parse(a.description) as { errorCode: number; trackingId: string };
+        assert.equal(body.errorCode, 429001);
+        assert.match(body.trackingId, GUID);
+      } finally {
+        await connected.device.end();
       }
     });
   }

@@ -237,6 +237,20 @@ describe("the AMQP listener with bad and odd clients", () => {
     }
   });
 
+  test("without SASL (how an X.509 device comes), an unknown ID scope is rejected amqp:not-found with 404301", async () => {
+    const c = await connectDpsAmqp(target, "amqp", { registrationId: "good-dev", idScope: "0ne00000000" });
+    assert.ok(c.ok, c.ok ? "" : c.error);
+    try {
+      const a = await c.device.register();
+      assert.equal(a.kind, "rejected");
+      if (a.kind !== "rejected") return;
+      assert.equal(a.condition, "amqp:not-found");
+      assert.equal((JSON.parse(a.description) as { errorCode: number }).errorCode, 404301);
+    } finally {
+      await c.device.end();
+    }
+  });
+
   test("a link naming another device than SASL did is refused, with the reason", async () => {
     const c = await connectDpsAmqp(target, "amqp", {
       registrationId: "mismatch-dev",
