@@ -85,10 +85,20 @@ export function responseOf(
   }
   return {
     // The same value, so the same AMQP type: the SDK matches a string id only to a string (§7.4).
-    correlation_id: correlationId,
+    correlation_id: sameType(correlationId),
     application_properties,
     body: rhea.message.data_section(Buffer.from(JSON.stringify(reply.body))),
   };
+}
+
+/**
+ * rhea decodes a uuid and a binary id alike to a Buffer and encodes every Buffer id as a uuid. A
+ * uuid has 16 bytes; any other length was binary and goes back as binary. (A 16-byte binary id
+ * comes back as a uuid: rhea keeps nothing else to tell them apart.)
+ */
+function sameType(id: AmqpMessage["correlation_id"]): AmqpMessage["correlation_id"] {
+  // rhea's Message typing has no room for a typed (wrapped) value, which it encodes all the same.
+  return Buffer.isBuffer(id) && id.length !== 16 ? (rhea.types.wrap_binary(id) as unknown as Buffer) : id;
 }
 
 /** An AMQP error condition for a DPS status (§7.5): 429 and 5xx are the ones the SDKs retry. */

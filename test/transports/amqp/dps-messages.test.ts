@@ -130,6 +130,33 @@ test("an answer echoes the correlation id, carries one data section of JSON, the
   });
 });
 
+/** The encoded properties section (descriptor 0x73) of a message: up to the next section's descriptor. */
+function propertiesSection(message: Buffer): Buffer {
+  const start = message.indexOf(Buffer.from([0x00, 0x53, 0x73]));
+  const ends = [0x74, 0x75, 0x77]
+    .map((code) => message.indexOf(Buffer.from([0x00, 0x53, code]), start + 3))
+    .filter((at) => at > start);
+  return message.subarray(start, Math.min(...ends));
+}
+
+test("uuid, binary and ulong correlation ids come back as the same AMQP type and value", () => {
+  const reply = operationReply({
+    operationId: "op-1",
+    registrationId: "dev-1",
+    status: "assigned",
+    registrationState: { registrationId: "dev-1", status: "assigned" },
+    createdDateTimeUtc: "2026-01-01T00:00:00.000Z",
+  });
+  if (reply.kind === "error") return assert.fail("not an error");
+  const uuid = rhea.types.wrap_uuid(Buffer.from("41ff643ddde24c1cb4911aee623b9e43", "hex"));
+  for (const id of [uuid, rhea.types.wrap_binary(Buffer.from("abc")), rhea.types.wrap_ulong(42)]) {
+    const request = rhea.message.encode({ correlation_id: id, body: "" });
+    const received = rhea.message.decode(request) as unknown as AmqpMessage;
+    const answer = rhea.message.encode(responseOf(reply, received.correlation_id, "iotdps-register"));
+    assert.deepEqual(propertiesSection(answer), propertiesSection(request), "byte for byte");
+  }
+});
+
 test("a refusal becomes a rejection: the condition the SDKs know, the DPS body as description", () => {
   const unauthorized = rejectionOf(
     refusal(new ProvisioError("unauthorized", { detail: "the signature does not verify" })),
