@@ -6,7 +6,13 @@ import { after, before, describe, test } from "node:test";
 import deviceSdk from "azure-iot-device";
 import deviceMqtt from "azure-iot-device-mqtt";
 import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
-import { DEVICE_TRANSPORTS, deriveKey, type RegistrationResult, registerWithKey } from "../support/device-clients.js";
+import {
+  amqpWsTransport,
+  DEVICE_TRANSPORTS,
+  deriveKey,
+  type RegistrationResult,
+  registerWithKey,
+} from "../support/device-clients.js";
 import { deviceToken, enrollGroup, enrollIndividual } from "../support/enrollments.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
@@ -34,6 +40,12 @@ describe("every device transport provisions with the real SDK", () => {
 
   const individualKey = (registrationId: string, extra: Record<string, unknown> = {}) =>
     enrollIndividual(svc, registrationId, extra);
+
+  test("AMQP over WebSockets at /, where the C# SDK dials it, registers too", async () => {
+    const key = await individualKey("amqp-ws-root");
+    const result = await registerWithKey(p, amqpWsTransport(p, "/").transport, "amqp-ws-root", key);
+    assert.equal(result.status, "assigned");
+  });
 
   for (const t of DEVICE_TRANSPORTS) {
     const slug = t.name.toLowerCase().replace(/[^a-z]+/g, "-");

@@ -112,12 +112,15 @@ export function amqpTransport(p: ProvisioProcess) {
   return { transport: trustCaOverAmqp(new Amqp(), p), host: `localhost:${p.info.ports.amqp}` };
 }
 
-/** AMQP over WebSockets: port 443 is hard-coded (and a port in the host crashes it), so the URI builder is overridden. */
-export function amqpWsTransport(p: ProvisioProcess) {
+/**
+ * AMQP over WebSockets: port 443 is hard-coded (and a port in the host crashes it), so the URI
+ * builder is overridden; `path` lets a test dial where other SDKs do (the C# SDK: `/`).
+ */
+export function amqpWsTransport(p: ProvisioProcess, path = "/$iothub/websocket") {
   const port = p.info.ports.https;
   class LocalAmqpWs extends AmqpWs {
     protected override _getConnectionUri(): string {
-      return `wss://localhost:${port}/$iothub/websocket`;
+      return `wss://localhost:${port}${path}`;
     }
   }
   return { transport: trustCaOverAmqp(new LocalAmqpWs(), p), host: "localhost" };

@@ -187,6 +187,34 @@ describe("the AMQP listener with bad and odd clients", () => {
     }
   });
 
+  test("a device shaped like the C# SDK: an empty register body, a payload without the id, a status request with an amqp-value body", async () => {
+    const device = await connect("c-shaped-dev");
+    try {
+      const empty = await device.send({
+        application_properties: { "iotdps-operation-type": "iotdps-register", "iotdps-forceRegistration": false },
+        body: rhea.message.data_section(Buffer.alloc(0)),
+      });
+      assert.equal(empty.kind, "response", JSON.stringify(empty));
+      const withPayload = await device.send({
+        application_properties: { "iotdps-operation-type": "iotdps-register", "iotdps-forceRegistration": false },
+        body: rhea.message.data_section(Buffer.from(JSON.stringify({ payload: { modelId: "dtmi:x;1" } }))),
+      });
+      assert.equal(withPayload.kind, "response", JSON.stringify(withPayload));
+      if (withPayload.kind !== "response") return;
+      assert.equal(withPayload.body.status, "assigned");
+      const status = await device.send({
+        application_properties: {
+          "iotdps-operation-type": "iotdps-get-operationstatus",
+          "iotdps-operation-id": String(withPayload.body.operationId),
+        },
+        body: "iotdps-get-operationstatus",
+      });
+      assert.equal(status.kind, "response", JSON.stringify(status));
+    } finally {
+      await device.end();
+    }
+  });
+
   test("bad requests are rejected with a DPS error and the connection stays usable", async () => {
     const device = await connect("big-dev");
     try {
