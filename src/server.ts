@@ -2,7 +2,7 @@
 // (design.md, "Running it") — and `DIR/provisio.json` once every listener accepts connections.
 import { once } from "node:events";
 import { renameSync, writeFileSync } from "node:fs";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
 import type { Server as TlsServer } from "node:tls";
 import type { Logger } from "./observability/logger.js";
@@ -31,6 +31,16 @@ const MQTT_LIMITS = { ...DEFAULT_LIMITS, maxPacketBytes: 256 * 1024 + 4096 };
 /** How long in-flight requests and registrations may take to finish at shutdown. */
 const DRAIN_MS = 10_000;
 
+/** The open connections of a listener, so that shutdown can end those still open after the drain. */
+function openConnections(server: TlsServer): Set<Socket> {
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  return sockets;
+}
+
 async function listen(server: TlsServer, port: number, bind: string): Promise<number> {
   server.listen(port, bind);
   await once(server, "listening");
@@ -56,6 +66,8 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     createAmqpWebSocketHandler(service.engine, { log }),
   ]);
   const listeners: TlsServer[] = [https, mqtt, amqp];
+  // Device sessions over MQTT and AMQP: what shutdown ends once the work is drained.
+  const sessions = [openConnections(mqtt), openConnections(amqp)];
   service.onTlsChange((tls) => {
     for (const l of listeners) l.setSecureContext(listenerTls(tls));
   });
@@ -78,6 +90,10 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
       https.closeIdleConnections();
       const timer = setTimeout(() => https.closeAllConnections(), DRAIN_MS);
       await service.drain(DRAIN_MS);
+      // Device sessions idle after the drain end now (a device reconnects, as after any outage),
+      // not when their own time-outs run out; the answers of drained work are written first.
+      await new Promise((resolve) => setImmediate(resolve));
+      for (const open of sessions) for (const socket of open) socket.destroy();
       await Promise.all(closed);
       clearTimeout(timer);
       await service.close();

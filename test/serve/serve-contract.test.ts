@@ -163,6 +163,28 @@ describe("provisio serve", () => {
     for (const name of ["PLAIN", "TPM"]) assert.ok(mechanisms.includes(name), `offers ${name}`);
   });
 
+  test("SIGTERM ends idle MQTT and AMQP device connections instead of waiting out their time-outs", async () => {
+    const p = await startProvisio();
+    cleanup.push(p);
+    const idle = await Promise.all(
+      [p.info.ports.mqtt, p.info.ports.amqp].map(async (port) => {
+        const socket = connect({ host: "127.0.0.1", port, servername: "localhost", ca: p.ca });
+        socket.on("error", () => {});
+        await once(socket, "secureConnect");
+        return socket;
+      }),
+    );
+    // Not once(): a destroyed connection may report a reset first, and once() rejects on errors.
+    const closed = idle.map((socket) => new Promise((resolve) => socket.once("close", resolve)));
+    // Both would otherwise stay open until their 30 s setup time-outs.
+    const stopped = await Promise.race([
+      p.stop(),
+      new Promise((resolve) => setTimeout(resolve, 15_000, "still running")),
+    ]);
+    assert.equal(stopped, 0);
+    await Promise.all(closed);
+  });
+
   test("settings come from PROVISIO_* environment variables too", async () => {
     const dataDir = newDataDir();
     const child = spawn(process.execPath, [BIN, "serve"], {
