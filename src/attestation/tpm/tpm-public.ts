@@ -100,7 +100,7 @@ export function parseRsaPublic(tpm2b: Buffer, which: string): TpmRsaPublic {
     });
     return { publicArea: Buffer.from(publicArea), name: tpmName(publicArea), symmetricBits, rsa };
   } catch (err) {
-    if (err instanceof TpmKeyError) throw new TpmKeyError(`The ${which} is not a usable TPM key: ${err.message}.`);
+    // Our own reasons, or node:crypto's about the modulus: either way the device's key, not a bug.
     throw new TpmKeyError(`The ${which} is not a usable TPM key: ${(err as Error).message}.`);
   }
 }
