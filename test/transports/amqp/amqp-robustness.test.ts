@@ -5,14 +5,18 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import tls from "node:tls";
 import rhea from "rhea";
+import WebSocket from "ws";
 import { createSasToken } from "../../../src/attestation/sas-token.js";
 import { MAX_MESSAGE_BYTES } from "../../../src/domain/json.js";
 import { listenerTls } from "../../../src/security/listener-tls.js";
 import { createAmqpTlsServer } from "../../../src/transports/amqp/amqp-listener.js";
+import { createAmqpWebSocketHandler } from "../../../src/transports/amqp/amqp-websocket.js";
+import { serveWebSocketUpgrades } from "../../../src/transports/websocket-upgrades.js";
 import { type AmqpConnectOptions, connectDpsAmqp, type DpsAmqpDevice } from "../../support/dps-amqp.js";
 import { type InProcess, startInProcess } from "../../support/in-process.js";
 import type { ProvisioProcess } from "../../support/provisio-process.js";
@@ -40,6 +44,8 @@ const SEED = Number(process.env.AMQP_FUZZ_SEED ?? Date.now() % 2 ** 31);
 describe("the AMQP listener with bad and odd clients", () => {
   let p: InProcess;
   let server: tls.Server;
+  let webServer: https.Server;
+  let webSockets: { close(): void };
   /** What the raw-device helper needs of a running provisio: the port, the CA, the ID scope. */
   let target: ProvisioProcess;
   const keys = new Map<string, string>();
@@ -135,14 +141,29 @@ describe("the AMQP listener with bad and odd clients", () => {
     server = createAmqpTlsServer(listenerTls(p.service.tls()), p.service.engine, { limits: LIMITS });
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
+    // AMQP over WebSockets, alone on an HTTPS listener of its own.
+    webServer = https.createServer(listenerTls(p.service.tls()));
+    webSockets = serveWebSocketUpgrades(webServer, [createAmqpWebSocketHandler(p.service.engine, { limits: LIMITS })]);
+    webServer.listen(0, "127.0.0.1");
+    await once(webServer, "listening");
     const ca = readFileSync(p.service.tls().caFile);
     target = {
-      info: { ...p.info, ports: { ...p.info.ports, amqp: (server.address() as AddressInfo).port } },
+      info: {
+        ...p.info,
+        ports: {
+          ...p.info.ports,
+          amqp: (server.address() as AddressInfo).port,
+          https: (webServer.address() as AddressInfo).port,
+        },
+      },
       ca,
     } as ProvisioProcess;
     for (const id of ["good-dev", "c-shaped-dev", "big-dev", "idle-dev", "mismatch-dev", "fuzz-dev"]) await enroll(id);
   });
   after(async () => {
+    webSockets.close();
+    webServer.closeAllConnections();
+    await new Promise<void>((resolve) => webServer.close(() => resolve()));
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await p.dispose();
   });
@@ -344,6 +365,41 @@ describe("the AMQP listener with bad and odd clients", () => {
     const received = await rawUntilClosed([...setup, first, ...pieces], 3_000);
     assert.ok(received.includes("requests"), "the links were attached: the bound, not the setup time, closed it");
     await stillServes();
+  });
+
+  test("over WebSockets: garbage, a stalled SASL and an oversized frame close that WebSocket alone", async () => {
+    const url = `wss://127.0.0.1:${target.info.ports.https}/$iothub/websocket`;
+    /** Opens an AMQPWSB10 WebSocket, sends `frames`; true once the server closed it, false if `ms` passed first. */
+    const rawWs = async (frames: Buffer[], ms = 3_000) => {
+      const ws = new WebSocket(url, ["AMQPWSB10"], {
+        ca: target.ca,
+        servername: "localhost",
+      } as WebSocket.ClientOptions);
+      ws.on("error", () => {});
+      await once(ws, "open");
+      const closed = new Promise((resolve) => ws.once("close", resolve));
+      for (const f of frames) ws.send(f);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        ws.terminate();
+      }, ms);
+      await closed;
+      clearTimeout(timer);
+      return !timedOut; // true: the server closed it
+    };
+    assert.ok(await rawWs([Buffer.from("not amqp at all")]), "garbage instead of a header");
+    assert.ok(await rawWs([SASL_HEADER]), "a SASL that never finishes");
+    assert.ok(await rawWs([SASL_HEADER, Buffer.alloc(LIMITS.maxPendingBytes + 1)]), "a frame over the bound");
+    // A device over AMQP-WS still registers.
+    const c = await connectDpsAmqp(target, "amqp-ws", { registrationId: "good-dev", password: token("good-dev") });
+    assert.ok(c.ok, c.ok ? "" : c.error);
+    try {
+      const a = await c.device.register();
+      assert.equal(a.kind, "response", JSON.stringify(a));
+    } finally {
+      await c.device.end();
+    }
   });
 
   test(`fuzz: thousands of random and mutated frames, a device registering throughout (seed ${SEED})`, async () => {
