@@ -14,9 +14,7 @@ export type AttestationOutcome =
   /** The enrollment that decides is disabled: the registration ends `disabled`. */
   | { kind: "disabled"; match: EnrollmentMatch }
   /** Not admitted. `reason` is safe to tell the device; `detail` (for the log) may say more. */
-  | { kind: "refused"; reason: string; detail: string }
-  /** The device must prove possession first (TPM's nonce challenge, tpm-attestation.md). */
-  | { kind: "challenge"; authenticationKey: string };
+  | { kind: "refused"; reason: string; detail: string };
 
 export const refused = (reason: string, detail = reason): AttestationOutcome => ({ kind: "refused", reason, detail });
 

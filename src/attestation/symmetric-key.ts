@@ -73,7 +73,9 @@ export function attestSymmetricKey(input: SymmetricKeyInput): AttestationOutcome
 }
 
 /** The token, or why it cannot attest anyone: absent, malformed, for another device, expired. */
-function deviceToken(input: SymmetricKeyInput): SasToken | AttestationOutcome {
+export function deviceToken(
+  input: Pick<SymmetricKeyInput, "idScope" | "registrationId" | "token" | "nowSeconds">,
+): SasToken | AttestationOutcome {
   if (input.token === undefined) {
     return refused("the device sent neither a SharedAccessSignature nor a client certificate");
   }

@@ -35,8 +35,8 @@ export type DeviceReply =
   | { kind: "operation"; status: 200 | 202; body: OperationStatusBody; retryAfter?: number }
   /** The registration status lookup (device-api.md §1). */
   | { kind: "registration"; status: 200; body: DeviceRegistrationResult }
-  /** TPM's first leg (device-api.md §4.4): 401 with the activation blob to answer. */
-  | { kind: "challenge"; status: 401; body: { authenticationKey: string } }
+  /** TPM's first leg (tpm-attestation.md §3): 401 with the blob to activate and the SAS key name. */
+  | { kind: "challenge"; status: 401; body: { message: string; authenticationKey: string; keyName: string } }
   /** A DPS error: status, 6-digit code, a fresh trackingId; retry-after when the device should retry. */
   | { kind: "error"; status: number; body: ErrorBody; error: ProvisioError; retryAfter?: number };
 

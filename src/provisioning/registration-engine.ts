@@ -4,6 +4,8 @@
 // else `assigning` with an operation the device polls (device-api.md §1).
 import type { WebhookOptions } from "../allocation/custom-webhook.js";
 import type { AttestationOutcome } from "../attestation/attestation-outcome.js";
+import { activationBlob } from "../attestation/tpm/activation-blob.js";
+import { parseRsaPublic } from "../attestation/tpm/tpm-public.js";
 import type { EnrollmentMatch } from "../domain/enrollment-match.js";
 import { settingsOf } from "../domain/enrollment-match.js";
 import { ProvisioError } from "../domain/errors.js";
@@ -35,6 +37,7 @@ import {
   type RegistrationContext,
   runSteps,
   type StepDeps,
+  TpmChallengeIssued,
   WORK_STEPS,
 } from "./registration-steps.js";
 import type { ScopeViews } from "./scope-views.js";
@@ -69,9 +72,34 @@ interface EngineSession extends DeviceSession {
 }
 
 /** The attestation section of a result: `symmetricKey` or `x509`, with the group if any (device-api.md §3.3). */
-function attestationSection(match: EnrollmentMatch): Pick<DeviceRegistrationResult, "symmetricKey" | "x509"> {
+function attestationSection(
+  match: EnrollmentMatch,
+  tpm: DeviceRegistrationResult["tpm"],
+): Pick<DeviceRegistrationResult, "symmetricKey" | "x509" | "tpm"> {
   const section = match.kind === "group" ? { enrollmentGroupId: match.group.enrollmentGroupId } : {};
-  return settingsOf(match).attestation.type === "x509" ? { x509: section } : { symmetricKey: section };
+  switch (settingsOf(match).attestation.type) {
+    case "x509":
+      return { x509: section };
+    case "tpm":
+      return tpm ? { tpm } : {};
+    default:
+      return { symmetricKey: section };
+  }
+}
+
+/**
+ * An assigned TPM device's hub key, wrapped for its TPM (tpm-attestation.md §5): the device imports
+ * it and signs its hub tokens inside the TPM. New keys on every registration roll it.
+ */
+function tpmSection(ctx: RegistrationContext): DeviceRegistrationResult["tpm"] {
+  const outcome = ctx.outcome;
+  if (!ctx.tpmKeys || outcome?.kind !== "attested" || outcome.credential.kind !== "keys") return undefined;
+  const blob = activationBlob(
+    parseRsaPublic(ctx.tpmKeys.endorsementKey, "endorsement key"),
+    parseRsaPublic(ctx.tpmKeys.storageRootKey, "storage root key"),
+    Buffer.from(outcome.credential.primaryKey, "base64"),
+  );
+  return { authenticationKey: blob.toString("base64") };
 }
 
 /**
@@ -79,13 +107,17 @@ function attestationSection(match: EnrollmentMatch): Pick<DeviceRegistrationResu
  * told only with `assigned`: a failed or disabled record keeps the last assignment for the
  * operator, but the device must not read it as one; nor is a hub-cleanup notice its business.
  */
-function resultOf(state: DeviceRegistrationState, match: EnrollmentMatch): DeviceRegistrationResult {
+function resultOf(
+  state: DeviceRegistrationState,
+  match: EnrollmentMatch,
+  tpm?: DeviceRegistrationResult["tpm"],
+): DeviceRegistrationResult {
   if (state.status === "assigned") {
     const { errorMessage: _notice, ...shown } = state;
-    return { ...shown, ...attestationSection(match) };
+    return { ...shown, ...attestationSection(match, tpm) };
   }
   const { assignedHub: _hub, deviceId: _device, ...rest } = state;
-  return { ...rest, ...attestationSection(match) };
+  return { ...rest, ...attestationSection(match, undefined) };
 }
 
 export class RegistrationEngine implements DevicePort {
@@ -239,6 +271,18 @@ export class RegistrationEngine implements DevicePort {
 
   /** A refusal or an unexpected failure before any work began, as the device's reply. */
   private failure(err: unknown, ctx: RegistrationContext): DeviceReply {
+    if (err instanceof TpmChallengeIssued) {
+      return {
+        kind: "challenge",
+        status: 401,
+        body: {
+          message:
+            "Activate this authenticationKey in the TPM and register again with a SAS token signed by the key it holds.",
+          authenticationKey: err.authenticationKey,
+          keyName: "registration",
+        },
+      };
+    }
     if (!(err instanceof ProvisioError)) {
       this.#parts.log.error(
         { err, idScope: ctx.idScope, registrationId: ctx.registrationId },
@@ -325,7 +369,7 @@ export class RegistrationEngine implements DevicePort {
       operationId,
       registrationId: ctx.registrationId,
       status: state.status,
-      registrationState: resultOf(state, match),
+      registrationState: resultOf(state, match, state.status === "assigned" ? tpmSection(ctx) : undefined),
       createdDateTimeUtc: now,
     };
     await this.#parts.store.commitRegistration(scope, record, operation);

@@ -3,9 +3,13 @@
 //   readPrevious → allocate → planHubChanges → applyToHub          (the work; answered in time or polled)
 // A dry run runs the same steps in plan mode: nothing is written, no hub is touched, and the
 // webhook is called only when asked, so a plan and a registration cannot disagree.
+import { randomBytes } from "node:crypto";
 import type { WebhookOptions } from "../allocation/custom-webhook.js";
 import { type AttestationCandidates, attest } from "../attestation/attest.js";
-import type { AttestationOutcome, DeviceEvidence } from "../attestation/attestation-outcome.js";
+import { type AttestationOutcome, type DeviceEvidence, refused } from "../attestation/attestation-outcome.js";
+import { activationBlob } from "../attestation/tpm/activation-blob.js";
+import { parseRsaPublic, TpmKeyError } from "../attestation/tpm/tpm-public.js";
+import { attestTpm, endorsementKeyHash, type TpmInput, type TpmKeys } from "../attestation/tpm-attestation.js";
 import type { IndividualEnrollment, InitialTwin } from "../domain/enrollment.js";
 import { effectiveReprovisionPolicy } from "../domain/enrollment.js";
 import { type EnrollmentMatch, settingsOf } from "../domain/enrollment-match.js";
@@ -57,6 +61,8 @@ export interface RegistrationContext {
   instance?: Instance;
   /** The device's payload (register body), passed to a custom allocation webhook. */
   payload?: unknown;
+  /** A TPM device's endorsement and storage root keys (register body `tpm`). */
+  tpmKeys?: TpmKeys;
   view?: ScopeView;
   individual?: IndividualEnrollment | undefined;
   /** Attested or disabled: a refusal ends the registration (register) or is reported (plan). */
@@ -107,8 +113,27 @@ export const checkRequest: Step = (ctx, deps) => {
   }
   ctx.instance = deps.instances.byScope(ctx.idScope);
   if (!ctx.instance) throw new ProvisioError("unknownIdScope", { scope: ctx.idScope });
-  if (ctx.mode === "register") ctx.payload = payloadOf(ctx.body, ctx.registrationId);
+  if (ctx.mode === "register") {
+    ctx.payload = payloadOf(ctx.body, ctx.registrationId);
+    ctx.tpmKeys = tpmKeysOf(ctx.body);
+  }
 };
+
+/** `tpm: {endorsementKey, storageRootKey}` (tpm-attestation.md §2): base64 TPM2B_PUBLICs. */
+function tpmKeysOf(body: unknown): TpmKeys | undefined {
+  if (!isObject(body) || body.tpm === undefined) return undefined;
+  const tpm = body.tpm;
+  const base64 = (v: unknown) => typeof v === "string" && v !== "" && /^[A-Za-z0-9+/]*={0,2}$/.test(v);
+  if (!isObject(tpm) || !base64(tpm.endorsementKey) || !base64(tpm.storageRootKey)) {
+    throw new ProvisioError("invalidBody", {
+      detail: "'tpm' must hold 'endorsementKey' and 'storageRootKey', each the base64 of a TPM2B_PUBLIC.",
+    });
+  }
+  return {
+    endorsementKey: Buffer.from(String(tpm.endorsementKey), "base64"),
+    storageRootKey: Buffer.from(String(tpm.storageRootKey), "base64"),
+  };
+}
 
 /** device-api.md §3.1: `{registrationId, payload?}`; the id, when sent, must be this device's. */
 function payloadOf(body: unknown, registrationId: string): unknown {
@@ -141,29 +166,87 @@ export const findCandidates: Step = async (ctx, deps) => {
   ctx.view = view;
 };
 
-/** One mechanism answers (attestation/attest.ts); a refusal ends a registration here. */
-export const attestDevice: Step = (ctx) => {
+/** A TPM device's first register: the reply is this challenge, not an operation (tpm-attestation.md §3). */
+export class TpmChallengeIssued {
+  constructor(readonly authenticationKey: string) {}
+}
+
+/** How long a TPM device may sign with its challenge key: its registration and polls fit in it. */
+export const TPM_CHALLENGE_TTL_MS = 60 * 60 * 1000;
+
+/** One mechanism answers (attestation/attest.ts, or TPM's with its challenge); a refusal ends a registration here. */
+export const attestDevice: Step = async (ctx, deps) => {
   const view = need(ctx.view, "view");
   if (ctx.attested) {
     ctx.outcome = ctx.attested;
     return;
   }
   if (ctx.mode === "plan" && ctx.evidence.kind === "none") return assumeEnrollment(ctx, view);
+  const individual = ctx.individual;
+  if (individual?.attestation.type === "tpm" && ctx.evidence.kind !== "x509") {
+    ctx.outcome = await attestTpmDevice(ctx, deps, { ...individual, attestation: individual.attestation });
+  } else {
+    ctx.outcome = attestOthers(ctx, view);
+  }
+  if (ctx.outcome.kind === "refused" && ctx.mode === "register") {
+    throw new ProvisioError("unauthorized", { detail: ctx.outcome.reason });
+  }
+};
+
+/** TPM: a device without a token is challenged (the challenge kept in the store), one with a token checked. */
+async function attestTpmDevice(
+  ctx: RegistrationContext,
+  deps: StepDeps,
+  enrollment: TpmInput["enrollment"],
+): Promise<AttestationOutcome> {
+  const scope = need(ctx.instance, "instance").idScope;
+  const token = ctx.evidence.kind === "sas" ? ctx.evidence.token : undefined;
+  const now = new Date();
+  const verdict = attestTpm({
+    idScope: ctx.idScope,
+    registrationId: ctx.registrationId,
+    token,
+    enrollment,
+    presented: ctx.tpmKeys,
+    challenge: token === undefined ? undefined : await deps.store.getTpmChallenge(scope, ctx.registrationId),
+    now,
+  });
+  if (verdict.kind !== "issueChallenge") return verdict;
+  if (ctx.mode === "plan") return refused("a TPM device without a token would be challenged first");
+  const key = randomBytes(32);
+  let blob: Buffer;
+  try {
+    blob = activationBlob(
+      parseRsaPublic(verdict.keys.endorsementKey, "endorsement key"),
+      parseRsaPublic(verdict.keys.storageRootKey, "storage root key"),
+      key,
+    );
+  } catch (err) {
+    if (err instanceof TpmKeyError) throw new ProvisioError("invalidBody", { detail: err.message });
+    throw err;
+  }
+  await deps.store.putTpmChallenge(scope, ctx.registrationId, {
+    key: key.toString("base64"),
+    endorsementKeyHash: endorsementKeyHash(verdict.keys.endorsementKey),
+    expiresAt: new Date(now.getTime() + TPM_CHALLENGE_TTL_MS).toISOString(),
+  });
+  throw new TpmChallengeIssued(blob.toString("base64"));
+}
+
+/** Symmetric keys and X.509 (attestation/attest.ts). */
+function attestOthers(ctx: RegistrationContext, view: ScopeView): AttestationOutcome {
   const candidates: AttestationCandidates = {
     individual: ctx.individual,
     symmetricKeyGroups: view.symmetricKeyGroupsFor(ctx.registrationId),
     x509: view.x509,
   };
   const outcome = attest(ctx.idScope, ctx.registrationId, ctx.evidence, candidates, new Date());
-  ctx.outcome = outcome;
-  const match = matchOf(ctx);
+  const match = outcome.kind === "attested" || outcome.kind === "disabled" ? outcome.match : undefined;
   if (match?.kind === "group" && ctx.evidence.kind === "sas") {
     view.rememberGroup(ctx.registrationId, match.group.enrollmentGroupId);
   }
-  if (outcome.kind === "refused" && ctx.mode === "register") {
-    throw new ProvisioError("unauthorized", { detail: outcome.reason });
-  }
-};
+  return outcome;
+}
 
 /** A plan without evidence: the individual enrollment, else the group it was told to assume. */
 function assumeEnrollment(ctx: RegistrationContext, view: ScopeView): void {
@@ -188,6 +271,15 @@ function assumeEnrollment(ctx: RegistrationContext, view: ScopeView): void {
         };
 }
 
+/** A TPM device's register carries its keys: its hub key comes back wrapped for them (tpm-attestation.md §5). */
+export const tpmKeysSent: Step = (ctx) => {
+  if (ctx.mode !== "register" || ctx.tpmKeys || ctx.outcome?.kind !== "attested") return;
+  if (settingsOf(ctx.outcome.match).attestation.type !== "tpm") return;
+  throw new ProvisioError("invalidBody", {
+    detail: "A TPM device's register body holds 'tpm' with its endorsementKey and storageRootKey.",
+  });
+};
+
 /** Registrations per minute per provisioning service (behaviors.md §9): over it, 429 + Retry-After. */
 export const throttle: Step = async (ctx, deps) => {
   if (ctx.mode === "plan") return;
@@ -198,7 +290,7 @@ export const throttle: Step = async (ctx, deps) => {
 /** Who the device is and which enrollment decides: every device request begins with these. */
 export const ADMISSION_STEPS: readonly Step[] = [checkRequest, findCandidates, attestDevice];
 /** A register call's steps before its work: admission, then the rate limit. */
-export const DEVICE_STEPS: readonly Step[] = [...ADMISSION_STEPS, throttle];
+export const DEVICE_STEPS: readonly Step[] = [...ADMISSION_STEPS, tpmKeysSent, throttle];
 
 // --- The work --------------------------------------------------------------------------------
 

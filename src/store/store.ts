@@ -12,6 +12,7 @@ import type { IdScope } from "../domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../domain/instance.js";
 import type { RegistrationOperation } from "../domain/operation.js";
 import type { RegistrationRecord } from "../domain/registration-state.js";
+import type { TpmChallenge } from "../domain/tpm-challenge.js";
 import type { Page, PageRequest, Precondition, WriteResult } from "./records.js";
 import type { StoreChanges } from "./store-changes.js";
 
@@ -98,6 +99,10 @@ export interface DevicePathStore {
   commitRegistration(idScope: IdScope, record: RegistrationRecord, op: RegistrationOperation): Promise<void>;
   /** Forget operations created before `cutoff` (ISO-8601); returns how many. */
   deleteOperationsBefore(cutoff: string): Promise<number>;
+
+  /** A TPM device's pending challenge (one a device; a new one replaces it), readable from any node. */
+  putTpmChallenge(idScope: IdScope, registrationId: string, challenge: TpmChallenge): Promise<void>;
+  getTpmChallenge(idScope: IdScope, registrationId: string): Promise<TpmChallenge | undefined>;
 }
 
 /** A whole provisioning store: every path, its change announcements, and closing. */

@@ -149,8 +149,6 @@ export function attestX509(input: {
       return { ok: false, disabled: outcome.match };
     case "refused":
       return { ok: false, refused: { summary: outcome.reason, detail: outcome.detail } };
-    default:
-      throw new Error(`unexpected ${outcome.kind}`);
   }
 }
 

@@ -700,6 +700,18 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
         assert.equal(await store.deleteOperationsBefore("2025-01-01T00:00:00.000Z"), 0);
       });
 
+      test("a TPM challenge: one a device (any case), the latest replaces it, per scope", async () => {
+        await withInstance(A, "alpha");
+        await withInstance(B, "beta");
+        const first = { key: "a2V5LTE=", endorsementKeyHash: "ab".repeat(32), expiresAt: "2030-01-01T00:00:00.000Z" };
+        await store.putTpmChallenge(A, "Tpm-Dev", first);
+        assert.deepEqual(await store.getTpmChallenge(A, "tpm-dev"), first);
+        assert.equal(await store.getTpmChallenge(B, "tpm-dev"), undefined, "challenges are per scope");
+        const second = { ...first, key: "a2V5LTI=" };
+        await store.putTpmChallenge(A, "tpm-dev", second);
+        assert.deepEqual(await store.getTpmChallenge(A, "TPM-DEV"), second);
+      });
+
       test("readScope returns the scope's groups, linked hubs and CA certificates, and nothing of others", async () => {
         await withInstance(A, "alpha");
         await withInstance(B, "beta");

@@ -118,6 +118,20 @@ CREATE TABLE operations (
 CREATE INDEX operations_created ON operations (created);
 `,
   },
+  {
+    version: 4,
+    // TPM challenges (tpm-attestation.md §3): one pending a device, its key sealed.
+    sql: `
+CREATE TABLE tpm_challenges (
+  id_scope TEXT NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  registration_key TEXT NOT NULL,
+  sealed TEXT NOT NULL,
+  ek_hash TEXT NOT NULL,
+  expires TEXT NOT NULL,
+  PRIMARY KEY (id_scope, registration_key)
+);
+`,
+  },
 ];
 
 /** The schema version this code writes. */

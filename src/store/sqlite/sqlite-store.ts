@@ -7,6 +7,7 @@ import { type IdScope, idKey } from "../../domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../../domain/instance.js";
 import type { RegistrationOperation } from "../../domain/operation.js";
 import type { RegistrationRecord } from "../../domain/registration-state.js";
+import type { TpmChallenge } from "../../domain/tpm-challenge.js";
 import type { SecretBox } from "../../security/secret-box.js";
 import type {
   InstanceParts,
@@ -23,6 +24,7 @@ import { SqliteHubStore } from "./sqlite-hub-store.js";
 import { caMapping, RegistrationRows, settingsMapping, splitMapping } from "./sqlite-mappings.js";
 import { SqliteOperationStore } from "./sqlite-operation-store.js";
 import { bareEtag, type Columns, OK, Rows, refused, VersionedRows } from "./sqlite-rows.js";
+import { SqliteTpmChallenges } from "./sqlite-tpm-challenges.js";
 
 interface InstanceRow {
   doc: string;
@@ -41,6 +43,7 @@ export class SqliteStore implements ProvisioningStore {
   readonly #registrations: RegistrationRows;
   readonly #readScope: Database.Transaction<(scope: string) => ScopeRecords>;
   readonly #operations: SqliteOperationStore;
+  readonly #tpmChallenges: SqliteTpmChallenges;
   readonly #commit: Database.Transaction<
     (scope: IdScope, record: RegistrationRecord, op: RegistrationOperation) => void
   >;
@@ -93,6 +96,7 @@ export class SqliteStore implements ProvisioningStore {
       caCertificates: this.#cas.all(scope),
     }));
     this.#operations = new SqliteOperationStore(db);
+    this.#tpmChallenges = new SqliteTpmChallenges(db, secrets);
     this.#commit = db.transaction((scope: IdScope, record: RegistrationRecord, op: RegistrationOperation) => {
       // Not registrations.put: a transaction nested in this one would cost a savepoint.
       this.#registrations.upsert(scope, record);
@@ -340,6 +344,14 @@ export class SqliteStore implements ProvisioningStore {
 
   async deleteOperationsBefore(cutoff: string): Promise<number> {
     return this.#operations.sweep(cutoff);
+  }
+
+  async putTpmChallenge(idScope: IdScope, registrationId: string, challenge: TpmChallenge): Promise<void> {
+    this.#tpmChallenges.put(idScope, registrationId, challenge);
+  }
+
+  async getTpmChallenge(idScope: IdScope, registrationId: string): Promise<TpmChallenge | undefined> {
+    return this.#tpmChallenges.get(idScope, registrationId);
   }
 
   /** Tell subscribers about a committed change; the write resolves once they have taken it in. */
