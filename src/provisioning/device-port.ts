@@ -4,6 +4,7 @@
 // reply: a status, one JSON body — an operation, a registration state, a TPM challenge or a DPS
 // error from the catalogue — and a retry-after. Replies are values: the port never rejects.
 import type { DeviceEvidence } from "../attestation/attestation-outcome.js";
+import type { TpmKeys } from "../attestation/tpm-attestation.js";
 import { type ErrorBody, errorBody, type ProvisioError, toProvisioError } from "../domain/errors.js";
 import type { DeviceRegistrationResult, RegistrationOperation } from "../domain/operation.js";
 
@@ -16,6 +17,10 @@ export interface DeviceRequest {
   credentials: DeviceCredentials;
   /** The device's address; a function because asking the socket costs a syscall few policies need. */
   sourceAddress: () => string;
+  /** A TPM device's keys when its transport carries them outside a body (AMQP's SASL TPM). */
+  tpm?: TpmKeys;
+  /** MQTT has no TPM exchange (as on DPS): a TPM device there is refused, not challenged. */
+  overMqtt?: true;
 }
 
 export interface RegisterRequest extends DeviceRequest {

@@ -264,6 +264,8 @@ export class RegistrationEngine implements DevicePort {
       evidence: req.credentials,
       sourceAddress: req.sourceAddress,
       body: "body" in req ? req.body : undefined,
+      ...(req.tpm ? { presentedTpm: req.tpm } : {}),
+      ...(req.overMqtt ? { overMqtt: true } : {}),
       ...(session ? { attested: (session as EngineSession).outcome } : {}),
     };
     return ctx;

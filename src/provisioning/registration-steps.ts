@@ -55,6 +55,10 @@ export interface RegistrationContext {
   readonly assumeGroup?: string;
   /** A plan: send the webhook request too. */
   readonly callWebhook?: boolean;
+  /** A TPM device's keys that came outside the body (AMQP's SASL TPM). */
+  readonly presentedTpm?: TpmKeys;
+  /** The device came over MQTT, which has no TPM exchange. */
+  readonly overMqtt?: boolean;
   /** A session transport's earlier attestation: the attest step does not run again. */
   readonly attested?: AttestationOutcome;
 
@@ -115,7 +119,7 @@ export const checkRequest: Step = (ctx, deps) => {
   if (!ctx.instance) throw new ProvisioError("unknownIdScope", { scope: ctx.idScope });
   if (ctx.mode === "register") {
     ctx.payload = payloadOf(ctx.body, ctx.registrationId);
-    ctx.tpmKeys = tpmKeysOf(ctx.body);
+    ctx.tpmKeys = tpmKeysOf(ctx.body) ?? ctx.presentedTpm;
   }
 };
 
@@ -200,6 +204,9 @@ async function attestTpmDevice(
   enrollment: TpmInput["enrollment"],
 ): Promise<AttestationOutcome> {
   const scope = need(ctx.instance, "instance").idScope;
+  if (ctx.overMqtt) {
+    return refused(`'${enrollment.registrationId}' attests with a TPM, which DPS offers over HTTPS and AMQP, not MQTT`);
+  }
   const token = ctx.evidence.kind === "sas" ? ctx.evidence.token : undefined;
   const now = new Date();
   const verdict = attestTpm({

@@ -4,7 +4,7 @@
 // telemetry to its hub with tokens the TPM signs. Refusals by hand: another EK and an unknown id
 // get no challenge, a signature not made with the challenge key is refused.
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import deviceSdk from "azure-iot-device";
 import deviceMqtt from "azure-iot-device-mqtt";
@@ -14,7 +14,8 @@ import type { IndividualEnrollment } from "azure-iot-provisioning-service/dist/i
 import tpmSecurity from "azure-iot-security-tpm";
 import { createSasToken } from "../../src/attestation/sas-token.js";
 import { testEndorsementKey, testStorageRootKey } from "../attestation/tpm/tpm-keys.js";
-import { httpTransport, type RegistrationResult } from "../support/device-clients.js";
+import { amqpTransport, amqpWsTransport, httpTransport, type RegistrationResult } from "../support/device-clients.js";
+import { connectDps, MQTT_FLAVOURS } from "../support/dps-mqtt.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
@@ -95,6 +96,41 @@ describe("TPM attestation with the real device SDK on swtpm", () => {
     assert.notEqual(again.authentication?.symmetricKey?.primaryKey, firstKey, "the hub key rolled");
   });
 
+  for (const t of [
+    { name: "AMQP", make: () => amqpTransport(p) },
+    { name: "AMQP over WebSockets", make: () => amqpWsTransport(p) },
+  ]) {
+    test(`${t.name}: SASL TPM carries the challenge; the device is assigned with its hub key wrapped for its TPM`, async () => {
+      // A TPM of its own: swtpm serves one client at a time.
+      const tpm = await startSwtpm();
+      try {
+        const id = `tpm-${t.name.toLowerCase().replace(/[^a-z]+/g, "-")}`;
+        const security = tpm.securityClient(id);
+        const ek = await promised<Buffer>((cb) => security.getEndorsementKey(cb));
+        await enrollTpm(svc, id, ek);
+        type Create = typeof ProvisioningDeviceClient.create;
+        const { transport, host } = t.make();
+        const client = ProvisioningDeviceClient.create(
+          host,
+          p.info.idScope,
+          transport as unknown as Parameters<Create>[2],
+          security as unknown as Parameters<Create>[3],
+        );
+        const operation = (await client.register()) as unknown as { registrationState: RegistrationResult };
+        assert.equal(operation.registrationState.status, "assigned");
+        assert.equal(operation.registrationState.deviceId, id);
+        // The TPM now holds the hub key: a token it signs verifies against the hub identity.
+        const key = (await registryClient(p).get(id)).responseBody.authentication?.symmetricKey?.primaryKey;
+        assert.ok(key);
+        const data = Buffer.from("check");
+        const signed = await promised<Buffer>((cb) => security.signWithIdentity(data, cb));
+        assert.deepEqual(Buffer.from(signed), createHmac("sha256", Buffer.from(key, "base64")).update(data).digest());
+      } finally {
+        await tpm.stop();
+      }
+    });
+  }
+
   describe("refusals over HTTPS", () => {
     const ek = testEndorsementKey();
     const srk = testStorageRootKey();
@@ -143,6 +179,21 @@ describe("TPM attestation with the real device SDK on swtpm", () => {
       assert.match((r.json() as { message: string }).message, /challenge/);
       await assert.rejects(svc.getDeviceRegistrationState("tpm-refused-dev"), /Not found/);
     });
+
+    for (const flavour of MQTT_FLAVOURS) {
+      test(`${flavour}: a TPM device is told TPM is not offered over MQTT, and gets no challenge`, async () => {
+        const device = await connectDps(p, flavour, { registrationId: "tpm-refused-dev" });
+        try {
+          const a = await device.register(JSON.parse(body("tpm-refused-dev")));
+          assert.equal(a.status, 401);
+          assert.equal(a.body.errorCode, 401002);
+          assert.match(String(a.body.message), /HTTPS and AMQP, not MQTT/);
+          assert.equal(a.body.authenticationKey, undefined);
+        } finally {
+          await device.end();
+        }
+      });
+    }
 
     test("malformed TPM keys are a 400 with the reason", async () => {
       const r = await register("tpm-refused-dev", Buffer.from("not a key"));

@@ -3,6 +3,7 @@
 // SASL and its TLS client certificate), its two links on `{idScope}/registrations/{registrationId}`,
 // and each request answered through the device port (dps-messages.ts maps the messages).
 import rhea, { type Container, type EventContext } from "rhea";
+import type { TpmKeys } from "../../attestation/tpm-attestation.js";
 import { ProvisioError } from "../../domain/errors.js";
 import { MAX_MESSAGE_BYTES, parseJson } from "../../domain/json.js";
 import type { Logger } from "../../observability/logger.js";
@@ -24,6 +25,7 @@ import {
   responseOf,
   sameDevice,
 } from "./dps-messages.js";
+import { ASK_FOR_SRK, blobSegments, parseTpmInit, parseTpmResponse, type TpmSaslInit } from "./sasl-tpm.js";
 
 /** What the session needs of the connection under it. */
 export interface AmqpPeer {
@@ -73,14 +75,55 @@ export const acceptSocket =
     (container.create_connection(options) as AcceptingConnection).accept(socket);
   };
 
-/** A SASL mechanism offered for TPM attestation (device-api.md §4.4); it refuses until TPM lands. */
-class RefusingMechanism {
-  outcome: boolean | undefined = false;
-  start(): Promise<void> {
-    return Promise.resolve();
+/** What the SASL TPM exchange asks of the connection: a challenge for the keys, then the answer. */
+interface TpmSaslHooks {
+  /** The authenticationKey (raw bytes) for this device, or undefined when it gets no challenge. */
+  challenge(init: TpmSaslInit, storageRootKey: Buffer): Promise<Buffer | undefined>;
+  /** Admits the device whose TPM signed `token` with the challenge key; false when it did not. */
+  answer(init: TpmSaslInit, storageRootKey: Buffer, token: string): Promise<boolean>;
+}
+
+/** rhea's server side of SASL `TPM` (sasl-tpm.ts): each step's promise is the next challenge. */
+class TpmMechanism {
+  outcome: boolean | undefined = undefined;
+  username: string | undefined;
+  #init: TpmSaslInit | undefined;
+  #storageRootKey: Buffer | undefined;
+  #segments: Buffer[] = [];
+
+  constructor(private readonly hooks: TpmSaslHooks) {}
+
+  start(response: Buffer | undefined): Buffer | undefined {
+    this.#init = parseTpmInit(response);
+    if (!this.#init) {
+      this.outcome = false;
+      return undefined;
+    }
+    this.username = `${this.#init.idScope}/registrations/${this.#init.registrationId}`;
+    return ASK_FOR_SRK;
   }
-  step(): Promise<void> {
-    return Promise.resolve();
+
+  async step(response: Buffer | undefined): Promise<Buffer | undefined> {
+    const init = this.#init;
+    if (!init) return this.refuse();
+    if (!this.#storageRootKey) {
+      this.#storageRootKey = parseTpmResponse(response);
+      if (!this.#storageRootKey) return this.refuse();
+      const blob = await this.hooks.challenge(init, this.#storageRootKey);
+      if (!blob) return this.refuse();
+      this.#segments = blobSegments(blob);
+      return this.#segments.shift();
+    }
+    // The device acknowledged a segment that was not the last.
+    if (this.#segments.length > 0) return this.#segments.shift();
+    const token = parseTpmResponse(response)?.toString("utf8");
+    this.outcome = token !== undefined && (await this.hooks.answer(init, this.#storageRootKey, token));
+    return undefined;
+  }
+
+  private refuse(): undefined {
+    this.outcome = false;
+    return undefined;
   }
 }
 
@@ -103,6 +146,8 @@ export function acceptAmqpDevice(
   let address: DeviceAddress | undefined;
   let responder: rhea.Sender | undefined;
   let pendingBytes = 0;
+  /** A TPM device's keys, from SASL TPM: its requests carry them on. */
+  let tpmKeys: TpmKeys | undefined;
 
   const sourceAddress = () => peer.remoteAddress;
   const container = rhea.create_container({ id: "provisio", autoaccept: false });
@@ -128,7 +173,45 @@ export function acceptAmqpDevice(
     if (opened.ok) session = Promise.resolve(opened.session);
     return true;
   });
-  container.sasl_server_mechanisms.TPM = () => new RefusingMechanism();
+  // SASL TPM (tpm-attestation.md §10): the challenge and the answer go through the device port.
+  container.sasl_server_mechanisms.TPM = () =>
+    new TpmMechanism({
+      challenge: async (init, storageRootKey) => {
+        const tpm = { endorsementKey: init.endorsementKey, storageRootKey };
+        const opened = await port.openSession({ ...init, credentials: { kind: "none" }, tpm, sourceAddress });
+        if (!opened.ok && opened.reply.kind === "challenge") {
+          return Buffer.from(opened.reply.body.authenticationKey, "base64");
+        }
+        // Another EK, an unknown id, a disabled enrollment: no challenge, and SASL has no room for why.
+        log?.info(
+          {
+            ...init,
+            endorsementKey: undefined,
+            remoteAddress: peer.remoteAddress,
+            error: opened.ok ? "no challenge" : opened.reply.body,
+          },
+          "AMQP SASL TPM refused",
+        );
+        return undefined;
+      },
+      answer: async (init, storageRootKey, token) => {
+        const tpm = { endorsementKey: init.endorsementKey, storageRootKey };
+        const sas: DeviceCredentials = { kind: "sas", token };
+        const opened = await port.openSession({ ...init, credentials: sas, tpm, sourceAddress });
+        if (!opened.ok) {
+          log?.info(
+            { ...init, endorsementKey: undefined, remoteAddress: peer.remoteAddress, error: opened.reply.body },
+            "AMQP SASL TPM refused",
+          );
+          return false;
+        }
+        plain = { idScope: init.idScope, registrationId: init.registrationId };
+        credentials = sas;
+        tpmKeys = tpm;
+        session = Promise.resolve(opened.session);
+        return true;
+      },
+    });
 
   // rhea's typings describe a client's options; a server connection takes only its open frame's.
   const connectionOptions = {
@@ -239,7 +322,7 @@ export function acceptAmqpDevice(
     }
     const device = address;
     const answerOn = responder;
-    const common = { ...device, credentials, sourceAddress };
+    const common = { ...device, credentials, sourceAddress, ...(tpmKeys ? { tpm: tpmKeys } : {}) };
     attested()
       .then((s) =>
         request.kind === "register"

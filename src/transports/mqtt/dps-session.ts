@@ -27,7 +27,7 @@ export async function acceptDpsDevice(conn: MqttConnection, connect: IConnectPac
     return;
   }
   const credentials = credentialsOf(connect, conn);
-  const common = { ...parsed, credentials, sourceAddress: () => conn.peer.remoteAddress };
+  const common = { ...parsed, credentials, sourceAddress: () => conn.peer.remoteAddress, overMqtt: true as const };
   // Credentials cannot change within a session: one successful attestation serves every request.
   // A refusal is not kept, so each request is answered with what holds now.
   let session: Promise<DeviceSession> | undefined;

@@ -20,6 +20,10 @@ const frames = require("rhea/lib/frames.js") as {
   amqp_frame(channel: number, performative: unknown, payload?: Buffer): Frame;
   sasl_frame(performative: unknown): Frame;
   sasl_init(fields: Record<string, unknown>): Composite;
+  sasl_response(fields: Record<string, unknown>): Composite;
+  read_frame(
+    buffer: Buffer,
+  ): { size: number; performative?: { constructor: { toString(): string } } & Record<string, unknown> } | null;
   open(fields: Record<string, unknown>): Composite;
   begin(fields: Record<string, unknown>): Composite;
   attach(fields: Record<string, unknown>): Composite;
@@ -50,6 +54,24 @@ export const saslPlain = (username: string, password: string): Buffer =>
         .described(),
     ),
   );
+export const saslInit = (mechanism: string, initialResponse: Buffer): Buffer =>
+  frames.write_frame(
+    frames.sasl_frame(
+      frames.sasl_init({ mechanism, initial_response: initialResponse, hostname: "localhost" }).described(),
+    ),
+  );
+export const saslResponse = (response: Buffer): Buffer =>
+  frames.write_frame(frames.sasl_frame(frames.sasl_response({ response }).described()));
+
+/** The next whole frame of `buffer`: its size, performative name (`sasl_challenge`, …) and fields. */
+export function readFrame(buffer: Buffer): { size: number; name: string; fields: Record<string, unknown> } | undefined {
+  if (buffer.length < 4 || buffer.length < buffer.readUInt32BE(0)) return undefined;
+  const frame = frames.read_frame(buffer);
+  if (!frame) return undefined;
+  const name = String(frame.performative?.constructor.toString() ?? "").split("#")[0] ?? "";
+  return { size: frame.size, name, fields: frame.performative ?? {} };
+}
+
 export const saslAnonymous = (): Buffer =>
   frames.write_frame(frames.sasl_frame(frames.sasl_init({ mechanism: "ANONYMOUS" }).described()));
 

@@ -17,6 +17,7 @@ import { listenerTls } from "../../../src/security/listener-tls.js";
 import { createAmqpTlsServer } from "../../../src/transports/amqp/amqp-listener.js";
 import { createAmqpWebSocketHandler } from "../../../src/transports/amqp/amqp-websocket.js";
 import { serveWebSocketUpgrades } from "../../../src/transports/websocket-upgrades.js";
+import { openBlobInSoftware, testEndorsementKey, testStorageRootKey } from "../../attestation/tpm/tpm-keys.js";
 import { type AmqpConnectOptions, connectDpsAmqp, type DpsAmqpDevice } from "../../support/dps-amqp.js";
 import { type InProcess, startInProcess } from "../../support/in-process.js";
 import type { ProvisioProcess } from "../../support/provisio-process.js";
@@ -27,10 +28,13 @@ import {
   begin,
   moreBytes,
   open,
+  readFrame,
   registerMessage,
   SASL_HEADER,
   saslAnonymous,
+  saslInit,
   saslPlain,
+  saslResponse,
   transfer,
 } from "./amqp-frames.js";
 
@@ -400,6 +404,93 @@ describe("the AMQP listener with bad and odd clients", () => {
     } finally {
       await c.device.end();
     }
+  });
+
+  describe("SASL TPM", () => {
+    const ek = testEndorsementKey();
+    const srk = testStorageRootKey();
+    before(async () => {
+      const r = await p.request("PUT", `/enrollments/tpm-sasl-dev${API}`, {
+        body: {
+          registrationId: "tpm-sasl-dev",
+          attestation: { type: "tpm", tpm: { endorsementKey: ek.tpm2b.toString("base64") } },
+        },
+      });
+      assert.equal(r.status, 200, r.text);
+    });
+
+    /** Runs SASL TPM by hand; `respond` answers each challenge. Resolves to the outcome code. */
+    const saslTpm = async (endorsementKey: Buffer, respond: (challenge: Buffer) => Buffer): Promise<number> => {
+      const socket = tls.connect({
+        host: "127.0.0.1",
+        port: (server.address() as AddressInfo).port,
+        ca: target.ca,
+        servername: "localhost",
+      });
+      socket.on("error", () => {});
+      await once(socket, "secureConnect");
+      const init = Buffer.concat([Buffer.from(`\0${p.info.idScope}\0tpm-sasl-dev\0`, "utf8"), endorsementKey]);
+      socket.write(Buffer.concat([SASL_HEADER, saslInit("TPM", init)]));
+      let buffer = Buffer.alloc(0);
+      let headerSeen = false;
+      try {
+        return await new Promise<number>((resolve, reject) => {
+          socket.on("close", () => reject(new Error("closed before the SASL outcome")));
+          socket.on("data", (chunk: Buffer) => {
+            buffer = Buffer.concat([buffer, chunk]);
+            if (!headerSeen && buffer.length >= 8) {
+              buffer = buffer.subarray(8);
+              headerSeen = true;
+            }
+            for (let frame = readFrame(buffer); frame; frame = readFrame(buffer)) {
+              buffer = buffer.subarray(frame.size);
+              if (frame.name === "sasl_challenge")
+                socket.write(saslResponse(respond(frame.fields.challenge as Buffer)));
+              if (frame.name === "sasl_outcome") resolve(Number(frame.fields.code));
+            }
+          });
+        });
+      } finally {
+        socket.destroy();
+      }
+    };
+
+    test("the enrolled EK gets its blob in segments; the SAS signed with the key it carries is admitted", async () => {
+      const segments: Buffer[] = [];
+      const code = await saslTpm(ek.tpm2b, (challenge) => {
+        if (challenge.length === 1) return Buffer.concat([Buffer.from([0]), srk.tpm2b]);
+        segments.push(challenge.subarray(1));
+        if (challenge[0] === 0x80) return Buffer.from([0]);
+        assert.equal(challenge[0], 0xc0, "the last segment");
+        const key = openBlobInSoftware(ek, srk, Buffer.concat(segments));
+        const sr = encodeURIComponent(`${p.info.idScope}/registrations/tpm-sasl-dev`);
+        const token = createSasToken(key.toString("base64"), sr, Math.floor(Date.now() / 1000) + 600, "registration");
+        return Buffer.concat([Buffer.from([0]), Buffer.from(token)]);
+      });
+      assert.ok(segments.length >= 2, "more than one segment");
+      assert.equal(code, 0, "SASL ok");
+    });
+
+    test("another EK gets no challenge: the outcome is an authentication failure", async () => {
+      let segments = 0;
+      const code = await saslTpm(testEndorsementKey().tpm2b, (challenge) => {
+        if (challenge.length > 1) segments++;
+        return Buffer.concat([Buffer.from([0]), srk.tpm2b]);
+      });
+      assert.equal(segments, 0);
+      assert.equal(code, 1, "auth");
+    });
+
+    test("a SAS signed with another key is an authentication failure", async () => {
+      const code = await saslTpm(ek.tpm2b, (challenge) => {
+        if (challenge.length === 1) return Buffer.concat([Buffer.from([0]), srk.tpm2b]);
+        if (challenge[0] === 0x80) return Buffer.from([0]);
+        const sr = encodeURIComponent(`${p.info.idScope}/registrations/tpm-sasl-dev`);
+        const forged = createSasToken(Buffer.alloc(32, 1).toString("base64"), sr, Math.floor(Date.now() / 1000) + 600);
+        return Buffer.concat([Buffer.from([0]), Buffer.from(forged)]);
+      });
+      assert.equal(code, 1);
+    });
   });
 
   test(`fuzz: thousands of random and mutated frames, a device registering throughout (seed ${SEED})`, async () => {
