@@ -53,6 +53,10 @@ describe("TPM attestation with the real device SDK on swtpm", () => {
     const security = swtpm.securityClient("tpm-https-dev");
     const ek = await promised<Buffer>((cb) => security.getEndorsementKey(cb));
     await enrollTpm(svc, "tpm-https-dev", ek);
+    // The service API shows the enrollment with its EK.
+    const enrolled = (await svc.getIndividualEnrollment("tpm-https-dev")).responseBody;
+    assert.equal(enrolled.attestation.type, "tpm");
+    assert.equal(enrolled.attestation.tpm?.endorsementKey, ek.toString("base64"));
     type Create = typeof ProvisioningDeviceClient.create;
     const register = async () => {
       const client = ProvisioningDeviceClient.create(

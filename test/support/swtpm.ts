@@ -24,13 +24,17 @@ export function ensureSwtpm(): void {
   if (has()) return;
   const apt = (args: string[]) =>
     execFileSync("apt-get", args, { stdio: "ignore", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-  try {
-    apt(["install", "-y", "--no-install-recommends", "swtpm", "swtpm-tools"]);
-  } catch {
-    apt(["update"]);
-    apt(["install", "-y", "--no-install-recommends", "swtpm", "swtpm-tools"]);
+  // Test files run in parallel: another one may hold dpkg's lock while it installs the same package.
+  const deadline = Date.now() + 300_000;
+  for (let attempt = 0; !has(); attempt++) {
+    if (Date.now() > deadline) throw new Error("swtpm could not be installed from Debian's packages");
+    try {
+      if (attempt === 1) apt(["update"]);
+      apt(["install", "-y", "--no-install-recommends", "swtpm", "swtpm-tools"]);
+    } catch {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2_000);
+    }
   }
-  if (!has()) throw new Error("swtpm could not be installed from Debian's packages");
 }
 
 const freePort = (): Promise<number> =>
