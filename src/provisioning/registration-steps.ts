@@ -278,13 +278,30 @@ function assumeEnrollment(ctx: RegistrationContext, view: ScopeView): void {
         };
 }
 
-/** A TPM device's register carries its keys: its hub key comes back wrapped for them (tpm-attestation.md §5). */
+/**
+ * A TPM device's register carries its keys, usable ones with the enrolled EK: its hub key comes
+ * back wrapped for them (tpm-attestation.md §5), so they are checked before any work begins.
+ */
 export const tpmKeysSent: Step = (ctx) => {
-  if (ctx.mode !== "register" || ctx.tpmKeys || ctx.outcome?.kind !== "attested") return;
-  if (settingsOf(ctx.outcome.match).attestation.type !== "tpm") return;
-  throw new ProvisioError("invalidBody", {
-    detail: "A TPM device's register body holds 'tpm' with its endorsementKey and storageRootKey.",
-  });
+  if (ctx.mode !== "register" || ctx.outcome?.kind !== "attested") return;
+  const attestation = settingsOf(ctx.outcome.match).attestation;
+  if (attestation.type !== "tpm") return;
+  const keys = ctx.tpmKeys;
+  if (!keys) {
+    throw new ProvisioError("invalidBody", {
+      detail: "A TPM device's register body holds 'tpm' with its endorsementKey and storageRootKey.",
+    });
+  }
+  if (!keys.endorsementKey.equals(Buffer.from(attestation.tpm.endorsementKey, "base64"))) {
+    throw new ProvisioError("unauthorized", { detail: "the endorsement key is not the enrolled one" });
+  }
+  try {
+    parseRsaPublic(keys.endorsementKey, "endorsement key");
+    parseRsaPublic(keys.storageRootKey, "storage root key");
+  } catch (err) {
+    if (err instanceof TpmKeyError) throw new ProvisioError("invalidBody", { detail: err.message });
+    throw err;
+  }
 };
 
 /** Registrations per minute per provisioning service (behaviors.md §9): over it, 429 + Retry-After. */

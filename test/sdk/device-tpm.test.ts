@@ -13,7 +13,7 @@ import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import type { IndividualEnrollment } from "azure-iot-provisioning-service/dist/interfaces.js";
 import tpmSecurity from "azure-iot-security-tpm";
 import { createSasToken } from "../../src/attestation/sas-token.js";
-import { testEndorsementKey, testStorageRootKey } from "../attestation/tpm/tpm-keys.js";
+import { openBlobInSoftware, testEndorsementKey, testStorageRootKey } from "../attestation/tpm/tpm-keys.js";
 import { amqpTransport, amqpWsTransport, httpTransport, type RegistrationResult } from "../support/device-clients.js";
 import { connectDps, MQTT_FLAVOURS } from "../support/dps-mqtt.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
@@ -182,6 +182,49 @@ describe("TPM attestation with the real device SDK on swtpm", () => {
       assert.equal(r.status, 401, r.text);
       assert.match((r.json() as { message: string }).message, /challenge/);
       await assert.rejects(svc.getDeviceRegistrationState("tpm-refused-dev"), /Not found/);
+    });
+
+    test("by hand: the answer to the challenge is admitted and the hub key comes wrapped for that TPM; keys must stay usable", async () => {
+      await enrollTpm(svc, "tpm-by-hand", ek.tpm2b);
+      const challenged = await register("tpm-by-hand");
+      assert.equal(challenged.status, 401);
+      const key = openBlobInSoftware(
+        ek,
+        srk,
+        Buffer.from((challenged.json() as { authenticationKey: string }).authenticationKey, "base64"),
+      );
+      const sas = createSasToken(
+        key.toString("base64"),
+        encodeURIComponent(`${p.info.idScope}/registrations/tpm-by-hand`),
+        Math.floor(Date.now() / 1000) + 600,
+        "registration",
+      );
+      // A usable EK but a storage root key that is not a key: refused before any work.
+      const badSrk = await call(
+        p,
+        "PUT",
+        `/${p.info.idScope}/registrations/tpm-by-hand/register?api-version=2019-03-31`,
+        {
+          body: JSON.stringify({
+            registrationId: "tpm-by-hand",
+            tpm: {
+              endorsementKey: ek.tpm2b.toString("base64"),
+              storageRootKey: Buffer.from("nope").toString("base64"),
+            },
+          }),
+          auth: sas,
+        },
+      );
+      assert.equal(badSrk.status, 400, badSrk.text);
+      assert.match((badSrk.json() as { message: string }).message, /storage root key is not a usable TPM key/);
+      const r = await register("tpm-by-hand", undefined, sas);
+      assert.equal(r.status, 200, r.text);
+      const state = (r.json() as { registrationState: { status: string; tpm: { authenticationKey: string } } })
+        .registrationState;
+      assert.equal(state.status, "assigned");
+      const hubKey = openBlobInSoftware(ek, srk, Buffer.from(state.tpm.authenticationKey, "base64"));
+      const identity = (await registryClient(p).get("tpm-by-hand")).responseBody;
+      assert.equal(identity.authentication?.symmetricKey?.primaryKey, hubKey.toString("base64"));
     });
 
     for (const flavour of MQTT_FLAVOURS) {
