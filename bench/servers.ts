@@ -71,6 +71,8 @@ export async function startProvisio(dataDir: string, nodeArgs: string[] = []): P
       "0",
       "--amqp-port",
       "0",
+      "--metrics-port",
+      "0",
     ],
     { env: { ...process.env, PROVISIO_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] },
   );

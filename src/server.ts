@@ -2,13 +2,14 @@
 // (design.md, "Running it") — and `DIR/provisio.json` once every listener accepts connections.
 import { once } from "node:events";
 import { renameSync, writeFileSync } from "node:fs";
-import type { AddressInfo, Socket } from "node:net";
+import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import { join } from "node:path";
 import type { Server as TlsServer } from "node:tls";
 import type { Logger } from "./observability/logger.js";
 import { listenerTls } from "./security/listener-tls.js";
 import type { ServeConfig } from "./server/config.js";
 import { createHttpsListener } from "./server/https-listener.js";
+import { createMetricsListener } from "./server/metrics-listener.js";
 import { buildService, type ServeInfo } from "./service.js";
 import { createAmqpTlsServer } from "./transports/amqp/amqp-listener.js";
 import { createAmqpWebSocketHandler } from "./transports/amqp/amqp-websocket.js";
@@ -41,7 +42,7 @@ function openConnections(server: TlsServer): Set<Socket> {
   return sockets;
 }
 
-async function listen(server: TlsServer, port: number, bind: string): Promise<number> {
+async function listen(server: NetServer, port: number, bind: string): Promise<number> {
   server.listen(port, bind);
   await once(server, "listening");
   return (server.address() as AddressInfo).port;
@@ -72,10 +73,14 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     for (const l of listeners) l.setSecureContext(listenerTls(tls));
   });
 
+  const metricsListener = service.metrics && createMetricsListener(service.metrics.registry);
   const ports = {
     https: await listen(https, config.httpsPort, config.bind),
     mqtt: await listen(mqtt, config.mqttPort, config.bind),
     amqp: await listen(amqp, config.amqpPort, config.bind),
+    ...(metricsListener && config.metricsPort !== "off"
+      ? { metrics: await listen(metricsListener, config.metricsPort, config.metricsBind) }
+      : {}),
   };
   service.setHttpsPort(ports.https);
   const info = await service.info(ports);
@@ -87,6 +92,8 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
     async close() {
       const closed = listeners.map((l) => new Promise<void>((done) => l.close(() => done())));
       webSockets.close();
+      metricsListener?.close();
+      metricsListener?.closeAllConnections();
       https.closeIdleConnections();
       const timer = setTimeout(() => https.closeAllConnections(), DRAIN_MS);
       await service.drain(DRAIN_MS);

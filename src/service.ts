@@ -15,6 +15,7 @@ import type { LinkedHub } from "./domain/instance.js";
 import { newInstance, OWNER_POLICY, ownerPolicy } from "./management/instances.js";
 import { ManagementApi } from "./management/management-api.js";
 import type { Logger } from "./observability/logger.js";
+import { ProvisioMetrics } from "./observability/metrics.js";
 import { HubClientPool } from "./provisioning/hub-client-pool.js";
 import { LocalInFlight } from "./provisioning/in-flight.js";
 import { InstanceCache } from "./provisioning/instance-cache.js";
@@ -37,7 +38,7 @@ export interface ServeInfo {
   idScope: string;
   host: string;
   caFile: string;
-  ports: { https: number; mqtt: number; amqp: number };
+  ports: { https: number; mqtt: number; amqp: number; metrics?: number };
   serviceConnectionString: string;
   hubs: { name: string; hostName: string; connectionString: string }[];
 }
@@ -49,6 +50,8 @@ export interface ProvisioService {
   readonly hubs: BuiltinHubs;
   readonly engine: RegistrationEngine;
   readonly telemetry: TelemetryLog;
+  /** The Prometheus registry, unless metrics are off. */
+  readonly metrics: ProvisioMetrics | undefined;
   /** Every HTTPS request: device, service, management and built-in hub APIs. */
   readonly https: HttpsHandler;
   /** The MQTT sessions of one listener (DPS and built-in hub devices). */
@@ -147,6 +150,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     },
   );
   const inFlight = new LocalInFlight();
+  const metrics = config.metricsPort === "off" ? undefined : new ProvisioMetrics();
   const engine = new RegistrationEngine({
     store,
     instances,
@@ -155,6 +159,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     limiter: new RateLimiter(config.registrationsPerMinute),
     inFlight,
     log,
+    ...(metrics ? { metrics } : {}),
     options: {
       answerWithinMs: config.registerWaitMs,
       webhook: { timeoutMs: config.webhookTimeoutMs, retryDelaysMs: webhookRetryDelays(config.webhookRetries) },
@@ -183,6 +188,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     hubs,
     engine,
     telemetry,
+    metrics,
     https,
     mqtt: (transport) => mqttRouter(routes, transport),
     tls: () => tls,

@@ -7,6 +7,7 @@ import type { DeviceEvidence } from "../attestation/attestation-outcome.js";
 import type { TpmKeys } from "../attestation/tpm-attestation.js";
 import { type ErrorBody, errorBody, type ProvisioError, toProvisioError } from "../domain/errors.js";
 import type { DeviceRegistrationResult, RegistrationOperation } from "../domain/operation.js";
+import type { DeviceProtocol } from "../observability/metrics.js";
 
 /** What the device presented: a SAS token, its TLS client chain, or nothing. */
 export type DeviceCredentials = DeviceEvidence;
@@ -19,8 +20,8 @@ export interface DeviceRequest {
   sourceAddress: () => string;
   /** A TPM device's keys when its transport carries them outside a body (AMQP's SASL TPM). */
   tpm?: TpmKeys;
-  /** MQTT has no TPM exchange (as on DPS): a TPM device there is refused, not challenged. */
-  overMqtt?: true;
+  /** The protocol the device came over: metrics count by it, and MQTT has no TPM exchange. */
+  protocol?: DeviceProtocol;
 }
 
 export interface RegisterRequest extends DeviceRequest {

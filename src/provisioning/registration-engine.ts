@@ -14,6 +14,7 @@ import { type IdScope, idKey } from "../domain/ids.js";
 import type { DeviceRegistrationResult, RegistrationOperation } from "../domain/operation.js";
 import { type DeviceRegistrationState, lastAssignment, type RegistrationRecord } from "../domain/registration-state.js";
 import type { Logger } from "../observability/logger.js";
+import { type EngineMetrics, NO_METRICS } from "../observability/metrics.js";
 import type { RateLimit } from "../security/rate-limit.js";
 import type { DevicePathStore } from "../store/store.js";
 import {
@@ -63,6 +64,8 @@ export interface EngineParts {
   limiter: RateLimit;
   inFlight: InFlightRegistrations;
   log: Logger;
+  /** DPS's metrics and Provisio's own (observability/metrics.ts); none when not given. */
+  metrics?: EngineMetrics;
   options?: Partial<EngineOptions>;
 }
 
@@ -124,9 +127,11 @@ export class RegistrationEngine implements DevicePort {
   readonly #parts: EngineParts;
   readonly #options: EngineOptions;
   readonly #deps: StepDeps;
+  readonly #metrics: EngineMetrics;
 
   constructor(parts: EngineParts) {
     this.#parts = parts;
+    this.#metrics = parts.metrics ?? NO_METRICS;
     this.#options = { ...DEFAULT_ENGINE_OPTIONS, ...parts.options };
     this.#deps = {
       store: parts.store,
@@ -146,8 +151,10 @@ export class RegistrationEngine implements DevicePort {
     try {
       await runSteps(ctx, ADMISSION_STEPS, this.#deps);
       const session: EngineSession = { registrationId: req.registrationId, outcome: admissionOf(ctx).outcome };
+      this.countAttestation(ctx);
       return { ok: true, session };
     } catch (err) {
+      this.countRefusal(ctx, err);
       return { ok: false, reply: this.failure(err, ctx) };
     }
   }
@@ -157,12 +164,24 @@ export class RegistrationEngine implements DevicePort {
     try {
       await runSteps(ctx, DEVICE_STEPS, this.#deps);
     } catch (err) {
+      this.countRefusal(ctx, err);
       return this.failure(err, ctx);
     }
+    // A session transport counted its attestation when the session opened.
+    if (!session) this.countAttestation(ctx);
     const started = Date.now();
     const operationId = newOperationId(started);
     const { scope } = admissionOf(ctx);
-    const work = this.work(ctx, operationId);
+    const work = this.work(ctx, operationId).then((op) => {
+      this.#metrics.registration(
+        ctx.instance?.name ?? "",
+        op.registrationState?.assignedHub ?? ctx.applied?.hub.name ?? "",
+        op.status === "assigned" ? "assigned" : op.status === "disabled" ? "disabled" : "failed",
+        ctx.protocol,
+        (Date.now() - started) / 1000,
+      );
+      return op;
+    });
     this.#parts.inFlight.carry(scope, operationId, work);
     // A wait of 0 always answers "assigning" (the work may otherwise finish within microtasks).
     const { answerWithinMs } = this.#options;
@@ -265,10 +284,22 @@ export class RegistrationEngine implements DevicePort {
       sourceAddress: req.sourceAddress,
       body: "body" in req ? req.body : undefined,
       ...(req.tpm ? { presentedTpm: req.tpm } : {}),
-      ...(req.overMqtt ? { overMqtt: true } : {}),
+      ...(req.protocol ? { protocol: req.protocol } : {}),
       ...(session ? { attested: (session as EngineSession).outcome } : {}),
     };
     return ctx;
+  }
+
+  /** An attestation that proved the device (a disabled enrollment proves nothing), for the metrics. */
+  private countAttestation(ctx: RegistrationContext): void {
+    if (ctx.outcome?.kind === "attested") this.#metrics.attestation(ctx.instance?.name ?? "", ctx.protocol, true);
+  }
+
+  /** A refused attestation or a throttled register, for the metrics. */
+  private countRefusal(ctx: RegistrationContext, err: unknown): void {
+    const service = ctx.instance?.name ?? "";
+    if (err instanceof ProvisioError && err.errorName === "throttled") this.#metrics.throttled(service, ctx.protocol);
+    else if (ctx.outcome?.kind === "refused") this.#metrics.attestation(service, ctx.protocol, false);
   }
 
   /** A refusal or an unexpected failure before any work began, as the device's reply. */

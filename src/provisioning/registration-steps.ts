@@ -18,6 +18,7 @@ import { type IdScope, idKey, isValidRegistrationId } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
 import { isObject } from "../domain/json.js";
 import { lastAssignment, type RegistrationRecord } from "../domain/registration-state.js";
+import type { DeviceProtocol } from "../observability/metrics.js";
 import type { RateLimit } from "../security/rate-limit.js";
 import type { DevicePathStore } from "../store/store.js";
 import { type Allocation, allocateHub } from "./allocate.js";
@@ -57,8 +58,8 @@ export interface RegistrationContext {
   readonly callWebhook?: boolean;
   /** A TPM device's keys that came outside the body (AMQP's SASL TPM). */
   readonly presentedTpm?: TpmKeys;
-  /** The device came over MQTT, which has no TPM exchange. */
-  readonly overMqtt?: boolean;
+  /** The protocol the device came over, when its transport says. */
+  readonly protocol?: DeviceProtocol;
   /** A session transport's earlier attestation: the attest step does not run again. */
   readonly attested?: AttestationOutcome;
 
@@ -204,7 +205,7 @@ async function attestTpmDevice(
   enrollment: TpmInput["enrollment"],
 ): Promise<AttestationOutcome> {
   const scope = need(ctx.instance, "instance").idScope;
-  if (ctx.overMqtt) {
+  if (ctx.protocol === "mqtt" || ctx.protocol === "mqttws") {
     return refused(`'${enrollment.registrationId}' attests with a TPM, which DPS offers over HTTPS and AMQP, not MQTT`);
   }
   const token = ctx.evidence.kind === "sas" ? ctx.evidence.token : undefined;

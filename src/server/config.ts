@@ -14,6 +14,10 @@ export interface ServeConfig {
   httpsPort: number;
   mqttPort: number;
   amqpPort: number;
+  /** Prometheus metrics over plain HTTP at /metrics; "off" serves none. */
+  metricsPort: number | "off";
+  /** Address the metrics listener binds: loopback unless the operator opens it. */
+  metricsBind: string;
   /** How many built-in IoT hubs to run. */
   hubs: number;
   logLevel: (typeof LOG_LEVELS)[number];
@@ -117,6 +121,22 @@ export const SETTINGS: readonly Setting[] = [
     default: "5671",
     doc: "AMQP port; 0 = any",
     parse: parsePort,
+  },
+  {
+    key: "metricsPort",
+    flag: "--metrics-port <n|off>",
+    env: "PROVISIO_METRICS_PORT",
+    default: "9464",
+    doc: "Prometheus metrics at `/metrics` over plain HTTP; 0 = any port, `off` = none",
+    parse: (value, what) => (value === "off" ? "off" : parsePort(value, what)),
+  },
+  {
+    key: "metricsBind",
+    flag: "--metrics-bind <addr>",
+    env: "PROVISIO_METRICS_BIND",
+    default: "127.0.0.1",
+    doc: "address the metrics listener binds (loopback by default: metrics are not for everyone)",
+    parse: text,
   },
   {
     key: "hubs",

@@ -29,7 +29,7 @@ export function mqttRouter(routes: MqttRoutes, transport: "mqtt" | "mqtt-ws"): M
   return (conn, connect: IConnectPacket) => {
     const username = connect.username ?? "";
     if (isDpsUsername(username)) {
-      acceptDpsDevice(conn, connect, routes.engine).catch((err: unknown) => {
+      acceptDpsDevice(conn, connect, routes.engine, transport === "mqtt" ? "mqtt" : "mqttws").catch((err: unknown) => {
         routes.log.error({ err }, "MQTT registration session failed");
         conn.close("internal error");
       });

@@ -8,6 +8,7 @@ import { AMQP_FLAVOURS, connectDpsAmqp } from "../support/dps-amqp.js";
 import { connectDps, GUID, MQTT_FLAVOURS } from "../support/dps-mqtt.js";
 import { deviceToken, enrollIndividual } from "../support/enrollments.js";
 import { call } from "../support/management.js";
+import { scrape } from "../support/metrics.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { serviceClient } from "../support/service-client.js";
 
@@ -94,6 +95,16 @@ describe("registration throttling", () => {
       }
     });
   }
+
+  test("every throttled register is counted, by protocol", async () => {
+    const { series } = await scrape(p);
+    for (const protocol of ["http", "mqtt", "mqttws", "amqp", "amqpws"]) {
+      const n = series.get(
+        `provisio_throttled_requests_total{provisioning_service_name="provisio",protocol="${protocol}"}`,
+      );
+      assert.ok((n ?? 0) >= 1, `${protocol}: ${n}`);
+    }
+  });
 
   test("a throttled attempt leaves the registration record as it was", async () => {
     const state = (await serviceClient(p).getDeviceRegistrationState("throttled-dev")).responseBody;

@@ -54,7 +54,8 @@ describe("provisio serve", () => {
     assert.equal(info.host, "localhost");
     assert.ok(info.caFile.startsWith("/"), "caFile is absolute");
     for (const port of Object.values(info.ports)) assert.ok(Number.isInteger(port) && port > 0);
-    assert.equal(new Set(Object.values(info.ports)).size, 3);
+    assert.deepEqual(Object.keys(info.ports).sort(), ["amqp", "https", "metrics", "mqtt"]);
+    assert.equal(new Set(Object.values(info.ports)).size, 4, "four listeners, four ports");
     assert.match(
       info.serviceConnectionString,
       /^HostName=localhost;SharedAccessKeyName=provisioningserviceowner;SharedAccessKey=[A-Za-z0-9+/=]{44}$/,
@@ -196,6 +197,7 @@ describe("provisio serve", () => {
         PROVISIO_HTTPS_PORT: "0",
         PROVISIO_MQTT_PORT: "0",
         PROVISIO_AMQP_PORT: "0",
+        PROVISIO_METRICS_PORT: "0",
         PROVISIO_LOG_LEVEL: "warn",
       },
       stdio: "ignore",

@@ -18,6 +18,8 @@ test("with nothing given every setting has its default", () => {
     httpsPort: 8443,
     mqttPort: 8883,
     amqpPort: 5671,
+    metricsPort: 9464,
+    metricsBind: "127.0.0.1",
     hubs: 1,
     logLevel: "info",
     masterKey: undefined,

@@ -47,6 +47,8 @@ export async function startProvisio(
       "0",
       "--amqp-port",
       "0",
+      "--metrics-port",
+      "0",
       ...(options.args ?? []),
     ],
     { env: { ...process.env, PROVISIO_LOG_LEVEL: "error", ...options.env }, stdio: ["ignore", "inherit", "pipe"] },

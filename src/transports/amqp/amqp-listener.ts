@@ -34,7 +34,7 @@ export function createAmqpTlsServer(
         onBytes: (listener) => socket.on("data", (chunk: Buffer) => listener(chunk.length)),
       },
       port,
-      options,
+      { ...options, protocol: "amqp" },
     );
   });
   // Handshake failures and timeouts: Node reports a handshake timeout here but leaves the socket open.

@@ -38,7 +38,7 @@ export function createAmqpWebSocketHandler(port: DevicePort, options: AmqpOption
         onBytes: (listener) => ws.on("message", (data: Buffer) => listener(data.length)),
       },
       port,
-      options,
+      { ...options, protocol: "amqpws" },
     );
   };
 

@@ -58,6 +58,8 @@ export const DEFAULT_AMQP_LIMITS: AmqpLimits = {
 
 export interface AmqpOptions {
   limits?: AmqpLimits;
+  /** Over TLS or over WebSockets: what the device port (and its metrics) hear. */
+  protocol?: "amqp" | "amqpws";
   /** Hears why a device was refused where AMQP has no room for the reason (SASL). */
   log?: Logger;
 }
@@ -138,7 +140,7 @@ export function acceptAmqpDevice(
   port: DevicePort,
   options: AmqpOptions = {},
 ): void {
-  const { limits = DEFAULT_AMQP_LIMITS, log } = options;
+  const { limits = DEFAULT_AMQP_LIMITS, log, protocol = "amqp" } = options;
   /** Who SASL PLAIN said the device is; undefined without SASL (X.509: the link address says). */
   let plain: DeviceAddress | undefined;
   let credentials: DeviceCredentials = { kind: "none" };
@@ -150,6 +152,8 @@ export function acceptAmqpDevice(
   let tpmKeys: TpmKeys | undefined;
 
   const sourceAddress = () => peer.remoteAddress;
+  /** What every device-port request of this connection carries besides the device and credentials. */
+  const via = { sourceAddress, protocol };
   const container = rhea.create_container({ id: "provisio", autoaccept: false });
   container.sasl_server_mechanisms.enable_anonymous();
   container.sasl_server_mechanisms.enable_plain(async (username: string, password: string) => {
@@ -160,7 +164,7 @@ export function acceptAmqpDevice(
     }
     const sas: DeviceCredentials = { kind: "sas", token: password };
     // The device attests here, so a wrong key or an unknown scope is refused at SASL (§7.5).
-    const opened = await port.openSession({ ...who, credentials: sas, sourceAddress });
+    const opened = await port.openSession({ ...who, credentials: sas, ...via });
     if (!opened.ok && opened.reply.status < 429) {
       // SASL has no room for a reason: the log keeps it for the operator.
       log?.info({ ...who, remoteAddress: peer.remoteAddress, error: opened.reply.body }, "AMQP SASL PLAIN refused");
@@ -178,7 +182,7 @@ export function acceptAmqpDevice(
     new TpmMechanism({
       challenge: async (init, storageRootKey) => {
         const tpm = { endorsementKey: init.endorsementKey, storageRootKey };
-        const opened = await port.openSession({ ...init, credentials: { kind: "none" }, tpm, sourceAddress });
+        const opened = await port.openSession({ ...init, credentials: { kind: "none" }, tpm, ...via });
         if (!opened.ok && opened.reply.kind === "challenge") {
           return Buffer.from(opened.reply.body.authenticationKey, "base64");
         }
@@ -197,7 +201,7 @@ export function acceptAmqpDevice(
       answer: async (init, storageRootKey, token) => {
         const tpm = { endorsementKey: init.endorsementKey, storageRootKey };
         const sas: DeviceCredentials = { kind: "sas", token };
-        const opened = await port.openSession({ ...init, credentials: sas, tpm, sourceAddress });
+        const opened = await port.openSession({ ...init, credentials: sas, tpm, ...via });
         if (!opened.ok) {
           log?.info(
             { ...init, endorsementKey: undefined, remoteAddress: peer.remoteAddress, error: opened.reply.body },
@@ -255,7 +259,7 @@ export function acceptAmqpDevice(
       const chain = peer.certificateChain();
       credentials = chain.length > 0 ? { kind: "x509", chain } : { kind: "none" };
     }
-    const attempt = port.openSession({ ...address, credentials, sourceAddress }).then((r) => {
+    const attempt = port.openSession({ ...address, credentials, ...via }).then((r) => {
       if (r.ok) return r.session;
       throw r.reply;
     });
@@ -322,7 +326,7 @@ export function acceptAmqpDevice(
     }
     const device = address;
     const answerOn = responder;
-    const common = { ...device, credentials, sourceAddress, ...(tpmKeys ? { tpm: tpmKeys } : {}) };
+    const common = { ...device, credentials, ...via, ...(tpmKeys ? { tpm: tpmKeys } : {}) };
     attested()
       .then((s) =>
         request.kind === "register"

@@ -43,6 +43,7 @@ export class DeviceApi {
       credentials: credentialsOf(req),
       // Read during allocation, while the device still waits for its answer on this socket.
       sourceAddress: () => req.socket.remoteAddress ?? "",
+      protocol: "http" as const,
     };
     if (action === "register" && path.lower.length === 4 && method === "PUT") {
       const body = parseJson(await readBody(req));

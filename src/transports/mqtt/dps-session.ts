@@ -19,7 +19,12 @@ import type { MqttConnection } from "./mqtt-connection.js";
  * (`$dps/registrations/res/401/?$rid=…` with 401002 after a successful CONNECT): a CONNACK has no
  * room for a reason, a DPS error body does.
  */
-export async function acceptDpsDevice(conn: MqttConnection, connect: IConnectPacket, port: DevicePort): Promise<void> {
+export async function acceptDpsDevice(
+  conn: MqttConnection,
+  connect: IConnectPacket,
+  port: DevicePort,
+  protocol: "mqtt" | "mqttws",
+): Promise<void> {
   const parsed = parseDpsUsername(connect.username ?? "");
   if (!parsed || parsed.registrationId !== connect.clientId) {
     conn.connack(CONNACK.identifierRejected);
@@ -27,7 +32,7 @@ export async function acceptDpsDevice(conn: MqttConnection, connect: IConnectPac
     return;
   }
   const credentials = credentialsOf(connect, conn);
-  const common = { ...parsed, credentials, sourceAddress: () => conn.peer.remoteAddress, overMqtt: true as const };
+  const common = { ...parsed, credentials, sourceAddress: () => conn.peer.remoteAddress, protocol };
   // Credentials cannot change within a session: one successful attestation serves every request.
   // A refusal is not kept, so each request is answered with what holds now.
   let session: Promise<DeviceSession> | undefined;

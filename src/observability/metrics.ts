@@ -1,0 +1,93 @@
+// Prometheus metrics (prom-client): DPS's three metrics under the names and dimensions DPS users
+// know (behaviors.md §11), and Provisio's own. The engine and the transports count through the
+// small interfaces below; `provisio serve` serves the registry on --metrics-port.
+import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+
+/** The device protocols, as DPS's `protocol` dimension spells them. */
+export type DeviceProtocol = "http" | "mqtt" | "mqttws" | "amqp" | "amqpws";
+
+/** What the registration engine counts. */
+export interface EngineMetrics {
+  /** One attestation: the device proved who it is (or was refused). */
+  attestation(service: string, protocol: DeviceProtocol | undefined, ok: boolean): void;
+  /** One finished registration: assigned (ok) or failed; `hub` is where it went, or "". */
+  registration(
+    service: string,
+    hub: string,
+    outcome: "assigned" | "failed" | "disabled",
+    protocol: DeviceProtocol | undefined,
+    seconds: number,
+  ): void;
+  /** A register refused over the rate limit. */
+  throttled(service: string, protocol: DeviceProtocol | undefined): void;
+}
+
+export const NO_METRICS: EngineMetrics = {
+  attestation() {},
+  registration() {},
+  throttled() {},
+};
+
+export class ProvisioMetrics implements EngineMetrics {
+  readonly registry = new Registry();
+  readonly #attestations = new Counter({
+    name: "dps_attestation_attempts_total",
+    help: "Device attestation attempts (DPS: AttestationAttempts).",
+    labelNames: ["provisioning_service_name", "status", "protocol"],
+    registers: [this.registry],
+  });
+  readonly #registrations = new Counter({
+    name: "dps_registration_attempts_total",
+    help: "Device registration attempts (DPS: RegistrationAttempts).",
+    labelNames: ["provisioning_service_name", "iot_hub_name", "status"],
+    registers: [this.registry],
+  });
+  readonly #assignments = new Counter({
+    name: "dps_device_assignments_total",
+    help: "Devices assigned to an IoT hub (DPS: DeviceAssignments).",
+    labelNames: ["provisioning_service_name", "iot_hub_name"],
+    registers: [this.registry],
+  });
+  readonly #duration = new Histogram({
+    name: "provisio_registration_duration_seconds",
+    help: "From an attested register call to its final result, by protocol and outcome.",
+    labelNames: ["protocol", "outcome"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly #throttled = new Counter({
+    name: "provisio_throttled_requests_total",
+    help: "Register calls refused over the registration rate (429).",
+    labelNames: ["provisioning_service_name", "protocol"],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  attestation(service: string, protocol: DeviceProtocol | undefined, ok: boolean): void {
+    this.#attestations.inc({
+      provisioning_service_name: service,
+      status: ok ? "success" : "failure",
+      protocol: protocol ?? "",
+    });
+  }
+
+  registration(
+    service: string,
+    hub: string,
+    outcome: "assigned" | "failed" | "disabled",
+    protocol: DeviceProtocol | undefined,
+    seconds: number,
+  ): void {
+    const status = outcome === "assigned" ? "success" : "failure";
+    this.#registrations.inc({ provisioning_service_name: service, iot_hub_name: hub, status });
+    if (outcome === "assigned") this.#assignments.inc({ provisioning_service_name: service, iot_hub_name: hub });
+    this.#duration.observe({ protocol: protocol ?? "", outcome }, seconds);
+  }
+
+  throttled(service: string, protocol: DeviceProtocol | undefined): void {
+    this.#throttled.inc({ provisioning_service_name: service, protocol: protocol ?? "" });
+  }
+}
