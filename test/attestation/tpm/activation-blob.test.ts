@@ -73,5 +73,6 @@ test("every blob is fresh, and another EK cannot open it", () => {
   assert.notDeepEqual(activationBlob(ekPublic, srkPublic, key), activationBlob(ekPublic, srkPublic, key));
   const other = testEndorsementKey();
   const blob = activationBlob(parseRsaPublic(other.tpm2b, "endorsement key"), srkPublic, key);
-  assert.throws(() => openBlobInSoftware(ek, srk, blob), /decrypt|oaep/i);
+  // OpenSSL refuses it (its message depends on the bytes): only the enrolled EK opens the blob.
+  assert.throws(() => openBlobInSoftware(ek, srk, blob));
 });
