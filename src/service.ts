@@ -14,6 +14,7 @@ import { newEtag } from "./domain/etag.js";
 import type { LinkedHub } from "./domain/instance.js";
 import { newInstance, OWNER_POLICY, ownerPolicy } from "./management/instances.js";
 import { ManagementApi } from "./management/management-api.js";
+import { diagnosticLog } from "./observability/diagnostic-log.js";
 import type { Logger } from "./observability/logger.js";
 import { ProvisioMetrics } from "./observability/metrics.js";
 import { HubClientPool } from "./provisioning/hub-client-pool.js";
@@ -151,6 +152,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   );
   const inFlight = new LocalInFlight();
   const metrics = config.metricsPort === "off" ? undefined : new ProvisioMetrics();
+  const diagnostics = diagnosticLog(log, config.diagnosticLog);
   const engine = new RegistrationEngine({
     store,
     instances,
@@ -160,6 +162,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     inFlight,
     log,
     ...(metrics ? { metrics } : {}),
+    diagnostics,
     options: {
       answerWithinMs: config.registerWaitMs,
       webhook: { timeoutMs: config.webhookTimeoutMs, retryDelaysMs: webhookRetryDelays(config.webhookRetries) },
@@ -173,6 +176,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     hubRestApi: new HubRestApi(telemetry),
     deviceApi: new DeviceApi(engine),
     log,
+    diagnostics,
   });
   const routes = { hubs, telemetry, engine, log };
   const sweeper = setInterval(() => {
@@ -225,6 +229,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     async close() {
       clearInterval(sweeper);
       hubClients.closeAll();
+      await diagnostics.close();
       await store.close();
     },
   };

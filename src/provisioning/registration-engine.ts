@@ -13,8 +13,9 @@ import { newEtag, nowUtc } from "../domain/etag.js";
 import { type IdScope, idKey } from "../domain/ids.js";
 import type { DeviceRegistrationResult, RegistrationOperation } from "../domain/operation.js";
 import { type DeviceRegistrationState, lastAssignment, type RegistrationRecord } from "../domain/registration-state.js";
+import type { DiagnosticLog } from "../observability/diagnostic-log.js";
 import type { Logger } from "../observability/logger.js";
-import { type EngineMetrics, NO_METRICS } from "../observability/metrics.js";
+import { type DeviceProtocol, type EngineMetrics, NO_METRICS } from "../observability/metrics.js";
 import type { RateLimit } from "../security/rate-limit.js";
 import type { DevicePathStore } from "../store/store.js";
 import {
@@ -66,8 +67,19 @@ export interface EngineParts {
   log: Logger;
   /** DPS's metrics and Provisio's own (observability/metrics.ts); none when not given. */
   metrics?: EngineMetrics;
+  /** DPS's DeviceOperations log lines (observability/diagnostic-log.ts); none when not given. */
+  diagnostics?: DiagnosticLog;
   options?: Partial<EngineOptions>;
 }
+
+/** DPS writes the protocol of a device operation this way in its logs. */
+const PROTOCOL_NAMES: Record<DeviceProtocol, string> = {
+  http: "Http",
+  mqtt: "Mqtt",
+  mqttws: "Mqtt",
+  amqp: "Amqp",
+  amqpws: "Amqp",
+};
 
 /** A session transport's attestation: the outcome, kept for the session's next requests. */
 interface EngineSession extends DeviceSession {
@@ -147,19 +159,68 @@ export class RegistrationEngine implements DevicePort {
   async openSession(
     req: DeviceRequest,
   ): Promise<{ ok: true; session: DeviceSession } | { ok: false; reply: DeviceReply }> {
+    const startedAt = Date.now();
     const ctx = this.context(req, undefined);
     try {
       await runSteps(ctx, ADMISSION_STEPS, this.#deps);
       const session: EngineSession = { registrationId: req.registrationId, outcome: admissionOf(ctx).outcome };
       this.countAttestation(ctx);
+      this.report("AttestationAttempt", req, startedAt, { status: 200 });
       return { ok: true, session };
     } catch (err) {
       this.countRefusal(ctx, err);
-      return { ok: false, reply: this.failure(err, ctx) };
+      const reply = this.failure(err, ctx);
+      this.report("AttestationAttempt", req, startedAt, reply);
+      return { ok: false, reply };
     }
   }
 
   async register(req: RegisterRequest, session?: DeviceSession): Promise<DeviceReply> {
+    const startedAt = Date.now();
+    return this.reported("RegisterDevice", req, startedAt, await this.registerReply(req, session));
+  }
+
+  async operationStatus(req: DeviceRequest, operationId: string, session?: DeviceSession): Promise<DeviceReply> {
+    const startedAt = Date.now();
+    const reply = await this.operationStatusReply(req, operationId, session);
+    return this.reported("OperationStatusLookup", req, startedAt, reply);
+  }
+
+  async registrationStatus(req: DeviceRequest): Promise<DeviceReply> {
+    const startedAt = Date.now();
+    return this.reported("DeviceRegistrationStatusLookup", req, startedAt, await this.registrationStatusReply(req));
+  }
+
+  /** One DeviceOperations line (behaviors.md §11) for a device request and its reply; the reply passes through. */
+  private reported(operation: string, req: DeviceRequest, startedAt: number, reply: DeviceReply): DeviceReply {
+    this.report(operation, req, startedAt, reply);
+    return reply;
+  }
+
+  private report(
+    operation: string,
+    req: DeviceRequest,
+    startedAt: number,
+    reply: DeviceReply | { kind?: undefined; status: number },
+  ): void {
+    const diagnostics = this.#parts.diagnostics;
+    if (!diagnostics) return;
+    diagnostics.write({
+      category: "DeviceOperations",
+      operation,
+      status: reply.status,
+      ...(reply.kind === "error" ? { description: reply.body.message, correlationId: reply.body.trackingId } : {}),
+      ...(reply.kind === "operation" ? { correlationId: reply.body.operationId } : {}),
+      startedAt,
+      callerIp: req.sourceAddress(),
+      service: this.#parts.instances.byScope(req.idScope)?.name ?? req.idScope,
+      id: req.registrationId,
+      type: "Registration",
+      ...(req.protocol ? { protocol: PROTOCOL_NAMES[req.protocol] } : {}),
+    });
+  }
+
+  private async registerReply(req: RegisterRequest, session?: DeviceSession): Promise<DeviceReply> {
     const ctx = this.context(req, session);
     try {
       await runSteps(ctx, DEVICE_STEPS, this.#deps);
@@ -208,7 +269,11 @@ export class RegistrationEngine implements DevicePort {
     return operationReply(assigning, this.#options.retryAfterSeconds);
   }
 
-  async operationStatus(req: DeviceRequest, operationId: string, session?: DeviceSession): Promise<DeviceReply> {
+  private async operationStatusReply(
+    req: DeviceRequest,
+    operationId: string,
+    session?: DeviceSession,
+  ): Promise<DeviceReply> {
     const ctx = this.context(req, session);
     try {
       await runSteps(ctx, ADMISSION_STEPS, this.#deps);
@@ -223,7 +288,7 @@ export class RegistrationEngine implements DevicePort {
     }
   }
 
-  async registrationStatus(req: DeviceRequest): Promise<DeviceReply> {
+  private async registrationStatusReply(req: DeviceRequest): Promise<DeviceReply> {
     const ctx = this.context(req, undefined);
     try {
       await runSteps(ctx, ADMISSION_STEPS, this.#deps);

@@ -30,6 +30,8 @@ export interface ServeConfig {
   /** Custom allocation webhook: per-call timeout (ms) and number of retries (behaviors.md §4.5). */
   webhookTimeoutMs: number;
   webhookRetries: number;
+  /** DPS's resource log lines also go to this file (JSON lines), when given. */
+  diagnosticLog: string | undefined;
   /** How the engine reaches built-in hubs: in-process (default) or over their REST API. */
   builtinHubClient: "in-process" | "rest";
 }
@@ -187,6 +189,14 @@ export const SETTINGS: readonly Setting[] = [
     default: String(DEFAULT_RETRY_DELAYS_MS.length),
     doc: "custom allocation webhook: retries of a call that timed out or answered ≥ 429 (1 s, 10 s, 19 s, …)",
     parse: wholeNumber(100, "retries"),
+  },
+  {
+    key: "diagnosticLog",
+    flag: "--diagnostic-log <file>",
+    env: "PROVISIO_DIAGNOSTIC_LOG",
+    default: undefined,
+    doc: "also write DPS's resource log lines (DeviceOperations, ServiceOperations) to this file, one JSON object a line",
+    parse: text,
   },
   {
     key: "builtinHubClient",

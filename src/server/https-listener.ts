@@ -7,13 +7,15 @@ import type { BuiltinHubs } from "../builtin-hub/builtin-hubs.js";
 import type { HubRestApi } from "../builtin-hub/hub-rest-api.js";
 import { sendHubError } from "../builtin-hub/hub-wire.js";
 import { ProvisioError } from "../domain/errors.js";
-import { hostOf, parseRequestPath } from "../http/request-path.js";
+import { hostOf, parseRequestPath, type RequestPath } from "../http/request-path.js";
 import { sendError } from "../http/respond.js";
 import { MANAGEMENT_SEGMENTS, type ManagementApi } from "../management/management-api.js";
+import type { DiagnosticLog } from "../observability/diagnostic-log.js";
 import type { Logger } from "../observability/logger.js";
 import type { InstanceCache } from "../provisioning/instance-cache.js";
 import type { ListenerTls } from "../security/listener-tls.js";
 import { SERVICE_API_SEGMENTS, type ServiceApi } from "../service-api/service-api.js";
+import { serviceOperation } from "../service-api/service-operations.js";
 import { type DeviceApi, isDeviceApiPath } from "../transports/http/device-api.js";
 
 export interface HttpsSurfaces {
@@ -24,6 +26,8 @@ export interface HttpsSurfaces {
   hubRestApi: HubRestApi;
   deviceApi: DeviceApi;
   log: Logger;
+  /** DPS's ServiceOperations log lines; none when not given. */
+  diagnostics?: DiagnosticLog;
 }
 
 /** The handler of every HTTPS request, testable without a socket (test/support/in-process.ts). */
@@ -50,6 +54,29 @@ export function createHttpsListener(tls: ListenerTls, handler: HttpsHandler): Se
   return server;
 }
 
+/** One ServiceOperations line once the response is sent, with its status and, on failure, the error's code. */
+function reportServiceOperation(
+  diagnostics: DiagnosticLog,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: RequestPath,
+  service: string,
+): void {
+  const startedAt = Date.now();
+  res.once("finish", () => {
+    const code = res.getHeader("x-ms-error-code");
+    diagnostics.write({
+      category: "ServiceOperations",
+      ...serviceOperation(req.method ?? "GET", path),
+      status: res.statusCode,
+      ...(code !== undefined ? { description: `errorCode ${String(code)}` } : {}),
+      startedAt,
+      callerIp: req.socket.remoteAddress ?? "",
+      service,
+    });
+  });
+}
+
 async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces): Promise<void> {
   const path = parseRequestPath(req.url ?? "/");
   const host = hostOf(req.headers.host);
@@ -59,7 +86,9 @@ async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces
     const instance = s.instances.byHost(host);
     if (!instance) throw new ProvisioError("unknownHost", { host });
     const r = { req, res, path, host, instance };
-    return isService ? s.serviceApi.handle(r) : s.managementApi.handle(r);
+    if (!isService) return s.managementApi.handle(r);
+    if (s.diagnostics) reportServiceOperation(s.diagnostics, req, res, path, instance.name);
+    return s.serviceApi.handle(r);
   }
   if (isDeviceApiPath(path)) return s.deviceApi.handle(req, res, path);
   throw new ProvisioError("unknownRoute", { method: req.method ?? "GET", path: `/${path.segments.join("/")}` });

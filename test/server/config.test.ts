@@ -27,6 +27,7 @@ test("with nothing given every setting has its default", () => {
     registrationsPerMinute: 0,
     webhookTimeoutMs: 30_000,
     webhookRetries: 10,
+    diagnosticLog: undefined,
     builtinHubClient: "in-process",
   });
 });
