@@ -76,6 +76,8 @@ export const NO_DIAGNOSTICS: DiagnosticLog = { write() {}, close: async () => {}
 /** Entries go to the log (info level, `diagnostic: true`) and, when given, to `file` as JSON lines. */
 export function diagnosticLog(log: Logger, file?: string): DiagnosticLog {
   const stream: WriteStream | undefined = file ? createWriteStream(file, { flags: "a", mode: 0o600 }) : undefined;
+  // Nothing to build when neither the log (below info) nor a file would take the line.
+  if (!stream && !log.isLevelEnabled("info")) return NO_DIAGNOSTICS;
   return {
     write(event) {
       const entry = diagnosticEntry(event);
