@@ -62,13 +62,17 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const mqtt = createMqttTlsServer(tlsOptions, service.mqtt("mqtt"), MQTT_LIMITS);
   const amqp = createAmqpTlsServer(tlsOptions, service.engine, { log });
   // MQTT and AMQP over WebSocket share /$iothub/websocket on the HTTPS port (device-api.md §8).
-  const webSockets = serveWebSocketUpgrades(https, [
-    createMqttWebSocketHandler(service.mqtt("mqtt-ws"), MQTT_LIMITS),
-    createAmqpWebSocketHandler(service.engine, { log }),
-  ]);
+  const mqttWs = createMqttWebSocketHandler(service.mqtt("mqtt-ws"), MQTT_LIMITS);
+  const amqpWs = createAmqpWebSocketHandler(service.engine, { log });
+  const webSockets = serveWebSocketUpgrades(https, [mqttWs, amqpWs]);
   const listeners: TlsServer[] = [https, mqtt, amqp];
   // Device sessions over MQTT and AMQP: what shutdown ends once the work is drained.
   const sessions = [openConnections(mqtt), openConnections(amqp)];
+  const [mqttSessions, amqpSessions] = sessions;
+  service.metrics?.countConnections("mqtt", () => mqttSessions?.size ?? 0);
+  service.metrics?.countConnections("amqp", () => amqpSessions?.size ?? 0);
+  service.metrics?.countConnections("mqttws", () => mqttWs.connections());
+  service.metrics?.countConnections("amqpws", () => amqpWs.connections());
   service.onTlsChange((tls) => {
     for (const l of listeners) l.setSecureContext(listenerTls(tls));
   });

@@ -177,6 +177,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     deviceApi: new DeviceApi(engine),
     log,
     diagnostics,
+    ...(metrics ? { metrics } : {}),
   });
   const routes = { hubs, telemetry, engine, log };
   const sweeper = setInterval(() => {

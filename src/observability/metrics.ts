@@ -1,7 +1,7 @@
 // Prometheus metrics (prom-client): DPS's three metrics under the names and dimensions DPS users
 // know (behaviors.md §11), and Provisio's own. The engine and the transports count through the
 // small interfaces below; `provisio serve` serves the registry on --metrics-port.
-import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** The device protocols, as DPS's `protocol` dimension spells them. */
 export type DeviceProtocol = "http" | "mqtt" | "mqttws" | "amqp" | "amqpws";
@@ -62,8 +62,36 @@ export class ProvisioMetrics implements EngineMetrics {
     registers: [this.registry],
   });
 
+  readonly #serviceRequests = new Counter({
+    name: "provisio_service_api_requests_total",
+    help: "Service API requests by operation (Get, Upsert, Delete, Query, Bulk) and HTTP status.",
+    labelNames: ["provisioning_service_name", "operation", "status"],
+    registers: [this.registry],
+  });
+  /** Read when scraped: the listeners say how many connections they hold. */
+  readonly #connectionCounts = new Map<string, () => number>();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    const counts = this.#connectionCounts;
+    new Gauge({
+      name: "provisio_open_device_connections",
+      help: "Open device connections (DPS and built-in hub devices) by protocol.",
+      labelNames: ["protocol"],
+      registers: [this.registry],
+      collect() {
+        for (const [protocol, count] of counts) this.set({ protocol }, count());
+      },
+    });
+  }
+
+  /** A listener's open connections, read at each scrape (nothing is counted on the hot path). */
+  countConnections(protocol: DeviceProtocol, count: () => number): void {
+    this.#connectionCounts.set(protocol, count);
+  }
+
+  serviceRequest(service: string, operation: string, status: number): void {
+    this.#serviceRequests.inc({ provisioning_service_name: service, operation, status: String(status) });
   }
 
   attestation(service: string, protocol: DeviceProtocol | undefined, ok: boolean): void {

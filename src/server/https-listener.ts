@@ -12,6 +12,7 @@ import { sendError } from "../http/respond.js";
 import { MANAGEMENT_SEGMENTS, type ManagementApi } from "../management/management-api.js";
 import type { DiagnosticLog } from "../observability/diagnostic-log.js";
 import type { Logger } from "../observability/logger.js";
+import type { ProvisioMetrics } from "../observability/metrics.js";
 import type { InstanceCache } from "../provisioning/instance-cache.js";
 import type { ListenerTls } from "../security/listener-tls.js";
 import { SERVICE_API_SEGMENTS, type ServiceApi } from "../service-api/service-api.js";
@@ -28,6 +29,8 @@ export interface HttpsSurfaces {
   log: Logger;
   /** DPS's ServiceOperations log lines; none when not given. */
   diagnostics?: DiagnosticLog;
+  /** Counts service API requests; none when not given. */
+  metrics?: Pick<ProvisioMetrics, "serviceRequest">;
 }
 
 /** The handler of every HTTPS request, testable without a socket (test/support/in-process.ts). */
@@ -54,9 +57,12 @@ export function createHttpsListener(tls: ListenerTls, handler: HttpsHandler): Se
   return server;
 }
 
-/** One ServiceOperations line once the response is sent, with its status and, on failure, the error's code. */
-function reportServiceOperation(
-  diagnostics: DiagnosticLog,
+/**
+ * Once the response is sent: one ServiceOperations line (with the error's code on failure) and the
+ * request counted by operation and status.
+ */
+function observeServiceOperation(
+  s: HttpsSurfaces,
   req: IncomingMessage,
   res: ServerResponse,
   path: RequestPath,
@@ -65,9 +71,11 @@ function reportServiceOperation(
   const startedAt = Date.now();
   res.once("finish", () => {
     const code = res.getHeader("x-ms-error-code");
-    diagnostics.write({
+    const named = serviceOperation(req.method ?? "GET", path);
+    s.metrics?.serviceRequest(service, named.operation, res.statusCode);
+    s.diagnostics?.write({
       category: "ServiceOperations",
-      ...serviceOperation(req.method ?? "GET", path),
+      ...named,
       status: res.statusCode,
       ...(code !== undefined ? { description: `errorCode ${String(code)}` } : {}),
       startedAt,
@@ -87,7 +95,7 @@ async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces
     if (!instance) throw new ProvisioError("unknownHost", { host });
     const r = { req, res, path, host, instance };
     if (!isService) return s.managementApi.handle(r);
-    if (s.diagnostics) reportServiceOperation(s.diagnostics, req, res, path, instance.name);
+    if (s.diagnostics || s.metrics) observeServiceOperation(s, req, res, path, instance.name);
     return s.serviceApi.handle(r);
   }
   if (isDeviceApiPath(path)) return s.deviceApi.handle(req, res, path);

@@ -13,6 +13,8 @@ export interface WebSocketHandler {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
   /** Stops taking upgrades and terminates this protocol's open WebSockets. */
   close(): void;
+  /** How many of this protocol's WebSockets are open. */
+  connections(): number;
 }
 
 /** True for `/$iothub/websocket` (also `%24`-encoded), any case, query string ignored. */

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import { DEVICE_TRANSPORTS, registerWithKey } from "../support/device-clients.js";
+import { connectDps } from "../support/dps-mqtt.js";
 import { enrollIndividual } from "../support/enrollments.js";
 import { hubOf } from "../support/hub-clients.js";
 import { scrape } from "../support/metrics.js";
@@ -89,5 +90,20 @@ describe("metrics", () => {
     assert.equal(series.get(`dps_registration_attempts_total{${service},${hub},status="success"}`), 5);
     assert.equal(series.get(`dps_device_assignments_total{${service},${hub}}`), 5);
     assert.equal(series.get(`dps_registration_attempts_total{${service},iot_hub_name="",status="failure"}`), 1);
+    // The enrollments above: seven upserts through the service API.
+    assert.equal(series.get(`provisio_service_api_requests_total{${service},operation="Upsert",status="200"}`), 7);
+  });
+
+  test("open device connections are counted by protocol when scraped", async () => {
+    const device = await connectDps(p, "mqtt", { registrationId: "metrics-open" });
+    try {
+      const { series } = await scrape(p);
+      assert.ok((series.get('provisio_open_device_connections{protocol="mqtt"}') ?? 0) >= 1);
+      for (const protocol of ["amqp", "mqttws", "amqpws"]) {
+        assert.ok(series.has(`provisio_open_device_connections{protocol="${protocol}"}`), protocol);
+      }
+    } finally {
+      await device.end();
+    }
   });
 });

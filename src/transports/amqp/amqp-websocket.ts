@@ -55,5 +55,6 @@ export function createAmqpWebSocketHandler(port: DevicePort, options: AmqpOption
       for (const ws of wss.clients) ws.terminate();
       wss.close();
     },
+    connections: () => wss.clients.size,
   };
 }

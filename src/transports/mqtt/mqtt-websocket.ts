@@ -89,6 +89,7 @@ export function createMqttWebSocketHandler(
       for (const ws of wss.clients) ws.terminate();
       wss.close();
     },
+    connections: () => wss.clients.size,
   };
 }
 
