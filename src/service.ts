@@ -139,6 +139,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   });
 
   const telemetry = new TelemetryLog();
+  const metrics = config.metricsPort === "off" ? undefined : new ProvisioMetrics();
   let httpsPort = 0;
   const hubClients = new HubClientPool(
     // Built-in hubs over their REST API are dialed at this server's HTTPS port.
@@ -149,9 +150,9 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       const rt = config.builtinHubClient === "rest" ? undefined : hubs.byHost(linked.name);
       return rt && new InProcessHubClient(linked.connectionString, rt.hub, rt.registry);
     },
+    metrics?.hubCall,
   );
   const inFlight = new LocalInFlight();
-  const metrics = config.metricsPort === "off" ? undefined : new ProvisioMetrics();
   const diagnostics = diagnosticLog(log, config.diagnosticLog);
   const engine = new RegistrationEngine({
     store,

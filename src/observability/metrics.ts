@@ -20,12 +20,18 @@ export interface EngineMetrics {
   ): void;
   /** A register refused over the rate limit. */
   throttled(service: string, protocol: DeviceProtocol | undefined): void;
+  /** One call to a custom allocation webhook: its HTTP status ("error" when none came) and duration. */
+  webhookCall(status: string, seconds: number): void;
 }
+
+/** What the hub client pool counts: each call to a hub's registry or twins. */
+export type HubCallObserver = (hub: string, operation: string, ok: boolean, seconds: number) => void;
 
 export const NO_METRICS: EngineMetrics = {
   attestation() {},
   registration() {},
   throttled() {},
+  webhookCall() {},
 };
 
 export class ProvisioMetrics implements EngineMetrics {
@@ -68,6 +74,20 @@ export class ProvisioMetrics implements EngineMetrics {
     labelNames: ["provisioning_service_name", "operation", "status"],
     registers: [this.registry],
   });
+  readonly #hubCalls = new Histogram({
+    name: "provisio_hub_call_duration_seconds",
+    help: "Calls to IoT hubs' registry and twins, by hub, operation and outcome.",
+    labelNames: ["iot_hub_name", "operation", "outcome"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly #webhookCalls = new Histogram({
+    name: "provisio_webhook_call_duration_seconds",
+    help: "Calls to custom allocation webhooks, by HTTP status (error: none came).",
+    labelNames: ["status"],
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
   /** Read when scraped: the listeners say how many connections they hold. */
   readonly #connectionCounts = new Map<string, () => number>();
 
@@ -88,6 +108,14 @@ export class ProvisioMetrics implements EngineMetrics {
   /** A listener's open connections, read at each scrape (nothing is counted on the hot path). */
   countConnections(protocol: DeviceProtocol, count: () => number): void {
     this.#connectionCounts.set(protocol, count);
+  }
+
+  readonly hubCall: HubCallObserver = (hub, operation, ok, seconds) => {
+    this.#hubCalls.observe({ iot_hub_name: hub, operation, outcome: ok ? "success" : "failure" }, seconds);
+  };
+
+  webhookCall(status: string, seconds: number): void {
+    this.#webhookCalls.observe({ status }, seconds);
   }
 
   serviceRequest(service: string, operation: string, status: number): void {

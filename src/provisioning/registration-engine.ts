@@ -241,6 +241,9 @@ export class RegistrationEngine implements DevicePort {
         ctx.protocol,
         (Date.now() - started) / 1000,
       );
+      for (const call of ctx.allocation?.webhookCalls ?? []) {
+        this.#metrics.webhookCall(call.status === undefined ? "error" : String(call.status), call.durationMs / 1000);
+      }
       return op;
     });
     this.#parts.inFlight.carry(scope, operationId, work);

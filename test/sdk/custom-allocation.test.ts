@@ -12,6 +12,7 @@ import { type ExampleWebhook, startExampleWebhook } from "../../examples/custom-
 import { deriveKey, httpTransport, registerWithKey } from "../support/device-clients.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
+import { scrape } from "../support/metrics.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { serviceClient } from "../support/service-client.js";
 
@@ -141,5 +142,11 @@ describe("custom allocation with a webhook", () => {
     assert.deepEqual(second.payload, { receivedPayload: { boot: 2 }, allocatedBy: "example" });
     const calls = (await call(p, "GET", `/registrations/${id}/webhookCalls`)).json() as WebhookCallWire[];
     assert.deepEqual(calls[0]?.request.linkedHubs, [first.assignedHub], "only the current hub is offered");
+  });
+
+  test("webhook calls are timed in the metrics by status; the one that never answered as error", async () => {
+    const { series } = await scrape(p);
+    assert.ok((series.get('provisio_webhook_call_duration_seconds_count{status="200"}') ?? 0) >= 3);
+    assert.ok((series.get('provisio_webhook_call_duration_seconds_count{status="error"}') ?? 0) >= 2);
   });
 });

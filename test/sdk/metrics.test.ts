@@ -90,6 +90,11 @@ describe("metrics", () => {
     assert.equal(series.get(`dps_registration_attempts_total{${service},${hub},status="success"}`), 5);
     assert.equal(series.get(`dps_device_assignments_total{${service},${hub}}`), 5);
     assert.equal(series.get(`dps_registration_attempts_total{${service},iot_hub_name="",status="failure"}`), 1);
+    // Each assigned device's identity was written to its hub once.
+    assert.equal(
+      series.get(`provisio_hub_call_duration_seconds_count{${hub},operation="createOrUpdateDevice",outcome="success"}`),
+      5,
+    );
     // The enrollments above: seven upserts through the service API.
     assert.equal(series.get(`provisio_service_api_requests_total{${service},operation="Upsert",status="200"}`), 7);
   });
