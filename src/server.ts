@@ -67,10 +67,11 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const webSockets = serveWebSocketUpgrades(https, [mqttWs, amqpWs]);
   const listeners: TlsServer[] = [https, mqtt, amqp];
   // Device sessions over MQTT and AMQP: what shutdown ends once the work is drained.
-  const sessions = [openConnections(mqtt), openConnections(amqp)];
-  const [mqttSessions, amqpSessions] = sessions;
-  service.metrics?.countConnections("mqtt", () => mqttSessions?.size ?? 0);
-  service.metrics?.countConnections("amqp", () => amqpSessions?.size ?? 0);
+  const mqttSessions = openConnections(mqtt);
+  const amqpSessions = openConnections(amqp);
+  const sessions = [mqttSessions, amqpSessions];
+  service.metrics?.countConnections("mqtt", () => mqttSessions.size);
+  service.metrics?.countConnections("amqp", () => amqpSessions.size);
   service.metrics?.countConnections("mqttws", () => mqttWs.connections());
   service.metrics?.countConnections("amqpws", () => amqpWs.connections());
   service.onTlsChange((tls) => {
