@@ -154,6 +154,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   );
   const inFlight = new LocalInFlight();
   const diagnostics = diagnosticLog(log, config.diagnosticLog);
+
   const engine = new RegistrationEngine({
     store,
     instances,
@@ -171,7 +172,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   });
   const https = httpsHandler({
     instances,
-    serviceApi: new ServiceApi(store, (err: unknown) => log.error({ err }, "bulk item failed"), engine),
+    serviceApi: new ServiceApi(store, (err: unknown) => log.error({ err }, "bulk item failed"), engine, diagnostics),
     managementApi: new ManagementApi(store, instances),
     hubs,
     hubRestApi: new HubRestApi(telemetry),

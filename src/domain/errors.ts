@@ -43,6 +43,7 @@ export const Errors = {
   invalidBulk: def(400009, (p) => `Invalid bulk operation: ${p.detail}.`),
   invalidContinuation: def(400011, () => "The x-ms-continuation token is not one this service issued."),
   invalidHeader: def(400012, (p) => `Invalid ${p.header} header: ${p.detail}.`),
+  invalidQueryParameter: def(400013, (p) => `Invalid query parameter '${p.name}': ${p.detail}.`),
   // CA certificates (management.md §5)
   invalidCaCertificate: def(400401, (p) => `Invalid certificate: ${p.detail}`),
   verificationFailed: def(400402, (p) => `Proof of possession for certificate '${p.name}' failed: ${p.reason}`),

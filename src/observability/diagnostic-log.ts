@@ -66,24 +66,72 @@ export function diagnosticEntry(e: DiagnosticEvent, now = Date.now()): Diagnosti
   };
 }
 
+/** What the recent lines may be filtered by (all optional but the service). */
+export interface DiagnosticFilter {
+  /** The provisioning service's name: an instance sees only its own lines. */
+  service: string;
+  category?: string;
+  /** A registration or enrollment id (case-insensitive). */
+  id?: string;
+  /** Success, ClientError or Failure. */
+  result?: string;
+  /** ISO-8601: lines generated at or after it. */
+  since?: string;
+}
+
 export interface DiagnosticLog {
   write(event: DiagnosticEvent): void;
+  /** The most recent lines this node wrote (at most RECENT_LINES), oldest first. */
+  recent(filter: DiagnosticFilter): DiagnosticEntry[];
   close(): Promise<void>;
 }
 
-export const NO_DIAGNOSTICS: DiagnosticLog = { write() {}, close: async () => {} };
+/** How many recent lines a node keeps for the API: a bounded ring, not a store. */
+export const RECENT_LINES = 1000;
 
-/** Entries go to the log (info level, `diagnostic: true`) and, when given, to `file` as JSON lines. */
+export const NO_DIAGNOSTICS: DiagnosticLog = { write() {}, recent: () => [], close: async () => {} };
+
+/** A bounded ring of entries and the filter over it. Pure. */
+export class RecentLines {
+  readonly #lines: DiagnosticEntry[] = [];
+  constructor(private readonly capacity = RECENT_LINES) {}
+
+  push(entry: DiagnosticEntry): void {
+    this.#lines.push(entry);
+    if (this.#lines.length > this.capacity) this.#lines.shift();
+  }
+
+  matching(f: DiagnosticFilter): DiagnosticEntry[] {
+    const resource = f.service.toUpperCase();
+    const id = f.id?.toLowerCase();
+    return this.#lines.filter(
+      (e) =>
+        e.Resource === resource &&
+        (f.category === undefined || e.Category.toLowerCase() === f.category.toLowerCase()) &&
+        (id === undefined || e.properties.id.toLowerCase() === id) &&
+        (f.result === undefined || e.ResultType.toLowerCase() === f.result.toLowerCase()) &&
+        (f.since === undefined || e.TimeGenerated >= f.since),
+    );
+  }
+}
+
+/**
+ * Entries go to the log (info level, `diagnostic: true`), when given to `file` as JSON lines, and
+ * the recent ones stay readable (GET /diagnostics on the service API).
+ */
 export function diagnosticLog(log: Logger, file?: string): DiagnosticLog {
   const stream: WriteStream | undefined = file ? createWriteStream(file, { flags: "a", mode: 0o600 }) : undefined;
-  // Nothing to build when neither the log (below info) nor a file would take the line.
-  if (!stream && !log.isLevelEnabled("info")) return NO_DIAGNOSTICS;
+  const toLog = log.isLevelEnabled("info");
+  const recent = new RecentLines();
   return {
     write(event) {
       const entry = diagnosticEntry(event);
-      log.info({ diagnostic: true, ...entry }, `${entry.Category} ${entry.OperationName} ${entry.ResultType}`);
+      recent.push(entry);
+      if (toLog)
+        log.info({ diagnostic: true, ...entry }, `${entry.Category} ${entry.OperationName} ${entry.ResultType}`);
       stream?.write(`${JSON.stringify(entry)}\n`);
     },
+    recent: (filter) => recent.matching(filter),
     close: () => new Promise((resolve) => (stream ? stream.end(resolve) : resolve())),
   };
 }

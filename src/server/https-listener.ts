@@ -95,7 +95,9 @@ async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces
     if (!instance) throw new ProvisioError("unknownHost", { host });
     const r = { req, res, path, host, instance };
     if (!isService) return s.managementApi.handle(r);
-    if (s.diagnostics || s.metrics) observeServiceOperation(s, req, res, path, instance.name);
+    // Reading the diagnostic lines is not itself a service operation worth a line.
+    if ((s.diagnostics || s.metrics) && first !== "diagnostics")
+      observeServiceOperation(s, req, res, path, instance.name);
     return s.serviceApi.handle(r);
   }
   if (isDeviceApiPath(path)) return s.deviceApi.handle(req, res, path);

@@ -13,6 +13,7 @@ import type { ServiceRequest } from "../http/api-request.js";
 import { readBody } from "../http/body.js";
 import { pageHeaders, pageRequest } from "../http/paging.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
+import type { DiagnosticFilter, DiagnosticLog } from "../observability/diagnostic-log.js";
 import { authenticate, requireRight } from "../security/service-auth.js";
 import type { EnrollmentStore, InstanceStore } from "../store/store.js";
 import { runBulk } from "./bulk.js";
@@ -26,7 +27,7 @@ export interface ProvisioningOperations {
   dryRun(idScope: IdScope, registrationId: string, body: unknown): Promise<Record<string, unknown>>;
 }
 
-export const SERVICE_API_SEGMENTS = new Set(["enrollments", "enrollmentgroups", "registrations"]);
+export const SERVICE_API_SEGMENTS = new Set(["enrollments", "enrollmentgroups", "registrations", "diagnostics"]);
 
 /**
  * A query body must be JSON, but its text is not read: DPS lists everything, paged, whatever it
@@ -58,6 +59,8 @@ export class ServiceApi {
     private readonly onInternal?: (err: unknown) => void,
     /** What the service API asks of the provisioning engine (deprovisioning, dry runs). */
     private readonly provisioning?: ProvisioningOperations,
+    /** The recent diagnostic lines (GET /diagnostics); none when not given. */
+    private readonly diagnostics?: Pick<DiagnosticLog, "recent">,
   ) {}
 
   async handle(r: ServiceRequest): Promise<void> {
@@ -83,6 +86,8 @@ export class ServiceApi {
       if (id !== undefined && action === "attestationmechanism" && !extra && method === "POST") {
         return this.attestationMechanism(r, kind, origId);
       }
+    } else if (collection === "diagnostics" && id === undefined && method === "GET") {
+      return this.recentDiagnostics(r);
     } else if (collection === "registrations" && id !== undefined) {
       if (!extra) checkId(action === "query" ? "group" : "registration", origId);
       if (action === undefined && method === "GET") return this.getRegistration(r, origId);
@@ -229,6 +234,27 @@ export class ServiceApi {
   }
 
   /** Provisio extension: the custom allocation webhook calls of the device's last registration. */
+  /**
+   * GET /diagnostics?category=&id=&result=&since= — this node's recent DeviceOperations and
+   * ServiceOperations lines for the instance (README "Diagnostic logs"); a Provisio extension.
+   */
+  private async recentDiagnostics(r: ServiceRequest): Promise<void> {
+    await this.authorize(r, "RegistrationStatusRead");
+    const q = r.path.query;
+    const given = (name: string) => q.get(name) ?? undefined;
+    const since = given("since");
+    if (since !== undefined && Number.isNaN(Date.parse(since))) {
+      throw new ProvisioError("invalidQueryParameter", { name: "since", detail: "use an ISO-8601 time" });
+    }
+    const filter: DiagnosticFilter = { service: r.instance.name };
+    for (const key of ["category", "id", "result"] as const) {
+      const value = given(key);
+      if (value !== undefined) filter[key] = value;
+    }
+    if (since !== undefined) filter.since = new Date(since).toISOString();
+    sendJson(r.res, 200, this.diagnostics?.recent(filter) ?? []);
+  }
+
   private async webhookCalls(r: ServiceRequest, id: string): Promise<void> {
     const scope = await this.authorize(r, "RegistrationStatusRead");
     const reg = await this.store.getRegistration(scope, id);

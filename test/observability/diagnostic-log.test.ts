@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { parseRequestPath } from "../../src/http/request-path.js";
-import { diagnosticEntry, maskIp } from "../../src/observability/diagnostic-log.js";
+import { type DiagnosticFilter, diagnosticEntry, maskIp, RecentLines } from "../../src/observability/diagnostic-log.js";
 import { serviceOperation } from "../../src/service-api/service-operations.js";
 
 test("caller addresses are masked as DPS masks them", () => {
@@ -73,4 +73,21 @@ test("service API requests are named Get, Upsert, Delete, Query or Bulk, with wh
   assert.deepEqual(op("DELETE", "/registrations/dev-1"), { operation: "Delete", id: "dev-1", type: "Registration" });
   assert.deepEqual(op("POST", "/enrollments/query"), { operation: "Query", id: "", type: "IndividualEnrollment" });
   assert.deepEqual(op("POST", "/enrollments"), { operation: "Bulk", id: "", type: "IndividualEnrollment" });
+});
+
+test("the recent lines: a bounded ring, filtered by service, category, id, result and time", () => {
+  const recent = new RecentLines(3);
+  const at = (ms: number, over: Partial<Parameters<typeof diagnosticEntry>[0]>) =>
+    diagnosticEntry({ ...baseEvent(), startedAt: ms, ...over }, ms);
+  recent.push(at(1_000, { id: "a" }));
+  recent.push(at(2_000, { id: "b", status: 404 }));
+  recent.push(at(3_000, { id: "B", category: "DeviceOperations" }));
+  recent.push(at(4_000, { id: "c", service: "other" }));
+  const ids = (f: Partial<DiagnosticFilter>) =>
+    recent.matching({ service: "provisio", ...f }).map((e) => e.properties.id);
+  assert.deepEqual(ids({}), ["b", "B"], "the oldest line fell out; another service's line is not shown");
+  assert.deepEqual(ids({ id: "b" }), ["b", "B"]);
+  assert.deepEqual(ids({ category: "deviceoperations" }), ["B"]);
+  assert.deepEqual(ids({ result: "ClientError" }), ["b"]);
+  assert.deepEqual(ids({ since: new Date(2_500).toISOString() }), ["B"]);
 });

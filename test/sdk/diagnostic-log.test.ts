@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import { httpTransport, mqttTransport, registerWithKey } from "../support/device-clients.js";
 import { enrollIndividual } from "../support/enrollments.js";
+import { call } from "../support/management.js";
 import { newDataDir, type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { serviceClient } from "../support/service-client.js";
 
@@ -90,5 +91,31 @@ describe("diagnostic logs", () => {
       assert.ok(!Number.isNaN(Date.parse(e.TimeGenerated)));
       assert.ok(e.CorrelationId.length > 0);
     }
+  });
+
+  test("the recent lines are readable through the service API, filtered", async () => {
+    const read = async (query: string) => {
+      const r = await call(p, "GET", `/diagnostics?api-version=2021-10-01${query}`);
+      assert.equal(r.status, 200, r.text);
+      return r.json() as Entry[];
+    };
+    const device = await read("&category=DeviceOperations&id=DIAG-DEV");
+    assert.deepEqual(
+      device.map((e) => [e.OperationName, e.ResultType]),
+      [
+        ["RegisterDevice", "Success"],
+        ["AttestationAttempt", "ClientError"],
+      ],
+    );
+    assert.deepEqual(
+      (await read("&result=ClientError")).map((e) => e.properties.protocol),
+      ["Mqtt"],
+    );
+    assert.equal((await read(`&since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`)).length, 0);
+    assert.ok((await read("&category=ServiceOperations")).length >= 3);
+    const bad = await call(p, "GET", "/diagnostics?since=yesterday");
+    assert.equal(bad.status, 400);
+    assert.equal((bad.json() as { errorCode: number }).errorCode, 400013);
+    assert.equal((await call(p, "GET", "/diagnostics", { auth: null })).status, 401);
   });
 });
