@@ -99,6 +99,22 @@ describe("metrics", () => {
     assert.equal(series.get(`provisio_service_api_requests_total{${service},operation="Upsert",status="200"}`), 7);
   });
 
+  test("a wrong key is an attestation failure on every protocol", async () => {
+    await enrollIndividual(svc, "metrics-refused");
+    const before = (await scrape(p)).series;
+    for (const t of DEVICE_TRANSPORTS) {
+      const { transport, host } = t.make(p);
+      await assert.rejects(
+        registerWithKey(p, transport, "metrics-refused", Buffer.alloc(32, 2).toString("base64"), undefined, host),
+      );
+    }
+    const after = (await scrape(p)).series;
+    for (const protocol of Object.values(PROTOCOL)) {
+      const series = `dps_attestation_attempts_total{provisioning_service_name="provisio",status="failure",protocol="${protocol}"}`;
+      assert.equal((after.get(series) ?? 0) - (before.get(series) ?? 0), 1, protocol);
+    }
+  });
+
   test("open device connections are counted by protocol when scraped", async () => {
     const device = await connectDps(p, "mqtt", { registrationId: "metrics-open" });
     try {
