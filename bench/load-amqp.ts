@@ -9,16 +9,16 @@ import { createSasToken } from "../src/attestation/sas-token.js";
 import { deriveDeviceKey } from "../src/attestation/symmetric-key.js";
 import {
   acceptFrame,
-  CLOSE,
-  type Frame,
+  close,
+  compositeName,
   HEADER_BYTES,
-  performativeName,
+  type ReadFrame,
   readFrame,
   SASL_HEADER,
   saslPlain,
   setupFrames,
-  transferFrame,
-} from "./amqp-frames.js";
+  transferBytes,
+} from "../test/support/amqp-frames.js";
 import { describeFailure, generic, MAX_POLLS, type Outcome, parseOperation, REQUEST_TIMEOUT_MS } from "./load.js";
 import type { MqttTarget } from "./load-mqtt.js";
 
@@ -97,13 +97,13 @@ export function registerAmqp(target: MqttTarget, d: AmqpDevice): Promise<Outcome
         reject(outcome);
         return;
       }
-      if (outcome.ok) socket.end(CLOSE);
+      if (outcome.ok) socket.end(close());
       else socket.destroy();
       resolve(outcome);
     };
     const fail = (why: string): void => finish({ ok: false, why });
     const send = (message: Buffer): void => {
-      socket.write(transferFrame(delivery++, message));
+      socket.write(transferBytes(delivery++, message));
     };
     const later = (seconds: number, message: Buffer, what: string): void => {
       if (polls >= MAX_POLLS) {
@@ -118,9 +118,8 @@ export function registerAmqp(target: MqttTarget, d: AmqpDevice): Promise<Outcome
       }, seconds * 1000);
     };
 
-    const onFrame = (frame: Frame): void => {
-      const name = performativeName(frame);
-      const p = frame.performative ?? {};
+    const onFrame = (frame: ReadFrame): void => {
+      const { name, fields: p } = frame;
       if (name === "sasl_outcome") {
         if (p.code !== 0) {
           fail(`SASL outcome ${String(p.code)}`);
@@ -147,11 +146,7 @@ export function registerAmqp(target: MqttTarget, d: AmqpDevice): Promise<Outcome
           return;
         }
         fail(describeFailure(step, body, content.toString("utf8")));
-      } else if (
-        name === "disposition" &&
-        p.state &&
-        performativeName({ performative: p.state } as Frame) === "rejected"
-      ) {
+      } else if (name === "disposition" && compositeName(p.state) === "rejected") {
         const error = (p.state as { error?: { condition?: string; info?: Record<string, unknown> } }).error;
         // The SDK retries these two after info["retry-after"] (device-api.md §7.5).
         if (

@@ -86,3 +86,7 @@ export function errorReply(err: unknown): DeviceReply {
     ...(retryAfter !== undefined ? { retryAfter } : {}),
   };
 }
+
+/** A reply thrown through a promise chain (a session's refusal), told apart from an error. */
+export const isDeviceReply = (v: unknown): v is DeviceReply =>
+  typeof v === "object" && v !== null && "kind" in v && "status" in v;

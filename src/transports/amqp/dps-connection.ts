@@ -13,6 +13,7 @@ import {
   type DeviceReply,
   type DeviceSession,
   errorReply,
+  isDeviceReply,
 } from "../../provisioning/device-port.js";
 import {
   type AmqpMessage,
@@ -341,11 +342,9 @@ export function acceptAmqpDevice(
             responseOf(reply, message.correlation_id, request.kind === "register" ? REGISTER : GET_OPERATION_STATUS),
           );
         },
-        (refusal: unknown) => reject(isReply(refusal) ? refusal : errorReply(refusal)),
+        (refusal: unknown) => reject(isDeviceReply(refusal) ? refusal : errorReply(refusal)),
       );
   });
 
   accept(container, connectionOptions);
 }
-
-const isReply = (v: unknown): v is DeviceReply => typeof v === "object" && v !== null && "kind" in v && "status" in v;

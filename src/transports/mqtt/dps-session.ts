@@ -8,6 +8,7 @@ import {
   type DeviceReply,
   type DeviceSession,
   errorReply,
+  isDeviceReply,
 } from "../../provisioning/device-port.js";
 import { CONNACK } from "./connack.js";
 import { parseDpsRequest, parseDpsUsername, RESPONSE_FILTER, responseTopic } from "./dps-topics.js";
@@ -81,7 +82,7 @@ export async function acceptDpsDevice(
           ? port.register({ ...common, body: parseJson(payload) }, s)
           : port.operationStatus(common, request.operationId, s),
       )
-      .then(answer, (refusal: unknown) => answer(isReply(refusal) ? refusal : errorReply(refusal)));
+      .then(answer, (refusal: unknown) => answer(isDeviceReply(refusal) ? refusal : errorReply(refusal)));
   });
   conn.connack(CONNACK.accepted);
 }
@@ -91,5 +92,3 @@ function credentialsOf(connect: IConnectPacket, conn: MqttConnection): DeviceCre
   const chain = conn.peer.certificateChain;
   return chain.length > 0 ? { kind: "x509", chain } : { kind: "none" };
 }
-
-const isReply = (v: unknown): v is DeviceReply => typeof v === "object" && v !== null && "kind" in v && "status" in v;

@@ -18,15 +18,10 @@ import { createAmqpTlsServer } from "../../../src/transports/amqp/amqp-listener.
 import { createAmqpWebSocketHandler } from "../../../src/transports/amqp/amqp-websocket.js";
 import { serveWebSocketUpgrades } from "../../../src/transports/websocket-upgrades.js";
 import { openBlobInSoftware, testEndorsementKey, testStorageRootKey } from "../../attestation/tpm/tpm-keys.js";
-import { type AmqpConnectOptions, connectDpsAmqp, type DpsAmqpDevice } from "../../support/dps-amqp.js";
-import { type InProcess, startInProcess } from "../../support/in-process.js";
-import type { ProvisioProcess } from "../../support/provisio-process.js";
-import { mutatePacket, pick, rng } from "../mqtt/fuzz-support.js";
 import {
   AMQP_HEADER,
   attachLinks,
   begin,
-  moreBytes,
   open,
   readFrame,
   registerMessage,
@@ -36,7 +31,12 @@ import {
   saslPlain,
   saslResponse,
   transfer,
-} from "./amqp-frames.js";
+  transferBytes,
+} from "../../support/amqp-frames.js";
+import { type AmqpConnectOptions, connectDpsAmqp, type DpsAmqpDevice } from "../../support/dps-amqp.js";
+import { type InProcess, startInProcess } from "../../support/in-process.js";
+import type { ProvisioProcess } from "../../support/provisio-process.js";
+import { mutatePacket, pick, rng } from "../mqtt/fuzz-support.js";
 
 const API = "?api-version=2021-10-01";
 const LIMITS = { setupTimeoutMs: 400, idleTimeoutMs: 600, maxPendingBytes: 256 * 1024 };
@@ -365,7 +365,7 @@ describe("the AMQP listener with bad and odd clients", () => {
     ];
     const first = transfer(0, registerMessage("big-dev"), true);
     const chunk = Buffer.alloc(32 * 1024, 0x41);
-    const pieces = Array.from({ length: 12 }, () => moreBytes(0, chunk));
+    const pieces = Array.from({ length: 12 }, () => transferBytes(0, chunk, true));
     const received = await rawUntilClosed([...setup, first, ...pieces], 3_000);
     assert.ok(received.includes("requests"), "the links were attached: the bound, not the setup time, closed it");
     await stillServes();
