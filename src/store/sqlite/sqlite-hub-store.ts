@@ -1,9 +1,10 @@
 // HubStore on SQLite: shares the database (and its migrations) with the SqliteStore.
 // Secrets (policy keys, device symmetric keys) are sealed; the twin and the rest are the doc.
 import type Database from "better-sqlite3";
-import type { BuiltinHub, HubDeviceRecord, HubPolicy } from "../../domain/hub.js";
+import type { BuiltinHub, HubDeviceRecord } from "../../domain/hub.js";
 import type { SecretBox } from "../../security/secret-box.js";
 import type { HubStore } from "../hub-store.js";
+import { decodeBuiltinHub, decodeHubDevice, encodeBuiltinHub, encodeHubDevice, OK } from "../record-mappings.js";
 import type { Page, PageRequest, WriteResult } from "../records.js";
 
 interface DeviceRow {
@@ -12,10 +13,6 @@ interface DeviceRow {
   doc: string;
   sealed: string | null;
 }
-
-type DeviceKeys = { primaryKey: string | null; secondaryKey: string | null };
-
-const OK: WriteResult = Object.freeze({ ok: true });
 
 export class SqliteHubStore implements HubStore {
   readonly #secrets: SecretBox;
@@ -51,31 +48,21 @@ export class SqliteHubStore implements HubStore {
   }
 
   async listBuiltinHubs(): Promise<BuiltinHub[]> {
-    return this.#listHubs.all().map((row) => {
-      const hub = JSON.parse(row.doc) as Omit<BuiltinHub, "policies"> & {
-        policies: Omit<HubPolicy, "primaryKey" | "secondaryKey">[];
-      };
-      const keys = JSON.parse(this.#secrets.open(row.sealed)) as { primaryKey: string; secondaryKey: string }[];
-      return {
-        ...hub,
-        policies: hub.policies.map((p, i) => ({ ...p, ...(keys[i] as { primaryKey: string; secondaryKey: string }) })),
-      };
-    });
+    return this.#listHubs.all().map((row) => decodeBuiltinHub(this.#secrets, row.doc, row.sealed));
   }
 
   async putBuiltinHub(hub: BuiltinHub): Promise<void> {
-    const doc = { ...hub, policies: hub.policies.map(({ primaryKey: _p, secondaryKey: _s, ...rest }) => rest) };
-    const keys = hub.policies.map((p) => ({ primaryKey: p.primaryKey, secondaryKey: p.secondaryKey }));
-    this.#putHub.run(hub.name.toLowerCase(), JSON.stringify(doc), this.#secrets.seal(JSON.stringify(keys)));
+    const { doc, sealed } = encodeBuiltinHub(this.#secrets, hub);
+    this.#putHub.run(hub.name.toLowerCase(), doc, sealed);
   }
 
   async getHubDevice(hub: string, deviceId: string): Promise<HubDeviceRecord | undefined> {
     const row = this.#get.get(hub.toLowerCase(), deviceId);
-    return row && this.#decode(row);
+    return row && decodeHubDevice(this.#secrets, row.doc, row.sealed, row.row_version);
   }
 
   async putHubDevice(hub: string, record: HubDeviceRecord, expected: number | "absent"): Promise<WriteResult> {
-    const { doc, sealed } = this.#encode(record);
+    const { doc, sealed } = encodeHubDevice(this.#secrets, record);
     const hubKey = hub.toLowerCase();
     const id = record.identity.deviceId;
     if (expected === "absent") {
@@ -95,32 +82,8 @@ export class SqliteHubStore implements HubStore {
     const rows = this.#page.all(hub.toLowerCase(), page.after ?? "", page.limit + 1);
     const more = rows.length > page.limit;
     const shown = more ? rows.slice(0, page.limit) : rows;
-    const items = shown.map((r) => this.#decode(r));
+    const items = shown.map((r) => decodeHubDevice(this.#secrets, r.doc, r.sealed, r.row_version));
     const last = shown[shown.length - 1];
     return more && last ? { items, next: last.device_id } : { items };
-  }
-
-  #encode(record: HubDeviceRecord): { doc: string; sealed: string | null } {
-    const { symmetricKey, ...auth } = record.identity.authentication;
-    const hasKeys = symmetricKey.primaryKey !== null || symmetricKey.secondaryKey !== null;
-    const doc = { identity: { ...record.identity, authentication: auth }, twin: record.twin };
-    return { doc: JSON.stringify(doc), sealed: hasKeys ? this.#secrets.seal(JSON.stringify(symmetricKey)) : null };
-  }
-
-  #decode(row: DeviceRow): HubDeviceRecord {
-    const doc = JSON.parse(row.doc) as {
-      identity: Omit<HubDeviceRecord["identity"], "authentication"> & {
-        authentication: Omit<HubDeviceRecord["identity"]["authentication"], "symmetricKey">;
-      };
-      twin: HubDeviceRecord["twin"];
-    };
-    const symmetricKey: DeviceKeys = row.sealed
-      ? (JSON.parse(this.#secrets.open(row.sealed)) as DeviceKeys)
-      : { primaryKey: null, secondaryKey: null };
-    return {
-      identity: { ...doc.identity, authentication: { ...doc.identity.authentication, symmetricKey } },
-      twin: doc.twin,
-      rowVersion: row.row_version,
-    };
   }
 }

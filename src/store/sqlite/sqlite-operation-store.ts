@@ -2,9 +2,8 @@
 import type Database from "better-sqlite3";
 import type { IdScope } from "../../domain/ids.js";
 import type { RegistrationOperation } from "../../domain/operation.js";
+import { OK } from "../record-mappings.js";
 import type { WriteResult } from "../records.js";
-
-const OK: WriteResult = Object.freeze({ ok: true });
 
 export class SqliteOperationStore {
   readonly #get: Database.Statement<[string, string], { doc: string }>;

@@ -1,38 +1,25 @@
 // Generic row access for the SQLite store: one record type per table, scoped by instance, the
-// record as a JSON `doc` plus mapped columns; VersionedRows adds etag preconditions.
+// record as a JSON `doc` plus mapped columns (record-mappings.ts); VersionedRows adds etag
+// preconditions.
 import Database from "better-sqlite3";
 import { idKey } from "../../domain/ids.js";
-import type { Page, PageRequest, Precondition, WriteRefusal, WriteResult } from "../records.js";
-
-/** Named parameters of a row write: `doc` and the mapping's extra columns. */
-export type Columns = Record<string, string | null>;
+import type { RegistrationRecord } from "../../domain/registration-state.js";
+import {
+  bareEtag,
+  type Columns,
+  checkLimit,
+  type Mapping,
+  OK,
+  refused,
+  registrationMapping,
+  unreadable,
+} from "../record-mappings.js";
+import type { Page, PageRequest, Precondition, WriteResult } from "../records.js";
 
 export interface StoredRow {
   key: string;
   doc: string;
   sealed: string | null;
-}
-
-/** How one record type maps onto its table. */
-export interface Mapping<T> {
-  table: string;
-  /** What the record is called in error messages. */
-  noun: string;
-  /** Columns written besides id_scope, key and doc. */
-  extra: readonly ("etag" | "sealed" | "group_key")[];
-  key(r: T): string;
-  encode(r: T): Columns;
-  decode(doc: string, sealed: string | null): T;
-}
-
-export const refused = (reason: WriteRefusal): WriteResult => ({ ok: false, reason });
-// Frozen: it is shared by every successful write.
-export const OK: WriteResult = Object.freeze({ ok: true });
-
-export function checkLimit(limit: number): void {
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new RangeError(`Page limit must be a positive integer, not ${limit}.`);
-  }
 }
 
 /** The rows of one record table, scoped by instance. */
@@ -107,17 +94,10 @@ export class Rows<T> {
     try {
       return this.m.decode(row.doc, row.sealed);
     } catch (e) {
-      const why = e instanceof Error ? e.message : String(e);
-      throw new Error(`Cannot read ${this.m.noun} '${row.key}' of instance ${scope}: ${why}`, { cause: e });
+      throw unreadable(this.m.noun, row.key, scope, e);
     }
   }
 }
-
-/** The etag as stored: If-Match values may come quoted (service-api.md §6). */
-export const bareEtag = (etag: string): string => {
-  const t = etag.trim();
-  return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
-};
 
 /**
  * Rows with an etag. A conditional write compares the expected etag in the write statement
@@ -188,5 +168,23 @@ export class VersionedRows<T> extends Rows<T> {
       }
       throw e;
     }
+  }
+}
+
+/** Registration states, also paged by the group they registered through. */
+export class RegistrationRows extends VersionedRows<RegistrationRecord> {
+  readonly #ofGroup: Database.Statement<[string, string, string, number], StoredRow>;
+
+  constructor(db: Database.Database) {
+    super(db, registrationMapping);
+    this.#ofGroup = db.prepare(
+      "SELECT key, doc, NULL AS sealed FROM registration_states WHERE id_scope = ? AND group_key = ? AND key > ? ORDER BY key LIMIT ?",
+    );
+  }
+
+  ofGroup(scope: string, groupId: string, page: PageRequest): Page<RegistrationRecord> {
+    checkLimit(page.limit);
+    const rows = this.#ofGroup.all(scope, idKey(groupId), page.after ?? "", page.limit + 1);
+    return this.toPage(scope, rows, page.limit);
   }
 }

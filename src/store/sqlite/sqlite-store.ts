@@ -1,6 +1,6 @@
 // The provisioning store on SQLite (better-sqlite3). Work is synchronous inside the async methods: a local
 // database answers in microseconds, and one connection serialises writes anyway.
-// Schema and layout: migrations.ts; rows: sqlite-rows.ts; what each table holds: sqlite-mappings.ts.
+// Schema and layout: migrations.ts; rows: sqlite-rows.ts; what each table holds: ../record-mappings.ts.
 import Database from "better-sqlite3";
 import type { EnrollmentGroup, IndividualEnrollment } from "../../domain/enrollment.js";
 import { type IdScope, idKey } from "../../domain/ids.js";
@@ -9,6 +9,7 @@ import type { RegistrationOperation } from "../../domain/operation.js";
 import type { RegistrationRecord } from "../../domain/registration-state.js";
 import type { TpmChallenge } from "../../domain/tpm-challenge.js";
 import type { SecretBox } from "../../security/secret-box.js";
+import { bareEtag, type Columns, caMapping, OK, refused, settingsMapping, splitMapping } from "../record-mappings.js";
 import type {
   InstanceParts,
   Page,
@@ -21,9 +22,8 @@ import type {
 import { ChangePublisher, type StoreChange } from "../store-changes.js";
 import { migrate } from "./migrations.js";
 import { SqliteHubStore } from "./sqlite-hub-store.js";
-import { caMapping, RegistrationRows, settingsMapping, splitMapping } from "./sqlite-mappings.js";
 import { SqliteOperationStore } from "./sqlite-operation-store.js";
-import { bareEtag, type Columns, OK, Rows, refused, VersionedRows } from "./sqlite-rows.js";
+import { RegistrationRows, Rows, VersionedRows } from "./sqlite-rows.js";
 import { SqliteTpmChallenges } from "./sqlite-tpm-challenges.js";
 
 interface InstanceRow {
