@@ -133,7 +133,9 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   // New instances bring new host names: the server certificate is reissued (same CA) and swapped
   // in before the write that announced them resolves.
   store.changes.subscribe(async (change) => {
-    if (change.kind !== "instance") return;
+    if (change.kind !== "instance" && change.kind !== "resync") return;
+    // The cache reloads on a resync too, concurrently: the names must come from the new list.
+    if (change.kind === "resync") await instances.reload();
     tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
     for (const l of tlsListeners) l(tls);
   });

@@ -17,6 +17,7 @@ export class InstanceCache {
     changes: StoreChanges,
   ) {
     changes.subscribe((change) => {
+      if (change.kind === "resync") return this.reload();
       if (change.kind !== "instance") return;
       const all = new Map(this.#byScope);
       if (change.instance) all.set(change.idScope, change.instance);

@@ -73,7 +73,8 @@ export class ScopeViews {
     private readonly now: () => number = Date.now,
   ) {
     changes.subscribe((change) => {
-      this.#entries.delete(change.idScope);
+      if (change.kind === "resync") this.#entries.clear();
+      else this.#entries.delete(change.idScope);
     });
   }
 

@@ -8,7 +8,12 @@ export type StoreChange =
   /** An instance was created or updated (`instance` is the new record) or deleted (absent). */
   | { kind: "instance"; idScope: IdScope; instance?: Instance }
   /** Something a registration of the scope reads through its compiled view changed. */
-  | { kind: "scope"; idScope: IdScope; what: "groups" | "linkedHubs" | "caCertificates" | "policies" };
+  | { kind: "scope"; idScope: IdScope; what: "groups" | "linkedHubs" | "caCertificates" | "policies" }
+  /**
+   * Anything may have changed: announcements from other nodes may have been missed (the link to
+   * the shared database dropped). Whatever is cached is read again.
+   */
+  | { kind: "resync" };
 
 /** A listener may return a promise: the write that announced the change resolves after it settles. */
 export type ChangeListener = (change: StoreChange) => void | Promise<void>;

@@ -21,7 +21,7 @@ export interface StoreFixture {
   /** Closed-and-reopened view of the same data; enables the persistence test. */
   reopen?: () => Promise<ProvisioningStore>;
   /** Every byte the store has on disk; enables the secrets-at-rest test. */
-  rawBytes?: () => Buffer;
+  rawBytes?: () => Buffer | Promise<Buffer>;
   cleanup: () => Promise<void>;
 }
 
@@ -905,7 +905,7 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
       assert.equal(stored && symmetricKeysOf(stored.attestation)?.primaryKey, `${marker("Enrollment")}-primary`);
       assert.equal((await store.getPolicy(A, "owner"))?.secondaryKey, `${marker("Policy")}-secondary`);
       // ... but none is on disk; the non-secret parts are, which shows the bytes are the right ones.
-      const bytes = rawBytes();
+      const bytes = await rawBytes();
       assert.ok(bytes.includes("hub1.azure-devices.net"), "raw bytes include the stored records");
       for (const what of ["Policy", "Hub", "Enrollment", "Group"]) {
         assert.equal(bytes.includes(marker(what)), false, `${what} secret found in plaintext`);

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import tpmSecurity from "azure-iot-security-tpm";
 import tssjs from "tss.js";
+import { ensureDebianPackages, freePort } from "./debian-packages.js";
 
 const { TpmSecurityClient } = tpmSecurity;
 
@@ -21,31 +22,8 @@ export function ensureSwtpm(): void {
       return false;
     }
   };
-  if (has()) return;
-  const apt = (args: string[]) =>
-    execFileSync("apt-get", args, { stdio: "ignore", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
-  // Test files run in parallel: another one may hold dpkg's lock while it installs the same package.
-  const deadline = Date.now() + 300_000;
-  for (let attempt = 0; !has(); attempt++) {
-    if (Date.now() > deadline) throw new Error("swtpm could not be installed from Debian's packages");
-    try {
-      if (attempt === 1) apt(["update"]);
-      apt(["install", "-y", "--no-install-recommends", "swtpm", "swtpm-tools"]);
-    } catch {
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2_000);
-    }
-  }
+  ensureDebianPackages("swtpm", has, ["swtpm", "swtpm-tools"]);
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 
 /** Resolves once something accepts connections on the port. */
 async function listening(port: number, child: ChildProcess): Promise<void> {

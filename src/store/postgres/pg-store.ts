@@ -1,0 +1,459 @@
+// The provisioning store on PostgreSQL (node-postgres): the same interfaces and conformance suite
+// as the SQLite store, for several nodes sharing one database. One pool a node. The device path
+// costs one round trip a call: a scope's records are read in one statement (one snapshot), and a
+// registration's record and final operation are written in one statement.
+// Changes are announced to this node's caches and, through LISTEN/NOTIFY, to every other node
+// (pg-changes.ts).
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import type { EnrollmentGroup, IndividualEnrollment } from "../../domain/enrollment.js";
+import { type IdScope, idKey } from "../../domain/ids.js";
+import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../../domain/instance.js";
+import type { RegistrationOperation } from "../../domain/operation.js";
+import type { RegistrationRecord } from "../../domain/registration-state.js";
+import type { TpmChallenge } from "../../domain/tpm-challenge.js";
+import type { SecretBox } from "../../security/secret-box.js";
+import { bareEtag, caMapping, OK, refused, settingsMapping, splitMapping } from "../record-mappings.js";
+import type {
+  InstanceParts,
+  Page,
+  PageRequest,
+  Precondition,
+  ProvisioningStore,
+  ScopeRecords,
+  WriteResult,
+} from "../store.js";
+import { ChangePublisher, type StoreChange } from "../store-changes.js";
+import { notifyChange, PgChangeListener } from "./pg-changes.js";
+import { PgHubStore } from "./pg-hub-store.js";
+import { migratePostgres } from "./pg-migrations.js";
+import { isUniqueViolation, PgRegistrationRows, PgRows, PgVersionedRows } from "./pg-rows.js";
+
+export class PostgresStore implements ProvisioningStore {
+  readonly changes = new ChangePublisher();
+  readonly hubs: PgHubStore;
+  /** This node, so that it does not hear its own announcements twice. */
+  readonly node = randomUUID();
+  readonly #pool: pg.Pool;
+  readonly #listener: PgChangeListener;
+  readonly #policies: PgRows<AccessPolicy>;
+  readonly #linked: PgRows<LinkedHub>;
+  readonly #cas = new PgVersionedRows(caMapping);
+  readonly #enrollments: PgVersionedRows<IndividualEnrollment>;
+  readonly #groups: PgVersionedRows<EnrollmentGroup>;
+  readonly #registrations = new PgRegistrationRows();
+  readonly #secrets: SecretBox;
+
+  constructor(pool: pg.Pool, secrets: SecretBox, listener: PgChangeListener) {
+    this.#pool = pool;
+    this.#secrets = secrets;
+    this.#listener = listener;
+    this.#policies = new PgRows(
+      splitMapping<AccessPolicy, "primaryKey" | "secondaryKey">(
+        secrets,
+        "access_policies",
+        "access policy",
+        (p) => p.keyName,
+        ["primaryKey", "secondaryKey"],
+      ),
+    );
+    this.#linked = new PgRows(
+      splitMapping<LinkedHub, "connectionString">(secrets, "linked_hubs", "linked hub", (h) => h.name, [
+        "connectionString",
+      ]),
+    );
+    this.#enrollments = new PgVersionedRows(
+      settingsMapping<IndividualEnrollment>(secrets, "enrollments", "enrollment", (e) => e.registrationId),
+    );
+    this.#groups = new PgVersionedRows(
+      settingsMapping<EnrollmentGroup>(secrets, "enrollment_groups", "enrollment group", (g) => g.enrollmentGroupId),
+    );
+    this.hubs = new PgHubStore(pool, secrets);
+  }
+
+  /** The pool, for the pieces of a cluster that share it (rate limits, shared settings). */
+  get pool(): pg.Pool {
+    return this.#pool;
+  }
+
+  /** One transaction on one client of the pool. */
+  async #tx<R>(work: (c: pg.PoolClient) => Promise<R>): Promise<R> {
+    const c = await this.#pool.connect();
+    try {
+      await c.query("BEGIN");
+      const r = await work(c);
+      await c.query("COMMIT");
+      return r;
+    } catch (e) {
+      await c.query("ROLLBACK").catch(() => undefined);
+      throw e;
+    } finally {
+      c.release();
+    }
+  }
+
+  // --- Instances ---
+
+  async createInstance(instance: Instance, policies: AccessPolicy[], hubs?: LinkedHub[]): Promise<WriteResult> {
+    const r = await this.#tx(async (c) => {
+      try {
+        await c.query("SAVEPOINT insert_instance");
+        await c.query(
+          "INSERT INTO instances (id_scope, name_key, host_key, etag, doc) VALUES ($1, $2, $3, $4, $5)",
+          instanceValues(instance),
+        );
+      } catch (e) {
+        // The scope, the name or the host name is taken (primary key, unique constraints).
+        if (isUniqueViolation(e)) return refused("exists");
+        throw e;
+      }
+      await this.#policies.replaceAll(c, instance.idScope, policies);
+      if (hubs) await this.#linked.replaceAll(c, instance.idScope, hubs);
+      return OK;
+    });
+    if (r.ok) await this.announce({ kind: "instance", idScope: instance.idScope, instance });
+    return r;
+  }
+
+  async updateInstance(
+    instance: Instance,
+    precondition?: Precondition,
+    replace: InstanceParts = {},
+  ): Promise<WriteResult> {
+    const r = await this.#tx(async (c) => {
+      const etagOf = async () =>
+        (await c.query<{ etag: string }>("SELECT etag FROM instances WHERE id_scope = $1", [instance.idScope])).rows[0];
+      // An update never creates: a missing instance is refused whatever the precondition.
+      if (precondition !== undefined && "absent" in precondition) {
+        return refused((await etagOf()) ? "exists" : "missing");
+      }
+      const expected = precondition === undefined ? "*" : bareEtag(precondition.etag);
+      const [scope, name, host, etag, doc] = instanceValues(instance);
+      let changed: number | null;
+      try {
+        const sql =
+          "UPDATE instances SET name_key = $2, host_key = $3, etag = $4, doc = $5 WHERE id_scope = $1" +
+          (expected === "*" ? "" : " AND etag = $6");
+        const values = [scope, name, host, etag, doc, ...(expected === "*" ? [] : [expected])];
+        changed = (await c.query(sql, values)).rowCount;
+      } catch (e) {
+        if (isUniqueViolation(e)) return refused("exists");
+        throw e;
+      }
+      if (changed === 0) return refused((await etagOf()) ? "etagMismatch" : "missing");
+      if (replace.policies) await this.#policies.replaceAll(c, instance.idScope, replace.policies);
+      if (replace.hubs) await this.#linked.replaceAll(c, instance.idScope, replace.hubs);
+      return OK;
+    });
+    if (!r.ok) return r;
+    await this.announce({ kind: "instance", idScope: instance.idScope, instance });
+    if (replace.hubs) await this.announce({ kind: "scope", idScope: instance.idScope, what: "linkedHubs" });
+    if (replace.policies) await this.announce({ kind: "scope", idScope: instance.idScope, what: "policies" });
+    return r;
+  }
+
+  async deleteInstance(idScope: IdScope): Promise<boolean> {
+    const { rowCount } = await this.#pool.query("DELETE FROM instances WHERE id_scope = $1", [idScope]);
+    const deleted = rowCount === 1;
+    if (deleted) await this.announce({ kind: "instance", idScope });
+    return deleted;
+  }
+
+  async getInstance(idScope: IdScope): Promise<Instance | undefined> {
+    const { rows } = await this.#pool.query<{ doc: string }>("SELECT doc FROM instances WHERE id_scope = $1", [
+      idScope,
+    ]);
+    return rows[0] && (JSON.parse(rows[0].doc) as Instance);
+  }
+
+  async listInstances(): Promise<Instance[]> {
+    const { rows } = await this.#pool.query<{ doc: string }>("SELECT doc FROM instances ORDER BY name_key");
+    return rows.map((row) => JSON.parse(row.doc) as Instance);
+  }
+
+  async listPolicies(idScope: IdScope): Promise<AccessPolicy[]> {
+    return this.#policies.all(this.#pool, idScope);
+  }
+
+  async getPolicy(idScope: IdScope, keyName: string): Promise<AccessPolicy | undefined> {
+    return this.#policies.get(this.#pool, idScope, keyName);
+  }
+
+  async replacePolicies(idScope: IdScope, policies: AccessPolicy[]): Promise<void> {
+    await this.#tx((c) => this.#policies.replaceAll(c, idScope, policies));
+    await this.announce({ kind: "scope", idScope, what: "policies" });
+  }
+
+  async listLinkedHubs(idScope: IdScope): Promise<LinkedHub[]> {
+    return this.#linked.all(this.#pool, idScope);
+  }
+
+  async replaceLinkedHubs(idScope: IdScope, hubs: LinkedHub[]): Promise<void> {
+    await this.#tx((c) => this.#linked.replaceAll(c, idScope, hubs));
+    await this.announce({ kind: "scope", idScope, what: "linkedHubs" });
+  }
+
+  async listCaCertificates(idScope: IdScope): Promise<CaCertificate[]> {
+    return this.#cas.all(this.#pool, idScope);
+  }
+
+  async getCaCertificate(idScope: IdScope, name: string): Promise<CaCertificate | undefined> {
+    return this.#cas.get(this.#pool, idScope, name);
+  }
+
+  async putCaCertificate(idScope: IdScope, cert: CaCertificate, precondition?: Precondition): Promise<WriteResult> {
+    return this.announced(await this.#cas.put(this.#pool, idScope, cert, precondition), {
+      kind: "scope",
+      idScope,
+      what: "caCertificates",
+    });
+  }
+
+  async addCaCertificate(
+    idScope: IdScope,
+    cert: CaCertificate,
+    limit: number,
+  ): Promise<WriteResult | { ok: false; reason: "full" }> {
+    // The instance row is locked first: concurrent adds to one instance take turns, so the count
+    // they check cannot be overshot (SQLite gets this from its single writer).
+    const r = await this.#tx(async (c): Promise<WriteResult | { ok: false; reason: "full" }> => {
+      await c.query("SELECT 1 FROM instances WHERE id_scope = $1 FOR UPDATE", [idScope]);
+      // A taken name is "exists" even when the store is full: the caller then needs an update.
+      if (await this.#cas.get(c, idScope, cert.name)) return refused("exists");
+      const { rows } = await c.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM ca_certificates WHERE id_scope = $1",
+        [idScope],
+      );
+      if ((rows[0]?.n ?? 0) >= limit) return { ok: false, reason: "full" };
+      await this.#cas.upsert(c, idScope, cert);
+      return OK;
+    });
+    if (r.ok) await this.announce({ kind: "scope", idScope, what: "caCertificates" });
+    return r;
+  }
+
+  async deleteCaCertificate(idScope: IdScope, name: string, precondition?: Precondition): Promise<WriteResult> {
+    return this.announced(await this.#cas.remove(this.#pool, idScope, name, precondition), {
+      kind: "scope",
+      idScope,
+      what: "caCertificates",
+    });
+  }
+
+  // --- Enrollments, groups, registration states ---
+
+  async getEnrollment(idScope: IdScope, registrationId: string): Promise<IndividualEnrollment | undefined> {
+    return this.#enrollments.get(this.#pool, idScope, registrationId);
+  }
+
+  async putEnrollment(idScope: IdScope, e: IndividualEnrollment, precondition?: Precondition): Promise<WriteResult> {
+    return this.#enrollments.put(this.#pool, idScope, e, precondition);
+  }
+
+  async deleteEnrollment(idScope: IdScope, registrationId: string, precondition?: Precondition): Promise<WriteResult> {
+    return this.#enrollments.remove(this.#pool, idScope, registrationId, precondition);
+  }
+
+  async listEnrollments(idScope: IdScope, page: PageRequest): Promise<Page<IndividualEnrollment>> {
+    return this.#enrollments.page(this.#pool, idScope, page);
+  }
+
+  async getGroup(idScope: IdScope, groupId: string): Promise<EnrollmentGroup | undefined> {
+    return this.#groups.get(this.#pool, idScope, groupId);
+  }
+
+  async putGroup(idScope: IdScope, g: EnrollmentGroup, precondition?: Precondition): Promise<WriteResult> {
+    return this.announced(await this.#groups.put(this.#pool, idScope, g, precondition), {
+      kind: "scope",
+      idScope,
+      what: "groups",
+    });
+  }
+
+  async deleteGroup(idScope: IdScope, groupId: string, precondition?: Precondition): Promise<WriteResult> {
+    return this.announced(await this.#groups.remove(this.#pool, idScope, groupId, precondition), {
+      kind: "scope",
+      idScope,
+      what: "groups",
+    });
+  }
+
+  async listGroups(idScope: IdScope, page: PageRequest): Promise<Page<EnrollmentGroup>> {
+    return this.#groups.page(this.#pool, idScope, page);
+  }
+
+  async getRegistration(idScope: IdScope, registrationId: string): Promise<RegistrationRecord | undefined> {
+    return this.#registrations.get(this.#pool, idScope, registrationId);
+  }
+
+  async putRegistration(idScope: IdScope, r: RegistrationRecord, precondition?: Precondition): Promise<WriteResult> {
+    return this.#registrations.put(this.#pool, idScope, r, precondition);
+  }
+
+  async deleteRegistration(
+    idScope: IdScope,
+    registrationId: string,
+    precondition?: Precondition,
+  ): Promise<WriteResult> {
+    return this.#registrations.remove(this.#pool, idScope, registrationId, precondition);
+  }
+
+  async listRegistrationsOfGroup(
+    idScope: IdScope,
+    groupId: string,
+    page: PageRequest,
+  ): Promise<Page<RegistrationRecord>> {
+    return this.#registrations.ofGroup(this.#pool, idScope, groupId, page);
+  }
+
+  // --- The device path ---
+
+  async readScope(idScope: IdScope): Promise<ScopeRecords> {
+    // One statement is one snapshot: a view compiled from it never mixes two versions of the scope.
+    const { rows } = await this.#pool.query<{ kind: string; key: string; doc: string; sealed: string | null }>({
+      name: "provisio_read_scope",
+      text: `SELECT 'g' AS kind, key, doc, sealed FROM enrollment_groups WHERE id_scope = $1
+             UNION ALL SELECT 'h', key, doc, sealed FROM linked_hubs WHERE id_scope = $1
+             UNION ALL SELECT 'c', key, doc, NULL FROM ca_certificates WHERE id_scope = $1
+             ORDER BY 1, 2`,
+      values: [idScope],
+    });
+    const records: ScopeRecords = { groups: [], linkedHubs: [], caCertificates: [] };
+    for (const row of rows) {
+      if (row.kind === "g") records.groups.push(this.#groups.decode(idScope, row));
+      else if (row.kind === "h") records.linkedHubs.push(this.#linked.decode(idScope, row));
+      else records.caCertificates.push(this.#cas.decode(idScope, row));
+    }
+    return records;
+  }
+
+  async getOperation(idScope: IdScope, operationId: string): Promise<RegistrationOperation | undefined> {
+    const { rows } = await this.#pool.query<{ doc: string }>({
+      name: "provisio_get_operation",
+      text: "SELECT doc FROM operations WHERE id_scope = $1 AND operation_id = $2",
+      values: [idScope, operationId],
+    });
+    return rows[0] && (JSON.parse(rows[0].doc) as RegistrationOperation);
+  }
+
+  async putOperation(
+    idScope: IdScope,
+    op: RegistrationOperation,
+    precondition?: { absent: true },
+  ): Promise<WriteResult> {
+    const values = [idScope, op.operationId, op.createdDateTimeUtc, JSON.stringify(op)];
+    const insert = "INSERT INTO operations (id_scope, operation_id, created, doc) VALUES ($1, $2, $3, $4)";
+    if (precondition?.absent) {
+      const { rowCount } = await this.#pool.query(`${insert} ON CONFLICT DO NOTHING`, values);
+      return rowCount === 1 ? OK : refused("exists");
+    }
+    await this.#pool.query(`${insert} ON CONFLICT (id_scope, operation_id) DO UPDATE SET doc = excluded.doc`, values);
+    return OK;
+  }
+
+  async commitRegistration(idScope: IdScope, record: RegistrationRecord, op: RegistrationOperation): Promise<void> {
+    // One statement, so one round trip and atomic: the record upsert as a data-modifying CTE.
+    const values = this.#registrations.values(idScope, record);
+    const n = values.length;
+    await this.#pool.query({
+      name: "provisio_commit_registration",
+      text: `WITH registration AS (${this.#registrations.upsertSql})
+             INSERT INTO operations (id_scope, operation_id, created, doc) VALUES ($1, $${n + 1}, $${n + 2}, $${n + 3})
+             ON CONFLICT (id_scope, operation_id) DO UPDATE SET doc = excluded.doc`,
+      values: [...values, op.operationId, op.createdDateTimeUtc, JSON.stringify(op)],
+    });
+  }
+
+  async deleteOperationsBefore(cutoff: string): Promise<number> {
+    const { rowCount } = await this.#pool.query("DELETE FROM operations WHERE created < $1", [cutoff]);
+    return rowCount ?? 0;
+  }
+
+  async putTpmChallenge(idScope: IdScope, registrationId: string, c: TpmChallenge): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO tpm_challenges (id_scope, registration_key, sealed, ek_hash, expires) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (id_scope, registration_key) DO UPDATE SET sealed = excluded.sealed, ek_hash = excluded.ek_hash, expires = excluded.expires`,
+      [idScope, idKey(registrationId), this.#secrets.seal(c.key), c.endorsementKeyHash, c.expiresAt],
+    );
+  }
+
+  async getTpmChallenge(idScope: IdScope, registrationId: string): Promise<TpmChallenge | undefined> {
+    const { rows } = await this.#pool.query<{ sealed: string; ek_hash: string; expires: string }>(
+      "SELECT sealed, ek_hash, expires FROM tpm_challenges WHERE id_scope = $1 AND registration_key = $2",
+      [idScope, idKey(registrationId)],
+    );
+    const row = rows[0];
+    return row && { key: this.#secrets.open(row.sealed), endorsementKeyHash: row.ek_hash, expiresAt: row.expires };
+  }
+
+  /**
+   * A change another node committed, told to this node's caches. An instance change carries only
+   * the scope on the wire: the record is read here (absent: it was deleted).
+   */
+  async hearOther(change: StoreChange): Promise<void> {
+    if (change.kind === "instance") {
+      const instance = await this.getInstance(change.idScope);
+      await this.changes.publish(instance ? { ...change, instance } : { kind: "instance", idScope: change.idScope });
+      return;
+    }
+    await this.changes.publish(change);
+  }
+
+  /** This node's caches first, then every other node's (which re-read what they need). */
+  private async announce(change: StoreChange): Promise<void> {
+    await this.changes.publish(change);
+    await notifyChange(this.#pool, this.node, change);
+  }
+
+  private async announced(r: WriteResult, change: StoreChange): Promise<WriteResult> {
+    if (r.ok) await this.announce(change);
+    return r;
+  }
+
+  async close(): Promise<void> {
+    await this.#listener.stop();
+    await this.#pool.end();
+  }
+}
+
+function instanceValues(i: Instance): string[] {
+  return [i.idScope, idKey(i.name), idKey(i.hostName), i.etag, JSON.stringify(i)];
+}
+
+export interface PostgresOptions {
+  /** Connections in this node's pool. */
+  maxConnections?: number;
+  /** Reports a lost LISTEN connection and its recovery. */
+  onListenerEvent?: (event: "lost" | "recovered", err?: unknown) => void;
+}
+
+/** Connects, brings the schema up to date (once across nodes), and starts hearing other nodes. */
+export async function openPostgresStore(
+  url: string,
+  secrets: SecretBox,
+  options: PostgresOptions = {},
+): Promise<PostgresStore> {
+  const pool = new pg.Pool({ connectionString: url, max: options.maxConnections ?? 10 });
+  // An idle client that loses its server must not crash the process; the next query reconnects.
+  pool.on("error", () => undefined);
+  try {
+    const c = await pool.connect();
+    try {
+      await migratePostgres(c);
+    } finally {
+      c.release();
+    }
+    let store: PostgresStore | undefined;
+    const listener = new PgChangeListener(
+      url,
+      (origin, change) => (origin === store?.node ? undefined : store?.hearOther(change)),
+      options.onListenerEvent,
+    );
+    store = new PostgresStore(pool, secrets, listener);
+    await listener.start();
+    return store;
+  } catch (e) {
+    await pool.end().catch(() => undefined);
+    throw e;
+  }
+}
