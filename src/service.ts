@@ -22,14 +22,12 @@ import { LocalInFlight } from "./provisioning/in-flight.js";
 import { InstanceCache } from "./provisioning/instance-cache.js";
 import { OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
 import { ScopeViews } from "./provisioning/scope-views.js";
-import { RateLimiter } from "./security/rate-limit.js";
-import { loadMasterKey, SecretBox } from "./security/secret-box.js";
-import { ensureTlsMaterial, type TlsMaterial } from "./security/tls-material.js";
+import { ensureCaFiles, ensureTlsMaterial, installCa, type TlsMaterial } from "./security/tls-material.js";
 import { type ServeConfig, webhookRetryDelays } from "./server/config.js";
 import { type HttpsHandler, httpsHandler } from "./server/https-listener.js";
 import { mqttRouter } from "./server/mqtt-router.js";
 import { ServiceApi } from "./service-api/service-api.js";
-import { openSqliteStore, type SqliteStore } from "./store/sqlite/sqlite-store.js";
+import { openStore } from "./store/open-store.js";
 import type { ProvisioningStore } from "./store/store.js";
 import { DeviceApi } from "./transports/http/device-api.js";
 import type { MqttHandler } from "./transports/mqtt/mqtt-connection.js";
@@ -46,7 +44,7 @@ export interface ServeInfo {
 
 export interface ProvisioService {
   readonly dataDir: string;
-  readonly store: SqliteStore;
+  readonly store: ProvisioningStore;
   readonly instances: InstanceCache;
   readonly hubs: BuiltinHubs;
   readonly engine: RegistrationEngine;
@@ -121,13 +119,30 @@ function certificateNames(host: string, instances: InstanceCache, hubs: BuiltinH
 export async function buildService(config: ServeConfig, log: Logger): Promise<ProvisioService> {
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = openSqliteStore(join(dataDir, "provisio.db"), new SecretBox(loadMasterKey(dataDir, config.masterKey)));
+  const opened = await openStore({ ...config, dataDir }, log);
+  const { store, cluster } = opened;
   const instances = new InstanceCache(store, store.changes);
-  const firstStart = await ensurePrimaryInstance(store, instances, config.host);
-  const hubs = new BuiltinHubs(store.hubs);
-  await hubs.load(config.hubs, config.host);
-  if (firstStart) await linkBuiltinHubs(store, instances, hubs);
+  const hubs = new BuiltinHubs(opened.hubs);
   const tlsDir = join(dataDir, "tls");
+  // Nodes sharing a database bootstrap one at a time: the first creates the primary instance,
+  // the built-in hubs and the development CA; the others find and use them.
+  const bootstrap = async (): Promise<void> => {
+    const firstStart = await ensurePrimaryInstance(store, instances, config.host);
+    await hubs.load(config.hubs, config.host);
+    if (firstStart) await linkBuiltinHubs(store, instances, hubs);
+    if (cluster) {
+      const shared = await cluster.sharedSecret("development-ca", async () =>
+        JSON.stringify(await ensureCaFiles(tlsDir)),
+      );
+      installCa(tlsDir, JSON.parse(shared) as { certPem: string; keyPem: string });
+    }
+  };
+  try {
+    await (cluster ? cluster.exclusively("provisio-bootstrap", bootstrap) : bootstrap());
+  } catch (e) {
+    await store.close();
+    throw e;
+  }
   let tls: TlsMaterial = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
   const tlsListeners: ((tls: TlsMaterial) => void)[] = [];
   // New instances bring new host names: the server certificate is reissued (same CA) and swapped
@@ -162,7 +177,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     instances,
     scopes: new ScopeViews(store, store.changes),
     hubs: hubClients,
-    limiter: new RateLimiter(config.registrationsPerMinute),
+    limiter: opened.rateLimit(config.registrationsPerMinute),
     inFlight,
     log,
     ...(metrics ? { metrics } : {}),

@@ -40,20 +40,9 @@ export async function ensureTlsMaterial(
   mkdirSync(root, { recursive: true, mode: 0o700 });
   const file = (name: string) => join(root, name);
 
-  let caPem: string;
-  let caKey: CryptoKey;
-  if (existsSync(file("ca.pem"))) {
-    // Never regenerate an existing CA: clients may already trust it.
-    if (!existsSync(file("ca.key"))) throw new Error(`${file("ca.pem")} exists but ${file("ca.key")} is missing.`);
-    caPem = readFileSync(file("ca.pem"), "utf8");
-    caKey = await importPrivateKey(readFileSync(file("ca.key"), "utf8"));
-  } else {
-    const ca = await createCa();
-    writeAtomic(file("ca.key"), ca.keyPem);
-    writeAtomic(file("ca.pem"), ca.certPem, 0o644);
-    caPem = ca.certPem;
-    caKey = ca.key;
-  }
+  const ca = await ensureCaFiles(root);
+  const caPem = ca.certPem;
+  const caKey = await importPrivateKey(ca.keyPem);
 
   if (existsSync(file("server.pem")) && existsSync(file("server.key"))) {
     const certPem = readFileSync(file("server.pem"), "utf8");
@@ -65,6 +54,34 @@ export async function ensureTlsMaterial(
   writeAtomic(file("server.key"), server.keyPem);
   writeAtomic(file("server.pem"), server.certPem, 0o644);
   return { caFile: file("ca.pem"), caPem, certPem: server.certPem, keyPem: server.keyPem };
+}
+
+/** The development CA of `dir`, created when absent. Never regenerated: clients may already trust it. */
+export async function ensureCaFiles(dir: string): Promise<{ certPem: string; keyPem: string }> {
+  const root = resolve(dir);
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  const [certFile, keyFile] = [join(root, "ca.pem"), join(root, "ca.key")];
+  if (existsSync(certFile)) {
+    if (!existsSync(keyFile)) throw new Error(`${certFile} exists but ${keyFile} is missing.`);
+    return { certPem: readFileSync(certFile, "utf8"), keyPem: readFileSync(keyFile, "utf8") };
+  }
+  const ca = await createCa();
+  writeAtomic(keyFile, ca.keyPem);
+  writeAtomic(certFile, ca.certPem, 0o644);
+  return { certPem: ca.certPem, keyPem: ca.keyPem };
+}
+
+/**
+ * Makes `ca` the development CA of `dir`: the CA every node of a cluster shares. A server
+ * certificate issued by another CA is then reissued by ensureTlsMaterial.
+ */
+export function installCa(dir: string, ca: { certPem: string; keyPem: string }): void {
+  const root = resolve(dir);
+  mkdirSync(root, { recursive: true, mode: 0o700 });
+  const [certFile, keyFile] = [join(root, "ca.pem"), join(root, "ca.key")];
+  if (existsSync(certFile) && readFileSync(certFile, "utf8") === ca.certPem) return;
+  writeAtomic(keyFile, ca.keyPem);
+  writeAtomic(certFile, ca.certPem, 0o644);
 }
 
 /** True when the certificate's SANs include every DNS name (case-insensitive) and IP address. */

@@ -8,6 +8,8 @@ export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "
 
 export interface ServeConfig {
   dataDir: string;
+  /** A PostgreSQL database shared by every node; absent: SQLite in the data directory. */
+  databaseUrl: string | undefined;
   host: string;
   /** Address the listeners bind. */
   bind: string;
@@ -75,6 +77,19 @@ function oneOf<T extends string>(choices: readonly T[]) {
 
 const text = (value: string): string => value;
 
+function databaseUrl(value: string, what: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`${what} must be a postgres:// URL, not '${value}'.`);
+  }
+  if (url.protocol !== "postgres:" && url.protocol !== "postgresql:") {
+    throw new Error(`${what} must be a postgres:// URL; '${url.protocol}' databases are not supported.`);
+  }
+  return value;
+}
+
 export const SETTINGS: readonly Setting[] = [
   {
     key: "dataDir",
@@ -83,6 +98,14 @@ export const SETTINGS: readonly Setting[] = [
     default: "./provisio-data",
     doc: "data directory: database, TLS material, provisio.json",
     parse: text,
+  },
+  {
+    key: "databaseUrl",
+    flag: "--database-url <url>",
+    env: "PROVISIO_DATABASE_URL",
+    default: undefined,
+    doc: "a PostgreSQL database (`postgres://user:password@host:port/db`) that several nodes share, instead of SQLite in the data directory; needs PROVISIO_MASTER_KEY",
+    parse: databaseUrl,
   },
   {
     key: "host",

@@ -13,6 +13,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 test("with nothing given every setting has its default", () => {
   assert.deepEqual(loadServeConfig({}, {}), {
     dataDir: "./provisio-data",
+    databaseUrl: undefined,
     host: "localhost",
     bind: "0.0.0.0",
     httpsPort: 8443,
@@ -57,6 +58,10 @@ test("a value that does not parse is refused, naming the flag or the variable", 
     /PROVISIO_WEBHOOK_RETRIES must be a whole number/,
   );
   assert.throws(() => loadServeConfig({}, { PROVISIO_BUILTIN_HUB_CLIENT: "grpc" }), /in-process, rest/);
+  assert.throws(
+    () => loadServeConfig({ databaseUrl: "mysql://db/x" }, {}),
+    /--database-url must be a postgres:\/\/ URL; 'mysql:' databases are not supported/,
+  );
 });
 
 test("every setting is documented in the README with its variable and flag", () => {

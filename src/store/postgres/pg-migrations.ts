@@ -116,7 +116,8 @@ CREATE TABLE shared_settings (
 CREATE TABLE rate_buckets (
   bucket TEXT COLLATE "C" NOT NULL PRIMARY KEY,
   tokens DOUBLE PRECISION NOT NULL,
-  at TIMESTAMPTZ NOT NULL
+  at TIMESTAMPTZ NOT NULL,
+  granted BOOLEAN NOT NULL
 );
 `,
   },

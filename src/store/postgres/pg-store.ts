@@ -399,6 +399,41 @@ export class PostgresStore implements ProvisioningStore {
     await this.changes.publish(change);
   }
 
+  /**
+   * A secret every node shares (the development CA, the master-key check): whichever node asks
+   * first creates it, the others read that one. Sealed with the master key like every secret.
+   */
+  async sharedSecret(name: string, create: () => Promise<string>): Promise<string> {
+    const read = async () =>
+      (await this.#pool.query<{ value: string }>("SELECT value FROM shared_settings WHERE name = $1", [name])).rows[0];
+    let row = await read();
+    if (!row) {
+      const value = this.#secrets.seal(await create());
+      await this.#pool.query("INSERT INTO shared_settings (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING", [
+        name,
+        value,
+      ]);
+      row = await read();
+    }
+    if (!row) throw new Error(`The shared setting '${name}' could not be written.`);
+    return this.#secrets.open(row.value);
+  }
+
+  /** Runs `work` while no other node runs work under the same name (a session advisory lock). */
+  async exclusively<R>(name: string, work: () => Promise<R>): Promise<R> {
+    const c = await this.#pool.connect();
+    try {
+      await c.query("SELECT pg_advisory_lock(hashtext($1))", [name]);
+      try {
+        return await work();
+      } finally {
+        await c.query("SELECT pg_advisory_unlock(hashtext($1))", [name]);
+      }
+    } finally {
+      c.release();
+    }
+  }
+
   /** This node's caches first, then every other node's (which re-read what they need). */
   private async announce(change: StoreChange): Promise<void> {
     await this.changes.publish(change);
