@@ -122,7 +122,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   const opened = await openStore({ ...config, dataDir }, log);
   const { store, cluster } = opened;
   const instances = new InstanceCache(store, store.changes);
-  const hubs = new BuiltinHubs(opened.hubs);
+  const hubs = new BuiltinHubs(opened.hubs, opened.hubEvents);
   const tlsDir = join(dataDir, "tls");
   // Nodes sharing a database bootstrap one at a time: the first creates the primary instance,
   // the built-in hubs and the development CA; the others find and use them.

@@ -4,9 +4,9 @@ import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import { formatConnectionString } from "../domain/connection-string.js";
 import { type BuiltinHub, HUB_RIGHTS, type HubPolicy } from "../domain/hub.js";
-import type { HubStore } from "../store/hub-store.js";
+import type { HubDeviceEvent, HubEventRelay, HubStore } from "../store/hub-store.js";
 import { DeviceSessions } from "./device-sessions.js";
-import { HubRegistry } from "./registry.js";
+import { HubRegistry, type RegistryEvents } from "./registry.js";
 
 export interface HubRuntime {
   hub: BuiltinHub;
@@ -50,7 +50,40 @@ export function ownerConnectionString(hub: BuiltinHub): string {
 export class BuiltinHubs {
   #byHost = new Map<string, HubRuntime>();
 
-  constructor(private readonly store: HubStore) {}
+  /** `relay`: when several nodes share the store, events reach sessions on every node. */
+  constructor(
+    private readonly store: HubStore,
+    private readonly relay?: HubEventRelay,
+  ) {
+    relay?.subscribe((e) => {
+      const rt = this.byName(e.hub);
+      if (!rt) return;
+      if (e.kind === "desired") rt.sessions.desiredChanged(e.deviceId, e.notification, e.version);
+      else rt.sessions.deviceRevoked(e.deviceId);
+    });
+  }
+
+  /** The events a hub's registry raises: its sessions here, and the other nodes' through the relay. */
+  #events(name: string, sessions: DeviceSessions): RegistryEvents {
+    const relay = this.relay;
+    if (!relay) return sessions;
+    const relayed = (e: HubDeviceEvent) => void relay.publish(e).catch(() => undefined);
+    return {
+      desiredChanged: (deviceId, notification, version) => {
+        sessions.desiredChanged(deviceId, notification, version);
+        relayed({ hub: name, deviceId, kind: "desired", notification, version });
+      },
+      deviceRevoked: (deviceId) => {
+        sessions.deviceRevoked(deviceId);
+        relayed({ hub: name, deviceId, kind: "revoked" });
+      },
+    };
+  }
+
+  byName(name: string): HubRuntime | undefined {
+    for (const rt of this.#byHost.values()) if (rt.hub.name === name) return rt;
+    return undefined;
+  }
 
   /** Make sure hubs 1..count exist with host names under `host`; start their runtimes. */
   async load(count: number, host: string): Promise<void> {
@@ -66,7 +99,7 @@ export class BuiltinHubs {
       const sessions = new DeviceSessions();
       this.#byHost.set(hostName.toLowerCase(), {
         hub,
-        registry: new HubRegistry(name, this.store, sessions),
+        registry: new HubRegistry(name, this.store, this.#events(name, sessions)),
         sessions,
       });
     }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Logger } from "../observability/logger.js";
 import { type RateLimit, RateLimiter } from "../security/rate-limit.js";
 import { loadMasterKey, parseMasterKey, SecretBox } from "../security/secret-box.js";
-import type { HubStore } from "./hub-store.js";
+import type { HubEventRelay, HubStore } from "./hub-store.js";
 import { PgRateLimit } from "./postgres/pg-rate-limit.js";
 import { openPostgresStore } from "./postgres/pg-store.js";
 import { openSqliteStore } from "./sqlite/sqlite-store.js";
@@ -25,6 +25,8 @@ export interface OpenedStore {
   rateLimit(perMinute: number): RateLimit;
   /** Present when several nodes may share the database. */
   cluster?: Cluster;
+  /** Hub device events to and from the other nodes (cluster only). */
+  hubEvents?: HubEventRelay;
 }
 
 // Sealed by the first node; a node with another master key cannot open it.
@@ -67,5 +69,6 @@ export async function openStore(
     hubs: store.hubs,
     rateLimit: (perMinute) => new PgRateLimit(store.pool, perMinute),
     cluster: store,
+    hubEvents: store.hubs,
   };
 }

@@ -4,15 +4,21 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
+import deviceSdk from "azure-iot-device";
+import deviceMqtt from "azure-iot-device-mqtt";
 import { createSasToken } from "../../src/attestation/sas-token.js";
 import { formatConnectionString } from "../../src/domain/connection-string.js";
 import { DEVICE_TRANSPORTS, deriveKey, httpTransport, registerWithKey } from "../support/device-clients.js";
 import { deviceToken, enrollGroup, enrollIndividual } from "../support/enrollments.js";
-import { hubOf } from "../support/hub-clients.js";
+import { hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { serviceClient } from "../support/service-client.js";
+
+// The device SDK packages are CommonJS without named-export hints.
+const { Client } = deviceSdk;
+const { Mqtt } = deviceMqtt;
 
 const until = async (check: () => Promise<boolean>, ms: number): Promise<number> => {
   const start = Date.now();
@@ -128,6 +134,31 @@ describe("two nodes on one PostgreSQL database", () => {
       return (r.json() as { status?: string }).status === "assigned";
     }, 1_000);
     assert.ok(ms <= 1_000);
+  });
+
+  test("a device connected to the built-in hub on one node hears a desired change written through the other", async () => {
+    const hub = hubOf(a, 0);
+    const registryB = registryClient(b, hub.connectionString);
+    const device = (await registryB.create({ deviceId: "cluster-twin-dev" })).responseBody;
+    const key = device.authentication?.symmetricKey?.primaryKey ?? "";
+    const client = Client.fromConnectionString(
+      `HostName=${hub.hostName};DeviceId=cluster-twin-dev;SharedAccessKey=${key};GatewayHostName=127.0.0.1:${a.info.ports.mqtt}`,
+      Mqtt,
+    );
+    try {
+      await client.setOptions({ ca: a.ca.toString() });
+      await client.open();
+      const twin = await client.getTwin();
+      const pushed = new Promise<Record<string, unknown>>((resolve) => {
+        twin.on("properties.desired", (delta: Record<string, unknown>) => {
+          if (delta.interval === 42) resolve(delta);
+        });
+      });
+      await registryB.updateTwin("cluster-twin-dev", { properties: { desired: { interval: 42 } } }, "*");
+      assert.equal((await pushed).interval, 42);
+    } finally {
+      await client.close();
+    }
   });
 });
 

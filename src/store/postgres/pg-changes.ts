@@ -1,7 +1,8 @@
 // Store changes between the nodes of a cluster, through PostgreSQL's own LISTEN/NOTIFY: a node
 // that commits a change notifies the channel; every node listens on a connection of its own and
 // tells its caches. A dropped listening connection is reopened, and since notifications sent
-// meanwhile are lost, the caches are told to re-read everything ("resync").
+// meanwhile are lost, the caches are told to re-read everything ("resync"). Hub device events
+// (pg-hub-store.ts) travel on a channel of their own over the same connection.
 import pg from "pg";
 import type { StoreChange } from "../store-changes.js";
 import type { Queryable } from "./pg-rows.js";
@@ -35,16 +36,22 @@ export function parseWireChange(payload: string | undefined): WireChange | undef
   }
 }
 
-export type HeardChange = (origin: string | undefined, change: StoreChange) => void | Promise<void>;
+/** A notification channel and what to do with each payload on it. */
+export type ChannelHandlers = Record<string, (payload: string) => void | Promise<void>>;
 
-export class PgChangeListener {
+/**
+ * One connection of this node that LISTENs on the cluster's channels. After it was lost and is
+ * back, `recovered` runs: whatever was sent meanwhile is lost, so caches must re-read.
+ */
+export class PgListener {
   #client: pg.Client | undefined;
   #stopped = false;
   #retry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly url: string,
-    private readonly heard: HeardChange,
+    private readonly handlers: ChannelHandlers,
+    private readonly recovered: () => void | Promise<void>,
     private readonly onEvent: (event: "lost" | "recovered", err?: unknown) => void = () => undefined,
   ) {}
 
@@ -56,8 +63,8 @@ export class PgChangeListener {
   async #connect(): Promise<void> {
     const client = new pg.Client({ connectionString: this.url });
     client.on("notification", (msg) => {
-      const wire = parseWireChange(msg.payload);
-      if (wire) void Promise.resolve(this.heard(wire.node, wire.change)).catch(() => undefined);
+      const handle = this.handlers[msg.channel];
+      if (handle && msg.payload) void Promise.resolve(handle(msg.payload)).catch(() => undefined);
     });
     const lost = (err?: unknown) => {
       if (this.#client !== client || this.#stopped) return;
@@ -68,8 +75,13 @@ export class PgChangeListener {
     };
     client.on("error", lost);
     client.on("end", () => lost());
-    await client.connect();
-    await client.query(`LISTEN ${CHANGES_CHANNEL}`);
+    try {
+      await client.connect();
+      for (const channel of Object.keys(this.handlers)) await client.query(`LISTEN ${channel}`);
+    } catch (e) {
+      await client.end().catch(() => undefined);
+      throw e;
+    }
     this.#client = client;
   }
 
@@ -78,7 +90,7 @@ export class PgChangeListener {
       this.#connect().then(
         async () => {
           this.onEvent("recovered");
-          await this.heard(undefined, { kind: "resync" });
+          await this.recovered();
         },
         () => this.#schedule(),
       );

@@ -1,8 +1,10 @@
-// HubStore on PostgreSQL: the built-in hubs' configuration and devices, in the cluster's database.
+// HubStore on PostgreSQL: the built-in hubs' configuration and devices, in the cluster's database,
+// and the relay that carries hub device events (desired-property pushes, revocations) to the
+// node a device is connected to.
 import type pg from "pg";
 import type { BuiltinHub, HubDeviceRecord } from "../../domain/hub.js";
 import type { SecretBox } from "../../security/secret-box.js";
-import type { HubStore } from "../hub-store.js";
+import type { HubDeviceEvent, HubEventRelay, HubStore } from "../hub-store.js";
 import {
   checkLimit,
   decodeBuiltinHub,
@@ -22,11 +24,46 @@ interface DeviceRow {
 
 const COLUMNS = "device_id, row_version, doc, sealed";
 
-export class PgHubStore implements HubStore {
+export const HUB_EVENTS_CHANNEL = "provisio_hub_events";
+// NOTIFY payloads are limited to 8000 bytes; a larger desired patch travels as a revocation.
+const MAX_PAYLOAD = 7_900;
+
+export class PgHubStore implements HubStore, HubEventRelay {
+  readonly #listeners: ((event: HubDeviceEvent) => void)[] = [];
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly secrets: SecretBox,
+    private readonly node: string,
   ) {}
+
+  async publish(event: HubDeviceEvent): Promise<void> {
+    let payload = JSON.stringify({ node: this.node, event });
+    if (Buffer.byteLength(payload) > MAX_PAYLOAD) {
+      // The session elsewhere is closed instead: the SDKs reconnect and read the whole twin.
+      const revoked: HubDeviceEvent = { hub: event.hub, deviceId: event.deviceId, kind: "revoked" };
+      payload = JSON.stringify({ node: this.node, event: revoked });
+    }
+    await this.pool.query("SELECT pg_notify($1, $2)", [HUB_EVENTS_CHANNEL, payload]);
+  }
+
+  subscribe(listener: (event: HubDeviceEvent) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** A payload heard on the channel: another node's event, told to this node's sessions. */
+  hear(payload: string): void {
+    let parsed: { node?: unknown; event?: Partial<HubDeviceEvent> };
+    try {
+      parsed = JSON.parse(payload) as typeof parsed;
+    } catch {
+      return;
+    }
+    const e = parsed.event;
+    if (parsed.node === this.node || !e || typeof e.hub !== "string" || typeof e.deviceId !== "string") return;
+    if (e.kind !== "desired" && e.kind !== "revoked") return;
+    for (const l of this.#listeners) l(e as HubDeviceEvent);
+  }
 
   async listBuiltinHubs(): Promise<BuiltinHub[]> {
     const { rows } = await this.pool.query<{ doc: string; sealed: string }>(

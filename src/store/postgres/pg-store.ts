@@ -24,8 +24,8 @@ import type {
   WriteResult,
 } from "../store.js";
 import { ChangePublisher, type StoreChange } from "../store-changes.js";
-import { notifyChange, PgChangeListener } from "./pg-changes.js";
-import { PgHubStore } from "./pg-hub-store.js";
+import { CHANGES_CHANNEL, notifyChange, PgListener, parseWireChange } from "./pg-changes.js";
+import { HUB_EVENTS_CHANNEL, PgHubStore } from "./pg-hub-store.js";
 import { migratePostgres } from "./pg-migrations.js";
 import { isUniqueViolation, PgRegistrationRows, PgRows, PgVersionedRows } from "./pg-rows.js";
 
@@ -35,7 +35,7 @@ export class PostgresStore implements ProvisioningStore {
   /** This node, so that it does not hear its own announcements twice. */
   readonly node = randomUUID();
   readonly #pool: pg.Pool;
-  readonly #listener: PgChangeListener;
+  readonly #listener: PgListener;
   readonly #policies: PgRows<AccessPolicy>;
   readonly #linked: PgRows<LinkedHub>;
   readonly #cas = new PgVersionedRows(caMapping);
@@ -44,10 +44,22 @@ export class PostgresStore implements ProvisioningStore {
   readonly #registrations = new PgRegistrationRows();
   readonly #secrets: SecretBox;
 
-  constructor(pool: pg.Pool, secrets: SecretBox, listener: PgChangeListener) {
+  constructor(url: string, pool: pg.Pool, secrets: SecretBox, options: PostgresOptions = {}) {
     this.#pool = pool;
     this.#secrets = secrets;
-    this.#listener = listener;
+    this.hubs = new PgHubStore(pool, secrets, this.node);
+    this.#listener = new PgListener(
+      url,
+      {
+        [CHANGES_CHANNEL]: (payload) => {
+          const wire = parseWireChange(payload);
+          if (wire && wire.node !== this.node) return this.hearOther(wire.change);
+        },
+        [HUB_EVENTS_CHANNEL]: (payload) => this.hubs.hear(payload),
+      },
+      () => this.changes.publish({ kind: "resync" }),
+      options.onListenerEvent,
+    );
     this.#policies = new PgRows(
       splitMapping<AccessPolicy, "primaryKey" | "secondaryKey">(
         secrets,
@@ -68,7 +80,11 @@ export class PostgresStore implements ProvisioningStore {
     this.#groups = new PgVersionedRows(
       settingsMapping<EnrollmentGroup>(secrets, "enrollment_groups", "enrollment group", (g) => g.enrollmentGroupId),
     );
-    this.hubs = new PgHubStore(pool, secrets);
+  }
+
+  /** Starts hearing the other nodes. */
+  listen(): Promise<void> {
+    return this.#listener.start();
   }
 
   /** The pool, for the pieces of a cluster that share it (rate limits, shared settings). */
@@ -478,14 +494,8 @@ export async function openPostgresStore(
     } finally {
       c.release();
     }
-    let store: PostgresStore | undefined;
-    const listener = new PgChangeListener(
-      url,
-      (origin, change) => (origin === store?.node ? undefined : store?.hearOther(change)),
-      options.onListenerEvent,
-    );
-    store = new PostgresStore(pool, secrets, listener);
-    await listener.start();
+    const store = new PostgresStore(url, pool, secrets, options);
+    await store.listen();
     return store;
   } catch (e) {
     await pool.end().catch(() => undefined);
