@@ -6,6 +6,7 @@ import { startServer } from "../server.js";
 import { VERSION } from "../version.js";
 import { registerCertCommands } from "./cert-generate.js";
 import { registerCertificateCommands } from "./certificate-commands.js";
+import { registerDatabaseCommands } from "./database-copy.js";
 import { monitorEvents } from "./hub-monitor.js";
 
 const program = new Command("provisio")
@@ -70,6 +71,8 @@ hub
 // CA certificates (management.md §7.4) and test certificates.
 registerCertificateCommands(program);
 registerCertCommands(program);
+// Moving a data directory to PostgreSQL.
+registerDatabaseCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`provisio: ${err instanceof Error ? err.message : String(err)}\n`);
