@@ -2,6 +2,7 @@
 // (bootstrapped on first start), caches, built-in hubs, TLS material, the registration engine and
 // the handlers every listener serves. `provisio serve` (server.ts) puts listeners in front of it;
 // tests drive it in-process (test/support/in-process.ts).
+import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
@@ -170,6 +171,9 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     metrics?.hubCall,
   );
   const inFlight = new LocalInFlight();
+  // This process, as the carrier of registrations still working: a new id each start, so a
+  // restarted node does not mistake its predecessor's abandoned operations for its own.
+  const node = randomUUID();
   const diagnostics = diagnosticLog(log, config.diagnosticLog);
 
   const engine = new RegistrationEngine({
@@ -184,6 +188,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     diagnostics,
     options: {
       answerWithinMs: config.registerWaitMs,
+      carrier: { node, leaseMs: config.operationLeaseMs },
       webhook: { timeoutMs: config.webhookTimeoutMs, retryDelaysMs: webhookRetryDelays(config.webhookRetries) },
     },
   });
@@ -204,6 +209,15 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       log.warn({ err }, "could not sweep old operations");
     });
   }, 60_000).unref();
+
+  // The lease on this node's working registrations is renewed while they last (and only then).
+  const renewer = setInterval(() => {
+    if (inFlight.size === 0) return;
+    const until = new Date(Date.now() + config.operationLeaseMs).toISOString();
+    store.renewCarrier(node, until).catch((err: unknown) => {
+      log.warn({ err }, "could not renew the lease on this node's registrations in progress");
+    });
+  }, config.operationLeaseMs / 4).unref();
 
   return {
     dataDir,
@@ -248,6 +262,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     },
     async close() {
       clearInterval(sweeper);
+      clearInterval(renewer);
       hubClients.closeAll();
       await diagnostics.close();
       await store.close();

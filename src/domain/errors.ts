@@ -126,6 +126,10 @@ export const Errors = {
   unknownIdScope: def(404301, (p) => `No provisioning service has ID scope '${p.scope}'.`),
   operationNotFound: def(404302, (p) => `No registration operation '${p.id}' exists for this device; register again.`),
   hubApplyFailed: def(500301, (p) => `IoT hub '${p.hub}' did not accept the device: ${p.detail}`),
+  carrierLost: def(
+    500302,
+    () => "The server node working on this registration stopped before it finished; register again.",
+  ),
 
   // The built-in IoT hub (iothub-api.md §4.3): IoT Hub's own codes and names.
   hubArgumentInvalid: hubDef(400004, "ArgumentInvalid", (p) => `${p.detail}`),

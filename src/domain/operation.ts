@@ -25,4 +25,15 @@ export interface RegistrationOperation {
   status: RegistrationStatus;
   registrationState?: DeviceRegistrationResult;
   createdDateTimeUtc: string;
+  /**
+   * While the work goes on: the node carrying it, which renews `until` (ISO-8601) as long as it
+   * lives. Past `until` the carrier is gone (crashed, killed) and the operation is failed by
+   * whoever reads it, so no device polls `assigning` forever. Never sent to devices.
+   */
+  carrier?: OperationCarrier;
+}
+
+export interface OperationCarrier {
+  node: string;
+  until: string;
 }

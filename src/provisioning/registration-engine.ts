@@ -47,12 +47,22 @@ import type { ScopeViews } from "./scope-views.js";
 export interface EngineOptions {
   /** A register call waits this long for the work to finish before answering "assigning". */
   answerWithinMs: number;
+  /**
+   * This node, as the carrier of the operations it leaves "assigning", and how long its lease on
+   * them runs without renewal (the server renews it while the work goes on).
+   */
+  carrier: { node: string; leaseMs: number };
   retryAfterSeconds: number;
   /** Custom allocation webhook timeout and retry delays (behaviors.md §4.5). */
   webhook: Partial<WebhookOptions>;
 }
 
-export const DEFAULT_ENGINE_OPTIONS: EngineOptions = { answerWithinMs: 1_500, retryAfterSeconds: 1, webhook: {} };
+export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
+  answerWithinMs: 1_500,
+  carrier: { node: "local", leaseMs: 20_000 },
+  retryAfterSeconds: 1,
+  webhook: {},
+};
 
 /** Operations are answerable for this long (device-api.md §11.11: "several minutes"). */
 export const OPERATION_TTL_MS = 60 * 60 * 1000;
@@ -263,6 +273,10 @@ export class RegistrationEngine implements DevicePort {
       status: "assigning",
       registrationState: { registrationId: req.registrationId, status: "assigning" },
       createdDateTimeUtc: new Date(started).toISOString(),
+      carrier: {
+        node: this.#options.carrier.node,
+        until: new Date(Date.now() + this.#options.carrier.leaseMs).toISOString(),
+      },
     };
     try {
       await this.#parts.store.putOperation(scope, assigning, { absent: true });
@@ -285,10 +299,39 @@ export class RegistrationEngine implements DevicePort {
       if (!op || idKey(op.registrationId) !== idKey(req.registrationId)) {
         throw new ProvisioError("operationNotFound", { id: operationId });
       }
-      return operationReply(op, this.#options.retryAfterSeconds);
+      return operationReply(await this.unlessAbandoned(scope, op), this.#options.retryAfterSeconds);
     } catch (err) {
       return this.failure(err, ctx);
     }
+  }
+
+  /**
+   * An operation whose carrier's lease ran out (the node crashed or was killed) is failed here,
+   * by whichever node the device polls, so no device polls "assigning" forever. The device is
+   * told to register again.
+   */
+  private async unlessAbandoned(scope: IdScope, op: RegistrationOperation): Promise<RegistrationOperation> {
+    if (op.status !== "assigning" || !op.carrier || Date.parse(op.carrier.until) >= Date.now()) return op;
+    const error = new ProvisioError("carrierLost", {});
+    const failed: RegistrationOperation = {
+      operationId: op.operationId,
+      registrationId: op.registrationId,
+      status: "failed",
+      registrationState: {
+        registrationId: op.registrationId,
+        status: "failed",
+        errorCode: error.errorCode,
+        errorMessage: error.message,
+        lastUpdatedDateTimeUtc: nowUtc(),
+      },
+      createdDateTimeUtc: op.createdDateTimeUtc,
+    };
+    await this.#parts.store.putOperation(scope, failed);
+    this.#parts.log.warn(
+      { idScope: scope, operationId: op.operationId, registrationId: op.registrationId, carrier: op.carrier.node },
+      "registration abandoned by a node that stopped; failed it so the device registers again",
+    );
+    return failed;
   }
 
   private async registrationStatusReply(req: DeviceRequest): Promise<DeviceReply> {

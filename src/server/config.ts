@@ -27,6 +27,8 @@ export interface ServeConfig {
   masterKey: string | undefined;
   /** How long a register call waits for the result before answering "assigning" (ms). */
   registerWaitMs: number;
+  /** How long a node's claim on a registration still working lasts without renewal (ms). */
+  operationLeaseMs: number;
   /** Registrations per minute per provisioning service; 0 = unlimited. */
   registrationsPerMinute: number;
   /** Custom allocation webhook: per-call timeout (ms) and number of retries (behaviors.md §4.5). */
@@ -191,6 +193,17 @@ export const SETTINGS: readonly Setting[] = [
     default: "1500",
     doc: "how long a register call waits for its result before answering `assigning` (202 + Retry-After)",
     parse: wholeNumber(600_000, "milliseconds"),
+  },
+  {
+    key: "operationLeaseMs",
+    env: "PROVISIO_OPERATION_LEASE_MS",
+    default: "20000",
+    doc: "a registration still working (answered `assigning`) belongs to the node carrying it, which renews its claim while it lives; a claim this old is a dead node's, and the next poll, on any node, fails the operation so the device registers again",
+    parse: (text, what) => {
+      const ms = wholeNumber(3_600_000, "milliseconds")(text, what);
+      if (ms < 1_000) throw new Error(`${what} must be at least 1000 ms: a lease renewed every ${ms / 4} ms.`);
+      return ms;
+    },
   },
   {
     key: "registrationsPerMinute",

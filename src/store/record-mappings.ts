@@ -6,6 +6,7 @@ import type { EnrollmentSettings } from "../domain/enrollment.js";
 import type { BuiltinHub, HubDeviceRecord, HubPolicy } from "../domain/hub.js";
 import { idKey } from "../domain/ids.js";
 import type { CaCertificate } from "../domain/instance.js";
+import type { RegistrationOperation } from "../domain/operation.js";
 import type { RegistrationRecord } from "../domain/registration-state.js";
 import type { SecretBox } from "../security/secret-box.js";
 import type { WriteRefusal, WriteResult } from "./records.js";
@@ -124,6 +125,22 @@ export const registrationMapping: Mapping<RegistrationRecord> = {
   }),
   decode: (doc) => JSON.parse(doc) as RegistrationRecord,
 };
+
+// --- Registration operations: the carrier lives in columns, renewed without touching the doc ---
+
+export function encodeOperation(op: RegistrationOperation): {
+  doc: string;
+  carrier: string | null;
+  until: string | null;
+} {
+  const { carrier, ...rest } = op;
+  return { doc: JSON.stringify(rest), carrier: carrier?.node ?? null, until: carrier?.until ?? null };
+}
+
+export function decodeOperation(doc: string, carrier: string | null, until: string | null): RegistrationOperation {
+  const op = JSON.parse(doc) as RegistrationOperation;
+  return carrier !== null && until !== null ? { ...op, carrier: { node: carrier, until } } : op;
+}
 
 // --- The built-in hubs' records (hub-store.ts) ---
 

@@ -97,6 +97,8 @@ export interface DevicePathStore {
   putOperation(idScope: IdScope, op: RegistrationOperation, precondition?: { absent: true }): Promise<WriteResult>;
   /** The end of a registration: its record and its final operation, in one transaction. */
   commitRegistration(idScope: IdScope, record: RegistrationRecord, op: RegistrationOperation): Promise<void>;
+  /** The carried operations of `node` stay its own until `until` (ISO-8601): a lease renewal. */
+  renewCarrier(node: string, until: string): Promise<void>;
   /** Forget operations created before `cutoff` (ISO-8601); returns how many. */
   deleteOperationsBefore(cutoff: string): Promise<number>;
 

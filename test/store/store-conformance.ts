@@ -690,6 +690,27 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
         assert.equal(await store.getRegistration(B, "dev-1"), undefined);
       });
 
+      test("an operation's carrier round-trips, is renewed per node, and a final result clears it", async () => {
+        await withInstance();
+        const carried = (id: string, node: string) => ({
+          ...operation(id, "assigning"),
+          carrier: { node, until: "2030-01-01T00:00:00.000Z" },
+        });
+        const mine = carried("4.0000000000000007.mine", "node-a");
+        const theirs = carried("4.0000000000000008.theirs", "node-b");
+        await store.putOperation(A, mine, { absent: true });
+        await store.putOperation(A, theirs, { absent: true });
+        assert.deepEqual(await store.getOperation(A, mine.operationId), mine);
+        await store.renewCarrier("node-a", "2031-01-01T00:00:00.000Z");
+        assert.equal((await store.getOperation(A, mine.operationId))?.carrier?.until, "2031-01-01T00:00:00.000Z");
+        assert.deepEqual(await store.getOperation(A, theirs.operationId), theirs, "another node's lease is untouched");
+        const final = operation(mine.operationId, "assigned");
+        await store.commitRegistration(A, makeRegistration("dev-7"), final);
+        assert.deepEqual(await store.getOperation(A, mine.operationId), final);
+        await store.putOperation(A, operation(theirs.operationId, "failed"));
+        assert.equal((await store.getOperation(A, theirs.operationId))?.carrier, undefined);
+      });
+
       test("operations created before a cutoff are swept; later ones stay", async () => {
         await withInstance();
         await store.putOperation(A, operation("4.0000000000000005.old", "assigned", "2020-01-01T00:00:00.000Z"));

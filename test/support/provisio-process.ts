@@ -68,7 +68,7 @@ export async function startProvisio(
   }
   const info = JSON.parse(readFileSync(infoFile, "utf8")) as ServeInfo;
   const stop = async (): Promise<number | null> => {
-    if (child.exitCode !== null) return child.exitCode;
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
     child.kill("SIGTERM");
     const [code] = (await once(child, "exit")) as [number | null];
     return code;

@@ -93,9 +93,12 @@ CREATE TABLE operations (
   operation_id TEXT COLLATE "C" NOT NULL,
   created TEXT COLLATE "C" NOT NULL,
   doc TEXT NOT NULL,
+  carrier TEXT COLLATE "C",
+  carried_until TEXT COLLATE "C",
   PRIMARY KEY (id_scope, operation_id)
 );
 CREATE INDEX operations_created ON operations (created);
+CREATE INDEX operations_carrier ON operations (carrier) WHERE carrier IS NOT NULL;
 
 CREATE TABLE tpm_challenges (
   id_scope TEXT COLLATE "C" NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,

@@ -13,7 +13,16 @@ import type { RegistrationOperation } from "../../domain/operation.js";
 import type { RegistrationRecord } from "../../domain/registration-state.js";
 import type { TpmChallenge } from "../../domain/tpm-challenge.js";
 import type { SecretBox } from "../../security/secret-box.js";
-import { bareEtag, caMapping, OK, refused, settingsMapping, splitMapping } from "../record-mappings.js";
+import {
+  bareEtag,
+  caMapping,
+  decodeOperation,
+  encodeOperation,
+  OK,
+  refused,
+  settingsMapping,
+  splitMapping,
+} from "../record-mappings.js";
 import type {
   InstanceParts,
   Page,
@@ -344,12 +353,13 @@ export class PostgresStore implements ProvisioningStore {
   }
 
   async getOperation(idScope: IdScope, operationId: string): Promise<RegistrationOperation | undefined> {
-    const { rows } = await this.#pool.query<{ doc: string }>({
+    const { rows } = await this.#pool.query<{ doc: string; carrier: string | null; carried_until: string | null }>({
       name: "provisio_get_operation",
-      text: "SELECT doc FROM operations WHERE id_scope = $1 AND operation_id = $2",
+      text: "SELECT doc, carrier, carried_until FROM operations WHERE id_scope = $1 AND operation_id = $2",
       values: [idScope, operationId],
     });
-    return rows[0] && (JSON.parse(rows[0].doc) as RegistrationOperation);
+    const row = rows[0];
+    return row && decodeOperation(row.doc, row.carrier, row.carried_until);
   }
 
   async putOperation(
@@ -357,27 +367,37 @@ export class PostgresStore implements ProvisioningStore {
     op: RegistrationOperation,
     precondition?: { absent: true },
   ): Promise<WriteResult> {
-    const values = [idScope, op.operationId, op.createdDateTimeUtc, JSON.stringify(op)];
-    const insert = "INSERT INTO operations (id_scope, operation_id, created, doc) VALUES ($1, $2, $3, $4)";
+    const { doc, carrier, until } = encodeOperation(op);
+    const values = [idScope, op.operationId, op.createdDateTimeUtc, doc, carrier, until];
+    const insert =
+      "INSERT INTO operations (id_scope, operation_id, created, doc, carrier, carried_until) VALUES ($1, $2, $3, $4, $5, $6)";
     if (precondition?.absent) {
       const { rowCount } = await this.#pool.query(`${insert} ON CONFLICT DO NOTHING`, values);
       return rowCount === 1 ? OK : refused("exists");
     }
-    await this.#pool.query(`${insert} ON CONFLICT (id_scope, operation_id) DO UPDATE SET doc = excluded.doc`, values);
+    await this.#pool.query(
+      `${insert} ON CONFLICT (id_scope, operation_id) DO UPDATE SET doc = excluded.doc, carrier = excluded.carrier, carried_until = excluded.carried_until`,
+      values,
+    );
     return OK;
   }
 
   async commitRegistration(idScope: IdScope, record: RegistrationRecord, op: RegistrationOperation): Promise<void> {
     // One statement, so one round trip and atomic: the record upsert as a data-modifying CTE.
+    // A final operation has no carrier any more.
     const values = this.#registrations.values(idScope, record);
     const n = values.length;
     await this.#pool.query({
       name: "provisio_commit_registration",
       text: `WITH registration AS (${this.#registrations.upsertSql})
              INSERT INTO operations (id_scope, operation_id, created, doc) VALUES ($1, $${n + 1}, $${n + 2}, $${n + 3})
-             ON CONFLICT (id_scope, operation_id) DO UPDATE SET doc = excluded.doc`,
-      values: [...values, op.operationId, op.createdDateTimeUtc, JSON.stringify(op)],
+             ON CONFLICT (id_scope, operation_id) DO UPDATE SET doc = excluded.doc, carrier = NULL, carried_until = NULL`,
+      values: [...values, op.operationId, op.createdDateTimeUtc, encodeOperation(op).doc],
     });
+  }
+
+  async renewCarrier(node: string, until: string): Promise<void> {
+    await this.#pool.query("UPDATE operations SET carried_until = $1 WHERE carrier = $2", [until, node]);
   }
 
   async deleteOperationsBefore(cutoff: string): Promise<number> {

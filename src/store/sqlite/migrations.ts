@@ -132,6 +132,16 @@ CREATE TABLE tpm_challenges (
 );
 `,
   },
+  {
+    version: 5,
+    // Operations in progress name the node carrying them and how long its lease runs (renewed
+    // while it lives); a final result clears both.
+    sql: `
+ALTER TABLE operations ADD COLUMN carrier TEXT;
+ALTER TABLE operations ADD COLUMN carried_until TEXT;
+CREATE INDEX operations_carrier ON operations (carrier) WHERE carrier IS NOT NULL;
+`,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -342,6 +342,10 @@ export class SqliteStore implements ProvisioningStore {
     this.#commit(idScope, record, op);
   }
 
+  async renewCarrier(node: string, until: string): Promise<void> {
+    this.#operations.renew(node, until);
+  }
+
   async deleteOperationsBefore(cutoff: string): Promise<number> {
     return this.#operations.sweep(cutoff);
   }
