@@ -3,13 +3,16 @@
 //   https  symmetric-key group devices, `PUT …/register` over HTTPS (baseline: bare node:https)
 //   mqtt   the same group over MQTT 3.1.1 on TLS (baseline: bare node:tls + mqtt-packet, bench/baseline-mqtt-server.ts)
 //   amqp   the same group over AMQP 1.0 on TLS (baseline: bare node:tls + rhea, bench/baseline-amqp-server.ts)
+//   postgres  the https workload against one node on SQLite, one on PostgreSQL and two on one PostgreSQL
+//          (bench/cluster.ts; no baseline: the setups are compared with each other)
 //   x509   X.509 group devices (leaf + intermediate under a verified root) over HTTPS with mutual TLS
 //          (baseline: the bare node:https server as a mutual-TLS server: it asks for client certificates
 //          and verifies each chain up to the bench root, as `requestCert` + `ca` + `rejectUnauthorized` do)
 // Every device uses a fresh TLS connection. Each scenario runs its own interleaved rounds.
 //
 // Environment:
-//   BENCH_SCENARIOS     comma list of scenarios, in order (default https,mqtt,amqp,x509)
+//   BENCH_SCENARIOS     comma list of scenarios, in order (default https,mqtt,amqp,x509,postgres)
+//   BENCH_PG_DEVICES    devices per measurement, postgres (default min(2000, BENCH_DEVICES))
 //   BENCH_DEVICES       devices per measurement, https (default 3000)
 //   BENCH_MQTT_DEVICES  devices per measurement, mqtt (default BENCH_DEVICES)
 //   BENCH_AMQP_DEVICES  devices per measurement, amqp (default BENCH_DEVICES)
@@ -39,13 +42,14 @@
 //   BENCH_X509_BASELINE=request  x509: a baseline that asks for client certificates but verifies nothing
 //                       (the earlier x509 baseline; it does less than any mutual-TLS server has to)
 // Fast sanity run: BENCH_DEVICES=200 BENCH_CONCURRENCY=16 npm run bench
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import { runPostgresScenario } from "./cluster.js";
 import type { LoadResult } from "./load.js";
-import type { FromWorker, ToWorker, Work } from "./load-worker.js";
+import type { Work } from "./load-worker.js";
+import { generatorCpuSeconds, LoadWorker, processCpuSeconds } from "./load-workers.js";
 import { benchCa } from "./load-x509.js";
 import { summariseProfile } from "./profile.js";
 import {
@@ -68,7 +72,7 @@ import {
   startProvisio,
 } from "./servers.js";
 
-const here = dirname(fileURLToPath(import.meta.url));
+const _here = dirname(fileURLToPath(import.meta.url));
 
 function envInt(name: string, fallback: number, min = 1): number {
   const raw = process.env[name];
@@ -78,8 +82,10 @@ function envInt(name: string, fallback: number, min = 1): number {
   return n;
 }
 
-const SCENARIO_NAMES = ["https", "mqtt", "amqp", "x509"] as const;
+const SCENARIO_NAMES = ["https", "mqtt", "amqp", "x509", "postgres"] as const;
 type ScenarioName = (typeof SCENARIO_NAMES)[number];
+/** Scenarios of one provisio against a baseline; `postgres` compares setups of provisio (cluster.ts). */
+type BaselineScenario = Exclude<ScenarioName, "postgres">;
 
 function scenariosFromEnv(): ScenarioName[] {
   const raw = process.env.BENCH_SCENARIOS?.trim() || SCENARIO_NAMES.join(",");
@@ -104,6 +110,7 @@ const DEVICES_BY_SCENARIO: Record<ScenarioName, number> = {
   mqtt: envInt("BENCH_MQTT_DEVICES", DEVICES),
   amqp: envInt("BENCH_AMQP_DEVICES", DEVICES),
   x509: envInt("BENCH_X509_DEVICES", Math.min(1500, DEVICES)),
+  postgres: envInt("BENCH_PG_DEVICES", Math.min(2000, DEVICES)),
 };
 const CONCURRENCY = envInt("BENCH_CONCURRENCY", 64);
 const WORKERS = Math.min(envInt("BENCH_WORKERS", 2), CONCURRENCY);
@@ -120,51 +127,6 @@ const X509_CACHE_DIR = process.env.BENCH_X509_CACHE === "0" ? undefined : join(t
 const SAVE = process.env.BENCH_SAVE === "1";
 const PROFILE = process.env.BENCH_PROFILE === "1";
 const X509_BASELINE_VERIFIES = process.env.BENCH_X509_BASELINE !== "request";
-
-/** A generator thread and a way to wait for its next message. */
-class LoadWorker {
-  readonly worker = new Worker(join(here, "load-worker.js"));
-  #waiting: ((m: FromWorker) => void) | undefined;
-  #failure: Error | undefined;
-
-  constructor() {
-    this.worker.on("message", (m: FromWorker) => {
-      const w = this.#waiting;
-      this.#waiting = undefined;
-      w?.(m);
-    });
-    this.worker.on("error", (err) => {
-      this.#failure = err;
-      this.#waiting?.({ type: "error", message: String(err) });
-    });
-  }
-
-  ask(m: ToWorker): Promise<FromWorker> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    return new Promise((resolve) => {
-      this.#waiting = resolve;
-      this.worker.postMessage(m);
-    });
-  }
-}
-
-/** CPU seconds (user + system) of a process, from /proc; undefined where that is not available. */
-function processCpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // Fields 14 and 15 of stat (utime, stime), counted after the ")" that ends field 2; 100 ticks/s.
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
-}
-
-const generatorCpuSeconds = (): number => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
 
 interface Target {
   name: ServerName;
@@ -232,7 +194,7 @@ async function go(workers: readonly LoadWorker[], deadline: number): Promise<Loa
 /** The symmetric-key group of the https and mqtt scenarios, created once per run; its primary key. */
 let symmetricGroupKey: Promise<string> | undefined;
 
-async function setUpScenario(name: ScenarioName, provisio: Provisio, tag: string): Promise<Scenario> {
+async function setUpScenario(name: BaselineScenario, provisio: Provisio, tag: string): Promise<Scenario> {
   const devices = DEVICES_BY_SCENARIO[name];
   const warmup = warmupFor(devices);
   const common = { key: name, devices, warmup, firstWarmup: firstWarmupFor(warmup) };
@@ -386,7 +348,21 @@ async function main(): Promise<void> {
     const sections: ScenarioSection[] = [];
     /** Seconds of load (warm-ups and measurements) so far, against BENCH_BUDGET_SECONDS. */
     let spent = 0;
+    const extraSections: string[] = [];
     for (const [si, name] of SCENARIOS.entries()) {
+      if (name === "postgres") {
+        extraSections.push(
+          await runPostgresScenario({
+            workers,
+            devices: DEVICES_BY_SCENARIO.postgres,
+            concurrency: CONCURRENCY,
+            maxSeconds: MAX_SECONDS,
+            tag,
+            log,
+          }),
+        );
+        continue;
+      }
       const scenario = await setUpScenario(name, provisio, tag);
       const baseline = await startBaseline(
         dataDir,
@@ -505,14 +481,15 @@ async function main(): Promise<void> {
       wallSeconds: (Date.now() - startedAt) / 1000,
       ...(profileSummary ? { profile: `${profileSummary}\n\n(Rates above were measured under the profiler.)` } : {}),
     });
-    process.stdout.write(report);
+    const fullReport = [report, ...extraSections].join("\n");
+    process.stdout.write(fullReport);
     if (serverLog) {
       log(`provisio wrote ${serverLog.split("\n").length} log line(s) at warn level or above; the last ones:`);
       process.stderr.write(`${serverLog.split("\n").slice(-5).join("\n")}\n`);
     }
     if (SAVE) {
       mkdirSync(join(ROOT, "bench", "results"), { recursive: true });
-      writeFileSync(join(ROOT, "bench", "results", "latest.md"), report);
+      writeFileSync(join(ROOT, "bench", "results", "latest.md"), fullReport);
       log("report written to bench/results/latest.md");
     }
   } finally {

@@ -53,7 +53,11 @@ export interface Provisio extends ServerChild {
 }
 
 /** `provisio serve` on `dataDir`, bound to 127.0.0.1; resolves once provisio.json exists. */
-export async function startProvisio(dataDir: string, nodeArgs: string[] = []): Promise<Provisio> {
+export async function startProvisio(
+  dataDir: string,
+  nodeArgs: string[] = [],
+  env: Record<string, string> = {},
+): Promise<Provisio> {
   const infoFile = join(dataDir, "provisio.json");
   const child = spawn(
     process.execPath,
@@ -74,7 +78,7 @@ export async function startProvisio(dataDir: string, nodeArgs: string[] = []): P
       "--metrics-port",
       "0",
     ],
-    { env: { ...process.env, PROVISIO_LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "pipe"] },
+    { env: { ...process.env, PROVISIO_LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const tracked = track(child);
   const deadline = Date.now() + 30_000;

@@ -8,7 +8,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import type { EnrollmentGroup } from "azure-iot-provisioning-service/dist/interfaces.js";
-import { deriveKey, httpTransport, registerWithKey } from "../support/device-clients.js";
+import { deriveKey } from "../support/device-clients.js";
 import { deviceToken } from "../support/enrollments.js";
 import { call } from "../support/management.js";
 import { createTestDatabase } from "../support/postgres.js";
