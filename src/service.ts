@@ -19,9 +19,10 @@ import { diagnosticLog } from "./observability/diagnostic-log.js";
 import type { Logger } from "./observability/logger.js";
 import { ProvisioMetrics } from "./observability/metrics.js";
 import { HubClientPool } from "./provisioning/hub-client-pool.js";
+import { HubIntentSettling } from "./provisioning/hub-intent-settling.js";
 import { LocalInFlight } from "./provisioning/in-flight.js";
 import { InstanceCache } from "./provisioning/instance-cache.js";
-import { OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
+import { type EngineOptions, OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
 import { ScopeViews } from "./provisioning/scope-views.js";
 import { ensureCaFiles, ensureTlsMaterial, installCa, type TlsMaterial } from "./security/tls-material.js";
 import { type ServeConfig, webhookRetryDelays } from "./server/config.js";
@@ -117,6 +118,15 @@ function certificateNames(host: string, instances: InstanceCache, hubs: BuiltinH
   return { dnsNames: dnsNames.length > 0 ? dnsNames : ["localhost"], ipAddresses };
 }
 
+/**
+ * A test hook (PROVISIO_TEST_CRASH_AT): the process kills itself at a point of a registration's
+ * hub step, so the tests can show what settling does with each half-done state.
+ */
+function crashHook(): Pick<EngineOptions, "crashAt"> {
+  const at = process.env.PROVISIO_TEST_CRASH_AT;
+  return at === "afterHubWrite" || at === "afterCommit" ? { crashAt: at } : {};
+}
+
 export async function buildService(config: ServeConfig, log: Logger): Promise<ProvisioService> {
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
@@ -189,6 +199,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     options: {
       answerWithinMs: config.registerWaitMs,
       carrier: { node, leaseMs: config.operationLeaseMs },
+      ...crashHook(),
       webhook: { timeoutMs: config.webhookTimeoutMs, retryDelaysMs: webhookRetryDelays(config.webhookRetries) },
     },
   });
@@ -209,6 +220,14 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       log.warn({ err }, "could not sweep old operations");
     });
   }, 60_000).unref();
+
+  // Registrations that ended without settling their hub intents (a crash, a refusing old hub, a
+  // late hub answer) are settled by whichever node gets to them first.
+  const settling = new HubIntentSettling({ store, hubs: hubClients, node, leaseMs: config.operationLeaseMs, log });
+  const settle = () =>
+    void settling.settleDue().catch((err: unknown) => log.warn({ err }, "could not settle hub intents"));
+  const settler = setInterval(settle, config.operationLeaseMs / 2).unref();
+  settle();
 
   // The lease on this node's working registrations is renewed while they last (and only then).
   const renewer = setInterval(() => {
@@ -263,6 +282,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     async close() {
       clearInterval(sweeper);
       clearInterval(renewer);
+      clearInterval(settler);
       hubClients.closeAll();
       await diagnostics.close();
       await store.close();

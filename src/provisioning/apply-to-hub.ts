@@ -1,8 +1,10 @@
 // The hub steps of a registration (iothub-api.md §8, behaviors.md §5-6): what the hubs will see
 // (planReprovision, pure, so dry runs show it too) and making it so (applyToHub). First
 // assignment: identity + initial twin. Re-registration follows the reprovision policy: same hub →
-// refresh the identity; new hub → migrate the twin (or reset it), then remove the device from the
-// old hub. A failure undoes what this attempt created; what cannot be undone is said, not hidden.
+// refresh the identity; new hub → migrate the twin (or reset it); the old hub loses the device
+// only once the record says it lives on the new one (removeFromOldHub, after the commit), so a
+// crash in between never leaves a record pointing at a deleted identity. A failure undoes what
+// this attempt created; what cannot be undone is left to the hub intent's settling (hub-intents.ts).
 import type { HubCredential } from "../attestation/attestation-outcome.js";
 import type { InitialTwin, ReprovisionPolicy } from "../domain/enrollment.js";
 import { ProvisioError } from "../domain/errors.js";
@@ -56,8 +58,8 @@ export interface ApplyInput {
 export interface ApplyResult {
   hub: LinkedHub;
   substatus: RegistrationSubstatus;
-  /** Something that went wrong without failing the registration, for the record (README "Device registration"). */
-  notice?: string;
+  /** The identity to remove from the old hub once the record is committed (a migration). */
+  leaving?: { hub: LinkedHub; deviceId: string };
 }
 
 /** Reports what the hub steps could not do cleanly: the log hears every one. */
@@ -140,19 +142,29 @@ export async function applyToHub(hubs: HubClientPool, input: ApplyInput, warn: H
     }
     throw new ProvisioError("hubApplyFailed", { hub: target.name, detail });
   }
-  if (previous?.hub && !plan.sameHub) {
-    // The device lives on the new hub now; the old identity must not keep working.
-    try {
-      await hubs.clientFor(previous.hub).deleteDevice(previous.deviceId);
-    } catch (err) {
-      const notice = `the device still has an identity on its old hub ${previous.hubName} (${reasonOf(err)}); delete '${previous.deviceId}' there`;
-      warn("could not remove the device from its old hub", {
-        hub: previous.hubName,
-        deviceId: previous.deviceId,
-        reason: reasonOf(err),
-      });
-      return { hub: target, substatus, notice };
-    }
-  }
+  if (previous?.hub && !plan.sameHub)
+    return { hub: target, substatus, leaving: { hub: previous.hub, deviceId: previous.deviceId } };
   return { hub: target, substatus };
+}
+
+/**
+ * After the commit: the old identity must not keep working. Resolves to false when the old hub
+ * refused (the hub intent stays, and its settling tries again).
+ */
+export async function removeFromOldHub(
+  hubs: HubClientPool,
+  leaving: { hub: LinkedHub; deviceId: string },
+  warn: HubWarning,
+): Promise<boolean> {
+  try {
+    await hubs.clientFor(leaving.hub).deleteDevice(leaving.deviceId);
+    return true;
+  } catch (err) {
+    warn("could not remove the device from its old hub yet; it is retried", {
+      hub: leaving.hub.name,
+      deviceId: leaving.deviceId,
+      reason: reasonOf(err),
+    });
+    return false;
+  }
 }

@@ -11,13 +11,14 @@ import { settingsOf } from "../domain/enrollment-match.js";
 import { ProvisioError } from "../domain/errors.js";
 import { newEtag, nowUtc } from "../domain/etag.js";
 import { type IdScope, idKey } from "../domain/ids.js";
-import type { DeviceRegistrationResult, RegistrationOperation } from "../domain/operation.js";
+import type { DeviceRegistrationResult, OperationCarrier, RegistrationOperation } from "../domain/operation.js";
 import { type DeviceRegistrationState, lastAssignment, type RegistrationRecord } from "../domain/registration-state.js";
 import type { DiagnosticLog } from "../observability/diagnostic-log.js";
 import type { Logger } from "../observability/logger.js";
 import { type DeviceProtocol, type EngineMetrics, NO_METRICS } from "../observability/metrics.js";
 import type { RateLimit } from "../security/rate-limit.js";
-import type { DevicePathStore } from "../store/store.js";
+import type { DevicePathStore, IntentSettlement } from "../store/store.js";
+import { removeFromOldHub } from "./apply-to-hub.js";
 import {
   type DevicePort,
   type DeviceReply,
@@ -36,6 +37,7 @@ import {
   ADMISSION_STEPS,
   admissionOf,
   DEVICE_STEPS,
+  hubIntentOf,
   type RegistrationContext,
   runSteps,
   type StepDeps,
@@ -55,6 +57,8 @@ export interface EngineOptions {
   retryAfterSeconds: number;
   /** Custom allocation webhook timeout and retry delays (behaviors.md §4.5). */
   webhook: Partial<WebhookOptions>;
+  /** Tests only: the process kills itself at this point of the hub step (service.ts). */
+  crashAt?: "afterHubWrite" | "afterCommit";
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -163,6 +167,7 @@ export class RegistrationEngine implements DevicePort {
       limiter: parts.limiter,
       webhook: this.#options.webhook,
       warn: (message, fields) => parts.log.warn(fields, message),
+      carrier: () => this.carrier(),
     };
   }
 
@@ -273,10 +278,7 @@ export class RegistrationEngine implements DevicePort {
       status: "assigning",
       registrationState: { registrationId: req.registrationId, status: "assigning" },
       createdDateTimeUtc: new Date(started).toISOString(),
-      carrier: {
-        node: this.#options.carrier.node,
-        until: new Date(Date.now() + this.#options.carrier.leaseMs).toISOString(),
-      },
+      carrier: this.carrier(),
     };
     try {
       await this.#parts.store.putOperation(scope, assigning, { absent: true });
@@ -413,6 +415,24 @@ export class RegistrationEngine implements DevicePort {
     else if (ctx.outcome?.kind === "refused") this.#metrics.attestation(service, ctx.protocol, false);
   }
 
+  private crashIf(point: EngineOptions["crashAt"]): void {
+    if (this.#options.crashAt === point) process.kill(process.pid, "SIGKILL");
+  }
+
+  /** This node's claim on work it starts now, for its lease (renewed by the server while work goes on). */
+  private carrier(): OperationCarrier {
+    return {
+      node: this.#options.carrier.node,
+      until: new Date(Date.now() + this.#options.carrier.leaseMs).toISOString(),
+    };
+  }
+
+  /** The intent of a registration whose work is over, handed to the settling after a lease. */
+  private async releaseIntent(ctx: RegistrationContext, scope: IdScope): Promise<void> {
+    const intent = hubIntentOf(ctx, { node: "", until: this.carrier().until });
+    if (intent) await this.#parts.store.putHubIntent(scope, intent);
+  }
+
   /** A refusal or an unexpected failure before any work began, as the device's reply. */
   private failure(err: unknown, ctx: RegistrationContext): DeviceReply {
     if (err instanceof TpmChallengeIssued) {
@@ -448,22 +468,40 @@ export class RegistrationEngine implements DevicePort {
    */
   private async work(ctx: RegistrationContext, operationId: string): Promise<RegistrationOperation> {
     const { scope, match } = admissionOf(ctx);
+    ctx.operationId = operationId;
     try {
       if (ctx.outcome?.kind === "disabled") {
         ctx.previous = await this.#parts.store.getRegistration(scope, ctx.registrationId);
         return await this.record(ctx, operationId, match, { status: "disabled" });
       }
       await runSteps(ctx, WORK_STEPS, this.#deps);
+      this.crashIf("afterHubWrite");
       const applied = ctx.applied;
       if (!applied || ctx.outcome?.kind !== "attested") throw new Error("the registration steps ended without a hub");
-      return await this.record(ctx, operationId, match, {
-        status: "assigned",
-        assignedHub: applied.hub.name,
-        deviceId: ctx.outcome.deviceId,
-        substatus: applied.substatus,
-        ...(ctx.allocation?.payload !== undefined ? { payload: ctx.allocation.payload } : {}),
-        ...(applied.notice ? { errorMessage: applied.notice } : {}),
-      });
+      const op = await this.record(
+        ctx,
+        operationId,
+        match,
+        {
+          status: "assigned",
+          assignedHub: applied.hub.name,
+          deviceId: ctx.outcome.deviceId,
+          substatus: applied.substatus,
+          ...(ctx.allocation?.payload !== undefined ? { payload: ctx.allocation.payload } : {}),
+        },
+        applied.leaving ? "keep" : "delete",
+      );
+      this.crashIf("afterCommit");
+      if (applied.leaving) {
+        // The record says the device lives on the new hub: now the old identity goes, and the
+        // intent with it. An old hub that refuses is left to the intent's settling.
+        if (await removeFromOldHub(this.#parts.hubs, applied.leaving, this.#deps.warn)) {
+          await this.#parts.store.deleteHubIntent(scope, operationId);
+        } else {
+          await this.releaseIntent(ctx, scope);
+        }
+      }
+      return op;
     } catch (caught) {
       const e = caught instanceof ProvisioError ? caught : new ProvisioError("internal");
       if (!(caught instanceof ProvisioError)) {
@@ -472,11 +510,16 @@ export class RegistrationEngine implements DevicePort {
           "registration failed unexpectedly",
         );
       }
-      return this.record(ctx, operationId, match, {
-        status: "failed",
-        errorCode: e.errorCode,
-        errorMessage: e.message,
-      }).catch((recordErr: unknown) => {
+      // Hub writes may have happened (or land late, after a timeout): the intent is released, and
+      // settled by any node once a hub's late answer can no longer arrive.
+      const intent: IntentSettlement = ctx.intentWritten ? { releaseUntil: this.carrier().until } : "delete";
+      return this.record(
+        ctx,
+        operationId,
+        match,
+        { status: "failed", errorCode: e.errorCode, errorMessage: e.message },
+        intent,
+      ).catch((recordErr: unknown) => {
         this.#parts.log.error({ err: recordErr, idScope: scope }, "could not record a failed registration");
         return { operationId, registrationId: ctx.registrationId, status: "failed", createdDateTimeUtc: nowUtc() };
       });
@@ -489,6 +532,7 @@ export class RegistrationEngine implements DevicePort {
     operationId: string,
     match: EnrollmentMatch,
     outcome: Partial<DeviceRegistrationState> & Pick<DeviceRegistrationState, "status">,
+    intent: IntentSettlement = "delete",
   ): Promise<RegistrationOperation> {
     const { scope } = admissionOf(ctx);
     const before = ctx.previous?.state;
@@ -516,7 +560,7 @@ export class RegistrationEngine implements DevicePort {
       registrationState: resultOf(state, match, state.status === "assigned" ? tpmSection(ctx) : undefined),
       createdDateTimeUtc: now,
     };
-    await this.#parts.store.commitRegistration(scope, record, operation);
+    await this.#parts.store.commitRegistration(scope, record, operation, intent);
     return operation;
   }
 }

@@ -14,9 +14,11 @@ import type { IndividualEnrollment, InitialTwin } from "../domain/enrollment.js"
 import { effectiveReprovisionPolicy } from "../domain/enrollment.js";
 import { type EnrollmentMatch, settingsOf } from "../domain/enrollment-match.js";
 import { ProvisioError } from "../domain/errors.js";
+import type { HubIntent } from "../domain/hub-intent.js";
 import { type IdScope, idKey, isValidRegistrationId } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
 import { isObject } from "../domain/json.js";
+import type { OperationCarrier } from "../domain/operation.js";
 import { lastAssignment, type RegistrationRecord } from "../domain/registration-state.js";
 import type { DeviceProtocol } from "../observability/metrics.js";
 import type { RateLimit } from "../security/rate-limit.js";
@@ -42,6 +44,8 @@ export interface StepDeps {
   limiter: RateLimit;
   webhook: Partial<WebhookOptions>;
   warn: HubWarning;
+  /** This node's claim on work it starts now (operations, hub intents). */
+  carrier(): OperationCarrier;
 }
 
 export interface RegistrationContext {
@@ -80,6 +84,10 @@ export interface RegistrationContext {
   /** The twin the identity gets if the plan says "initial": the webhook's, else the enrollment's. */
   initialTwin?: InitialTwin | undefined;
   applied?: ApplyResult;
+  /** The operation the work answers with (register mode, once the work starts). */
+  operationId?: string;
+  /** A hub intent was written: the record's commit settles it. */
+  intentWritten?: boolean;
 }
 
 export type Step = (ctx: RegistrationContext, deps: StepDeps) => Promise<void> | void;
@@ -360,14 +368,34 @@ export const planHubChanges: Step = (ctx) => {
   ctx.initialTwin = ctx.allocation?.initialTwin ?? settings.initialTwin;
 };
 
+/** What the registration of `ctx` does to the hubs, as a hub intent carried by `carrier`. */
+export function hubIntentOf(ctx: RegistrationContext, carrier: OperationCarrier): HubIntent | undefined {
+  const { plan, outcome, operationId } = ctx;
+  if (!plan || outcome?.kind !== "attested" || !operationId) return undefined;
+  return {
+    operationId,
+    registrationId: ctx.registrationId,
+    target: { hubName: plan.target.name, deviceId: outcome.deviceId },
+    ...(plan.previous ? { previous: { hubName: plan.previous.hubName, deviceId: plan.previous.deviceId } } : {}),
+    carrier,
+  };
+}
+
 export const applyHubChanges: Step = async (ctx, deps) => {
   if (ctx.mode === "plan") return;
   const outcome = ctx.outcome;
   if (outcome?.kind !== "attested") return;
+  const plan = need(ctx.plan, "plan");
+  // Before the first hub write: what this registration is about to do (domain/hub-intent.ts).
+  await deps.store.putHubIntent(
+    need(ctx.instance, "instance").idScope,
+    need(hubIntentOf(ctx, deps.carrier()), "hub intent"),
+  );
+  ctx.intentWritten = true;
   ctx.applied = await applyToHub(
     deps.hubs,
     {
-      plan: need(ctx.plan, "plan"),
+      plan,
       deviceId: outcome.deviceId,
       credential: outcome.credential,
       iotEdge: settingsOf(outcome.match).capabilities?.iotEdge === true,

@@ -8,6 +8,7 @@
 // keys, hub connection strings) are encrypted by the implementation before they reach disk, and
 // every committed change to what caches hold is announced on `changes` (store-changes.ts).
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
+import type { HubIntent } from "../domain/hub-intent.js";
 import type { IdScope } from "../domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../domain/instance.js";
 import type { RegistrationOperation } from "../domain/operation.js";
@@ -95,9 +96,26 @@ export interface DevicePathStore {
   getOperation(idScope: IdScope, operationId: string): Promise<RegistrationOperation | undefined>;
   /** `{ absent: true }` writes only if no operation has this id yet (a final result is never overwritten). */
   putOperation(idScope: IdScope, op: RegistrationOperation, precondition?: { absent: true }): Promise<WriteResult>;
-  /** The end of a registration: its record and its final operation, in one transaction. */
-  commitRegistration(idScope: IdScope, record: RegistrationRecord, op: RegistrationOperation): Promise<void>;
-  /** The carried operations of `node` stay its own until `until` (ISO-8601): a lease renewal. */
+  /**
+   * The end of a registration: its record, its final operation and what becomes of its hub intent
+   * (default: deleted), in one transaction.
+   */
+  commitRegistration(
+    idScope: IdScope,
+    record: RegistrationRecord,
+    op: RegistrationOperation,
+    intent?: IntentSettlement,
+  ): Promise<void>;
+
+  /** Written before a registration's first hub write (domain/hub-intent.ts). */
+  putHubIntent(idScope: IdScope, intent: HubIntent): Promise<void>;
+  deleteHubIntent(idScope: IdScope, operationId: string): Promise<void>;
+  /**
+   * Takes over up to `limit` intents whose carrier's lease ended before `now` and whose device has
+   * no other registration under way: they become `node`'s until `until`.
+   */
+  claimHubIntents(node: string, until: string, now: string, limit: number): Promise<ClaimedHubIntent[]>;
+  /** The carried operations and hub intents of `node` stay its own until `until` (ISO-8601): a lease renewal. */
   renewCarrier(node: string, until: string): Promise<void>;
   /** Forget operations created before `cutoff` (ISO-8601); returns how many. */
   deleteOperationsBefore(cutoff: string): Promise<number>;
@@ -105,6 +123,18 @@ export interface DevicePathStore {
   /** A TPM device's pending challenge (one a device; a new one replaces it), readable from any node. */
   putTpmChallenge(idScope: IdScope, registrationId: string, challenge: TpmChallenge): Promise<void>;
   getTpmChallenge(idScope: IdScope, registrationId: string): Promise<TpmChallenge | undefined>;
+}
+
+/**
+ * What commitRegistration does with the registration's hub intent: deletes it (the hubs are as
+ * the record says), keeps it (a migration still has to delete the old identity), or releases it
+ * to be settled by any node after `until` (a failed hub write may yet land).
+ */
+export type IntentSettlement = "delete" | "keep" | { releaseUntil: string };
+
+export interface ClaimedHubIntent {
+  idScope: IdScope;
+  intent: HubIntent;
 }
 
 /** A whole provisioning store: every path, its change announcements, and closing. */

@@ -6,6 +6,7 @@ import type { EnrollmentGroup, IndividualEnrollment } from "../../src/domain/enr
 import { symmetricKeysOf } from "../../src/domain/enrollment.js";
 import { newEtag, nowUtc } from "../../src/domain/etag.js";
 import type { HubDeviceRecord } from "../../src/domain/hub.js";
+import type { HubIntent } from "../../src/domain/hub-intent.js";
 import { enrollmentGroupId, type IdScope, idKey, registrationId } from "../../src/domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../../src/domain/instance.js";
 import type { RegistrationOperation } from "../../src/domain/operation.js";
@@ -709,6 +710,50 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
         assert.deepEqual(await store.getOperation(A, mine.operationId), final);
         await store.putOperation(A, operation(theirs.operationId, "failed"));
         assert.equal((await store.getOperation(A, theirs.operationId))?.carrier, undefined);
+      });
+
+      test("hub intents: claimed once their lease ended, not while the device has another under way; settled by the commit", async () => {
+        await withInstance();
+        const intent = (operationId: string, registrationId: string, node: string, until: string): HubIntent => ({
+          operationId,
+          registrationId,
+          target: { hubName: "hub1.azure-devices.net", deviceId: registrationId },
+          previous: { hubName: "hub0.azure-devices.net", deviceId: registrationId },
+          carrier: { node, until },
+        });
+        const past = "2020-01-01T00:00:00.000Z";
+        const now = "2025-01-01T00:00:00.000Z";
+        const future = "2030-01-01T00:00:00.000Z";
+        const dead = intent("4.1.dead", "dev-a", "node-dead", past);
+        await store.putHubIntent(A, dead);
+        await store.putHubIntent(A, intent("4.1.alive", "dev-b", "node-a", future));
+        // dev-c: an old intent, but a newer registration of the same device is under way.
+        await store.putHubIntent(A, intent("4.1.old", "dev-c", "node-dead", past));
+        await store.putHubIntent(A, intent("4.1.new", "DEV-C", "node-a", future));
+        const claimed = await store.claimHubIntents("node-z", future, now, 10);
+        assert.deepEqual(claimed, [{ idScope: A, intent: { ...dead, carrier: { node: "node-z", until: future } } }]);
+        assert.deepEqual(await store.claimHubIntents("node-y", future, now, 10), [], "claimed once");
+        // Renewal keeps node-a's intents out of reach; a commit settles each way.
+        await store.renewCarrier("node-a", "2031-01-01T00:00:00.000Z");
+        await store.commitRegistration(A, makeRegistration("dev-b"), operation("4.1.alive", "assigned"), {
+          releaseUntil: past,
+        });
+        const released = await store.claimHubIntents("node-y", future, now, 10);
+        assert.deepEqual(
+          released.map((c) => c.intent.operationId),
+          ["4.1.alive"],
+        );
+        await store.commitRegistration(A, makeRegistration("dev-c"), operation("4.1.new", "assigned"), "keep");
+        await store.deleteHubIntent(A, "4.1.new");
+        assert.deepEqual(
+          (await store.claimHubIntents("node-x", future, now, 10)).map((c) => c.intent.operationId),
+          ["4.1.old"],
+          "with the newer registration over, the old intent is free",
+        );
+        await store.commitRegistration(A, makeRegistration("dev-d"), operation("4.1.gone", "assigned"));
+        await store.putHubIntent(A, intent("4.1.done", "dev-d", "node-a", past));
+        await store.commitRegistration(A, makeRegistration("dev-d"), operation("4.1.done", "assigned"));
+        assert.deepEqual(await store.claimHubIntents("node-x", future, future, 10), [], "a commit deletes by default");
       });
 
       test("operations created before a cutoff are swept; later ones stay", async () => {

@@ -45,6 +45,7 @@ export type ChannelHandlers = Record<string, (payload: string) => void | Promise
  */
 export class PgListener {
   #client: pg.Client | undefined;
+  #heard: Promise<void> = Promise.resolve();
   #stopped = false;
   #retry: NodeJS.Timeout | undefined;
 
@@ -64,7 +65,11 @@ export class PgListener {
     const client = new pg.Client({ connectionString: this.url });
     client.on("notification", (msg) => {
       const handle = this.handlers[msg.channel];
-      if (handle && msg.payload) void Promise.resolve(handle(msg.payload)).catch(() => undefined);
+      const payload = msg.payload;
+      if (!handle || !payload) return;
+      // One at a time, in the order the database sent them: a change whose record must be read
+      // first is never overtaken by a later one.
+      this.#heard = this.#heard.then(() => handle(payload)).catch(() => undefined);
     });
     const lost = (err?: unknown) => {
       if (this.#client !== client || this.#stopped) return;

@@ -100,6 +100,19 @@ CREATE TABLE operations (
 CREATE INDEX operations_created ON operations (created);
 CREATE INDEX operations_carrier ON operations (carrier) WHERE carrier IS NOT NULL;
 
+CREATE TABLE hub_intents (
+  id_scope TEXT COLLATE "C" NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  operation_id TEXT COLLATE "C" NOT NULL,
+  registration_key TEXT COLLATE "C" NOT NULL,
+  doc TEXT NOT NULL,
+  carrier TEXT COLLATE "C" NOT NULL,
+  carried_until TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (id_scope, operation_id)
+);
+CREATE INDEX hub_intents_until ON hub_intents (carried_until);
+CREATE INDEX hub_intents_carrier ON hub_intents (carrier);
+CREATE INDEX hub_intents_registration ON hub_intents (id_scope, registration_key);
+
 CREATE TABLE tpm_challenges (
   id_scope TEXT COLLATE "C" NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
   registration_key TEXT COLLATE "C" NOT NULL,

@@ -7,6 +7,7 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
 import type { EnrollmentGroup, IndividualEnrollment } from "../../domain/enrollment.js";
+import type { HubIntent } from "../../domain/hub-intent.js";
 import { type IdScope, idKey } from "../../domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../../domain/instance.js";
 import type { RegistrationOperation } from "../../domain/operation.js";
@@ -24,7 +25,9 @@ import {
   splitMapping,
 } from "../record-mappings.js";
 import type {
+  ClaimedHubIntent,
   InstanceParts,
+  IntentSettlement,
   Page,
   PageRequest,
   Precondition,
@@ -382,22 +385,83 @@ export class PostgresStore implements ProvisioningStore {
     return OK;
   }
 
-  async commitRegistration(idScope: IdScope, record: RegistrationRecord, op: RegistrationOperation): Promise<void> {
-    // One statement, so one round trip and atomic: the record upsert as a data-modifying CTE.
-    // A final operation has no carrier any more.
-    const values = this.#registrations.values(idScope, record);
+  async commitRegistration(
+    idScope: IdScope,
+    record: RegistrationRecord,
+    op: RegistrationOperation,
+    intent: IntentSettlement = "delete",
+  ): Promise<void> {
+    // One statement, so one round trip and atomic: the record upsert and the intent's settling as
+    // data-modifying CTEs. A final operation has no carrier any more.
+    const values: unknown[] = this.#registrations.values(idScope, record);
     const n = values.length;
+    values.push(op.operationId, op.createdDateTimeUtc, encodeOperation(op).doc);
+    let settle = "";
+    if (intent === "delete") {
+      settle = `, intent AS (DELETE FROM hub_intents WHERE id_scope = $1 AND operation_id = $${n + 1})`;
+    } else if (intent !== "keep") {
+      values.push(intent.releaseUntil);
+      settle = `, intent AS (UPDATE hub_intents SET carrier = '', carried_until = $${n + 4} WHERE id_scope = $1 AND operation_id = $${n + 1})`;
+    }
     await this.#pool.query({
-      name: "provisio_commit_registration",
-      text: `WITH registration AS (${this.#registrations.upsertSql})
+      name: `provisio_commit_registration_${typeof intent === "string" ? intent : "release"}`,
+      text: `WITH registration AS (${this.#registrations.upsertSql})${settle}
              INSERT INTO operations (id_scope, operation_id, created, doc) VALUES ($1, $${n + 1}, $${n + 2}, $${n + 3})
              ON CONFLICT (id_scope, operation_id) DO UPDATE SET doc = excluded.doc, carrier = NULL, carried_until = NULL`,
-      values: [...values, op.operationId, op.createdDateTimeUtc, encodeOperation(op).doc],
+      values,
     });
   }
 
+  async putHubIntent(idScope: IdScope, intent: HubIntent): Promise<void> {
+    const { carrier, ...doc } = intent;
+    await this.#pool.query({
+      name: "provisio_put_hub_intent",
+      text: `INSERT INTO hub_intents (id_scope, operation_id, registration_key, doc, carrier, carried_until) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (id_scope, operation_id) DO UPDATE SET doc = excluded.doc, carrier = excluded.carrier, carried_until = excluded.carried_until`,
+      values: [
+        idScope,
+        intent.operationId,
+        idKey(intent.registrationId),
+        JSON.stringify(doc),
+        carrier.node,
+        carrier.until,
+      ],
+    });
+  }
+
+  async deleteHubIntent(idScope: IdScope, operationId: string): Promise<void> {
+    await this.#pool.query("DELETE FROM hub_intents WHERE id_scope = $1 AND operation_id = $2", [idScope, operationId]);
+  }
+
+  async claimHubIntents(node: string, until: string, now: string, limit: number): Promise<ClaimedHubIntent[]> {
+    // SKIP LOCKED: nodes reconciling at once take different intents. Not while another
+    // registration of the same device is under way: it may be writing the same identity.
+    const { rows } = await this.#pool.query<{ id_scope: string; doc: string; carrier: string; carried_until: string }>(
+      `UPDATE hub_intents SET carrier = $1, carried_until = $2
+       WHERE (id_scope, operation_id) IN (
+         SELECT i.id_scope, i.operation_id FROM hub_intents i
+         WHERE i.carried_until < $3 AND NOT EXISTS (
+           SELECT 1 FROM hub_intents o WHERE o.id_scope = i.id_scope AND o.registration_key = i.registration_key
+             AND o.operation_id <> i.operation_id AND o.carried_until >= $3)
+         ORDER BY i.carried_until LIMIT $4 FOR UPDATE SKIP LOCKED)
+       RETURNING id_scope, doc, carrier, carried_until`,
+      [node, until, now, limit],
+    );
+    return rows.map((row) => ({
+      idScope: row.id_scope as IdScope,
+      intent: {
+        ...(JSON.parse(row.doc) as Omit<HubIntent, "carrier">),
+        carrier: { node: row.carrier, until: row.carried_until },
+      },
+    }));
+  }
+
   async renewCarrier(node: string, until: string): Promise<void> {
-    await this.#pool.query("UPDATE operations SET carried_until = $1 WHERE carrier = $2", [until, node]);
+    await this.#pool.query(
+      `WITH operations_renewed AS (UPDATE operations SET carried_until = $1 WHERE carrier = $2)
+       UPDATE hub_intents SET carried_until = $1 WHERE carrier = $2`,
+      [until, node],
+    );
   }
 
   async deleteOperationsBefore(cutoff: string): Promise<number> {

@@ -142,6 +142,25 @@ ALTER TABLE operations ADD COLUMN carried_until TEXT;
 CREATE INDEX operations_carrier ON operations (carrier) WHERE carrier IS NOT NULL;
 `,
   },
+  {
+    version: 6,
+    // Hub intents: what a registration is about to do to the hubs, written before its first hub
+    // write and settled with the record (domain/hub-intent.ts).
+    sql: `
+CREATE TABLE hub_intents (
+  id_scope TEXT NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  operation_id TEXT NOT NULL,
+  registration_key TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  carrier TEXT NOT NULL,
+  carried_until TEXT NOT NULL,
+  PRIMARY KEY (id_scope, operation_id)
+);
+CREATE INDEX hub_intents_until ON hub_intents (carried_until);
+CREATE INDEX hub_intents_carrier ON hub_intents (carrier);
+CREATE INDEX hub_intents_registration ON hub_intents (id_scope, registration_key);
+`,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -3,6 +3,7 @@
 // Schema and layout: migrations.ts; rows: sqlite-rows.ts; what each table holds: ../record-mappings.ts.
 import Database from "better-sqlite3";
 import type { EnrollmentGroup, IndividualEnrollment } from "../../domain/enrollment.js";
+import type { HubIntent } from "../../domain/hub-intent.js";
 import { type IdScope, idKey } from "../../domain/ids.js";
 import type { AccessPolicy, CaCertificate, Instance, LinkedHub } from "../../domain/instance.js";
 import type { RegistrationOperation } from "../../domain/operation.js";
@@ -11,7 +12,9 @@ import type { TpmChallenge } from "../../domain/tpm-challenge.js";
 import type { SecretBox } from "../../security/secret-box.js";
 import { bareEtag, type Columns, caMapping, OK, refused, settingsMapping, splitMapping } from "../record-mappings.js";
 import type {
+  ClaimedHubIntent,
   InstanceParts,
+  IntentSettlement,
   Page,
   PageRequest,
   Precondition,
@@ -21,6 +24,7 @@ import type {
 } from "../store.js";
 import { ChangePublisher, type StoreChange } from "../store-changes.js";
 import { migrate } from "./migrations.js";
+import { SqliteHubIntents } from "./sqlite-hub-intents.js";
 import { SqliteHubStore } from "./sqlite-hub-store.js";
 import { SqliteOperationStore } from "./sqlite-operation-store.js";
 import { RegistrationRows, Rows, VersionedRows } from "./sqlite-rows.js";
@@ -44,8 +48,10 @@ export class SqliteStore implements ProvisioningStore {
   readonly #readScope: Database.Transaction<(scope: string) => ScopeRecords>;
   readonly #operations: SqliteOperationStore;
   readonly #tpmChallenges: SqliteTpmChallenges;
+  readonly #hubIntents: SqliteHubIntents;
+  readonly #renew: Database.Transaction<(node: string, until: string) => void>;
   readonly #commit: Database.Transaction<
-    (scope: IdScope, record: RegistrationRecord, op: RegistrationOperation) => void
+    (scope: IdScope, record: RegistrationRecord, op: RegistrationOperation, intent: IntentSettlement) => void
   >;
 
   readonly #getInstance: Database.Statement<[string], InstanceRow>;
@@ -97,11 +103,19 @@ export class SqliteStore implements ProvisioningStore {
     }));
     this.#operations = new SqliteOperationStore(db);
     this.#tpmChallenges = new SqliteTpmChallenges(db, secrets);
-    this.#commit = db.transaction((scope: IdScope, record: RegistrationRecord, op: RegistrationOperation) => {
-      // Not registrations.put: a transaction nested in this one would cost a savepoint.
-      this.#registrations.upsert(scope, record);
-      this.#operations.put(scope, op);
+    this.#hubIntents = new SqliteHubIntents(db);
+    this.#renew = db.transaction((node: string, until: string) => {
+      this.#operations.renew(node, until);
+      this.#hubIntents.renew(node, until);
     });
+    this.#commit = db.transaction(
+      (scope: IdScope, record: RegistrationRecord, op: RegistrationOperation, intent: IntentSettlement) => {
+        // Not registrations.put: a transaction nested in this one would cost a savepoint.
+        this.#registrations.upsert(scope, record);
+        this.#operations.put(scope, op);
+        this.#hubIntents.settle(scope, op.operationId, intent);
+      },
+    );
 
     this.#getInstance = db.prepare("SELECT doc FROM instances WHERE id_scope = ?");
     this.#listInstances = db.prepare("SELECT doc FROM instances ORDER BY name_key");
@@ -338,12 +352,29 @@ export class SqliteStore implements ProvisioningStore {
     return this.#readScope(idScope);
   }
 
-  async commitRegistration(idScope: IdScope, record: RegistrationRecord, op: RegistrationOperation): Promise<void> {
-    this.#commit(idScope, record, op);
+  async commitRegistration(
+    idScope: IdScope,
+    record: RegistrationRecord,
+    op: RegistrationOperation,
+    intent: IntentSettlement = "delete",
+  ): Promise<void> {
+    this.#commit(idScope, record, op, intent);
+  }
+
+  async putHubIntent(idScope: IdScope, intent: HubIntent): Promise<void> {
+    this.#hubIntents.put(idScope, intent);
+  }
+
+  async deleteHubIntent(idScope: IdScope, operationId: string): Promise<void> {
+    this.#hubIntents.delete(idScope, operationId);
+  }
+
+  async claimHubIntents(node: string, until: string, now: string, limit: number): Promise<ClaimedHubIntent[]> {
+    return this.#hubIntents.claim(node, until, now, limit);
   }
 
   async renewCarrier(node: string, until: string): Promise<void> {
-    this.#operations.renew(node, until);
+    this.#renew(node, until);
   }
 
   async deleteOperationsBefore(cutoff: string): Promise<number> {

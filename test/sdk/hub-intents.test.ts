@@ -1,0 +1,119 @@
+// A registration's hub step killed at each point (issue "Reliability under faults" 2), against the
+// built-in hubs reached over their REST API like any other hub: after the restart, settling
+// leaves no identity without its record and none on two hubs, and the device registers again.
+// (Settling against a stand-in external hub: test/provisioning/hub-intent-settling.test.ts.)
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { test } from "node:test";
+import type { IndividualEnrollment } from "azure-iot-provisioning-service/dist/interfaces.js";
+import { httpTransport, registerWithKey } from "../support/device-clients.js";
+import { deviceToken } from "../support/enrollments.js";
+import { hubOf, registryClient } from "../support/hub-clients.js";
+import { call } from "../support/management.js";
+import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
+import { serviceClient } from "../support/service-client.js";
+
+const env = { PROVISIO_BUILTIN_HUB_CLIENT: "rest", PROVISIO_OPERATION_LEASE_MS: "1500" };
+const args = ["--hubs", "2"];
+
+const until = async (check: () => Promise<boolean>, ms: number, what: string): Promise<void> => {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+const exists = async (p: ProvisioProcess, hub: number, deviceId: string): Promise<boolean> =>
+  registryClient(p, hubOf(p, hub).connectionString)
+    .get(deviceId)
+    .then(
+      () => true,
+      (err: Error) => {
+        if (err.name === "DeviceNotFoundError") return false;
+        throw err;
+      },
+    );
+
+/** Register over HTTPS on a server that kills itself in the hub step: the call never gets an answer. */
+async function registerIntoCrash(p: ProvisioProcess, registrationId: string, key: string): Promise<void> {
+  const exited = once(p.child, "exit");
+  await assert.rejects(
+    call(p, "PUT", `/${p.info.idScope}/registrations/${registrationId}/register?api-version=2019-03-31`, {
+      body: JSON.stringify({ registrationId }),
+      auth: deviceToken(p, registrationId, key),
+    }),
+  );
+  await exited;
+}
+
+async function enrollOn(p: ProvisioProcess, registrationId: string, hub: number): Promise<string> {
+  const svc = serviceClient(p);
+  const existing = await svc.getIndividualEnrollment(registrationId).then(
+    (r) => r.responseBody,
+    () => undefined,
+  );
+  const body = {
+    ...(existing ?? { registrationId, attestation: { type: "symmetricKey" } }),
+    allocationPolicy: "static",
+    iotHubs: [hubOf(p, hub).hostName],
+  } as unknown as IndividualEnrollment;
+  return (await svc.createOrUpdateIndividualEnrollment(body)).responseBody.attestation.symmetricKey?.primaryKey ?? "";
+}
+
+test("killed after the hub write, before the record: the identity is removed, then the device registers", async () => {
+  let p = await startProvisio({ args, env: { ...env, PROVISIO_TEST_CRASH_AT: "afterHubWrite" } });
+  try {
+    const key = await enrollOn(p, "crash-first", 0);
+    await registerIntoCrash(p, "crash-first", key);
+    p = await startProvisio({ dataDir: p.dataDir, args, env });
+    const q = p;
+    await until(async () => !(await exists(q, 0, "crash-first")), 10_000, "the orphan identity is removed");
+    await assert.rejects(serviceClient(q).getDeviceRegistrationState("crash-first"), /404|not found/i);
+    const r = await registerWithKey(q, httpTransport(q), "crash-first", key);
+    assert.equal(r.status, "assigned");
+    assert.equal(await exists(q, 0, "crash-first"), true);
+  } finally {
+    await p.dispose();
+  }
+});
+
+test("killed in a migration after the record, before the old identity went: the old hub loses it", async () => {
+  let p = await startProvisio({ args, env });
+  try {
+    const key = await enrollOn(p, "crash-move", 0);
+    assert.equal((await registerWithKey(p, httpTransport(p), "crash-move", key)).assignedHub, hubOf(p, 0).hostName);
+    await enrollOn(p, "crash-move", 1);
+    await p.stop();
+    p = await startProvisio({ dataDir: p.dataDir, args, env: { ...env, PROVISIO_TEST_CRASH_AT: "afterCommit" } });
+    await registerIntoCrash(p, "crash-move", key);
+    p = await startProvisio({ dataDir: p.dataDir, args, env });
+    const q = p;
+    const state = (await serviceClient(q).getDeviceRegistrationState("crash-move")).responseBody;
+    assert.equal(state.assignedHub, hubOf(q, 1).hostName, "the record was committed");
+    await until(async () => !(await exists(q, 0, "crash-move")), 10_000, "the old identity is removed");
+    assert.equal(await exists(q, 1, "crash-move"), true, "the new identity stays");
+  } finally {
+    await p.dispose();
+  }
+});
+
+test("killed in a migration after the new identity, before the record: the new one goes, the old one stays", async () => {
+  let p = await startProvisio({ args, env });
+  try {
+    const key = await enrollOn(p, "crash-half", 0);
+    assert.equal((await registerWithKey(p, httpTransport(p), "crash-half", key)).status, "assigned");
+    await enrollOn(p, "crash-half", 1);
+    await p.stop();
+    p = await startProvisio({ dataDir: p.dataDir, args, env: { ...env, PROVISIO_TEST_CRASH_AT: "afterHubWrite" } });
+    await registerIntoCrash(p, "crash-half", key);
+    p = await startProvisio({ dataDir: p.dataDir, args, env });
+    const q = p;
+    await until(async () => !(await exists(q, 1, "crash-half")), 10_000, "the new identity is removed");
+    assert.equal(await exists(q, 0, "crash-half"), true, "the record still points at the old hub, which keeps it");
+    const state = (await serviceClient(q).getDeviceRegistrationState("crash-half")).responseBody;
+    assert.equal(state.assignedHub, hubOf(q, 0).hostName);
+  } finally {
+    await p.dispose();
+  }
+});
