@@ -109,9 +109,7 @@ CREATE TABLE hub_intents (
   carried_until TEXT COLLATE "C" NOT NULL,
   PRIMARY KEY (id_scope, operation_id)
 );
-CREATE INDEX hub_intents_until ON hub_intents (carried_until);
-CREATE INDEX hub_intents_carrier ON hub_intents (carrier);
-CREATE INDEX hub_intents_registration ON hub_intents (id_scope, registration_key);
+-- A row lives only while its registration works: a handful, scanned, no secondary index to write.
 
 CREATE TABLE tpm_challenges (
   id_scope TEXT COLLATE "C" NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
