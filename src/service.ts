@@ -24,7 +24,13 @@ import { LocalInFlight } from "./provisioning/in-flight.js";
 import { InstanceCache } from "./provisioning/instance-cache.js";
 import { type EngineOptions, OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
 import { ScopeViews } from "./provisioning/scope-views.js";
-import { ensureCaFiles, ensureTlsMaterial, installCa, type TlsMaterial } from "./security/tls-material.js";
+import {
+  ensureCaFiles,
+  ensureTlsMaterial,
+  installCa,
+  installServerCertificate,
+  type TlsMaterial,
+} from "./security/tls-material.js";
 import { type ServeConfig, webhookRetryDelays } from "./server/config.js";
 import { type HttpsHandler, httpsHandler } from "./server/https-listener.js";
 import { mqttRouter } from "./server/mqtt-router.js";
@@ -154,7 +160,19 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     await store.close();
     throw e;
   }
-  let tls: TlsMaterial = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
+  // One server certificate for the cluster too: the shared one when it still covers every name,
+  // else this node issues one from the shared CA and shares it.
+  const ensureTls = async (): Promise<TlsMaterial> => {
+    const names = certificateNames(config.host, instances, hubs);
+    if (!cluster) return ensureTlsMaterial(tlsDir, names);
+    const shared = await cluster.readSharedSecret("server-certificate");
+    if (shared) installServerCertificate(tlsDir, JSON.parse(shared) as { certPem: string; keyPem: string });
+    const material = await ensureTlsMaterial(tlsDir, names);
+    const mine = JSON.stringify({ certPem: material.certPem, keyPem: material.keyPem });
+    if (mine !== shared) await cluster.writeSharedSecret("server-certificate", mine);
+    return material;
+  };
+  let tls: TlsMaterial = await ensureTls();
   const tlsListeners: ((tls: TlsMaterial) => void)[] = [];
   // New instances bring new host names: the server certificate is reissued (same CA) and swapped
   // in before the write that announced them resolves.
@@ -162,7 +180,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     if (change.kind !== "instance" && change.kind !== "resync") return;
     // The cache reloads on a resync too, concurrently: the names must come from the new list.
     if (change.kind === "resync") await instances.reload();
-    tls = await ensureTlsMaterial(tlsDir, certificateNames(config.host, instances, hubs));
+    tls = await ensureTls();
     for (const l of tlsListeners) l(tls);
   });
 

@@ -84,6 +84,18 @@ export function installCa(dir: string, ca: { certPem: string; keyPem: string }):
   writeAtomic(certFile, ca.certPem, 0o644);
 }
 
+/**
+ * Makes `cert` the server certificate of `dir` (a cluster's shared one); ensureTlsMaterial keeps
+ * it if it covers the names and comes from the CA, else reissues.
+ */
+export function installServerCertificate(dir: string, cert: { certPem: string; keyPem: string }): void {
+  const root = resolve(dir);
+  const [certFile, keyFile] = [join(root, "server.pem"), join(root, "server.key")];
+  if (existsSync(certFile) && readFileSync(certFile, "utf8") === cert.certPem) return;
+  writeAtomic(keyFile, cert.keyPem);
+  writeAtomic(certFile, cert.certPem, 0o644);
+}
+
 /** True when the certificate's SANs include every DNS name (case-insensitive) and IP address. */
 export function certificateCovers(certPem: string, dnsNames: string[], ipAddresses: string[]): boolean {
   const dns = new Set<string>();

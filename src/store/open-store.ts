@@ -14,6 +14,10 @@ import type { ProvisioningStore } from "./store.js";
 export interface Cluster {
   /** A sealed value whichever node asks first creates, and every other node reads. */
   sharedSecret(name: string, create: () => Promise<string>): Promise<string>;
+  /** A sealed shared value as it is now, if any. */
+  readSharedSecret(name: string): Promise<string | undefined>;
+  /** Replaces a sealed shared value. */
+  writeSharedSecret(name: string, value: string): Promise<void>;
   /** Runs `work` while no other node runs work of the same name (first-start bootstrap). */
   exclusively<R>(name: string, work: () => Promise<R>): Promise<R>;
 }

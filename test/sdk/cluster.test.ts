@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import deviceSdk from "azure-iot-device";
 import deviceMqtt from "azure-iot-device-mqtt";
@@ -55,6 +56,8 @@ describe("two nodes on one PostgreSQL database", () => {
     assert.equal(a.info.serviceConnectionString, b.info.serviceConnectionString);
     assert.deepEqual(a.info.hubs, b.info.hubs);
     assert.equal(readFileSync(a.info.caFile, "utf8"), readFileSync(b.info.caFile, "utf8"));
+    const serverCert = (p: ProvisioProcess) => readFileSync(join(p.dataDir, "tls", "server.pem"), "utf8");
+    assert.equal(serverCert(a), serverCert(b), "one server certificate, issued once");
     assert.notEqual(a.info.ports.https, b.info.ports.https, "each node has its own ports");
   });
 

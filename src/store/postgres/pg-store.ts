@@ -519,6 +519,20 @@ export class PostgresStore implements ProvisioningStore {
     return this.#secrets.open(row.value);
   }
 
+  async readSharedSecret(name: string): Promise<string | undefined> {
+    const { rows } = await this.#pool.query<{ value: string }>("SELECT value FROM shared_settings WHERE name = $1", [
+      name,
+    ]);
+    return rows[0] && this.#secrets.open(rows[0].value);
+  }
+
+  async writeSharedSecret(name: string, value: string): Promise<void> {
+    await this.#pool.query(
+      "INSERT INTO shared_settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+      [name, this.#secrets.seal(value)],
+    );
+  }
+
   /** Runs `work` while no other node runs work under the same name (a session advisory lock). */
   async exclusively<R>(name: string, work: () => Promise<R>): Promise<R> {
     const c = await this.#pool.connect();
