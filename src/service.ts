@@ -162,15 +162,19 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   }
   // One server certificate for the cluster too: the shared one when it still covers every name,
   // else this node issues one from the shared CA and shares it.
+  // Nodes take turns (they hear of a new instance at the same moment): the first reissues and
+  // shares, the next finds the shared certificate covering the names and takes it.
   const ensureTls = async (): Promise<TlsMaterial> => {
     const names = certificateNames(config.host, instances, hubs);
     if (!cluster) return ensureTlsMaterial(tlsDir, names);
-    const shared = await cluster.readSharedSecret("server-certificate");
-    if (shared) installServerCertificate(tlsDir, JSON.parse(shared) as { certPem: string; keyPem: string });
-    const material = await ensureTlsMaterial(tlsDir, names);
-    const mine = JSON.stringify({ certPem: material.certPem, keyPem: material.keyPem });
-    if (mine !== shared) await cluster.writeSharedSecret("server-certificate", mine);
-    return material;
+    return cluster.exclusively("provisio-server-certificate", async () => {
+      const shared = await cluster.readSharedSecret("server-certificate");
+      if (shared) installServerCertificate(tlsDir, JSON.parse(shared) as { certPem: string; keyPem: string });
+      const material = await ensureTlsMaterial(tlsDir, names);
+      const mine = JSON.stringify({ certPem: material.certPem, keyPem: material.keyPem });
+      if (mine !== shared) await cluster.writeSharedSecret("server-certificate", mine);
+      return material;
+    });
   };
   let tls: TlsMaterial = await ensureTls();
   const tlsListeners: ((tls: TlsMaterial) => void)[] = [];
