@@ -471,7 +471,7 @@ export class RegistrationEngine implements DevicePort {
     ctx.operationId = operationId;
     try {
       if (ctx.outcome?.kind === "disabled") {
-        ctx.previous = await this.#parts.store.getRegistration(scope, ctx.registrationId);
+        if (!ctx.previousRead) ctx.previous = await this.#parts.store.getRegistration(scope, ctx.registrationId);
         return await this.record(ctx, operationId, match, { status: "disabled" });
       }
       await runSteps(ctx, WORK_STEPS, this.#deps);

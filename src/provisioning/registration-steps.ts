@@ -79,6 +79,8 @@ export interface RegistrationContext {
   /** In a plan without evidence, attestation was not checked. */
   notChecked?: boolean;
   previous?: RegistrationRecord | undefined;
+  /** `previous` was read (it may be absent: a first registration). */
+  previousRead?: boolean;
   allocation?: Allocation;
   plan?: ReprovisionPlan;
   /** The twin the identity gets if the plan says "initial": the webhook's, else the enrollment's. */
@@ -168,14 +170,19 @@ function payloadOf(body: unknown, registrationId: string): unknown {
   return payload ?? undefined;
 }
 
-/** The individual enrollment with the device's id and the scope's compiled view. */
+/**
+ * The individual enrollment with the device's id and the scope's compiled view. The device's
+ * registration record comes in the same read (one round trip): the work needs it next.
+ */
 export const findCandidates: Step = async (ctx, deps) => {
   const instance = need(ctx.instance, "instance");
-  const [individual, view] = await Promise.all([
-    deps.store.getEnrollment(instance.idScope, ctx.registrationId),
+  const [device, view] = await Promise.all([
+    deps.store.readDevice(instance.idScope, ctx.registrationId),
     deps.scopes.get(instance),
   ]);
-  ctx.individual = individual;
+  ctx.individual = device.enrollment;
+  ctx.previous = device.registration;
+  ctx.previousRead = true;
   ctx.view = view;
 };
 
@@ -329,7 +336,9 @@ export const DEVICE_STEPS: readonly Step[] = [...ADMISSION_STEPS, tpmKeysSent, t
 
 /** The registration record as it is: where the device was placed, when it was first created. */
 export const readPrevious: Step = async (ctx, deps) => {
+  if (ctx.previousRead) return;
   ctx.previous = await deps.store.getRegistration(need(ctx.instance, "instance").idScope, ctx.registrationId);
+  ctx.previousRead = true;
 };
 
 export const allocate: Step = async (ctx, deps) => {

@@ -85,12 +85,19 @@ export interface ScopeRecords {
   caCertificates: CaCertificate[];
 }
 
+export interface DeviceRecords {
+  enrollment: IndividualEnrollment | undefined;
+  registration: RegistrationRecord | undefined;
+}
+
 /** The hot device path: one registration's reads and writes (device-api.md §11). */
 export interface DevicePathStore {
   /** The scope's groups, linked hubs and CA certificates, read together. */
   readScope(idScope: IdScope): Promise<ScopeRecords>;
   getEnrollment(idScope: IdScope, registrationId: string): Promise<IndividualEnrollment | undefined>;
   getRegistration(idScope: IdScope, registrationId: string): Promise<RegistrationRecord | undefined>;
+  /** A device's individual enrollment and registration record, read together (one round trip). */
+  readDevice(idScope: IdScope, registrationId: string): Promise<DeviceRecords>;
 
   /** Registration operations, pollable from any node (device-api.md §11.11). */
   getOperation(idScope: IdScope, operationId: string): Promise<RegistrationOperation | undefined>;

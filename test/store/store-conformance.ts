@@ -756,6 +756,19 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
         assert.deepEqual(await store.claimHubIntents("node-x", future, future, 10), [], "a commit deletes by default");
       });
 
+      test("readDevice returns a device's enrollment and record together, either absent, any case", async () => {
+        await withInstance();
+        assert.deepEqual(await store.readDevice(A, "dev-9"), { enrollment: undefined, registration: undefined });
+        const e = makeEnrollment("dev-9");
+        await store.putEnrollment(A, e);
+        assert.deepEqual(await store.readDevice(A, "DEV-9"), { enrollment: e, registration: undefined });
+        const r = makeRegistration("dev-9");
+        await store.putRegistration(A, r);
+        assert.deepEqual(await store.readDevice(A, "dev-9"), { enrollment: e, registration: r });
+        await store.deleteEnrollment(A, "dev-9");
+        assert.deepEqual(await store.readDevice(A, "dev-9"), { enrollment: undefined, registration: r });
+      });
+
       test("operations created before a cutoff are swept; later ones stay", async () => {
         await withInstance();
         await store.putOperation(A, operation("4.0000000000000005.old", "assigned", "2020-01-01T00:00:00.000Z"));

@@ -26,6 +26,7 @@ import {
 } from "../record-mappings.js";
 import type {
   ClaimedHubIntent,
+  DeviceRecords,
   InstanceParts,
   IntentSettlement,
   Page,
@@ -351,6 +352,22 @@ export class PostgresStore implements ProvisioningStore {
       if (row.kind === "g") records.groups.push(this.#groups.decode(idScope, row));
       else if (row.kind === "h") records.linkedHubs.push(this.#linked.decode(idScope, row));
       else records.caCertificates.push(this.#cas.decode(idScope, row));
+    }
+    return records;
+  }
+
+  async readDevice(idScope: IdScope, registrationId: string): Promise<DeviceRecords> {
+    // One statement, one round trip: the enrollment and the record of the same key.
+    const { rows } = await this.#pool.query<{ kind: string; key: string; doc: string; sealed: string | null }>({
+      name: "provisio_read_device",
+      text: `SELECT 'e' AS kind, key, doc, sealed FROM enrollments WHERE id_scope = $1 AND key = $2
+             UNION ALL SELECT 'r', key, doc, NULL FROM registration_states WHERE id_scope = $1 AND key = $2`,
+      values: [idScope, idKey(registrationId)],
+    });
+    const records: DeviceRecords = { enrollment: undefined, registration: undefined };
+    for (const row of rows) {
+      if (row.kind === "e") records.enrollment = this.#enrollments.decode(idScope, row);
+      else records.registration = this.#registrations.decode(idScope, row);
     }
     return records;
   }

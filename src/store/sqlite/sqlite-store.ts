@@ -13,6 +13,7 @@ import type { SecretBox } from "../../security/secret-box.js";
 import { bareEtag, type Columns, caMapping, OK, refused, settingsMapping, splitMapping } from "../record-mappings.js";
 import type {
   ClaimedHubIntent,
+  DeviceRecords,
   InstanceParts,
   IntentSettlement,
   Page,
@@ -46,6 +47,7 @@ export class SqliteStore implements ProvisioningStore {
   readonly #groups: VersionedRows<EnrollmentGroup>;
   readonly #registrations: RegistrationRows;
   readonly #readScope: Database.Transaction<(scope: string) => ScopeRecords>;
+  readonly #readDevice: Database.Transaction<(scope: string, id: string) => DeviceRecords>;
   readonly #operations: SqliteOperationStore;
   readonly #tpmChallenges: SqliteTpmChallenges;
   readonly #hubIntents: SqliteHubIntents;
@@ -102,6 +104,10 @@ export class SqliteStore implements ProvisioningStore {
       caCertificates: this.#cas.all(scope),
     }));
     this.#operations = new SqliteOperationStore(db);
+    this.#readDevice = db.transaction((scope: string, id: string) => ({
+      enrollment: this.#enrollments.get(scope, id),
+      registration: this.#registrations.get(scope, id),
+    }));
     this.#tpmChallenges = new SqliteTpmChallenges(db, secrets);
     this.#hubIntents = new SqliteHubIntents(db);
     this.#renew = db.transaction((node: string, until: string) => {
@@ -346,6 +352,10 @@ export class SqliteStore implements ProvisioningStore {
     precondition?: { absent: true },
   ): Promise<WriteResult> {
     return this.#operations.put(idScope, op, precondition);
+  }
+
+  async readDevice(idScope: IdScope, registrationId: string): Promise<DeviceRecords> {
+    return this.#readDevice(idScope, registrationId);
   }
 
   async readScope(idScope: IdScope): Promise<ScopeRecords> {
