@@ -86,7 +86,10 @@ const cpuOf = (nodes: readonly Provisio[]): number | undefined => {
 
 async function measureSetup(o: ClusterBenchOptions, setup: Setup): Promise<Row> {
   await load(o, setup, `${o.tag}-pgw-${setup.nodes.length}-${setup.transactions ? "p" : "s"}`, 1500, 40);
-  await new Promise((r) => setTimeout(r, 1_500)); // closing sockets settle; statistics are flushed
+  // Busy backends report their counters at most once a second, idle ones after up to 10 s
+  // (PostgreSQL 15's PGSTAT_IDLE_INTERVAL): wait that long around a measurement that counts them.
+  const statsSettle = setup.transactions ? 11_000 : 1_500;
+  await new Promise((r) => setTimeout(r, statsSettle));
   const tx0 = await setup.transactions?.();
   const cpu0 = cpuOf(setup.nodes);
   const gen0 = generatorCpuSeconds();
@@ -102,8 +105,7 @@ async function measureSetup(o: ClusterBenchOptions, setup: Setup): Promise<Row> 
     ...(cpu0 !== undefined && cpu1 !== undefined ? { server: cpu1 - cpu0 } : {}),
     generator: generatorCpuSeconds() - gen0,
   });
-  // PostgreSQL flushes a backend's counters within a second of its going idle.
-  await new Promise((r) => setTimeout(r, 1_500));
+  await new Promise((r) => setTimeout(r, statsSettle));
   const tx1 = await setup.transactions?.();
   o.log(
     `postgres: ${setup.label}: ${m.rate.toFixed(0)} registrations/s, p99 ${m.p99.toFixed(1)} ms, ${m.failed} failed`,
