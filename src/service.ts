@@ -190,6 +190,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
 
   const telemetry = new TelemetryLog();
   const metrics = config.metricsPort === "off" ? undefined : new ProvisioMetrics();
+  metrics?.measureDatabase(() => store.sizeBytes());
   let httpsPort = 0;
   const hubClients = new HubClientPool(
     // Built-in hubs over their REST API are dialed at this server's HTTPS port.

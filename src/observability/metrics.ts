@@ -105,6 +105,18 @@ export class ProvisioMetrics implements EngineMetrics {
     });
   }
 
+  /** The database's size on disk, read at each scrape. */
+  measureDatabase(bytes: () => Promise<number>): void {
+    new Gauge({
+      name: "provisio_database_size_bytes",
+      help: "Size of the database: the SQLite file and its write-ahead log, or the PostgreSQL database.",
+      registers: [this.registry],
+      async collect() {
+        this.set(await bytes());
+      },
+    });
+  }
+
   /** A listener's open connections, read at each scrape (nothing is counted on the hot path). */
   countConnections(protocol: DeviceProtocol, count: () => number): void {
     this.#connectionCounts.set(protocol, count);

@@ -68,8 +68,12 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   webhook: {},
 };
 
-/** Operations are answerable for this long (device-api.md §11.11: "several minutes"). */
-export const OPERATION_TTL_MS = 60 * 60 * 1000;
+/**
+ * A finished operation is answerable for this long (device-api.md §11.11: "several minutes"): a
+ * device polls within seconds of its Retry-After, so after this nobody can still be polling it.
+ * One still carried stays as long as its carrier lives.
+ */
+export const OPERATION_TTL_MS = 15 * 60 * 1000;
 
 export interface EngineParts {
   store: DevicePathStore;

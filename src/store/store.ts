@@ -124,7 +124,10 @@ export interface DevicePathStore {
   claimHubIntents(node: string, until: string, now: string, limit: number): Promise<ClaimedHubIntent[]>;
   /** The carried operations and hub intents of `node` stay its own until `until` (ISO-8601): a lease renewal. */
   renewCarrier(node: string, until: string): Promise<void>;
-  /** Forget operations created before `cutoff` (ISO-8601); returns how many. */
+  /**
+   * Forget operations created before `cutoff` (ISO-8601) that are final, or whose carrier's lease
+   * ended before it; returns how many. Space they held is given back to the file system.
+   */
   deleteOperationsBefore(cutoff: string): Promise<number>;
 
   /** A TPM device's pending challenge (one a device; a new one replaces it), readable from any node. */
@@ -147,5 +150,7 @@ export interface ClaimedHubIntent {
 /** A whole provisioning store: every path, its change announcements, and closing. */
 export interface ProvisioningStore extends InstanceStore, EnrollmentStore, DevicePathStore {
   readonly changes: StoreChanges;
+  /** Bytes the database takes (for the metrics). */
+  sizeBytes(): Promise<number>;
   close(): Promise<void>;
 }

@@ -115,6 +115,11 @@ describe("metrics", () => {
     }
   });
 
+  test("the database's size is measured when scraped", async () => {
+    const { series } = await scrape(p);
+    assert.ok((series.get("provisio_database_size_bytes") ?? 0) > 4096);
+  });
+
   test("open device connections are counted by protocol when scraped", async () => {
     const device = await connectDps(p, "mqtt", { registrationId: "metrics-open" });
     try {

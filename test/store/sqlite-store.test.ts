@@ -39,6 +39,35 @@ const userVersion = (file: string): unknown => {
 };
 
 describe("SqliteStore specifics", () => {
+  test("swept operations give their space back to the file system", async () => {
+    const { dir, file } = tempDb();
+    try {
+      const A = scopeOf(1);
+      const store = openSqliteStore(file, new SecretBox(randomBytes(32)));
+      await store.createInstance(makeInstance(A, "alpha"), [makePolicy("owner")]);
+      const payload = "x".repeat(800);
+      for (let i = 0; i < 3000; i++) {
+        await store.putOperation(A, {
+          operationId: `4.${i}.op`,
+          registrationId: `dev-${i}`,
+          status: "assigned",
+          registrationState: { registrationId: `dev-${i}`, status: "assigned", payload },
+          createdDateTimeUtc: "2020-01-01T00:00:00.000Z",
+        });
+      }
+      const full = await store.sizeBytes();
+      assert.equal(await store.deleteOperationsBefore("2025-01-01T00:00:00.000Z"), 3000);
+      const db = new Database(file);
+      db.pragma("wal_checkpoint(TRUNCATE)");
+      db.close();
+      const after = await store.sizeBytes();
+      assert.ok(after < full / 2, `the database shrank: ${full} -> ${after} bytes`);
+      await store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("a wrong master key gives a clear error when a secret is read", async () => {
     const { dir, file } = tempDb();
     try {

@@ -777,6 +777,14 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
         assert.equal(await store.getOperation(A, "4.0000000000000005.old"), undefined);
         assert.ok(await store.getOperation(A, "4.0000000000000006.new"));
         assert.equal(await store.deleteOperationsBefore("2025-01-01T00:00:00.000Z"), 0);
+        // Old but still carried: it stays while its carrier's lease runs, and goes once it ended.
+        const carried = {
+          ...operation("4.0000000000000009.carried", "assigning", "2020-01-01T00:00:00.000Z"),
+          carrier: { node: "node-a", until: "2026-01-01T00:00:00.000Z" },
+        };
+        await store.putOperation(A, carried);
+        assert.equal(await store.deleteOperationsBefore("2025-01-01T00:00:00.000Z"), 0);
+        assert.equal(await store.deleteOperationsBefore("2027-01-01T00:00:00.000Z"), 1);
       });
 
       test("a TPM challenge: one a device (any case), the latest replaces it, per scope", async () => {

@@ -482,8 +482,17 @@ export class PostgresStore implements ProvisioningStore {
   }
 
   async deleteOperationsBefore(cutoff: string): Promise<number> {
-    const { rowCount } = await this.#pool.query("DELETE FROM operations WHERE created < $1", [cutoff]);
+    // Dead rows are reclaimed by PostgreSQL's autovacuum.
+    const { rowCount } = await this.#pool.query(
+      "DELETE FROM operations WHERE created < $1 AND (carrier IS NULL OR carried_until < $1)",
+      [cutoff],
+    );
     return rowCount ?? 0;
+  }
+
+  async sizeBytes(): Promise<number> {
+    const { rows } = await this.#pool.query<{ n: string }>("SELECT pg_database_size(current_database()) AS n");
+    return Number(rows[0]?.n ?? 0);
   }
 
   async putTpmChallenge(idScope: IdScope, registrationId: string, c: TpmChallenge): Promise<void> {

@@ -18,7 +18,7 @@ export class SqliteOperationStore {
   readonly #insert: Database.Statement<Args>;
   readonly #upsert: Database.Statement<Args>;
   readonly #renew: Database.Statement<[string, string]>;
-  readonly #sweep: Database.Statement<[string]>;
+  readonly #sweep: Database.Statement<[{ cutoff: string }]>;
 
   constructor(db: Database.Database) {
     this.#get = db.prepare(
@@ -31,7 +31,10 @@ export class SqliteOperationStore {
       `${insert} ON CONFLICT (id_scope, operation_id) DO UPDATE SET doc = excluded.doc, carrier = excluded.carrier, carried_until = excluded.carried_until`,
     );
     this.#renew = db.prepare("UPDATE operations SET carried_until = ? WHERE carrier = ?");
-    this.#sweep = db.prepare("DELETE FROM operations WHERE created < ?");
+    // A final operation has no carrier; one still carried stays until its carrier's lease ended.
+    this.#sweep = db.prepare(
+      "DELETE FROM operations WHERE created < @cutoff AND (carrier IS NULL OR carried_until < @cutoff)",
+    );
   }
 
   get(idScope: IdScope, operationId: string): RegistrationOperation | undefined {
@@ -54,6 +57,6 @@ export class SqliteOperationStore {
   }
 
   sweep(cutoff: string): number {
-    return this.#sweep.run(cutoff).changes;
+    return this.#sweep.run({ cutoff }).changes;
   }
 }

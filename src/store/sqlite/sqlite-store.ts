@@ -1,6 +1,7 @@
 // The provisioning store on SQLite (better-sqlite3). Work is synchronous inside the async methods: a local
 // database answers in microseconds, and one connection serialises writes anyway.
 // Schema and layout: migrations.ts; rows: sqlite-rows.ts; what each table holds: ../record-mappings.ts.
+import { existsSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
 import type { EnrollmentGroup, IndividualEnrollment } from "../../domain/enrollment.js";
 import type { HubIntent } from "../../domain/hub-intent.js";
@@ -388,7 +389,17 @@ export class SqliteStore implements ProvisioningStore {
   }
 
   async deleteOperationsBefore(cutoff: string): Promise<number> {
-    return this.#operations.sweep(cutoff);
+    const n = this.#operations.sweep(cutoff);
+    // auto_vacuum = INCREMENTAL (openSqliteStore): free pages go back to the file system.
+    if (n > 0) this.#db.pragma("incremental_vacuum");
+    return n;
+  }
+
+  async sizeBytes(): Promise<number> {
+    const pages = Number(this.#db.pragma("page_count", { simple: true }));
+    const size = Number(this.#db.pragma("page_size", { simple: true }));
+    const wal = `${this.#db.name}-wal`;
+    return pages * size + (existsSync(wal) ? statSync(wal).size : 0);
   }
 
   async putTpmChallenge(idScope: IdScope, registrationId: string, challenge: TpmChallenge): Promise<void> {
@@ -437,6 +448,12 @@ export function openSqliteStore(file: string, secrets: SecretBox): SqliteStore {
     db.pragma("wal_autocheckpoint = 10000");
     db.pragma("foreign_keys = ON");
     db.pragma("busy_timeout = 5000");
+    // Space freed by swept operations is given back (incremental_vacuum after each sweep). A
+    // database made before this setting is converted once, by one VACUUM.
+    if (db.pragma("auto_vacuum", { simple: true }) !== 2) {
+      db.pragma("auto_vacuum = INCREMENTAL");
+      db.exec("VACUUM");
+    }
     migrate(db);
     return new SqliteStore(db, secrets);
   } catch (e) {
