@@ -222,6 +222,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     options: {
       answerWithinMs: config.registerWaitMs,
       carrier: { node, leaseMs: config.operationLeaseMs },
+      maxInFlight: config.maxInFlight,
       ...crashHook(),
       webhook: { timeoutMs: config.webhookTimeoutMs, retryDelaysMs: webhookRetryDelays(config.webhookRetries) },
     },

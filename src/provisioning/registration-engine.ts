@@ -19,6 +19,7 @@ import { type DeviceProtocol, type EngineMetrics, NO_METRICS } from "../observab
 import type { RateLimit } from "../security/rate-limit.js";
 import type { DevicePathStore, IntentSettlement } from "../store/store.js";
 import { removeFromOldHub } from "./apply-to-hub.js";
+import { overloadRetryAfter, pollInterval } from "./backoff.js";
 import {
   type DevicePort,
   type DeviceReply,
@@ -57,6 +58,11 @@ export interface EngineOptions {
   retryAfterSeconds: number;
   /** Custom allocation webhook timeout and retry delays (behaviors.md §4.5). */
   webhook: Partial<WebhookOptions>;
+  /**
+   * Register calls this node works on at once (attesting, or carried): past it a register is
+   * answered 429 with a spread Retry-After, bounding CPU, memory and latency. 0: no bound.
+   */
+  maxInFlight: number;
   /** Tests only: the process kills itself at this point of the hub step (service.ts). */
   crashAt?: "afterHubWrite" | "afterCommit";
 }
@@ -64,6 +70,7 @@ export interface EngineOptions {
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   answerWithinMs: 1_500,
   carrier: { node: "local", leaseMs: 20_000 },
+  maxInFlight: 0,
   retryAfterSeconds: 1,
   webhook: {},
 };
@@ -158,6 +165,8 @@ export class RegistrationEngine implements DevicePort {
   readonly #options: EngineOptions;
   readonly #deps: StepDeps;
   readonly #metrics: EngineMetrics;
+  /** Register calls between arrival and their work being carried (attesting, throttling). */
+  #admitting = 0;
 
   constructor(parts: EngineParts) {
     this.#parts = parts;
@@ -241,11 +250,22 @@ export class RegistrationEngine implements DevicePort {
 
   private async registerReply(req: RegisterRequest, session?: DeviceSession): Promise<DeviceReply> {
     const ctx = this.context(req, session);
+    const bound = this.#options.maxInFlight;
+    const load = this.#admitting + this.#parts.inFlight.size;
+    if (bound > 0 && load >= bound) {
+      // Shed before any work: the device comes back later, spread out.
+      const err = new ProvisioError("throttled", {}, overloadRetryAfter(load, bound));
+      this.#metrics.throttled(this.#parts.instances.byScope(req.idScope)?.name ?? "", ctx.protocol);
+      return this.failure(err, ctx);
+    }
+    this.#admitting++;
     try {
       await runSteps(ctx, DEVICE_STEPS, this.#deps);
     } catch (err) {
       this.countRefusal(ctx, err);
       return this.failure(err, ctx);
+    } finally {
+      this.#admitting--;
     }
     // A session transport counted its attestation when the session opened.
     if (!session) this.countAttestation(ctx);
@@ -289,7 +309,7 @@ export class RegistrationEngine implements DevicePort {
     } catch (err) {
       return this.failure(err, ctx);
     }
-    return operationReply(assigning, this.#options.retryAfterSeconds);
+    return operationReply(assigning, this.pollAfter(assigning));
   }
 
   private async operationStatusReply(
@@ -305,7 +325,8 @@ export class RegistrationEngine implements DevicePort {
       if (!op || idKey(op.registrationId) !== idKey(req.registrationId)) {
         throw new ProvisioError("operationNotFound", { id: operationId });
       }
-      return operationReply(await this.unlessAbandoned(scope, op), this.#options.retryAfterSeconds);
+      const current = await this.unlessAbandoned(scope, op);
+      return operationReply(current, this.pollAfter(current));
     } catch (err) {
       return this.failure(err, ctx);
     }
@@ -417,6 +438,11 @@ export class RegistrationEngine implements DevicePort {
     const service = ctx.instance?.name ?? "";
     if (err instanceof ProvisioError && err.errorName === "throttled") this.#metrics.throttled(service, ctx.protocol);
     else if (ctx.outcome?.kind === "refused") this.#metrics.attestation(service, ctx.protocol, false);
+  }
+
+  /** Retry-After of a poll: longer the longer the operation has been working. */
+  private pollAfter(op: RegistrationOperation): number {
+    return pollInterval(Date.now() - Date.parse(op.createdDateTimeUtc), this.#options.retryAfterSeconds);
   }
 
   private crashIf(point: EngineOptions["crashAt"]): void {

@@ -31,6 +31,7 @@ import {
   planReprovision,
   type ReprovisionPlan,
 } from "./apply-to-hub.js";
+import { spreadRetryAfter } from "./backoff.js";
 import type { HubClientPool } from "./hub-client-pool.js";
 import type { InstanceCache } from "./instance-cache.js";
 import type { ScopeView, ScopeViews } from "./scope-views.js";
@@ -324,7 +325,7 @@ export const tpmKeysSent: Step = (ctx) => {
 export const throttle: Step = async (ctx, deps) => {
   if (ctx.mode === "plan") return;
   const wait = await deps.limiter.take(need(ctx.instance, "instance").idScope);
-  if (wait !== undefined) throw new ProvisioError("throttled", {}, wait);
+  if (wait !== undefined) throw new ProvisioError("throttled", {}, spreadRetryAfter(wait));
 };
 
 /** Who the device is and which enrollment decides: every device request begins with these. */

@@ -27,6 +27,8 @@ export interface ServeConfig {
   masterKey: string | undefined;
   /** How long a register call waits for the result before answering "assigning" (ms). */
   registerWaitMs: number;
+  /** Register calls one node works on at once before it sheds (429); 0 = no bound. */
+  maxInFlight: number;
   /** How long a node's claim on a registration still working lasts without renewal (ms). */
   operationLeaseMs: number;
   /** Registrations per minute per provisioning service; 0 = unlimited. */
@@ -193,6 +195,13 @@ export const SETTINGS: readonly Setting[] = [
     default: "1500",
     doc: "how long a register call waits for its result before answering `assigning` (202 + Retry-After)",
     parse: wholeNumber(600_000, "milliseconds"),
+  },
+  {
+    key: "maxInFlight",
+    env: "PROVISIO_MAX_IN_FLIGHT",
+    default: "1000",
+    doc: "register calls one node works on at once (attesting, or waiting for a hub or webhook); past it a register is answered 429 with a Retry-After spread over a few seconds, so a burst of devices cannot exhaust CPU and memory; 0 = no bound",
+    parse: wholeNumber(1_000_000, "registrations"),
   },
   {
     key: "operationLeaseMs",

@@ -271,6 +271,37 @@ describe("registration engine, in-process: answering in time and throttling", ()
       await p.dispose();
     }
   });
+  test("past the in-flight bound a register is shed before any work: 429, a spread Retry-After, nothing recorded", async () => {
+    const p = await startInProcess({ maxInFlight: 2 });
+    try {
+      const ids = Array.from({ length: 8 }, (_, i) => `burst-${i}`);
+      const keys = new Map<string, string>();
+      for (const id of ids) {
+        const r = await p.request("PUT", `/enrollments/${id}${API}`, {
+          body: { registrationId: id, attestation: { type: "symmetricKey" } },
+        });
+        keys.set(
+          id,
+          (r.json() as { attestation: { symmetricKey: { primaryKey: string } } }).attestation.symmetricKey.primaryKey,
+        );
+      }
+      // All at once: two are admitted, the rest are shed.
+      const replies = await Promise.all(ids.map((id) => p.register(id, keys.get(id) ?? "")));
+      const shed = replies.filter((r) => r.status === 429);
+      assert.equal(replies.filter((r) => r.status === 200).length, 2);
+      assert.equal(shed.length, 6);
+      for (const r of shed) {
+        assert.ok(r.kind === "error" && (r.retryAfter ?? 0) >= 2 && (r.retryAfter ?? 0) <= 9, JSON.stringify(r));
+        assert.equal(r.kind === "error" && r.body.errorCode, 429001);
+      }
+      const shedId = ids[replies.findIndex((r) => r.status === 429)] ?? "";
+      assert.equal((await p.request("GET", `/registrations/${shedId}${API}`)).status, 404);
+      // Once the burst is over the shed devices get through.
+      assigned(await p.register(shedId, keys.get(shedId) ?? ""));
+    } finally {
+      await p.dispose();
+    }
+  });
 });
 
 function tokenFor(p: InProcess, id: string, key: string) {

@@ -25,6 +25,7 @@ test("with nothing given every setting has its default", () => {
     logLevel: "info",
     masterKey: undefined,
     registerWaitMs: 1500,
+    maxInFlight: 1000,
     operationLeaseMs: 20_000,
     registrationsPerMinute: 0,
     webhookTimeoutMs: 30_000,
