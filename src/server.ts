@@ -1,13 +1,14 @@
 // `provisio serve`: the service (service.ts) behind its listeners — one TLS port per protocol
 // (design.md, "Running it") — and `DIR/provisio.json` once every listener accepts connections.
 import { once } from "node:events";
-import { renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import { join } from "node:path";
 import type { Server as TlsServer } from "node:tls";
 import type { Logger } from "./observability/logger.js";
 import { listenerTls } from "./security/listener-tls.js";
 import type { ServeConfig } from "./server/config.js";
+import { defaultMaxConnections, limitConnections, openFilesLimit } from "./server/connection-limits.js";
 import { createHttpsListener } from "./server/https-listener.js";
 import { createMetricsListener } from "./server/metrics-listener.js";
 import { buildService, type ServeInfo } from "./service.js";
@@ -66,6 +67,18 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const amqpWs = createAmqpWebSocketHandler(service.engine, { log });
   const webSockets = serveWebSocketUpgrades(https, [mqttWs, amqpWs]);
   const listeners: TlsServer[] = [https, mqtt, amqp];
+  const limits = {
+    max:
+      config.maxConnections ??
+      defaultMaxConnections(
+        openFilesLimit(() => readFileSync("/proc/self/limits", "utf8")),
+        listeners.length,
+      ),
+    maxPerAddress: config.maxConnectionsPerAddress,
+  };
+  limitConnections(https, limits, ["request", "upgrade"]);
+  limitConnections(mqtt, limits, ["secureConnection"]);
+  limitConnections(amqp, limits, ["secureConnection"]);
   // Device sessions over MQTT and AMQP: what shutdown ends once the work is drained.
   const mqttSessions = openConnections(mqtt);
   const amqpSessions = openConnections(amqp);

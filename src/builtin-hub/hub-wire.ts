@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
 import { ProvisioError, toProvisioError } from "../domain/errors.js";
 import type { DeviceIdentity, HubDeviceRecord } from "../domain/hub.js";
-import { sendJson } from "../http/respond.js";
+import { closeAfterReply, sendJson } from "../http/respond.js";
 import { scopesOf } from "./device-scopes.js";
 import { twinPropertiesJson } from "./twin.js";
 
@@ -55,6 +55,8 @@ export function sendHubError(res: ServerResponse, err: unknown, onInternal?: (er
     return;
   }
   const tracking = randomUUID().replaceAll("-", "");
+  const headers: Record<string, string> = { "iothub-errorcode": code };
+  if (e.status === 413) closeAfterReply(res, headers);
   sendJson(
     res,
     e.status,
@@ -62,6 +64,6 @@ export function sendHubError(res: ServerResponse, err: unknown, onInternal?: (er
       Message: `ErrorCode:${code};${e.message}`,
       ExceptionMessage: `Tracking ID:${tracking}-G:0-TimeStamp:${new Date().toISOString()}`,
     },
-    { "iothub-errorcode": code },
+    headers,
   );
 }

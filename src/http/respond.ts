@@ -35,5 +35,15 @@ export function sendError(res: ServerResponse, err: unknown, onInternal?: (err: 
   }
   const headers: Record<string, string> = { "x-ms-error-code": String(e.errorCode) };
   if (e.retryAfterSeconds !== undefined) headers["Retry-After"] = String(e.retryAfterSeconds);
+  if (e.status === 413) closeAfterReply(res, headers);
   sendJson(res, e.status, errorBody(e), headers);
+}
+
+/**
+ * A refused oversized request ends its connection: the rest of its body is never read (a client
+ * that keeps trickling it would otherwise hold the socket for minutes).
+ */
+export function closeAfterReply(res: ServerResponse, headers: Record<string, string>): void {
+  headers.connection = "close";
+  res.once("finish", () => res.socket?.destroy());
 }

@@ -27,6 +27,10 @@ export interface ServeConfig {
   masterKey: string | undefined;
   /** How long a register call waits for the result before answering "assigning" (ms). */
   registerWaitMs: number;
+  /** Open connections per listener; undefined: a share of the open-files limit. */
+  maxConnections: number | undefined;
+  /** Open connections per listener from one source address. */
+  maxConnectionsPerAddress: number;
   /** Register calls one node works on at once before it sheds (429); 0 = no bound. */
   maxInFlight: number;
   /** How long a node's claim on a registration still working lasts without renewal (ms). */
@@ -195,6 +199,20 @@ export const SETTINGS: readonly Setting[] = [
     default: "1500",
     doc: "how long a register call waits for its result before answering `assigning` (202 + Retry-After)",
     parse: wholeNumber(600_000, "milliseconds"),
+  },
+  {
+    key: "maxConnections",
+    env: "PROVISIO_MAX_CONNECTIONS",
+    default: undefined,
+    doc: "open connections each listener (HTTPS, MQTT, AMQP) takes at once; past it new ones are closed at accept. Default: the open-files limit less a reserve (a tenth, at least 64) for the database, hubs and webhooks, shared by the three listeners",
+    parse: wholeNumber(10_000_000, "connections"),
+  },
+  {
+    key: "maxConnectionsPerAddress",
+    env: "PROVISIO_MAX_CONNECTIONS_PER_ADDRESS",
+    default: "500",
+    doc: "open connections each listener takes from one source address; past it new ones from there are closed at accept, so one flood cannot starve other devices (raise it for large fleets behind one NAT address)",
+    parse: wholeNumber(10_000_000, "connections"),
   },
   {
     key: "maxInFlight",

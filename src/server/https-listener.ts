@@ -51,9 +51,26 @@ export function httpsHandler(surfaces: HttpsSurfaces): HttpsHandler {
   };
 }
 
+/**
+ * Connection timeouts, as tight as the device SDKs allow (issue "Reliability under faults" 3):
+ * they finish a TLS handshake and send a request within a second or two of connecting, and poll
+ * an operation again within Retry-After (at most 15 s) on a kept-alive connection.
+ */
+export const HTTPS_TIMEOUTS = {
+  handshakeTimeout: 10_000,
+  /** Headers of a request within this of the connection (or of the previous response). */
+  headersTimeout: 10_000,
+  /** A whole request, body included. */
+  requestTimeout: 60_000,
+  keepAliveTimeout: 30_000,
+  /** How often Node checks the two above (its default, 30 s, let idle sockets live 80 s). */
+  connectionsCheckingInterval: 1_000,
+} as const;
+
 export function createHttpsListener(tls: ListenerTls, handler: HttpsHandler): Server {
-  const server = createServer({ ...tls, requestCert: true, rejectUnauthorized: false }, handler);
-  server.keepAliveTimeout = 30_000;
+  const { keepAliveTimeout, ...options } = HTTPS_TIMEOUTS;
+  const server = createServer({ ...tls, ...options, requestCert: true, rejectUnauthorized: false }, handler);
+  server.keepAliveTimeout = keepAliveTimeout;
   return server;
 }
 

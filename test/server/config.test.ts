@@ -25,6 +25,8 @@ test("with nothing given every setting has its default", () => {
     logLevel: "info",
     masterKey: undefined,
     registerWaitMs: 1500,
+    maxConnections: undefined,
+    maxConnectionsPerAddress: 500,
     maxInFlight: 1000,
     operationLeaseMs: 20_000,
     registrationsPerMinute: 0,

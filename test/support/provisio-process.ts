@@ -27,14 +27,19 @@ export interface ProvisioProcess {
 export const newDataDir = (): string => mkdtempSync(join(tmpdir(), "provisio-test-"));
 
 export async function startProvisio(
-  options: { dataDir?: string; args?: string[]; env?: Record<string, string> } = {},
+  /** `nofile`: the process's open-files limit (set with the shell's ulimit before it starts). */
+  options: { dataDir?: string; args?: string[]; env?: Record<string, string>; nofile?: number } = {},
 ): Promise<ProvisioProcess> {
   const dataDir = options.dataDir ?? newDataDir();
   const infoFile = join(dataDir, "provisio.json");
   rmSync(infoFile, { force: true });
+  const command = options.nofile
+    ? ["sh", ["-c", `ulimit -n ${options.nofile} && exec "$0" "$@"`, process.execPath]]
+    : [process.execPath, []];
   const child = spawn(
-    process.execPath,
+    command[0] as string,
     [
+      ...(command[1] as string[]),
       BIN,
       "serve",
       "--data-dir",
