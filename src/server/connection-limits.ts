@@ -2,9 +2,10 @@
 // `max` at once and at most `maxPerAddress` from one source address, counted from TCP accept
 // (before TLS), so a flood of idle sockets cannot take the file descriptors every other device
 // needs. Over the per-address cap a new socket is closed at once. At the listener's cap a
-// newcomer is not simply refused: the oldest socket that has not yet done anything (no finished
-// TLS handshake; on HTTPS, no request) makes room for it, so devices that get on with it still get
-// through a flood of idle ones; only when every socket is at work is the newcomer refused.
+// newcomer is not simply refused: a socket that has not yet done anything (no finished TLS
+// handshake; on HTTPS, no request) makes room for it, the oldest such socket of the address with
+// the most connections, so a device handshaking once is not pushed out by a flood from elsewhere;
+// only when every socket is at work is the newcomer refused.
 import type { Socket } from "node:net";
 import type { Server as TlsServer } from "node:tls";
 
@@ -34,8 +35,21 @@ export function limitConnections(
   working: readonly ("secureConnection" | "request" | "upgrade")[],
 ): ConnectionCounts {
   const perAddress = new Map<string, number>();
-  /** Sockets not at work yet, oldest first (a Map keeps insertion order). */
-  const idle = new Map<string, Socket>();
+  /** Sockets not at work yet, by address, oldest first (a Map keeps insertion order). */
+  const idle = new Map<string, Map<string, Socket>>();
+  /** The oldest idle socket of the address holding the most connections. */
+  const evictable = (): Socket | undefined => {
+    let worst: Map<string, Socket> | undefined;
+    let most = 0;
+    for (const [address, sockets] of idle) {
+      const n = perAddress.get(address) ?? 0;
+      if (sockets.size > 0 && n > most) {
+        most = n;
+        worst = sockets;
+      }
+    }
+    return worst?.values().next().value;
+  };
   const counts = { open: 0, shed: 0 };
 
   server.prependListener("connection", (socket: Socket) => {
@@ -46,22 +60,29 @@ export function limitConnections(
       return;
     }
     if (counts.open >= limits.max) {
-      const oldest = idle.values().next().value;
+      const victim = evictable();
       counts.shed++;
-      if (!oldest) {
+      if (!victim) {
         socket.destroy();
         return;
       }
       // Its close handler (below) gives back its place.
-      oldest.destroy();
+      victim.destroy();
     }
     const key = keyOf(socket);
     counts.open++;
     perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
-    idle.set(key, socket);
+    let mine = idle.get(address);
+    if (!mine) {
+      mine = new Map();
+      idle.set(address, mine);
+    }
+    mine.set(key, socket);
     socket.once("close", () => {
       counts.open--;
-      idle.delete(key);
+      const sockets = idle.get(address);
+      sockets?.delete(key);
+      if (sockets?.size === 0) idle.delete(address);
       const left = (perAddress.get(address) ?? 1) - 1;
       if (left <= 0) perAddress.delete(address);
       else perAddress.set(address, left);
@@ -70,7 +91,8 @@ export function limitConnections(
   // The TLS socket (or the request's) shares the raw socket's remote address and port.
   for (const event of working) {
     server.on(event, (s: { remoteAddress?: string; remotePort?: number; socket?: Socket }) => {
-      idle.delete(keyOf(s.socket ?? s));
+      const at = s.socket ?? s;
+      idle.get(at.remoteAddress ?? "")?.delete(keyOf(at));
     });
   }
   return counts;
