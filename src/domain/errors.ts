@@ -147,6 +147,12 @@ export const Errors = {
 
   // 500
   internal: def(500001, () => "An internal error occurred; the request was not applied. See the server log."),
+  // 503
+  storageUnavailable: def(
+    503001,
+    () =>
+      "The service cannot write its records right now (its disk is full or read-only, or its database is unreachable); nothing was changed. Retry after the Retry-After interval.",
+  ),
 } as const satisfies Record<string, ErrorDef>;
 
 export type ErrorName = keyof typeof Errors;
@@ -192,6 +198,28 @@ export function errorBody(e: ProvisioError, now = new Date()): ErrorBody {
   return { errorCode: e.errorCode, trackingId: randomUUID(), message: e.message, timestampUtc: now.toISOString() };
 }
 
-/** Any thrown value as a catalogue error: what is not one already is reported as 500001. */
+/**
+ * The failure codes of the stores that mean "writes cannot be taken now, try again later": SQLite's
+ * full disk, I/O errors and read-only files; PostgreSQL's disk full (53100), read-only
+ * transactions (25006), connection failures (class 08) and shutdowns (57P01-57P03).
+ */
+const STORAGE_UNAVAILABLE = /^(SQLITE_FULL|SQLITE_IOERR.*|SQLITE_READONLY.*|53100|25006|08\w{3}|57P0[1-3])$/;
+
+/** How long a client is told to wait when the store cannot take writes. */
+export const STORAGE_RETRY_AFTER_SECONDS = 5;
+
+export function isStorageUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" && STORAGE_UNAVAILABLE.test(code);
+}
+
+/**
+ * Any thrown value as a catalogue error: a store that cannot take writes is 503001 with a
+ * Retry-After; anything else that is not one already is reported as 500001.
+ */
 export const toProvisioError = (err: unknown): ProvisioError =>
-  err instanceof ProvisioError ? err : new ProvisioError("internal");
+  err instanceof ProvisioError
+    ? err
+    : isStorageUnavailable(err)
+      ? new ProvisioError("storageUnavailable", {}, STORAGE_RETRY_AFTER_SECONDS)
+      : new ProvisioError("internal");

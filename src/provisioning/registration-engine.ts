@@ -8,7 +8,7 @@ import { activationBlob } from "../attestation/tpm/activation-blob.js";
 import { parseRsaPublic } from "../attestation/tpm/tpm-public.js";
 import type { EnrollmentMatch } from "../domain/enrollment-match.js";
 import { settingsOf } from "../domain/enrollment-match.js";
-import { ProvisioError } from "../domain/errors.js";
+import { ProvisioError, toProvisioError } from "../domain/errors.js";
 import { newEtag, nowUtc } from "../domain/etag.js";
 import { type IdScope, idKey } from "../domain/ids.js";
 import type { DeviceRegistrationResult, OperationCarrier, RegistrationOperation } from "../domain/operation.js";
@@ -165,6 +165,8 @@ export class RegistrationEngine implements DevicePort {
   readonly #options: EngineOptions;
   readonly #deps: StepDeps;
   readonly #metrics: EngineMetrics;
+  /** Final operations that could not be stored, with why. */
+  readonly #unrecorded = new WeakMap<RegistrationOperation, ProvisioError>();
   /** Register calls between arrival and their work being carried (attesting, throttling). */
   #admitting = 0;
 
@@ -294,6 +296,8 @@ export class RegistrationEngine implements DevicePort {
     });
     const finished = answerWithinMs > 0 ? await Promise.race([work, timeout]) : undefined;
     clearTimeout(timer);
+    const unrecorded = finished && this.#unrecorded.get(finished);
+    if (unrecorded) return this.failure(unrecorded, ctx);
     if (finished) return operationReply(finished);
     // Still working: leave an "assigning" operation to poll (never over a final one).
     const assigning: RegistrationOperation = {
@@ -533,8 +537,13 @@ export class RegistrationEngine implements DevicePort {
       }
       return op;
     } catch (caught) {
-      const e = caught instanceof ProvisioError ? caught : new ProvisioError("internal");
-      if (!(caught instanceof ProvisioError)) {
+      const e = toProvisioError(caught);
+      if (e.errorName === "storageUnavailable") {
+        this.#parts.log.warn(
+          { err: caught, idScope: scope, registrationId: ctx.registrationId },
+          "the store cannot take writes (disk full or read-only, or the database is unreachable); the device is told to retry",
+        );
+      } else if (!(caught instanceof ProvisioError)) {
         this.#parts.log.error(
           { err: caught, idScope: scope, registrationId: ctx.registrationId },
           "registration failed unexpectedly",
@@ -551,7 +560,16 @@ export class RegistrationEngine implements DevicePort {
         intent,
       ).catch((recordErr: unknown) => {
         this.#parts.log.error({ err: recordErr, idScope: scope }, "could not record a failed registration");
-        return { operationId, registrationId: ctx.registrationId, status: "failed", createdDateTimeUtc: nowUtc() };
+        const unrecorded: RegistrationOperation = {
+          operationId,
+          registrationId: ctx.registrationId,
+          status: "failed",
+          createdDateTimeUtc: nowUtc(),
+        };
+        // Nothing was stored: the register call is answered with the store's error (503 and a
+        // Retry-After when the disk is full), not with an operation no poll could find.
+        this.#unrecorded.set(unrecorded, toProvisioError(recordErr));
+        return unrecorded;
       });
     }
   }
