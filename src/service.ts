@@ -193,9 +193,12 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   metrics?.measureDatabase(() => store.sizeBytes());
   let httpsPort = 0;
   const hubClients = new HubClientPool(
-    // Built-in hubs over their REST API are dialed at this server's HTTPS port.
+    // Built-in hubs over their REST API are dialed at this server's HTTPS port; other hubs where
+    // PROVISIO_HUB_ADDRESSES says, else at their host name on 443.
     (hostName) =>
-      hubs.byHost(hostName) ? { host: "127.0.0.1", port: httpsPort, ca: readFileSync(tls.caFile) } : undefined,
+      hubs.byHost(hostName)
+        ? { host: "127.0.0.1", port: httpsPort, ca: readFileSync(tls.caFile) }
+        : config.hubAddresses[hostName.toLowerCase()],
     // By default they are reached in-process: same operations and answers, no TLS hop.
     (linked) => {
       const rt = config.builtinHubClient === "rest" ? undefined : hubs.byHost(linked.name);

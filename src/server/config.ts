@@ -42,6 +42,8 @@ export interface ServeConfig {
   webhookRetries: number;
   /** DPS's resource log lines also go to this file (JSON lines), when given. */
   diagnosticLog: string | undefined;
+  /** Where to dial linked hubs instead of their host name on port 443, by lower-cased host name. */
+  hubAddresses: Record<string, { host: string; port: number }>;
   /** How the engine reaches built-in hubs: in-process (default) or over their REST API. */
   builtinHubClient: "in-process" | "rest";
 }
@@ -84,6 +86,23 @@ function oneOf<T extends string>(choices: readonly T[]) {
 }
 
 const text = (value: string): string => value;
+
+/** `hub.example.net=10.0.0.5:8443,other.example.net=gw.lan` (port 443 when not given). */
+function hubAddresses(value: string, what: string): Record<string, { host: string; port: number }> {
+  const out: Record<string, { host: string; port: number }> = {};
+  for (const entry of value
+    .split(",")
+    .map((e) => e.trim())
+    .filter((e) => e !== "")) {
+    const m = /^([^=\s]+)=(\[[^\]]+\]|[^:\s]+)(?::(\d{1,5}))?$/.exec(entry);
+    const port = m?.[3] === undefined ? 443 : Number(m[3]);
+    if (!m || port < 1 || port > 65535) {
+      throw new Error(`${what} must list hostName=address[:port] entries, not '${entry}'.`);
+    }
+    out[(m[1] as string).toLowerCase()] = { host: (m[2] as string).replace(/^\[|\]$/g, ""), port };
+  }
+  return out;
+}
 
 function databaseUrl(value: string, what: string): string {
   let url: URL;
@@ -199,6 +218,13 @@ export const SETTINGS: readonly Setting[] = [
     default: "1500",
     doc: "how long a register call waits for its result before answering `assigning` (202 + Retry-After)",
     parse: wholeNumber(600_000, "milliseconds"),
+  },
+  {
+    key: "hubAddresses",
+    env: "PROVISIO_HUB_ADDRESSES",
+    default: "",
+    doc: "where to reach linked IoT hubs instead of their host name on port 443: `hostName=address[:port]`, comma-separated (a hub behind a gateway, another Provisio's built-in hub); the hub's certificate is checked against Node's CAs plus NODE_EXTRA_CA_CERTS",
+    parse: hubAddresses,
   },
   {
     key: "maxConnections",

@@ -1,13 +1,14 @@
 // A registration's hub step killed at each point (issue "Reliability under faults" 2), against the
 // built-in hubs reached over their REST API like any other hub: after the restart, settling
 // leaves no identity without its record and none on two hubs, and the device registers again.
-// (Settling against a stand-in external hub: test/provisioning/hub-intent-settling.test.ts.)
+// The same against a stand-in external hub: another `provisio serve` whose built-in hub is linked
+// like any IoT hub and reached over the network (PROVISIO_HUB_ADDRESSES).
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { test } from "node:test";
 import type { IndividualEnrollment } from "azure-iot-provisioning-service/dist/interfaces.js";
 import { httpTransport, registerWithKey } from "../support/device-clients.js";
-import { deviceToken } from "../support/enrollments.js";
+import { deviceToken, enrollIndividual } from "../support/enrollments.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
@@ -115,5 +116,37 @@ test("killed in a migration after the new identity, before the record: the new o
     assert.equal(state.assignedHub, hubOf(q, 0).hostName);
   } finally {
     await p.dispose();
+  }
+});
+
+test("killed after the write to an external hub, before the record: the identity there is removed", async () => {
+  const ext = await startProvisio({ args: ["--host", "external.localhost"] });
+  const extHub = hubOf(ext);
+  const reach = {
+    PROVISIO_HUB_ADDRESSES: `${extHub.hostName}=127.0.0.1:${ext.info.ports.https}`,
+    NODE_EXTRA_CA_CERTS: ext.info.caFile,
+  };
+  let p = await startProvisio({ env: { ...env, ...reach } });
+  try {
+    const linked = await call(p, "PUT", "/provisioningServices/provisio", {
+      body: JSON.stringify({
+        properties: { iotHubs: [{ connectionString: extHub.connectionString, location: "local" }] },
+      }),
+    });
+    assert.equal(linked.status, 200, linked.text);
+    const key = await enrollIndividual(serviceClient(p), "crash-external");
+    await p.stop();
+    p = await startProvisio({ dataDir: p.dataDir, env: { ...env, ...reach, PROVISIO_TEST_CRASH_AT: "afterHubWrite" } });
+    await registerIntoCrash(p, "crash-external", key);
+    // The server is down: the external hub holds an identity no record points at.
+    assert.equal(await exists(ext, 0, "crash-external"), true, "the hub write happened before the crash");
+    p = await startProvisio({ dataDir: p.dataDir, env: { ...env, ...reach } });
+    await until(async () => !(await exists(ext, 0, "crash-external")), 10_000, "the orphan identity is removed");
+    const q = p;
+    assert.equal((await registerWithKey(q, httpTransport(q), "crash-external", key)).assignedHub, extHub.hostName);
+    assert.equal(await exists(ext, 0, "crash-external"), true);
+  } finally {
+    await p.dispose();
+    await ext.dispose();
   }
 });

@@ -25,6 +25,7 @@ test("with nothing given every setting has its default", () => {
     logLevel: "info",
     masterKey: undefined,
     registerWaitMs: 1500,
+    hubAddresses: {},
     maxConnections: undefined,
     maxConnectionsPerAddress: 500,
     maxInFlight: 1000,
@@ -62,6 +63,11 @@ test("a value that does not parse is refused, naming the flag or the variable", 
     /PROVISIO_WEBHOOK_RETRIES must be a whole number/,
   );
   assert.throws(() => loadServeConfig({}, { PROVISIO_BUILTIN_HUB_CLIENT: "grpc" }), /in-process, rest/);
+  assert.deepEqual(
+    loadServeConfig({}, { PROVISIO_HUB_ADDRESSES: "Hub.Example.net=10.0.0.5:8443, b.example.net=gw.lan" }).hubAddresses,
+    { "hub.example.net": { host: "10.0.0.5", port: 8443 }, "b.example.net": { host: "gw.lan", port: 443 } },
+  );
+  assert.throws(() => loadServeConfig({}, { PROVISIO_HUB_ADDRESSES: "nohost" }), /hostName=address\[:port\]/);
   assert.throws(
     () => loadServeConfig({ databaseUrl: "mysql://db/x" }, {}),
     /--database-url must be a postgres:\/\/ URL; 'mysql:' databases are not supported/,
