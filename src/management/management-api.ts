@@ -127,6 +127,10 @@ export class ManagementApi {
         allocationPolicy: armAllocation(i.allocationPolicy),
         deviceLocationRules: i.deviceLocationRules ?? [],
         iotHubs: hubs.map((h) => ({ ...h, connectionString: maskConnectionString(h.connectionString) })),
+        // What is enforced today: no IP filter, public access, TLS 1.2 and newer.
+        ipFilterRules: [],
+        publicNetworkAccess: "Enabled",
+        minTlsVersion: "1.2",
         // Keys only through listkeys (management.md §1.4).
         authorizationPolicies: null,
       },
@@ -138,6 +142,7 @@ export class ManagementApi {
     if (!isObject(body)) throw bad("The body must be a JSON object with 'properties'.");
     const props = body.properties === undefined || body.properties === null ? {} : body.properties;
     if (!isObject(props)) throw bad("'properties' must be a JSON object.");
+    refuseUnenforced(props);
     const existing = this.instances.byName(name);
 
     if (!existing) {
@@ -200,6 +205,35 @@ const policyWire = (p: AccessPolicy) => ({
   secondaryKey: p.secondaryKey,
   rights: formatRights(p.rights),
 });
+
+/**
+ * Network settings DPS has and this version does not enforce yet (issue "Network access, TLS and
+ * identity"): a setting that would be stored and not applied is refused, never silently
+ * ignored, so nobody believes a fleet is fenced when it is not. Their neutral values pass (an
+ * `az` round trip of GET then PUT sends them back).
+ */
+function refuseUnenforced(props: Record<string, unknown>): void {
+  const notYet = (what: string) =>
+    bad(
+      `${what} is not enforced by this version of Provisio, so it is refused rather than stored and ignored. ` +
+        "Leave it out (or send its default) and restrict access in front of Provisio until then.",
+    );
+  const rules = props.ipFilterRules;
+  if (rules !== undefined && rules !== null && !(Array.isArray(rules) && rules.length === 0)) {
+    throw notYet("'ipFilterRules'");
+  }
+  const access = props.publicNetworkAccess;
+  if (access !== undefined && access !== null && !(typeof access === "string" && access.toLowerCase() === "enabled")) {
+    throw notYet(`'publicNetworkAccess: ${String(access)}'`);
+  }
+  const tls = props.minTlsVersion;
+  // Every listener already refuses TLS 1.0 and 1.1: "1.2" is what Provisio enforces.
+  if (tls !== undefined && tls !== null && tls !== "1.2") throw notYet(`'minTlsVersion: ${String(tls)}'`);
+  const endpoints = props.privateEndpointConnections;
+  if (endpoints !== undefined && endpoints !== null && !(Array.isArray(endpoints) && endpoints.length === 0)) {
+    throw notYet("'privateEndpointConnections'");
+  }
+}
 
 function allocationOf(props: Record<string, unknown>): InstanceAllocationPolicy | undefined {
   const v = props.allocationPolicy;

@@ -7,6 +7,8 @@ export interface ListenerTls {
   key: string;
   cert: string;
   secureOptions: number;
+  /** TLS 1.0 and 1.1 never (DPS's minTlsVersion "1.2"), whatever Node's flags say. */
+  minVersion: "TLSv1.2";
 }
 
 /**
@@ -18,5 +20,10 @@ export interface ListenerTls {
  * sends: a few hundred microseconds of CPU per connection (bench/, the x509 scenario).
  */
 export function listenerTls(material: Pick<TlsMaterial, "keyPem" | "certPem">): ListenerTls {
-  return { key: material.keyPem, cert: material.certPem, secureOptions: constants.SSL_OP_NO_TICKET };
+  return {
+    key: material.keyPem,
+    cert: material.certPem,
+    secureOptions: constants.SSL_OP_NO_TICKET,
+    minVersion: "TLSv1.2",
+  };
 }

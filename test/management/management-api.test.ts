@@ -158,6 +158,41 @@ describe("management API", () => {
     assert.match(noConfig.text, /ServiceConfig/);
   });
 
+  test("network settings Provisio does not enforce yet are refused with 400 naming them, never stored and ignored", async () => {
+    const before = (await call(p, "GET", "/provisioningServices/provisio")).json() as Resource & {
+      properties: Record<string, unknown>;
+    };
+    // What GET shows is what is enforced: sending it back (az's GET-then-PUT) is accepted.
+    assert.deepEqual(before.properties.ipFilterRules, []);
+    assert.equal(before.properties.publicNetworkAccess, "Enabled");
+    assert.equal(before.properties.minTlsVersion, "1.2");
+    const same = await call(p, "PUT", "/provisioningServices/provisio", {
+      body: JSON.stringify({
+        properties: { ipFilterRules: [], publicNetworkAccess: "Enabled", minTlsVersion: "1.2" },
+      }),
+    });
+    assert.equal(same.status, 200, same.text);
+    const refused: [Record<string, unknown>, RegExp][] = [
+      [
+        { ipFilterRules: [{ filterName: "lab", action: "Reject", ipMask: "10.0.0.0/8", target: "all" }] },
+        /'ipFilterRules' is not enforced/,
+      ],
+      [{ publicNetworkAccess: "Disabled" }, /'publicNetworkAccess: Disabled' is not enforced/],
+      [{ minTlsVersion: "1.3" }, /'minTlsVersion: 1.3' is not enforced/],
+      [{ privateEndpointConnections: [{ name: "pe" }] }, /'privateEndpointConnections' is not enforced/],
+    ];
+    for (const [properties, message] of refused) {
+      for (const name of ["provisio", "fenced-new"]) {
+        const r = await call(p, "PUT", `/provisioningServices/${name}`, { body: JSON.stringify({ properties }) });
+        assert.equal(r.status, 400, `${name}: ${r.text}`);
+        assert.match(r.text, message);
+      }
+    }
+    assert.equal((await call(p, "GET", "/provisioningServices/fenced-new")).status, 404, "nothing was created");
+    const after = (await call(p, "GET", "/provisioningServices/provisio")).json() as Resource;
+    assert.equal(after.etag, (same.json() as Resource).etag, "nothing was written");
+  });
+
   test("linked hub records: validated, stored, masked on GET, masked key keeps the secret", async () => {
     const hubs = [
       { connectionString: hubCs("hub-1.example"), location: "West US", allocationWeight: 3 },

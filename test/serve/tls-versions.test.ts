@@ -1,0 +1,46 @@
+// TLS 1.0 and 1.1 never (DPS's minTlsVersion "1.2", the only value the management API takes
+// today): every listener answers a client that offers at most TLS 1.1 with a protocol-version
+// alert, and takes TLS 1.2 and 1.3.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import tls from "node:tls";
+import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
+
+let p: ProvisioProcess;
+before(async () => {
+  p = await startProvisio();
+});
+after(async () => {
+  await p.dispose();
+});
+
+/** The protocol negotiated, or the error code of a refused handshake. */
+function handshake(port: number, maxVersion: tls.SecureVersion): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tls.connect({
+      port,
+      host: "127.0.0.1",
+      ca: p.ca,
+      servername: "localhost",
+      minVersion: "TLSv1",
+      maxVersion,
+      // The client side would refuse old versions itself at OpenSSL's default security level.
+      ciphers: "DEFAULT@SECLEVEL=0",
+    });
+    s.on("secureConnect", () => {
+      resolve(s.getProtocol() ?? "");
+      s.destroy();
+    });
+    s.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+test("every listener refuses TLS 1.0 and 1.1 and takes 1.2 and 1.3", async () => {
+  for (const port of [p.info.ports.https, p.info.ports.mqtt, p.info.ports.amqp]) {
+    for (const old of ["TLSv1", "TLSv1.1"] as const) {
+      assert.equal(await handshake(port, old), "ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION", `${port} ${old}`);
+    }
+    assert.equal(await handshake(port, "TLSv1.2"), "TLSv1.2");
+    assert.equal(await handshake(port, "TLSv1.3"), "TLSv1.3");
+  }
+});
