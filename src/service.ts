@@ -22,6 +22,7 @@ import { HubClientPool } from "./provisioning/hub-client-pool.js";
 import { HubIntentSettling } from "./provisioning/hub-intent-settling.js";
 import { LocalInFlight } from "./provisioning/in-flight.js";
 import { InstanceCache } from "./provisioning/instance-cache.js";
+import { NetworkFilters } from "./provisioning/network-filters.js";
 import { type EngineOptions, OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
 import { ScopeViews } from "./provisioning/scope-views.js";
 import {
@@ -212,8 +213,10 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   const node = randomUUID();
   const diagnostics = diagnosticLog(log, config.diagnosticLog);
 
+  const network = new NetworkFilters(config.privateNetworks);
   const engine = new RegistrationEngine({
     store,
+    network,
     instances,
     scopes: new ScopeViews(store, store.changes),
     hubs: hubClients,
@@ -237,6 +240,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     hubs,
     hubRestApi: new HubRestApi(telemetry),
     deviceApi: new DeviceApi(engine),
+    network,
     log,
     diagnostics,
     ...(metrics ? { metrics } : {}),

@@ -1,5 +1,6 @@
 // A provisioning service instance and its configuration records, management.md §1-5.
 import type { IdScope } from "./ids.js";
+import type { IpFilterRule } from "./ip-filter.js";
 
 export const RIGHTS = [
   "ServiceConfig",
@@ -26,6 +27,10 @@ export interface Instance {
    * device's source address gives its location (a Provisio setting; Azure uses its own tables).
    */
   deviceLocationRules?: { ipMask: string; location: string }[];
+  /** Who may reach the device and service APIs (management.md §4.1); absent: everyone. */
+  ipFilterRules?: IpFilterRule[];
+  /** `Disabled`: only the operator's private networks, rules ignored (management.md §4.2). */
+  publicNetworkAccess?: "Enabled" | "Disabled";
 }
 
 export interface AccessPolicy {

@@ -16,6 +16,7 @@ import {
   type LinkedHub,
   parseRights,
 } from "../domain/instance.js";
+import { parseIpFilterRules } from "../domain/ip-filter.js";
 import { isObject, parseJson } from "../domain/json.js";
 import type { ServiceRequest } from "../http/api-request.js";
 import { readBody } from "../http/body.js";
@@ -127,9 +128,9 @@ export class ManagementApi {
         allocationPolicy: armAllocation(i.allocationPolicy),
         deviceLocationRules: i.deviceLocationRules ?? [],
         iotHubs: hubs.map((h) => ({ ...h, connectionString: maskConnectionString(h.connectionString) })),
-        // What is enforced today: no IP filter, public access, TLS 1.2 and newer.
-        ipFilterRules: [],
-        publicNetworkAccess: "Enabled",
+        ipFilterRules: i.ipFilterRules ?? [],
+        publicNetworkAccess: i.publicNetworkAccess ?? "Enabled",
+        // Every listener takes TLS 1.2 and newer.
         minTlsVersion: "1.2",
         // Keys only through listkeys (management.md §1.4).
         authorizationPolicies: null,
@@ -157,6 +158,7 @@ export class ManagementApi {
       const instance = {
         ...newInstance(name, hostName.toLowerCase(), allocationOf(props) ?? "hashed"),
         ...(rules ? { deviceLocationRules: rules } : {}),
+        ...networkOf(props),
       };
       const policies = policiesOf(props) ?? [ownerPolicy()];
       const hubs = hubsOf(props, []);
@@ -175,6 +177,7 @@ export class ManagementApi {
       ...target,
       allocationPolicy: allocationOf(props) ?? target.allocationPolicy,
       ...(rules ? { deviceLocationRules: rules } : {}),
+      ...networkOf(props),
       etag: newEtag(),
     };
     const ifMatch = r.req.headers["if-match"];
@@ -210,7 +213,8 @@ const policyWire = (p: AccessPolicy) => ({
  * Network settings DPS has and this version does not enforce yet (issue "Network access, TLS and
  * identity"): a setting that would be stored and not applied is refused, never silently
  * ignored, so nobody believes a fleet is fenced when it is not. Their neutral values pass (an
- * `az` round trip of GET then PUT sends them back).
+ * `az` round trip of GET then PUT sends them back). IP rules and public network access are
+ * enforced (provisioning/network-filters.ts).
  */
 function refuseUnenforced(props: Record<string, unknown>): void {
   const notYet = (what: string) =>
@@ -218,14 +222,6 @@ function refuseUnenforced(props: Record<string, unknown>): void {
       `${what} is not enforced by this version of Provisio, so it is refused rather than stored and ignored. ` +
         "Leave it out (or send its default) and restrict access in front of Provisio until then.",
     );
-  const rules = props.ipFilterRules;
-  if (rules !== undefined && rules !== null && !(Array.isArray(rules) && rules.length === 0)) {
-    throw notYet("'ipFilterRules'");
-  }
-  const access = props.publicNetworkAccess;
-  if (access !== undefined && access !== null && !(typeof access === "string" && access.toLowerCase() === "enabled")) {
-    throw notYet(`'publicNetworkAccess: ${String(access)}'`);
-  }
   const tls = props.minTlsVersion;
   // Every listener already refuses TLS 1.0 and 1.1: "1.2" is what Provisio enforces.
   if (tls !== undefined && tls !== null && tls !== "1.2") throw notYet(`'minTlsVersion: ${String(tls)}'`);
@@ -233,6 +229,26 @@ function refuseUnenforced(props: Record<string, unknown>): void {
   if (endpoints !== undefined && endpoints !== null && !(Array.isArray(endpoints) && endpoints.length === 0)) {
     throw notYet("'privateEndpointConnections'");
   }
+}
+
+/** IP filter rules and public network access of a body; absent ones are left as they are. */
+function networkOf(props: Record<string, unknown>): Pick<Instance, "ipFilterRules" | "publicNetworkAccess"> {
+  const out: Pick<Instance, "ipFilterRules" | "publicNetworkAccess"> = {};
+  const rules = props.ipFilterRules ?? props.IpFilterRules;
+  if (rules !== undefined && rules !== null) {
+    try {
+      out.ipFilterRules = parseIpFilterRules(rules);
+    } catch (e) {
+      throw bad((e as Error).message);
+    }
+  }
+  const access = props.publicNetworkAccess;
+  if (access !== undefined && access !== null) {
+    const a = typeof access === "string" ? access.toLowerCase() : "";
+    if (a !== "enabled" && a !== "disabled") throw bad("'publicNetworkAccess' must be Enabled or Disabled.");
+    out.publicNetworkAccess = a === "enabled" ? "Enabled" : "Disabled";
+  }
+  return out;
 }
 
 function allocationOf(props: Record<string, unknown>): InstanceAllocationPolicy | undefined {

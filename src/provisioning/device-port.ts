@@ -60,6 +60,11 @@ export interface DevicePort {
   operationStatus(req: DeviceRequest, operationId: string, session?: DeviceSession): Promise<DeviceReply>;
   /** POST …/registrations/{id}: the device's current registration state. */
   registrationStatus(req: DeviceRequest): Promise<DeviceReply>;
+  /**
+   * Whether the instance's network settings (IP filter, public network access) let a device in
+   * from this address: a session transport asks before it reads any credential.
+   */
+  admitsFrom(idScope: string, sourceAddress: string): boolean;
 }
 
 /** An operation as the device sees it, final or still assigning. */

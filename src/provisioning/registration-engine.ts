@@ -33,6 +33,7 @@ import { dryRunReport, parseDryRunEvidence } from "./dry-run.js";
 import type { HubClientPool } from "./hub-client-pool.js";
 import type { InFlightRegistrations } from "./in-flight.js";
 import type { InstanceCache } from "./instance-cache.js";
+import { NetworkFilters } from "./network-filters.js";
 import { newOperationId } from "./operation-id.js";
 import {
   ADMISSION_STEPS,
@@ -84,6 +85,8 @@ export const OPERATION_TTL_MS = 15 * 60 * 1000;
 
 export interface EngineParts {
   store: DevicePathStore;
+  /** IP filters and public network access; by default every address is let in. */
+  network?: NetworkFilters;
   instances: Pick<InstanceCache, "byScope">;
   scopes: ScopeViews;
   hubs: HubClientPool;
@@ -183,7 +186,22 @@ export class RegistrationEngine implements DevicePort {
       webhook: this.#options.webhook,
       warn: (message, fields) => parts.log.warn(fields, message),
       carrier: () => this.carrier(),
+      network: parts.network ?? new NetworkFilters(),
+      refusedByNetwork: (instance, address, rule) =>
+        parts.log.warn(
+          { idScope: instance.idScope, service: instance.name, address, rule, api: "deviceApi" },
+          "refused by the provisioning service's network settings",
+        ),
     };
+  }
+
+  admitsFrom(idScope: string, sourceAddress: string): boolean {
+    const instance = this.#parts.instances.byScope(idScope);
+    // An unknown scope is refused later, with its own reason.
+    if (!instance) return true;
+    const verdict = this.#deps.network.check(instance, sourceAddress, "deviceApi");
+    if (!verdict.admit) this.#deps.refusedByNetwork(instance, sourceAddress, verdict.rule);
+    return verdict.admit;
   }
 
   async openSession(

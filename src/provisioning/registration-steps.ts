@@ -34,6 +34,7 @@ import {
 import { spreadRetryAfter } from "./backoff.js";
 import type { HubClientPool } from "./hub-client-pool.js";
 import type { InstanceCache } from "./instance-cache.js";
+import type { NetworkFilters } from "./network-filters.js";
 import type { ScopeView, ScopeViews } from "./scope-views.js";
 
 /** What the steps use besides the context: the engine's parts. */
@@ -47,6 +48,10 @@ export interface StepDeps {
   warn: HubWarning;
   /** This node's claim on work it starts now (operations, hub intents). */
   carrier(): OperationCarrier;
+  /** IP filter rules and public network access of the instances. */
+  network: NetworkFilters;
+  /** Logs a refusal by the network settings with what decided it. */
+  refusedByNetwork(instance: Instance, address: string, rule: string): void;
 }
 
 export interface RegistrationContext {
@@ -129,6 +134,15 @@ export const checkRequest: Step = (ctx, deps) => {
   }
   ctx.instance = deps.instances.byScope(ctx.idScope);
   if (!ctx.instance) throw new ProvisioError("unknownIdScope", { scope: ctx.idScope });
+  // Before any credential is read (behaviors.md §10.2); a plan has no connection to judge.
+  if (ctx.mode === "register") {
+    const verdict = deps.network.check(ctx.instance, ctx.sourceAddress(), "deviceApi");
+    if (!verdict.admit) {
+      deps.refusedByNetwork(ctx.instance, ctx.sourceAddress(), verdict.rule);
+      // The device is not told why (the filter is not named).
+      throw new ProvisioError("unauthorized", { detail: "this client may not connect to this provisioning service" });
+    }
+  }
   if (ctx.mode === "register") {
     ctx.payload = payloadOf(ctx.body, ctx.registrationId);
     ctx.tpmKeys = tpmKeysOf(ctx.body) ?? ctx.presentedTpm;

@@ -3,6 +3,7 @@
 // loader and the README's settings table (test/server/config.test.ts keeps them in step) all come
 // from here. A flag beats the environment, which beats the default.
 import { DEFAULT_RETRY_DELAYS_MS, DEFAULT_WEBHOOK_TIMEOUT_MS } from "../allocation/custom-webhook.js";
+import { parseCidr } from "../domain/ip-filter.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -42,6 +43,8 @@ export interface ServeConfig {
   webhookRetries: number;
   /** DPS's resource log lines also go to this file (JSON lines), when given. */
   diagnosticLog: string | undefined;
+  /** What counts as private when an instance's public network access is Disabled (IPv4 CIDRs). */
+  privateNetworks: string[];
   /** Where to dial linked hubs instead of their host name on port 443, by lower-cased host name. */
   hubAddresses: Record<string, { host: string; port: number }>;
   /** How the engine reaches built-in hubs: in-process (default) or over their REST API. */
@@ -218,6 +221,20 @@ export const SETTINGS: readonly Setting[] = [
     default: "1500",
     doc: "how long a register call waits for its result before answering `assigning` (202 + Retry-After)",
     parse: wholeNumber(600_000, "milliseconds"),
+  },
+  {
+    key: "privateNetworks",
+    env: "PROVISIO_PRIVATE_NETWORKS",
+    default: "127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16",
+    doc: "the networks (IPv4 CIDR, comma-separated) that count as private when a provisioning service's publicNetworkAccess is Disabled; IPv6 loopback and fc00::/7 always do",
+    parse: (text, what) => {
+      const list = text
+        .split(",")
+        .map((c) => c.trim())
+        .filter((c) => c !== "");
+      for (const c of list) if (!parseCidr(c)) throw new Error(`${what} must list IPv4 CIDR ranges, not '${c}'.`);
+      return list;
+    },
   },
   {
     key: "hubAddresses",

@@ -14,6 +14,7 @@ import type { DiagnosticLog } from "../observability/diagnostic-log.js";
 import type { Logger } from "../observability/logger.js";
 import type { ProvisioMetrics } from "../observability/metrics.js";
 import type { InstanceCache } from "../provisioning/instance-cache.js";
+import type { NetworkFilters } from "../provisioning/network-filters.js";
 import type { ListenerTls } from "../security/listener-tls.js";
 import { SERVICE_API_SEGMENTS, type ServiceApi } from "../service-api/service-api.js";
 import { serviceOperation } from "../service-api/service-operations.js";
@@ -26,6 +27,8 @@ export interface HttpsSurfaces {
   hubs: BuiltinHubs;
   hubRestApi: HubRestApi;
   deviceApi: DeviceApi;
+  /** IP filter rules and public network access of the instances. */
+  network: NetworkFilters;
   log: Logger;
   /** DPS's ServiceOperations log lines; none when not given. */
   diagnostics?: DiagnosticLog;
@@ -112,6 +115,16 @@ async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces
     if (!instance) throw new ProvisioError("unknownHost", { host });
     const r = { req, res, path, host, instance };
     if (!isService) return s.managementApi.handle(r);
+    const address = req.socket.remoteAddress ?? "";
+    const verdict = s.network.check(instance, address, "serviceApi");
+    if (!verdict.admit) {
+      s.log.warn(
+        { idScope: instance.idScope, service: instance.name, address, rule: verdict.rule, api: "serviceApi" },
+        "refused by the provisioning service's network settings",
+      );
+      // The client is not told why (behaviors.md §10.2: the message does not name the filter).
+      throw new ProvisioError("unauthorized", { detail: "this client may not reach this provisioning service" });
+    }
     // Reading the diagnostic lines is not itself a service operation worth a line.
     if ((s.diagnostics || s.metrics) && first !== "diagnostics")
       observeServiceOperation(s, req, res, path, instance.name);

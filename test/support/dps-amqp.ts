@@ -18,6 +18,8 @@ export interface AmqpConnectOptions {
   key?: string;
   /** The links' address, when a test wants it to differ from the device's. */
   address?: string;
+  /** The source address to connect from (127.0.0.x; AMQP over TLS). */
+  localAddress?: string;
 }
 
 /** What the service did with a request: answered it, or rejected the delivery. */
@@ -73,6 +75,7 @@ export async function connectDpsAmqp(
           ca: p.ca,
           servername: "localhost",
           ...(o.cert ? { cert: o.cert, key: o.key } : {}),
+          ...(o.localAddress ? { localAddress: o.localAddress } : {}),
         } as rhea.ConnectionOptions)
       : container.connect({
           ...common,

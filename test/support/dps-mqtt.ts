@@ -31,6 +31,8 @@ export interface DpsConnectOptions {
   username?: string;
   cert?: string;
   key?: string;
+  /** The source address to connect from (127.0.0.x). */
+  localAddress?: string;
 }
 
 /** Connects and subscribes (when accepted); a refused CONNECT resolves with its return code. */
@@ -43,7 +45,13 @@ export async function connectDps(
     flavour === "mqtt"
       ? `mqtts://127.0.0.1:${p.info.ports.mqtt}`
       : `wss://127.0.0.1:${p.info.ports.https}/$iothub/websocket`;
-  const tlsOptions = { ca: p.ca, servername: "localhost", cert: o.cert, key: o.key };
+  const tlsOptions = {
+    ca: p.ca,
+    servername: "localhost",
+    cert: o.cert,
+    key: o.key,
+    ...(o.localAddress ? { localAddress: o.localAddress } : {}),
+  };
   const client = mqtt.connect(url, {
     ...tlsOptions,
     protocolVersion: 4,

@@ -22,6 +22,8 @@ export function call(
     auth?: string | null;
     connectionString?: string;
     host?: string;
+    /** The source address to connect from (a 127.0.0.x, so IP filter rules can tell clients apart). */
+    localAddress?: string;
   } = {},
 ): Promise<HttpReply> {
   const cs = parseConnectionString(options.connectionString ?? p.info.serviceConnectionString);
@@ -51,6 +53,7 @@ export function call(
         path,
         headers,
         agent: false,
+        ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

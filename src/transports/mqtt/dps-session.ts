@@ -18,7 +18,8 @@ import type { MqttConnection } from "./mqtt-connection.js";
  * CONNECT is accepted whenever the username names a scope and a registration id and the client
  * id repeats it; whether the device may register is answered on the response topic, as DPS does
  * (`$dps/registrations/res/401/?$rid=…` with 401002 after a successful CONNECT): a CONNACK has no
- * room for a reason, a DPS error body does.
+ * room for a reason, a DPS error body does. Only the network settings (IP filter, public network
+ * access) refuse the CONNECT itself, before any credential is read.
  */
 export async function acceptDpsDevice(
   conn: MqttConnection,
@@ -30,6 +31,12 @@ export async function acceptDpsDevice(
   if (!parsed || parsed.registrationId !== connect.clientId) {
     conn.connack(CONNACK.identifierRejected);
     conn.close("username must be {idScope}/registrations/{registrationId}/... with clientId = registrationId");
+    return;
+  }
+  // The network settings are judged before any credential is read; CONNACK 5 says no more.
+  if (!port.admitsFrom(parsed.idScope, conn.peer.remoteAddress)) {
+    conn.connack(CONNACK.notAuthorized);
+    conn.close("refused by the provisioning service's network settings");
     return;
   }
   const credentials = credentialsOf(connect, conn);
