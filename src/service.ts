@@ -233,6 +233,12 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       webhook: { timeoutMs: config.webhookTimeoutMs, retryDelaysMs: webhookRetryDelays(config.webhookRetries) },
     },
   });
+  // Open device connections a new network rule refuses are closed (the instance cache, which
+  // subscribed first, already holds the new rules).
+  store.changes.subscribe((change) => {
+    if (change.kind === "instance") engine.networkChanged(change.idScope);
+    else if (change.kind === "resync") engine.networkChanged();
+  });
   const https = httpsHandler({
     instances,
     serviceApi: new ServiceApi(store, (err: unknown) => log.error({ err }, "bulk item failed"), engine, diagnostics),

@@ -65,6 +65,11 @@ export interface DevicePort {
    * from this address: a session transport asks before it reads any credential.
    */
   admitsFrom(idScope: string, sourceAddress: string): boolean;
+  /**
+   * An open session transport's connection: `onRefused` runs if the instance's network settings
+   * change to refuse its address (the transport then closes it). Returns the unwatch function.
+   */
+  watchAdmission(idScope: string, sourceAddress: string, onRefused: () => void): () => void;
 }
 
 /** An operation as the device sees it, final or still assigning. */

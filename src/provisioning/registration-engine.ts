@@ -168,6 +168,8 @@ export class RegistrationEngine implements DevicePort {
   readonly #options: EngineOptions;
   readonly #deps: StepDeps;
   readonly #metrics: EngineMetrics;
+  /** Open session-transport connections by scope, to close when the network settings refuse them. */
+  readonly #watchers = new Map<string, Set<{ address: string; onRefused: () => void }>>();
   /** Final operations that could not be stored, with why. */
   readonly #unrecorded = new WeakMap<RegistrationOperation, ProvisioError>();
   /** Register calls between arrival and their work being carried (attesting, throttling). */
@@ -202,6 +204,34 @@ export class RegistrationEngine implements DevicePort {
     const verdict = this.#deps.network.check(instance, sourceAddress, "deviceApi");
     if (!verdict.admit) this.#deps.refusedByNetwork(instance, sourceAddress, verdict.rule);
     return verdict.admit;
+  }
+
+  watchAdmission(idScope: string, sourceAddress: string, onRefused: () => void): () => void {
+    const watcher = { address: sourceAddress, onRefused };
+    let set = this.#watchers.get(idScope);
+    if (!set) {
+      set = new Set();
+      this.#watchers.set(idScope, set);
+    }
+    set.add(watcher);
+    return () => {
+      const current = this.#watchers.get(idScope);
+      current?.delete(watcher);
+      if (current?.size === 0) this.#watchers.delete(idScope);
+    };
+  }
+
+  /**
+   * An instance's network settings may have changed (or every instance's, without a scope): open
+   * connections they now refuse are closed.
+   */
+  networkChanged(idScope?: string): void {
+    const scopes = idScope === undefined ? [...this.#watchers.keys()] : [idScope];
+    for (const scope of scopes) {
+      for (const w of [...(this.#watchers.get(scope) ?? [])]) {
+        if (!this.admitsFrom(scope, w.address)) w.onRefused();
+      }
+    }
   }
 
   async openSession(

@@ -120,6 +120,40 @@ describe("IP filter rules", () => {
     }
   });
 
+  test("open MQTT and AMQP sessions from an address a new rule rejects are closed within a second", async () => {
+    await setNetwork(p, { ipFilterRules: [] });
+    const mqtt = await connectDps(p, "mqtt", {
+      registrationId: "filtered-dev",
+      password: deviceToken(p, "filtered-dev", key),
+      localAddress: "127.0.0.16",
+    });
+    assert.equal(mqtt.returnCode, 0);
+    const amqp = await connectDpsAmqp(p, "amqp", {
+      registrationId: "filtered-dev",
+      password: deviceToken(p, "filtered-dev", key),
+      localAddress: "127.0.0.16",
+    });
+    assert.ok(amqp.ok, "AMQP links attached");
+    const bystander = await connectDps(p, "mqtt", {
+      registrationId: "filtered-dev",
+      password: deviceToken(p, "filtered-dev", key),
+      localAddress: "127.0.0.17",
+    });
+    try {
+      const started = Date.now();
+      await setNetwork(p, { ipFilterRules: [{ filterName: "late", action: "Reject", ipMask: "127.0.0.16" }] });
+      const within = (closed: Promise<void>) =>
+        Promise.race([closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 1_000))]);
+      assert.ok(await within(mqtt.closed), "the MQTT session was closed");
+      assert.ok(await within(amqp.device.closed), "the AMQP connection was closed");
+      assert.ok(Date.now() - started < 2_000);
+      assert.equal(await within(bystander.closed), false, "another address keeps its session");
+    } finally {
+      await Promise.all([mqtt.end(), amqp.device.end(), bystander.end()]);
+      await setNetwork(p, { ipFilterRules: [] });
+    }
+  });
+
   test("target narrows a rule to the service API or the device API", async () => {
     await setNetwork(p, {
       ipFilterRules: [{ filterName: "no-service", action: "Reject", ipMask: "127.0.0.11", target: "serviceApi" }],

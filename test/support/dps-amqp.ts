@@ -33,6 +33,8 @@ export type AmqpAnswer =
   | { kind: "rejected"; condition: string; description: string; info: Record<string, unknown> | undefined };
 
 export interface DpsAmqpDevice {
+  /** Resolves when the connection ends (the server closed it, or end()). */
+  closed: Promise<void>;
   register(body?: unknown): Promise<AmqpAnswer>;
   poll(operationId: string): Promise<AmqpAnswer>;
   /** Sends any message on the request link and waits for the answer or the rejection. */
@@ -154,6 +156,7 @@ export async function connectDpsAmqp(
   return {
     ok: true,
     device: {
+      closed: new Promise<void>((resolve) => connection.once("disconnected", () => resolve())),
       register: (body = { registrationId: o.registrationId }) =>
         send({
           application_properties: { "iotdps-operation-type": "iotdps-register", "iotdps-forceRegistration": false },

@@ -18,6 +18,8 @@ export interface DpsAnswer {
 export interface DpsMqttDevice {
   /** The CONNACK return code (0 = accepted). */
   returnCode: number;
+  /** Resolves when the connection closes (the server ended it, or end()). */
+  closed: Promise<void>;
   register(body?: unknown): Promise<DpsAnswer>;
   poll(operationId: string): Promise<DpsAnswer>;
   end(): Promise<void>;
@@ -100,8 +102,10 @@ export async function connectDps(
       client.publish(topic(rid), payload, { qos: 1 });
     });
   };
+  const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
   return {
     returnCode,
+    closed,
     register: (body = { registrationId: o.registrationId }) =>
       ask((rid) => `$dps/registrations/PUT/iotdps-register/?$rid=${rid}`, JSON.stringify(body)),
     poll: (operationId) =>

@@ -229,10 +229,13 @@ export function acceptAmqpDevice(
   // SASL, open and both links in time; a device that never gets there is dropped.
   const setup = setTimeout(() => end(), limits.setupTimeoutMs);
   let ended = false;
+  /** Set once the device is named: ends the connection if a network rule comes to refuse it. */
+  let unwatch: (() => void) | undefined;
   const end = () => {
     if (ended) return;
     ended = true;
     clearTimeout(setup);
+    unwatch?.();
     peer.destroy();
   };
   // A close (either side's, or after an error) is answered by rhea, which then ends the socket; the
@@ -278,6 +281,7 @@ export function acceptAmqpDevice(
     if (plain && !sameDevice(plain, named)) return `the link is for '${linkAddress}', not for the authenticated device`;
     if (address && !sameDevice(address, named)) return "both links must name the same device";
     address = named;
+    unwatch ??= port.watchAdmission(named.idScope, peer.remoteAddress, () => end());
     if (responder && address) clearTimeout(setup);
     return undefined;
   };

@@ -39,6 +39,11 @@ export async function acceptDpsDevice(
     conn.close("refused by the provisioning service's network settings");
     return;
   }
+  // A rule written later that refuses this address ends the session too.
+  const unwatch = port.watchAdmission(parsed.idScope, conn.peer.remoteAddress, () =>
+    conn.close("refused by the provisioning service's network settings"),
+  );
+  conn.once("close", unwatch);
   const credentials = credentialsOf(connect, conn);
   const common = { ...parsed, credentials, sourceAddress: () => conn.peer.remoteAddress, protocol };
   // Credentials cannot change within a session: one successful attestation serves every request.
