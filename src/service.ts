@@ -161,10 +161,9 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     await store.close();
     throw e;
   }
-  // One server certificate for the cluster too: the shared one when it still covers every name,
-  // else this node issues one from the shared CA and shares it.
-  // Nodes take turns (they hear of a new instance at the same moment): the first reissues and
-  // shares, the next finds the shared certificate covering the names and takes it.
+  // One server certificate for the cluster too: the shared one while it covers every name, else
+  // this node issues one from the shared CA and shares it. Nodes take turns (they hear of a new
+  // instance at the same moment): the next one finds the new certificate and takes it.
   const ensureTls = async (): Promise<TlsMaterial> => {
     const names = certificateNames(config.host, instances, hubs);
     if (!cluster) return ensureTlsMaterial(tlsDir, names);

@@ -576,11 +576,19 @@ export class RegistrationEngine implements DevicePort {
       this.crashIf("afterCommit");
       if (applied.leaving) {
         // The record says the device lives on the new hub: now the old identity goes, and the
-        // intent with it. An old hub that refuses is left to the intent's settling.
-        if (await removeFromOldHub(this.#parts.hubs, applied.leaving, this.#deps.warn)) {
-          await this.#parts.store.deleteHubIntent(scope, operationId);
-        } else {
-          await this.releaseIntent(ctx, scope);
+        // intent with it. An old hub that refuses is left to the intent's settling. The device is
+        // assigned whatever happens here (the record is committed): nothing below may fail it.
+        try {
+          if (await removeFromOldHub(this.#parts.hubs, applied.leaving, this.#deps.warn)) {
+            await this.#parts.store.deleteHubIntent(scope, operationId);
+          } else {
+            await this.releaseIntent(ctx, scope);
+          }
+        } catch (err) {
+          this.#parts.log.warn(
+            { err, idScope: scope, registrationId: ctx.registrationId },
+            "the old hub's identity is left to the hub intent's settling",
+          );
         }
       }
       return op;

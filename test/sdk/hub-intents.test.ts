@@ -5,6 +5,10 @@
 // like any IoT hub and reached over the network (PROVISIO_HUB_ADDRESSES).
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import https from "node:https";
+import type net from "node:net";
+import { join } from "node:path";
 import { test } from "node:test";
 import type { IndividualEnrollment } from "azure-iot-provisioning-service/dist/interfaces.js";
 import { httpTransport, registerWithKey } from "../support/device-clients.js";
@@ -146,6 +150,78 @@ test("killed after the write to an external hub, before the record: the identity
     assert.equal((await registerWithKey(q, httpTransport(q), "crash-external", key)).assignedHub, extHub.hostName);
     assert.equal(await exists(ext, 0, "crash-external"), true);
   } finally {
+    await p.dispose();
+    await ext.dispose();
+  }
+});
+
+test("an external hub that answers after the timeout: the device is told failed, and the identity it kept is removed", async () => {
+  // A stand-in external hub: the identity registry of IoT Hub's REST API, enough for DPS's calls,
+  // which while `slow` acts on a PUT but answers it past the hub client's 10 s timeout. It serves
+  // a certificate for its name from another serve's TLS material.
+  const ext = await startProvisio({ args: ["--host", "external.localhost"] });
+  const hostName = hubOf(ext).hostName;
+  const devices = new Map<string, unknown>();
+  let slow = false;
+  const hub = https.createServer(
+    {
+      cert: readFileSync(join(ext.dataDir, "tls", "server.pem")),
+      key: readFileSync(join(ext.dataDir, "tls", "server.key")),
+    },
+    (req, res) => {
+      const id = decodeURIComponent(/^\/devices\/([^?]+)/.exec(req.url ?? "")?.[1] ?? "");
+      const reply = (status: number, body?: unknown) => {
+        res.writeHead(status, { "content-type": "application/json" });
+        res.end(body === undefined ? "" : JSON.stringify(body));
+      };
+      const chunks: Buffer[] = [];
+      req.on("data", (c: Buffer) => chunks.push(c));
+      req.on("end", () => {
+        if (req.method === "PUT") {
+          const device = { ...JSON.parse(Buffer.concat(chunks).toString() || "{}"), deviceId: id, etag: "AAAA" };
+          devices.set(id, device);
+          if (slow) setTimeout(() => reply(200, device), 12_000).unref();
+          else reply(200, device);
+        } else if (req.method === "DELETE") {
+          if (devices.delete(id)) reply(204);
+          else reply(404, { Message: `ErrorCode:DeviceNotFound;Device ${id} not found` });
+        } else reply(404, { Message: "ErrorCode:NotFound;no such operation" });
+      });
+    },
+  );
+  hub.listen(0, "127.0.0.1");
+  await once(hub, "listening");
+  const reach = {
+    PROVISIO_HUB_ADDRESSES: `${hostName}=127.0.0.1:${(hub.address() as net.AddressInfo).port}`,
+    NODE_EXTRA_CA_CERTS: ext.info.caFile,
+  };
+  const p = await startProvisio({ env: { ...env, ...reach } });
+  try {
+    const connectionString = `HostName=${hostName};SharedAccessKeyName=iothubowner;SharedAccessKey=${Buffer.alloc(32, 7).toString("base64")}`;
+    const linked = await call(p, "PUT", "/provisioningServices/provisio", {
+      body: JSON.stringify({ properties: { iotHubs: [{ connectionString, location: "local" }] } }),
+    });
+    assert.equal(linked.status, 200, linked.text);
+    const key = await enrollIndividual(serviceClient(p), "late-hub");
+    slow = true;
+    const auth = deviceToken(p, "late-hub", key);
+    const started = await call(p, "PUT", `/${p.info.idScope}/registrations/late-hub/register?api-version=2019-03-31`, {
+      body: JSON.stringify({ registrationId: "late-hub" }),
+      auth,
+    });
+    let op = started.json() as { operationId: string; status: string };
+    while (op.status === "assigning") {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const path = `/${p.info.idScope}/registrations/late-hub/operations/${op.operationId}?api-version=2019-03-31`;
+      op = (await call(p, "GET", path, { auth })).json() as typeof op;
+    }
+    assert.equal(op.status, "failed", "the device is told failed: the hub never answered in time");
+    assert.ok(devices.has("late-hub"), "the hub created the identity it never confirmed");
+    slow = false;
+    await until(async () => !devices.has("late-hub"), 10_000, "the identity no record points at is removed");
+  } finally {
+    hub.closeAllConnections();
+    hub.close();
     await p.dispose();
     await ext.dispose();
   }
