@@ -29,7 +29,7 @@ import {
   ensureCaFiles,
   ensureTlsMaterial,
   installCa,
-  installServerCertificate,
+  installServerCertificates,
   type TlsMaterial,
 } from "./security/tls-material.js";
 import { type ServeConfig, webhookRetryDelays } from "./server/config.js";
@@ -169,9 +169,10 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     if (!cluster) return ensureTlsMaterial(tlsDir, names);
     return cluster.exclusively("provisio-server-certificate", async () => {
       const shared = await cluster.readSharedSecret("server-certificate");
-      if (shared) installServerCertificate(tlsDir, JSON.parse(shared) as { certPem: string; keyPem: string });
+      if (shared)
+        installServerCertificates(tlsDir, JSON.parse(shared) as Parameters<typeof installServerCertificates>[1]);
       const material = await ensureTlsMaterial(tlsDir, names);
-      const mine = JSON.stringify({ certPem: material.certPem, keyPem: material.keyPem });
+      const mine = JSON.stringify({ certPem: material.certPem, keyPem: material.keyPem, rsa: material.rsa });
       if (mine !== shared) await cluster.writeSharedSecret("server-certificate", mine);
       return material;
     });

@@ -4,8 +4,9 @@ import { constants } from "node:crypto";
 import type { TlsMaterial } from "./tls-material.js";
 
 export interface ListenerTls {
-  key: string;
-  cert: string;
+  /** The ECDSA key and certificate first, then the RSA ones when there are: OpenSSL picks per client. */
+  key: string[];
+  cert: string[];
   secureOptions: number;
   /** TLS 1.0 and 1.1 never (DPS's minTlsVersion "1.2"), whatever Node's flags say. */
   minVersion: "TLSv1.2";
@@ -19,10 +20,13 @@ export interface ListenerTls {
  * re-parsing the session (client certificate included) for each of the two tickets TLS 1.3
  * sends: a few hundred microseconds of CPU per connection (bench/, the x509 scenario).
  */
-export function listenerTls(material: Pick<TlsMaterial, "keyPem" | "certPem">): ListenerTls {
+export function listenerTls(
+  material: Pick<TlsMaterial, "keyPem" | "certPem"> & { rsa?: TlsMaterial["rsa"] | undefined },
+): ListenerTls {
+  const rsa = material.rsa;
   return {
-    key: material.keyPem,
-    cert: material.certPem,
+    key: rsa ? [material.keyPem, rsa.keyPem] : [material.keyPem],
+    cert: rsa ? [material.certPem, rsa.certPem] : [material.certPem],
     secureOptions: constants.SSL_OP_NO_TICKET,
     minVersion: "TLSv1.2",
   };

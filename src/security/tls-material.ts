@@ -20,11 +20,23 @@ x509.cryptoProvider.set(crypto);
 export interface TlsMaterial {
   caFile: string;
   caPem: string;
+  /** The ECDSA P-256 server certificate: what clients that can do ECDSA get (it is faster). */
   certPem: string;
   keyPem: string;
+  /**
+   * An RSA 2048 server certificate for the same names, beside it: for TLS stacks that offer only
+   * the suites DPS recommends (TLS_ECDHE_RSA_WITH_AES_*). The server picks per client.
+   */
+  rsa: { certPem: string; keyPem: string };
 }
 
 const EC: EcKeyGenParams = { name: "ECDSA", namedCurve: "P-256" };
+const RSA: RsaHashedKeyGenParams = {
+  name: "RSASSA-PKCS1-v1_5",
+  modulusLength: 2048,
+  publicExponent: new Uint8Array([1, 0, 1]),
+  hash: "SHA-256",
+};
 const SIGNING: EcdsaParams = { name: "ECDSA", hash: "SHA-256" };
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -44,16 +56,21 @@ export async function ensureTlsMaterial(
   const caPem = ca.certPem;
   const caKey = await importPrivateKey(ca.keyPem);
 
-  if (existsSync(file("server.pem")) && existsSync(file("server.key"))) {
-    const certPem = readFileSync(file("server.pem"), "utf8");
-    const keyPem = readFileSync(file("server.key"), "utf8");
-    if (isReusable(certPem, caPem, names)) return { caFile: file("ca.pem"), caPem, certPem, keyPem };
-  }
-
-  const server = await issueServerCertificate(caPem, caKey, names);
-  writeAtomic(file("server.key"), server.keyPem);
-  writeAtomic(file("server.pem"), server.certPem, 0o644);
-  return { caFile: file("ca.pem"), caPem, certPem: server.certPem, keyPem: server.keyPem };
+  const serve = async (kind: "ecdsa" | "rsa", base: string): Promise<{ certPem: string; keyPem: string }> => {
+    const [certFile, keyFile] = [file(`${base}.pem`), file(`${base}.key`)];
+    if (existsSync(certFile) && existsSync(keyFile)) {
+      const certPem = readFileSync(certFile, "utf8");
+      const keyPem = readFileSync(keyFile, "utf8");
+      if (isReusable(certPem, caPem, names)) return { certPem, keyPem };
+    }
+    const issued = await issueServerCertificate(caPem, caKey, names, kind);
+    writeAtomic(keyFile, issued.keyPem);
+    writeAtomic(certFile, issued.certPem, 0o644);
+    return issued;
+  };
+  const ecdsa = await serve("ecdsa", "server");
+  const rsa = await serve("rsa", "server-rsa");
+  return { caFile: file("ca.pem"), caPem, ...ecdsa, rsa };
 }
 
 /** The development CA of `dir`, created when absent. Never regenerated: clients may already trust it. */
@@ -85,15 +102,22 @@ export function installCa(dir: string, ca: { certPem: string; keyPem: string }):
 }
 
 /**
- * Makes `cert` the server certificate of `dir` (a cluster's shared one); ensureTlsMaterial keeps
- * it if it covers the names and comes from the CA, else reissues.
+ * Makes `certs` the server certificates of `dir` (a cluster's shared ones); ensureTlsMaterial
+ * keeps each if it covers the names and comes from the CA, else reissues it.
  */
-export function installServerCertificate(dir: string, cert: { certPem: string; keyPem: string }): void {
+export function installServerCertificates(
+  dir: string,
+  certs: { certPem: string; keyPem: string; rsa?: { certPem: string; keyPem: string } },
+): void {
   const root = resolve(dir);
-  const [certFile, keyFile] = [join(root, "server.pem"), join(root, "server.key")];
-  if (existsSync(certFile) && readFileSync(certFile, "utf8") === cert.certPem) return;
-  writeAtomic(keyFile, cert.keyPem);
-  writeAtomic(certFile, cert.certPem, 0o644);
+  const install = (base: string, c: { certPem: string; keyPem: string }) => {
+    const [certFile, keyFile] = [join(root, `${base}.pem`), join(root, `${base}.key`)];
+    if (existsSync(certFile) && readFileSync(certFile, "utf8") === c.certPem) return;
+    writeAtomic(keyFile, c.keyPem);
+    writeAtomic(certFile, c.certPem, 0o644);
+  };
+  install("server", certs);
+  if (certs.rsa) install("server-rsa", certs.rsa);
 }
 
 /** True when the certificate's SANs include every DNS name (case-insensitive) and IP address. */
@@ -140,10 +164,11 @@ async function issueServerCertificate(
   caPem: string,
   caKey: CryptoKey,
   names: { dnsNames: string[]; ipAddresses: string[] },
+  kind: "ecdsa" | "rsa",
 ): Promise<{ certPem: string; keyPem: string }> {
   const ca = new x509.X509Certificate(caPem);
   const caKeyId = ca.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
-  const keys = await crypto.subtle.generateKey(EC, true, ["sign", "verify"]);
+  const keys = (await crypto.subtle.generateKey(kind === "rsa" ? RSA : EC, true, ["sign", "verify"])) as CryptoKeyPair;
   const now = Date.now();
   const dnsNames = [...new Set(names.dnsNames)];
   const ipAddresses = [...new Set(names.ipAddresses)];
@@ -158,7 +183,12 @@ async function issueServerCertificate(
     signingAlgorithm: SIGNING,
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.KeyUsagesExtension(
+        kind === "rsa"
+          ? x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment
+          : x509.KeyUsageFlags.digitalSignature,
+        true,
+      ),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
       new x509.SubjectAlternativeNameExtension([
         ...dnsNames.map((value) => ({ type: "dns" as const, value })),

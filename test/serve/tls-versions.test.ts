@@ -1,6 +1,7 @@
 // TLS 1.0 and 1.1 never (DPS's minTlsVersion "1.2", the only value the management API takes
 // today): every listener answers a client that offers at most TLS 1.1 with a protocol-version
-// alert, and takes TLS 1.2 and 1.3.
+// alert, and takes TLS 1.2 and 1.3. An RSA server certificate beside the ECDSA one serves TLS
+// stacks that offer only the suites DPS recommends (TLS_ECDHE_RSA_WITH_AES_*).
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import tls from "node:tls";
@@ -42,5 +43,33 @@ test("every listener refuses TLS 1.0 and 1.1 and takes 1.2 and 1.3", async () =>
     }
     assert.equal(await handshake(port, "TLSv1.2"), "TLSv1.2");
     assert.equal(await handshake(port, "TLSv1.3"), "TLSv1.3");
+  }
+});
+
+/** The key type of the certificate a client restricted to `ciphers` (TLS 1.2) or `sigalgs` (1.3) gets. */
+function serverKeyType(port: number, options: tls.ConnectionOptions): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ port, host: "127.0.0.1", ca: p.ca, servername: "localhost", ...options });
+    s.on("secureConnect", () => {
+      const type = s.getPeerX509Certificate()?.publicKey.asymmetricKeyType ?? "";
+      const protocol = s.getProtocol();
+      s.destroy();
+      resolve(`${protocol} ${type}`);
+    });
+    s.on("error", reject);
+  });
+}
+
+test("a client that offers only the RSA suites DPS recommends gets the RSA certificate; others get ECDSA", async () => {
+  for (const port of [p.info.ports.https, p.info.ports.mqtt, p.info.ports.amqp]) {
+    for (const suite of ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA256"]) {
+      assert.equal(await serverKeyType(port, { ciphers: suite, maxVersion: "TLSv1.2" }), "TLSv1.2 rsa", suite);
+    }
+    assert.equal(await serverKeyType(port, { sigalgs: "rsa_pss_rsae_sha256:rsa_pkcs1_sha256" }), "TLSv1.3 rsa");
+    assert.equal(await serverKeyType(port, {}), "TLSv1.3 ec", "the default client gets ECDSA (faster)");
+    assert.equal(
+      await serverKeyType(port, { ciphers: "ECDHE-ECDSA-AES128-GCM-SHA256", maxVersion: "TLSv1.2" }),
+      "TLSv1.2 ec",
+    );
   }
 });
