@@ -58,7 +58,7 @@ function writeInfo(dataDir: string, info: ServeInfo): void {
 
 export async function startServer(config: ServeConfig, log: Logger): Promise<RunningServer> {
   const service = await buildService(config, log);
-  const tlsOptions = listenerTls(service.tls());
+  const tlsOptions = listenerTls(service.tls(), config.minTlsVersion);
   const https = createHttpsListener(tlsOptions, service.https);
   const mqtt = createMqttTlsServer(tlsOptions, service.mqtt("mqtt"), MQTT_LIMITS);
   const amqp = createAmqpTlsServer(tlsOptions, service.engine, { log });
@@ -88,7 +88,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   service.metrics?.countConnections("mqttws", () => mqttWs.connections());
   service.metrics?.countConnections("amqpws", () => amqpWs.connections());
   service.onTlsChange((tls) => {
-    for (const l of listeners) l.setSecureContext(listenerTls(tls));
+    for (const l of listeners) l.setSecureContext(listenerTls(tls, config.minTlsVersion));
   });
 
   const metricsListener = service.metrics && createMetricsListener(service.metrics.registry);

@@ -242,7 +242,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   const https = httpsHandler({
     instances,
     serviceApi: new ServiceApi(store, (err: unknown) => log.error({ err }, "bulk item failed"), engine, diagnostics),
-    managementApi: new ManagementApi(store, instances),
+    managementApi: new ManagementApi(store, instances, config.minTlsVersion),
     hubs,
     hubRestApi: new HubRestApi(telemetry),
     deviceApi: new DeviceApi(engine),

@@ -56,6 +56,8 @@ export class ManagementApi {
     /** Its writes are announced to every cache by the store itself (store-changes.ts). */
     private readonly store: InstanceStore,
     private readonly instances: InstanceCache,
+    /** The listeners' TLS floor (PROVISIO_MIN_TLS_VERSION): what minTlsVersion can be. */
+    private readonly minTlsVersion: "1.2" | "1.3" = "1.2",
   ) {}
 
   async handle(r: ServiceRequest): Promise<void> {
@@ -130,8 +132,8 @@ export class ManagementApi {
         iotHubs: hubs.map((h) => ({ ...h, connectionString: maskConnectionString(h.connectionString) })),
         ipFilterRules: i.ipFilterRules ?? [],
         publicNetworkAccess: i.publicNetworkAccess ?? "Enabled",
-        // Every listener takes TLS 1.2 and newer.
-        minTlsVersion: "1.2",
+        // What every listener holds to.
+        minTlsVersion: this.minTlsVersion,
         // Keys only through listkeys (management.md §1.4).
         authorizationPolicies: null,
       },
@@ -143,7 +145,7 @@ export class ManagementApi {
     if (!isObject(body)) throw bad("The body must be a JSON object with 'properties'.");
     const props = body.properties === undefined || body.properties === null ? {} : body.properties;
     if (!isObject(props)) throw bad("'properties' must be a JSON object.");
-    refuseUnenforced(props);
+    refuseUnenforced(props, this.minTlsVersion);
     const existing = this.instances.byName(name);
 
     if (!existing) {
@@ -216,15 +218,22 @@ const policyWire = (p: AccessPolicy) => ({
  * `az` round trip of GET then PUT sends them back). IP rules and public network access are
  * enforced (provisioning/network-filters.ts).
  */
-function refuseUnenforced(props: Record<string, unknown>): void {
+function refuseUnenforced(props: Record<string, unknown>, tlsFloor: "1.2" | "1.3"): void {
   const notYet = (what: string) =>
     bad(
       `${what} is not enforced by this version of Provisio, so it is refused rather than stored and ignored. ` +
         "Leave it out (or send its default) and restrict access in front of Provisio until then.",
     );
   const tls = props.minTlsVersion;
-  // Every listener already refuses TLS 1.0 and 1.1: "1.2" is what Provisio enforces.
-  if (tls !== undefined && tls !== null && tls !== "1.2") throw notYet(`'minTlsVersion: ${String(tls)}'`);
+  // Every listener refuses TLS 1.0 and 1.1, and 1.2 too when the server's floor is 1.3: what an
+  // instance may ask is what the listeners already hold to (a stricter floor also satisfies 1.2).
+  const enforced = tls === "1.2" || (tls === "1.3" && tlsFloor === "1.3");
+  if (tls !== undefined && tls !== null && !enforced) {
+    throw bad(
+      `'minTlsVersion: ${String(tls)}' cannot be enforced: every provisioning service shares the listeners, which take ` +
+        `TLS ${tlsFloor} and newer (1.2 or 1.3 only; start Provisio with PROVISIO_MIN_TLS_VERSION=1.3 to make 1.3 the minimum).`,
+    );
+  }
   const endpoints = props.privateEndpointConnections;
   if (endpoints !== undefined && endpoints !== null && !(Array.isArray(endpoints) && endpoints.length === 0)) {
     throw notYet("'privateEndpointConnections'");

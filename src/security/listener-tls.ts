@@ -8,8 +8,8 @@ export interface ListenerTls {
   key: string[];
   cert: string[];
   secureOptions: number;
-  /** TLS 1.0 and 1.1 never (DPS's minTlsVersion "1.2"), whatever Node's flags say. */
-  minVersion: "TLSv1.2";
+  /** TLS 1.0 and 1.1 never (DPS's minTlsVersion "1.2"), whatever Node's flags say; 1.3 if asked. */
+  minVersion: "TLSv1.2" | "TLSv1.3";
 }
 
 /**
@@ -22,12 +22,13 @@ export interface ListenerTls {
  */
 export function listenerTls(
   material: Pick<TlsMaterial, "keyPem" | "certPem"> & { rsa?: TlsMaterial["rsa"] | undefined },
+  minTlsVersion: "1.2" | "1.3" = "1.2",
 ): ListenerTls {
   const rsa = material.rsa;
   return {
     key: rsa ? [material.keyPem, rsa.keyPem] : [material.keyPem],
     cert: rsa ? [material.certPem, rsa.certPem] : [material.certPem],
     secureOptions: constants.SSL_OP_NO_TICKET,
-    minVersion: "TLSv1.2",
+    minVersion: minTlsVersion === "1.3" ? "TLSv1.3" : "TLSv1.2",
   };
 }

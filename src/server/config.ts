@@ -43,6 +43,8 @@ export interface ServeConfig {
   webhookRetries: number;
   /** DPS's resource log lines also go to this file (JSON lines), when given. */
   diagnosticLog: string | undefined;
+  /** The oldest TLS version every listener takes: 1.2 (DPS's minimum) or 1.3. */
+  minTlsVersion: "1.2" | "1.3";
   /** What counts as private when an instance's public network access is Disabled (IPv4 CIDRs). */
   privateNetworks: string[];
   /** Where to dial linked hubs instead of their host name on port 443, by lower-cased host name. */
@@ -221,6 +223,13 @@ export const SETTINGS: readonly Setting[] = [
     default: "1500",
     doc: "how long a register call waits for its result before answering `assigning` (202 + Retry-After)",
     parse: wholeNumber(600_000, "milliseconds"),
+  },
+  {
+    key: "minTlsVersion",
+    env: "PROVISIO_MIN_TLS_VERSION",
+    default: "1.2",
+    doc: "the oldest TLS version every listener takes: 1.2 (DPS's minimum; 1.0 and 1.1 are never taken) or 1.3; with 1.3 a provisioning service may be given minTlsVersion 1.3",
+    parse: oneOf(["1.2", "1.3"] as const),
   },
   {
     key: "privateNetworks",

@@ -174,7 +174,7 @@ describe("management API", () => {
     });
     assert.equal(same.status, 200, same.text);
     const refused: [Record<string, unknown>, RegExp][] = [
-      [{ minTlsVersion: "1.3" }, /'minTlsVersion: 1.3' is not enforced/],
+      [{ minTlsVersion: "1.3" }, /'minTlsVersion: 1.3' cannot be enforced/],
       [{ privateEndpointConnections: [{ name: "pe" }] }, /'privateEndpointConnections' is not enforced/],
     ];
     for (const [properties, message] of refused) {

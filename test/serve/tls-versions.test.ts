@@ -3,8 +3,9 @@
 // alert, and takes TLS 1.2 and 1.3. An RSA server certificate beside the ECDSA one serves TLS
 // stacks that offer only the suites DPS recommends (TLS_ECDHE_RSA_WITH_AES_*).
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import tls from "node:tls";
+import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 
 let p: ProvisioProcess;
@@ -72,4 +73,39 @@ test("a client that offers only the RSA suites DPS recommends gets the RSA certi
       "TLSv1.2 ec",
     );
   }
+});
+
+describe("PROVISIO_MIN_TLS_VERSION=1.3", () => {
+  let strict: ProvisioProcess;
+  before(async () => {
+    strict = await startProvisio({ env: { PROVISIO_MIN_TLS_VERSION: "1.3" } });
+  });
+  after(async () => {
+    await strict.dispose();
+  });
+
+  test("every listener refuses TLS 1.2, and an instance may then be given minTlsVersion 1.3", async () => {
+    for (const port of [strict.info.ports.https, strict.info.ports.mqtt, strict.info.ports.amqp]) {
+      const refused = await new Promise<string>((resolve) => {
+        const s = tls.connect({
+          port,
+          host: "127.0.0.1",
+          ca: strict.ca,
+          servername: "localhost",
+          maxVersion: "TLSv1.2",
+        });
+        s.on("secureConnect", () => {
+          resolve("connected");
+          s.destroy();
+        });
+        s.on("error", (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+      });
+      assert.equal(refused, "ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION");
+    }
+    const put = await call(strict, "PUT", "/provisioningServices/provisio", {
+      body: JSON.stringify({ properties: { minTlsVersion: "1.3" } }),
+    });
+    assert.equal(put.status, 200, put.text);
+    assert.equal((put.json() as { properties: { minTlsVersion: string } }).properties.minTlsVersion, "1.3");
+  });
 });
