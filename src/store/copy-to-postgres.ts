@@ -7,6 +7,7 @@ import Database from "better-sqlite3";
 import pg from "pg";
 import type { SecretBox } from "../security/secret-box.js";
 import { migratePostgres } from "./postgres/pg-migrations.js";
+import { inTransaction } from "./postgres/pg-rows.js";
 
 /** Every table of the SQLite schema, parents before children (foreign keys). */
 const TABLES = [
@@ -38,8 +39,7 @@ export async function copySqliteToPostgres(
   await target.connect();
   try {
     await migratePostgres(target);
-    await target.query("BEGIN");
-    try {
+    return await inTransaction(target, async () => {
       const { rows } = await target.query<{ n: number }>("SELECT count(*)::int AS n FROM instances");
       if ((rows[0]?.n ?? 0) > 0) {
         throw new Error(
@@ -67,12 +67,8 @@ export async function copySqliteToPostgres(
           [name, value],
         );
       }
-      await target.query("COMMIT");
       return counts;
-    } catch (e) {
-      await target.query("ROLLBACK").catch(() => undefined);
-      throw e;
-    }
+    });
   } finally {
     source.close();
     await target.end();

@@ -4,12 +4,13 @@
 // from one to the other moves rows as they are).
 import type { EnrollmentSettings } from "../domain/enrollment.js";
 import type { BuiltinHub, HubDeviceRecord, HubPolicy } from "../domain/hub.js";
-import { idKey } from "../domain/ids.js";
+import type { HubIntent } from "../domain/hub-intent.js";
+import { type IdScope, idKey } from "../domain/ids.js";
 import type { CaCertificate } from "../domain/instance.js";
 import type { RegistrationOperation } from "../domain/operation.js";
 import type { RegistrationRecord } from "../domain/registration-state.js";
 import type { SecretBox } from "../security/secret-box.js";
-import type { WriteRefusal, WriteResult } from "./records.js";
+import type { Page, WriteRefusal, WriteResult } from "./records.js";
 
 /** Column values of a row write: `doc` and the mapping's extra columns. */
 export type Columns = Record<string, string | null>;
@@ -34,6 +35,15 @@ export function checkLimit(limit: number): void {
   if (!Number.isInteger(limit) || limit < 1) {
     throw new RangeError(`Page limit must be a positive integer, not ${limit}.`);
   }
+}
+
+/** The first `limit` of `rows` (fetched with limit + 1) as a page; the next key is the last shown one's. */
+export function pageOf<R, T>(rows: readonly R[], limit: number, key: (r: R) => string, decode: (r: R) => T): Page<T> {
+  const more = rows.length > limit;
+  const shown = more ? rows.slice(0, limit) : rows;
+  const items = shown.map(decode);
+  const last = shown[shown.length - 1];
+  return more && last ? { items, next: key(last) } : { items };
 }
 
 /** The etag as stored: If-Match values may come quoted (service-api.md §6). */
@@ -140,6 +150,24 @@ export function encodeOperation(op: RegistrationOperation): {
 export function decodeOperation(doc: string, carrier: string | null, until: string | null): RegistrationOperation {
   const op = JSON.parse(doc) as RegistrationOperation;
   return carrier !== null && until !== null ? { ...op, carrier: { node: carrier, until } } : op;
+}
+
+// --- Hub intents: the carrier lives in columns, renewed without touching the doc ---
+
+export function encodeHubIntent(intent: HubIntent): { doc: string; carrier: string; until: string } {
+  const { carrier, ...doc } = intent;
+  return { doc: JSON.stringify(doc), carrier: carrier.node, until: carrier.until };
+}
+
+export function decodeHubIntent(row: { id_scope: string; doc: string; carrier: string; carried_until: string }): {
+  idScope: IdScope;
+  intent: HubIntent;
+} {
+  const doc = JSON.parse(row.doc) as Omit<HubIntent, "carrier">;
+  return {
+    idScope: row.id_scope as IdScope,
+    intent: { ...doc, carrier: { node: row.carrier, until: row.carried_until } },
+  };
 }
 
 // --- The built-in hubs' records (hub-store.ts) ---

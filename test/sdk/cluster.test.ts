@@ -16,19 +16,11 @@ import { call } from "../support/management.js";
 import { createTestDatabase, type TestDatabase } from "../support/postgres.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { serviceClient } from "../support/service-client.js";
+import { until } from "../support/until.js";
 
 // The device SDK packages are CommonJS without named-export hints.
 const { Client } = deviceSdk;
 const { Mqtt } = deviceMqtt;
-
-const until = async (check: () => Promise<boolean>, ms: number): Promise<number> => {
-  const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > ms) throw new Error(`not within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return Date.now() - start;
-};
 
 describe("two nodes on one PostgreSQL database", () => {
   let db: TestDatabase;

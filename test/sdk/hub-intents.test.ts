@@ -17,17 +17,10 @@ import { hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { serviceClient } from "../support/service-client.js";
+import { until } from "../support/until.js";
 
 const env = { PROVISIO_BUILTIN_HUB_CLIENT: "rest", PROVISIO_OPERATION_LEASE_MS: "1500" };
 const args = ["--hubs", "2"];
-
-const until = async (check: () => Promise<boolean>, ms: number, what: string): Promise<void> => {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-};
 
 const exists = async (p: ProvisioProcess, hub: number, deviceId: string): Promise<boolean> =>
   registryClient(p, hubOf(p, hub).connectionString)

@@ -12,6 +12,7 @@ import {
   encodeBuiltinHub,
   encodeHubDevice,
   OK,
+  pageOf,
 } from "../record-mappings.js";
 import type { Page, PageRequest, WriteResult } from "../records.js";
 
@@ -128,10 +129,11 @@ export class PgHubStore implements HubStore, HubEventRelay {
       `SELECT ${COLUMNS} FROM hub_devices WHERE hub_key = $1 AND device_id > $2 ORDER BY device_id LIMIT $3`,
       [hub.toLowerCase(), page.after ?? "", page.limit + 1],
     );
-    const more = rows.length > page.limit;
-    const shown = more ? rows.slice(0, page.limit) : rows;
-    const items = shown.map((r) => decodeHubDevice(this.secrets, r.doc, r.sealed, r.row_version));
-    const last = shown[shown.length - 1];
-    return more && last ? { items, next: last.device_id } : { items };
+    return pageOf(
+      rows,
+      page.limit,
+      (r) => r.device_id,
+      (r) => decodeHubDevice(this.secrets, r.doc, r.sealed, r.row_version),
+    );
   }
 }

@@ -3,6 +3,7 @@
 // as in SQLite. Plain types and standard constraints only, to stay portable to
 // PostgreSQL-compatible distributed engines. Append new migrations; never edit a shipped one.
 import type pg from "pg";
+import { inTransaction } from "./pg-rows.js";
 
 export interface PgMigration {
   version: number;
@@ -159,15 +160,10 @@ export async function migratePostgres(client: pg.ClientBase): Promise<number> {
     }
     for (const m of PG_MIGRATIONS) {
       if (m.version <= current) continue;
-      await client.query("BEGIN");
-      try {
+      await inTransaction(client, async () => {
         await client.query(m.sql);
         await client.query("INSERT INTO provisio_schema (version) VALUES ($1)", [m.version]);
-        await client.query("COMMIT");
-      } catch (e) {
-        await client.query("ROLLBACK");
-        throw e;
-      }
+      });
     }
     return PG_LATEST_VERSION;
   } finally {

@@ -9,6 +9,7 @@ import {
   checkLimit,
   type Mapping,
   OK,
+  pageOf,
   refused,
   registrationMapping,
   unreadable,
@@ -22,6 +23,19 @@ interface StoredRow {
   key: string;
   doc: string;
   sealed: string | null;
+}
+
+/** `work` in one transaction on client `c`: committed if it resolves, rolled back if it throws. */
+export async function inTransaction<R>(c: Queryable, work: () => Promise<R>): Promise<R> {
+  await c.query("BEGIN");
+  try {
+    const r = await work();
+    await c.query("COMMIT");
+    return r;
+  } catch (e) {
+    await c.query("ROLLBACK").catch(() => undefined);
+    throw e;
+  }
 }
 
 /** PostgreSQL's SQLSTATE of a refused write. */
@@ -95,11 +109,12 @@ export class PgRows<T> {
   }
 
   protected toPage(scope: string, rows: StoredRow[], limit: number): Page<T> {
-    const more = rows.length > limit;
-    const shown = more ? rows.slice(0, limit) : rows;
-    const items = shown.map((row) => this.decode(scope, row));
-    const last = shown[shown.length - 1];
-    return more && last ? { items, next: last.key } : { items };
+    return pageOf(
+      rows,
+      limit,
+      (row) => row.key,
+      (row) => this.decode(scope, row),
+    );
   }
 
   decode(scope: string, row: StoredRow): T {

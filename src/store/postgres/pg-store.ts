@@ -17,7 +17,9 @@ import type { SecretBox } from "../../security/secret-box.js";
 import {
   bareEtag,
   caMapping,
+  decodeHubIntent,
   decodeOperation,
+  encodeHubIntent,
   encodeOperation,
   OK,
   refused,
@@ -40,7 +42,7 @@ import { ChangePublisher, type StoreChange } from "../store-changes.js";
 import { CHANGES_CHANNEL, notifyChange, PgListener, parseWireChange } from "./pg-changes.js";
 import { HUB_EVENTS_CHANNEL, PgHubStore } from "./pg-hub-store.js";
 import { migratePostgres } from "./pg-migrations.js";
-import { isUniqueViolation, PgRegistrationRows, PgRows, PgVersionedRows } from "./pg-rows.js";
+import { inTransaction, isUniqueViolation, PgRegistrationRows, PgRows, PgVersionedRows } from "./pg-rows.js";
 
 export class PostgresStore implements ProvisioningStore {
   readonly changes = new ChangePublisher();
@@ -109,13 +111,7 @@ export class PostgresStore implements ProvisioningStore {
   async #tx<R>(work: (c: pg.PoolClient) => Promise<R>): Promise<R> {
     const c = await this.#pool.connect();
     try {
-      await c.query("BEGIN");
-      const r = await work(c);
-      await c.query("COMMIT");
-      return r;
-    } catch (e) {
-      await c.query("ROLLBACK").catch(() => undefined);
-      throw e;
+      return await inTransaction(c, () => work(c));
     } finally {
       c.release();
     }
@@ -430,19 +426,12 @@ export class PostgresStore implements ProvisioningStore {
   }
 
   async putHubIntent(idScope: IdScope, intent: HubIntent): Promise<void> {
-    const { carrier, ...doc } = intent;
+    const { doc, carrier, until } = encodeHubIntent(intent);
     await this.#pool.query({
       name: "provisio_put_hub_intent",
       text: `INSERT INTO hub_intents (id_scope, operation_id, registration_key, doc, carrier, carried_until) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (id_scope, operation_id) DO UPDATE SET doc = excluded.doc, carrier = excluded.carrier, carried_until = excluded.carried_until`,
-      values: [
-        idScope,
-        intent.operationId,
-        idKey(intent.registrationId),
-        JSON.stringify(doc),
-        carrier.node,
-        carrier.until,
-      ],
+      values: [idScope, intent.operationId, idKey(intent.registrationId), doc, carrier, until],
     });
   }
 
@@ -464,13 +453,7 @@ export class PostgresStore implements ProvisioningStore {
        RETURNING id_scope, doc, carrier, carried_until`,
       [node, until, now, limit],
     );
-    return rows.map((row) => ({
-      idScope: row.id_scope as IdScope,
-      intent: {
-        ...(JSON.parse(row.doc) as Omit<HubIntent, "carrier">),
-        carrier: { node: row.carrier, until: row.carried_until },
-      },
-    }));
+    return rows.map(decodeHubIntent);
   }
 
   async renewCarrier(node: string, until: string): Promise<void> {

@@ -2,6 +2,7 @@
 import type Database from "better-sqlite3";
 import type { HubIntent } from "../../domain/hub-intent.js";
 import { type IdScope, idKey } from "../../domain/ids.js";
+import { decodeHubIntent } from "../record-mappings.js";
 import type { ClaimedHubIntent, IntentSettlement } from "../store.js";
 
 interface IntentRow {
@@ -10,14 +11,6 @@ interface IntentRow {
   carrier: string;
   carried_until: string;
 }
-
-const decode = (row: IntentRow): ClaimedHubIntent => ({
-  idScope: row.id_scope as IdScope,
-  intent: {
-    ...(JSON.parse(row.doc) as Omit<HubIntent, "carrier">),
-    carrier: { node: row.carrier, until: row.carried_until },
-  },
-});
 
 export class SqliteHubIntents {
   readonly #put: Database.Statement<[string, string, string, string, string, string]>;
@@ -55,7 +48,7 @@ export class SqliteHubIntents {
       const claimed: ClaimedHubIntent[] = [];
       for (const row of this.#expired.all({ now, limit })) {
         if (this.#claim.run(node, until, row.id_scope, row.operation_id, row.carried_until).changes === 1) {
-          claimed.push(decode({ ...row, carrier: node, carried_until: until }));
+          claimed.push(decodeHubIntent({ ...row, carrier: node, carried_until: until }));
         }
       }
       return claimed;

@@ -4,7 +4,14 @@ import type Database from "better-sqlite3";
 import type { BuiltinHub, HubDeviceRecord } from "../../domain/hub.js";
 import type { SecretBox } from "../../security/secret-box.js";
 import type { HubStore } from "../hub-store.js";
-import { decodeBuiltinHub, decodeHubDevice, encodeBuiltinHub, encodeHubDevice, OK } from "../record-mappings.js";
+import {
+  decodeBuiltinHub,
+  decodeHubDevice,
+  encodeBuiltinHub,
+  encodeHubDevice,
+  OK,
+  pageOf,
+} from "../record-mappings.js";
 import type { Page, PageRequest, WriteResult } from "../records.js";
 
 interface DeviceRow {
@@ -80,10 +87,11 @@ export class SqliteHubStore implements HubStore {
 
   async listHubDevices(hub: string, page: PageRequest): Promise<Page<HubDeviceRecord>> {
     const rows = this.#page.all(hub.toLowerCase(), page.after ?? "", page.limit + 1);
-    const more = rows.length > page.limit;
-    const shown = more ? rows.slice(0, page.limit) : rows;
-    const items = shown.map((r) => decodeHubDevice(this.#secrets, r.doc, r.sealed, r.row_version));
-    const last = shown[shown.length - 1];
-    return more && last ? { items, next: last.device_id } : { items };
+    return pageOf(
+      rows,
+      page.limit,
+      (r) => r.device_id,
+      (r) => decodeHubDevice(this.#secrets, r.doc, r.sealed, r.row_version),
+    );
   }
 }

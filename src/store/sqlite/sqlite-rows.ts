@@ -10,6 +10,7 @@ import {
   checkLimit,
   type Mapping,
   OK,
+  pageOf,
   refused,
   registrationMapping,
   unreadable,
@@ -83,11 +84,12 @@ export class Rows<T> {
 
   /** The first `limit` rows of `rows` (fetched with limit + 1) as a page. */
   protected toPage(scope: string, rows: StoredRow[], limit: number): Page<T> {
-    const more = rows.length > limit;
-    const shown = more ? rows.slice(0, limit) : rows;
-    const items = shown.map((row) => this.decode(scope, row));
-    const last = shown[shown.length - 1];
-    return more && last ? { items, next: last.key } : { items };
+    return pageOf(
+      rows,
+      limit,
+      (row) => row.key,
+      (row) => this.decode(scope, row),
+    );
   }
 
   protected decode(scope: string, row: StoredRow): T {
