@@ -23,6 +23,8 @@ export type { ServeInfo };
 
 export interface RunningServer {
   info: ServeInfo;
+  /** Serve the server certificates as they are now on disk; connections already open stay. */
+  reloadTls(): Promise<void>;
   /** Stop accepting, let in-flight requests and registrations finish, close the store. */
   close(): Promise<void>;
 }
@@ -107,6 +109,7 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
 
   return {
     info,
+    reloadTls: () => service.reloadTls(),
     async close() {
       const closed = listeners.map((l) => new Promise<void>((done) => l.close(() => done())));
       webSockets.close();

@@ -3,7 +3,7 @@
 // the handlers every listener serves. `provisio serve` (server.ts) puts listeners in front of it;
 // tests drive it in-process (test/support/in-process.ts).
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
 import { BuiltinHubs, ownerConnectionString } from "./builtin-hub/builtin-hubs.js";
@@ -25,6 +25,7 @@ import { InstanceCache } from "./provisioning/instance-cache.js";
 import { NetworkFilters } from "./provisioning/network-filters.js";
 import { type EngineOptions, OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
 import { ScopeViews } from "./provisioning/scope-views.js";
+import { type LoadedOperatorTls, loadOperatorTls, uncoveredNames } from "./security/operator-tls.js";
 import {
   ensureCaFiles,
   ensureTlsMaterial,
@@ -67,6 +68,11 @@ export interface ProvisioService {
   /** The current TLS material; `onTlsChange` hears of a reissued server certificate. */
   tls(): TlsMaterial;
   onTlsChange(listener: (tls: TlsMaterial) => void): void;
+  /**
+   * Reads the server certificates again (SIGHUP): an operator's files, or the development ones.
+   * Rejects, serving what it served before, when they do not check out.
+   */
+  reloadTls(): Promise<void>;
   /** Where the built-in hubs' REST API answers, for PROVISIO_BUILTIN_HUB_CLIENT=rest. */
   setHttpsPort(port: number): void;
   /** What `DIR/provisio.json` says, with the ports the listeners got. */
@@ -134,7 +140,20 @@ function crashHook(): Pick<EngineOptions, "crashAt"> {
   return at === "afterHubWrite" || at === "afterCommit" ? { crashAt: at } : {};
 }
 
+/** The certificates an operator brings, read before anything else so a mistake stops the start. */
+function operatorCertificates(config: ServeConfig): (() => LoadedOperatorTls) | undefined {
+  if (config.tlsCert.length === 0 && config.tlsKey.length === 0) {
+    if (config.tlsCa) throw new Error("--tls-ca names the CA of certificates given with --tls-cert; none were.");
+    return undefined;
+  }
+  const files = { certFiles: config.tlsCert, keyFiles: config.tlsKey, caFile: config.tlsCa };
+  const load = () => loadOperatorTls(files);
+  load();
+  return load;
+}
+
 export async function buildService(config: ServeConfig, log: Logger): Promise<ProvisioService> {
+  const operatorTls = operatorCertificates(config);
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const opened = await openStore({ ...config, dataDir }, log);
@@ -164,7 +183,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   // One server certificate for the cluster too: the shared one while it covers every name, else
   // this node issues one from the shared CA and shares it. Nodes take turns (they hear of a new
   // instance at the same moment): the next one finds the new certificate and takes it.
-  const ensureTls = async (): Promise<TlsMaterial> => {
+  const ensureDevelopmentTls = async (): Promise<TlsMaterial> => {
     const names = certificateNames(config.host, instances, hubs);
     if (!cluster) return ensureTlsMaterial(tlsDir, names);
     return cluster.exclusively("provisio-server-certificate", async () => {
@@ -177,16 +196,40 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       return material;
     });
   };
-  let tls: TlsMaterial = await ensureTls();
+  // An operator's certificates are never reissued: names they miss are worth a warning.
+  const warnUncovered = (material: TlsMaterial) => {
+    const names = certificateNames(config.host, instances, hubs);
+    const missing = uncoveredNames(material, { ...names, ipAddresses: [] });
+    if (missing.length > 0) {
+      log.warn({ missing }, "the server certificate does not cover these host names: clients using them will fail");
+    }
+  };
+  const loadOperator = (load: () => LoadedOperatorTls): TlsMaterial => {
+    const loaded = load();
+    for (const c of loaded.served) log.info(c, "serving the operator's certificate");
+    for (const w of loaded.warnings) log.warn(w);
+    warnUncovered(loaded.material);
+    if (config.tlsCa) return loaded.material;
+    // Without --tls-ca devices are told to trust the top of the chain: a file of its own.
+    mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
+    const caFile = join(tlsDir, "operator-ca.pem");
+    writeFileSync(caFile, loaded.material.caPem, { mode: 0o644 });
+    return { ...loaded.material, caFile };
+  };
+  let tls: TlsMaterial = operatorTls ? loadOperator(operatorTls) : await ensureDevelopmentTls();
   const tlsListeners: ((tls: TlsMaterial) => void)[] = [];
+  const swapTls = (material: TlsMaterial) => {
+    tls = material;
+    for (const l of tlsListeners) l(tls);
+  };
   // New instances bring new host names: the server certificate is reissued (same CA) and swapped
   // in before the write that announced them resolves.
   store.changes.subscribe(async (change) => {
     if (change.kind !== "instance" && change.kind !== "resync") return;
     // The cache reloads on a resync too, concurrently: the names must come from the new list.
     if (change.kind === "resync") await instances.reload();
-    tls = await ensureTls();
-    for (const l of tlsListeners) l(tls);
+    if (operatorTls) warnUncovered(tls);
+    else swapTls(await ensureDevelopmentTls());
   });
 
   const telemetry = new TelemetryLog();
@@ -287,6 +330,9 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     mqtt: (transport) => mqttRouter(routes, transport),
     tls: () => tls,
     onTlsChange: (listener) => tlsListeners.push(listener),
+    async reloadTls() {
+      swapTls(operatorTls ? loadOperator(operatorTls) : await ensureDevelopmentTls());
+    },
     setHttpsPort: (port) => {
       httpsPort = port;
     },

@@ -18,7 +18,10 @@ const serve = program
   .description("Run the provisioning service: HTTPS, MQTT and AMQP listeners over TLS")
   .addHelpText("after", `\nEvery setting (flags win over the environment):\n${settingsHelp()}`);
 for (const s of SETTINGS) {
-  if (s.flag) serve.option(s.flag, `${s.doc} (env ${s.env}, default ${s.default ?? "none"})`);
+  const help = `${s.doc} (env ${s.env}, default ${s.default || "none"})`;
+  if (s.flag && s.repeatable) {
+    serve.option(s.flag, help, (value: string, earlier?: string) => (earlier ? `${earlier},${value}` : value));
+  } else if (s.flag) serve.option(s.flag, help);
 }
 serve.action(async (opts: Record<string, string>) => {
   const config = loadServeConfig(opts);
@@ -33,6 +36,17 @@ serve.action(async (opts: Record<string, string>) => {
     log.info("stopped");
     process.exit(0);
   };
+  // SIGHUP: the server certificates are read again (a renewed --tls-cert), without dropping anyone.
+  process.on("SIGHUP", () => {
+    server.reloadTls().then(
+      () => log.info("server certificates reloaded"),
+      (err: unknown) =>
+        log.error(
+          { reason: err instanceof Error ? err.message : String(err) },
+          "server certificates not reloaded: still serving the previous ones",
+        ),
+    );
+  });
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
 });

@@ -21,7 +21,7 @@ export interface ListenerTls {
  * sends: a few hundred microseconds of CPU per connection (bench/, the x509 scenario).
  */
 export function listenerTls(
-  material: Pick<TlsMaterial, "keyPem" | "certPem"> & { rsa?: TlsMaterial["rsa"] | undefined },
+  material: Pick<TlsMaterial, "keyPem" | "certPem" | "rsa">,
   minTlsVersion: "1.2" | "1.3" = "1.2",
 ): ListenerTls {
   const rsa = material.rsa;

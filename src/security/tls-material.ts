@@ -25,9 +25,10 @@ export interface TlsMaterial {
   keyPem: string;
   /**
    * An RSA 2048 server certificate for the same names, beside it: for TLS stacks that offer only
-   * the suites DPS recommends (TLS_ECDHE_RSA_WITH_AES_*). The server picks per client.
+   * the suites DPS recommends (TLS_ECDHE_RSA_WITH_AES_*). The server picks per client. Absent
+   * when an operator brings a single certificate (operator-tls.ts).
    */
-  rsa: { certPem: string; keyPem: string };
+  rsa?: { certPem: string; keyPem: string };
 }
 
 const EC: EcKeyGenParams = { name: "ECDSA", namedCurve: "P-256" };

@@ -43,6 +43,11 @@ export interface ServeConfig {
   webhookRetries: number;
   /** DPS's resource log lines also go to this file (JSON lines), when given. */
   diagnosticLog: string | undefined;
+  /** Server certificate chains and their keys an operator brings (PEM files); none: development ones. */
+  tlsCert: string[];
+  tlsKey: string[];
+  /** The CA devices trust for the operator's certificates (provisio.json's caFile). */
+  tlsCa: string | undefined;
   /** The oldest TLS version every listener takes: 1.2 (DPS's minimum) or 1.3. */
   minTlsVersion: "1.2" | "1.3";
   /** What counts as private when an instance's public network access is Disabled (IPv4 CIDRs). */
@@ -64,6 +69,8 @@ export interface Setting {
   default: string | undefined;
   /** What it means, for `--help` and the README. */
   doc: string;
+  /** The flag may be given more than once; its values are joined with commas. */
+  repeatable?: true;
   parse(text: string, name: string): ServeConfig[Key];
 }
 
@@ -91,6 +98,12 @@ function oneOf<T extends string>(choices: readonly T[]) {
 }
 
 const text = (value: string): string => value;
+
+const fileList = (value: string): string[] =>
+  value
+    .split(",")
+    .map((f) => f.trim())
+    .filter((f) => f !== "");
 
 /** `hub.example.net=10.0.0.5:8443,other.example.net=gw.lan` (port 443 when not given). */
 function hubAddresses(value: string, what: string): Record<string, { host: string; port: number }> {
@@ -223,6 +236,32 @@ export const SETTINGS: readonly Setting[] = [
     default: "1500",
     doc: "how long a register call waits for its result before answering `assigning` (202 + Retry-After)",
     parse: wholeNumber(600_000, "milliseconds"),
+  },
+  {
+    key: "tlsCert",
+    flag: "--tls-cert <file>",
+    env: "PROVISIO_TLS_CERT",
+    default: "",
+    repeatable: true,
+    doc: "a server certificate to serve instead of the development one: a PEM file with the leaf first, then its intermediates; give one RSA and one ECDSA (repeat the flag, or comma-separate) and each client gets the one it can use; re-read on SIGHUP",
+    parse: fileList,
+  },
+  {
+    key: "tlsKey",
+    flag: "--tls-key <file>",
+    env: "PROVISIO_TLS_KEY",
+    default: "",
+    repeatable: true,
+    doc: "the private key (PEM, unencrypted) of each --tls-cert, in the same order",
+    parse: fileList,
+  },
+  {
+    key: "tlsCa",
+    flag: "--tls-ca <file>",
+    env: "PROVISIO_TLS_CA",
+    default: undefined,
+    doc: "the CA certificate devices trust for --tls-cert (written to provisio.json as caFile); default: the last certificate of the first --tls-cert chain",
+    parse: text,
   },
   {
     key: "minTlsVersion",
