@@ -8,6 +8,7 @@ import { registerCertCommands } from "./cert-generate.js";
 import { registerCertificateCommands } from "./certificate-commands.js";
 import { registerDatabaseCommands } from "./database-copy.js";
 import { monitorEvents } from "./hub-monitor.js";
+import { registerTlsCommands } from "./tls-probe.js";
 
 const program = new Command("provisio")
   .description("Self-hosted device provisioning service speaking the Azure IoT Hub DPS protocols")
@@ -85,6 +86,8 @@ hub
 // CA certificates (management.md §7.4) and test certificates.
 registerCertificateCommands(program);
 registerCertCommands(program);
+// TLS troubleshooting.
+registerTlsCommands(program);
 // Moving a data directory to PostgreSQL.
 registerDatabaseCommands(program);
 

@@ -1,19 +1,14 @@
 // `provisio certificate …` and `provisio cert …` end to end (management.md §7.4): the proof of
 // possession flow an operator runs, through the real CLI against a real server.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { BIN, type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
+import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
+import { runProvisio } from "../support/run-cli.js";
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 interface CertResource {
   name: string;
   etag: string;
@@ -31,24 +26,7 @@ interface Generated {
   devices: { registrationId: string; certificate: string; key: string; thumbprint: string }[];
 }
 
-function provisio(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const provisio = runProvisio;
 
 /** Run, expect exit 0, parse stdout. */
 async function ok<T>(args: string[], env?: Record<string, string>): Promise<T> {
