@@ -25,7 +25,9 @@ import { InstanceCache } from "./provisioning/instance-cache.js";
 import { NetworkFilters } from "./provisioning/network-filters.js";
 import { type EngineOptions, OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
 import { ScopeViews } from "./provisioning/scope-views.js";
+import { OidcVerifier } from "./security/oidc.js";
 import { type LoadedOperatorTls, loadOperatorTls, uncoveredNames } from "./security/operator-tls.js";
+import { ServiceAuthenticator } from "./security/service-auth.js";
 import {
   ensureCaFiles,
   ensureTlsMaterial,
@@ -282,10 +284,30 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     if (change.kind === "instance") engine.networkChanged(change.idScope);
     else if (change.kind === "resync") engine.networkChanged();
   });
+  // Shared access policies, and bearer tokens of an OpenID Connect issuer when one is configured.
+  const auth = new ServiceAuthenticator(
+    (scope, name) => store.getPolicy(scope, name),
+    config.oidcIssuer
+      ? new OidcVerifier({
+          issuer: config.oidcIssuer,
+          audiences: config.oidcAudience,
+          jwksUrl: config.oidcJwksUrl,
+          roleClaims: config.oidcRoleClaims,
+          roles: config.oidcRoles,
+        })
+      : undefined,
+    config.oidcRoleClaims,
+  );
   const https = httpsHandler({
     instances,
-    serviceApi: new ServiceApi(store, (err: unknown) => log.error({ err }, "bulk item failed"), engine, diagnostics),
-    managementApi: new ManagementApi(store, instances, config.minTlsVersion),
+    serviceApi: new ServiceApi({
+      store,
+      auth,
+      onInternal: (err: unknown) => log.error({ err }, "bulk item failed"),
+      provisioning: engine,
+      diagnostics,
+    }),
+    managementApi: new ManagementApi(store, instances, auth, config.minTlsVersion),
     hubs,
     hubRestApi: new HubRestApi(telemetry),
     deviceApi: new DeviceApi(engine),

@@ -75,6 +75,12 @@ export const Errors = {
     401004,
     (p) => `The shared access policy '${p.policy}' lacks the ${p.right} right needed for this operation.`,
   ),
+  bearerExpired: def(401003, (p) => `The bearer token expired at ${p.expiry}; get a new one from the issuer.`),
+  missingRole: def(
+    401004,
+    (p) =>
+      `The bearer token of '${p.subject}' carries no role that grants ${p.right}: its ${p.claims} claims map to none (PROVISIO_OIDC_ROLES).`,
+  ),
 
   // 404
   unknownRoute: def(404001, (p) => `No operation at ${p.method} ${p.path}.`),
@@ -152,6 +158,11 @@ export const Errors = {
     503001,
     () =>
       "The service cannot write its records right now (its disk is full or read-only, or its database is unreachable); nothing was changed. Retry after the Retry-After interval.",
+  ),
+  identityProviderUnavailable: def(
+    503002,
+    (p) =>
+      `The bearer token cannot be checked now: the issuer's signing keys are unavailable (${p.detail}). Retry later.`,
   ),
 } as const satisfies Record<string, ErrorDef>;
 

@@ -1,5 +1,6 @@
 // A request to an instance's service or management API, once the listener has routed it.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Caller } from "../domain/caller.js";
 import type { Instance } from "../domain/instance.js";
 import type { RequestPath } from "./request-path.js";
 
@@ -11,4 +12,6 @@ export interface ServiceRequest {
   host: string;
   /** The instance the host name belongs to. */
   instance: Instance;
+  /** Who is calling, once authenticated: what the audit trail records. */
+  caller?: Caller;
 }

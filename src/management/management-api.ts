@@ -22,7 +22,7 @@ import type { ServiceRequest } from "../http/api-request.js";
 import { readBody } from "../http/body.js";
 import { sendJson } from "../http/respond.js";
 import type { InstanceCache } from "../provisioning/instance-cache.js";
-import { authenticate, requireRight } from "../security/service-auth.js";
+import type { ServiceAuthenticator } from "../security/service-auth.js";
 import type { InstanceStore } from "../store/store.js";
 import { CaCertificates } from "./ca-certificates.js";
 import { newInstance, newPolicyKey, ownerPolicy } from "./instances.js";
@@ -56,6 +56,8 @@ export class ManagementApi {
     /** Its writes are announced to every cache by the store itself (store-changes.ts). */
     private readonly store: InstanceStore,
     private readonly instances: InstanceCache,
+    /** ServiceConfig: a policy that has it, or a bearer token whose roles grant it. */
+    private readonly auth: ServiceAuthenticator,
     /** The listeners' TLS floor (PROVISIO_MIN_TLS_VERSION): what minTlsVersion can be. */
     private readonly minTlsVersion: "1.2" | "1.3" = "1.2",
   ) {}
@@ -90,8 +92,7 @@ export class ManagementApi {
   }
 
   private async caller(r: ServiceRequest): Promise<Instance> {
-    const policy = await authenticate(r.req.headers, r.instance, r.host, (s, n) => this.store.getPolicy(s, n));
-    requireRight(policy, "ServiceConfig");
+    await this.auth.authorize(r, "ServiceConfig");
     return r.instance;
   }
 

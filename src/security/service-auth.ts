@@ -1,34 +1,28 @@
-// Service-side authentication: a SAS token signed with a shared access policy of the instance,
-// and the policy's rights (service-api.md §9).
+// Service-side authentication (service-api.md §9, behaviors.md §10.4): a SAS token signed with a
+// shared access policy of the instance, or, when an OpenID Connect issuer is configured, a bearer
+// token of that issuer. Either way the caller comes out with rights to check.
 import type { IncomingHttpHeaders } from "node:http";
 import { isExpired, parseSasToken, signatureMatches, tokenResource } from "../attestation/sas-token.js";
+import type { Caller } from "../domain/caller.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { IdScope } from "../domain/ids.js";
 import { type AccessPolicy, grants, type Instance, type Right } from "../domain/instance.js";
+import type { ServiceRequest } from "../http/api-request.js";
+import type { OidcVerifier } from "./oidc.js";
 
 export type PolicyLookup = (idScope: IdScope, keyName: string) => Promise<AccessPolicy | undefined>;
 
 /** Is `resource` the host itself or a path under it, matched per segment? */
 const covers = (resource: string, host: string): boolean => resource === host || resource.startsWith(`${host}/`);
 
-/**
- * Check the Authorization header against the instance's policies; resolve to the policy.
- * `requestHost` is the Host header: the SDKs sign with the HostName they connect to.
- */
-export async function authenticate(
-  headers: IncomingHttpHeaders,
+/** The policy a SAS token is signed with. `requestHost` is the Host header: SDKs sign what they dial. */
+export async function authenticatePolicy(
+  header: string,
   instance: Instance,
   requestHost: string,
   lookup: PolicyLookup,
   nowSeconds = Math.floor(Date.now() / 1000),
 ): Promise<AccessPolicy> {
-  const header = headers.authorization;
-  if (!header) throw new ProvisioError("missingToken");
-  if (/^bearer\s/i.test(header)) {
-    throw new ProvisioError("unauthorized", {
-      detail: "bearer tokens are not accepted; sign a SharedAccessSignature with a shared access policy key",
-    });
-  }
   const token = parseSasToken(header);
   if (!token) {
     throw new ProvisioError("unauthorized", {
@@ -57,6 +51,55 @@ export async function authenticate(
   return policy;
 }
 
-export function requireRight(policy: AccessPolicy, right: Right): void {
-  if (!grants(policy.rights, right)) throw new ProvisioError("missingRight", { policy: policy.keyName, right });
+export class ServiceAuthenticator {
+  constructor(
+    private readonly lookup: PolicyLookup,
+    /** Bearer tokens are taken only when an issuer is configured. */
+    private readonly oidc?: OidcVerifier,
+    private readonly roleClaims: readonly string[] = [],
+  ) {}
+
+  /** The caller of a request, also kept on it (the audit trail reads it there). */
+  async authenticate(r: ServiceRequest): Promise<Caller> {
+    const caller = await this.callerOf(r.req.headers, r.instance, r.host);
+    r.caller = caller;
+    return caller;
+  }
+
+  /** Authenticated, and allowed `right`; else 401. */
+  async authorize(r: ServiceRequest, right: Right): Promise<Caller> {
+    const caller = await this.authenticate(r);
+    if (!grants(caller.rights, right)) {
+      if (caller.kind === "policy") throw new ProvisioError("missingRight", { policy: caller.name, right });
+      throw new ProvisioError("missingRole", {
+        subject: caller.displayName ?? caller.name,
+        right,
+        claims: this.roleClaims.join(" and "),
+      });
+    }
+    return caller;
+  }
+
+  private async callerOf(headers: IncomingHttpHeaders, instance: Instance, host: string): Promise<Caller> {
+    const header = headers.authorization;
+    if (!header) throw new ProvisioError("missingToken");
+    const bearer = /^bearer\s+(\S+)\s*$/i.exec(header);
+    if (bearer) {
+      if (!this.oidc) {
+        throw new ProvisioError("unauthorized", {
+          detail:
+            "bearer tokens are not accepted here (no OpenID Connect issuer is configured: PROVISIO_OIDC_ISSUER); sign a SharedAccessSignature with a shared access policy key",
+        });
+      }
+      const t = await this.oidc.verify(bearer[1] as string);
+      return {
+        kind: "token",
+        name: t.subject,
+        ...(t.displayName ? { displayName: t.displayName } : {}),
+        rights: t.rights,
+      };
+    }
+    const policy = await authenticatePolicy(header, instance, host, this.lookup);
+    return { kind: "policy", name: policy.keyName, rights: policy.rights };
+  }
 }

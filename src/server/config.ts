@@ -4,6 +4,7 @@
 // from here. A flag beats the environment, which beats the default.
 import { DEFAULT_RETRY_DELAYS_MS, DEFAULT_WEBHOOK_TIMEOUT_MS } from "../allocation/custom-webhook.js";
 import { parseCidr } from "../domain/ip-filter.js";
+import { checkIssuerUrl, type DataRole, parseRoleMapping } from "../security/oidc.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
@@ -48,6 +49,16 @@ export interface ServeConfig {
   tlsKey: string[];
   /** The CA devices trust for the operator's certificates (provisio.json's caFile). */
   tlsCa: string | undefined;
+  /** An OpenID Connect issuer whose bearer tokens the service and management APIs take. */
+  oidcIssuer: string | undefined;
+  /** A token's `aud` must be one of these. */
+  oidcAudience: string[];
+  /** The issuer's keys, when not where its discovery document says. */
+  oidcJwksUrl: string | undefined;
+  /** The token claims that hold role or group names. */
+  oidcRoleClaims: string[];
+  /** Claim value → DPS data role. */
+  oidcRoles: Record<string, DataRole>;
   /** The oldest TLS version every listener takes: 1.2 (DPS's minimum) or 1.3. */
   minTlsVersion: "1.2" | "1.3";
   /** What counts as private when an instance's public network access is Disabled (IPv4 CIDRs). */
@@ -262,6 +273,43 @@ export const SETTINGS: readonly Setting[] = [
     default: undefined,
     doc: "the CA certificate devices trust for --tls-cert (written to provisio.json as caFile); default: the last certificate of the first --tls-cert chain",
     parse: text,
+  },
+  {
+    key: "oidcIssuer",
+    flag: "--oidc-issuer <url>",
+    env: "PROVISIO_OIDC_ISSUER",
+    default: undefined,
+    doc: "an OpenID Connect issuer (https; http only on loopback) whose bearer tokens the service and management APIs take beside SAS tokens, as DPS takes Azure AD ones; its roles map to DPS's data roles (PROVISIO_OIDC_ROLES)",
+    parse: checkIssuerUrl,
+  },
+  {
+    key: "oidcAudience",
+    env: "PROVISIO_OIDC_AUDIENCE",
+    default: "https://azure-devices-provisioning.net,https://iothubs.azure.net",
+    doc: "the audiences (`aud`) a bearer token may have, comma-separated; the default are the two DPS clients ask for",
+    parse: fileList,
+  },
+  {
+    key: "oidcJwksUrl",
+    env: "PROVISIO_OIDC_JWKS_URL",
+    default: undefined,
+    doc: "where the issuer's signing keys are, when not at the `jwks_uri` of its discovery document",
+    parse: checkIssuerUrl,
+  },
+  {
+    key: "oidcRoleClaims",
+    env: "PROVISIO_OIDC_ROLE_CLAIMS",
+    default: "roles,groups",
+    doc: "the token claims that hold role or group names, comma-separated",
+    parse: fileList,
+  },
+  {
+    key: "oidcRoles",
+    env: "PROVISIO_OIDC_ROLES",
+    default:
+      "DeviceProvisioningService.DataContributor=contributor,DeviceProvisioningService.DataReader=reader,DeviceProvisioningService.ServiceConfig=config",
+    doc: "which role or group names grant which role: `name=contributor|reader|config`, comma-separated. contributor: DPS's Data Contributor (enrollments and registrations, read and write); reader: Data Reader; config: the management API (ServiceConfig)",
+    parse: parseRoleMapping,
   },
   {
     key: "minTlsVersion",

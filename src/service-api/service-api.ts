@@ -14,7 +14,7 @@ import { readBody } from "../http/body.js";
 import { pageHeaders, pageRequest } from "../http/paging.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
 import type { DiagnosticFilter, DiagnosticLog } from "../observability/diagnostic-log.js";
-import { authenticate, requireRight } from "../security/service-auth.js";
+import type { ServiceAuthenticator } from "../security/service-auth.js";
 import type { EnrollmentStore, InstanceStore } from "../store/store.js";
 import { runBulk } from "./bulk.js";
 import { type EnrollmentKind, groupKind, individualKind } from "./enrollment-kinds.js";
@@ -52,16 +52,32 @@ const ifMatchOf = (req: IncomingMessage): string | undefined => {
 /** Retries of an unconditional write that raced another writer. */
 const WRITE_ATTEMPTS = 3;
 
+export interface ServiceApiParts {
+  store: EnrollmentStore;
+  /** Policies' SAS tokens, and bearer tokens when an issuer is configured. */
+  auth: ServiceAuthenticator;
+  /** Told about unexpected errors that a reply reports without throwing (bulk items). */
+  onInternal?: (err: unknown) => void;
+  /** What the service API asks of the provisioning engine (deprovisioning, dry runs). */
+  provisioning?: ProvisioningOperations;
+  /** The recent diagnostic lines (GET /diagnostics); none when not given. */
+  diagnostics?: Pick<DiagnosticLog, "recent">;
+}
+
 export class ServiceApi {
-  constructor(
-    private readonly store: EnrollmentStore & Pick<InstanceStore, "getPolicy">,
-    /** Told about unexpected errors that a reply reports without throwing (bulk items). */
-    private readonly onInternal?: (err: unknown) => void,
-    /** What the service API asks of the provisioning engine (deprovisioning, dry runs). */
-    private readonly provisioning?: ProvisioningOperations,
-    /** The recent diagnostic lines (GET /diagnostics); none when not given. */
-    private readonly diagnostics?: Pick<DiagnosticLog, "recent">,
-  ) {}
+  private readonly store: EnrollmentStore;
+  private readonly auth: ServiceAuthenticator;
+  private readonly onInternal: ((err: unknown) => void) | undefined;
+  private readonly provisioning: ProvisioningOperations | undefined;
+  private readonly diagnostics: Pick<DiagnosticLog, "recent"> | undefined;
+
+  constructor(parts: ServiceApiParts) {
+    this.store = parts.store;
+    this.auth = parts.auth;
+    this.onInternal = parts.onInternal;
+    this.provisioning = parts.provisioning;
+    this.diagnostics = parts.diagnostics;
+  }
 
   async handle(r: ServiceRequest): Promise<void> {
     const { req, path } = r;
@@ -104,10 +120,7 @@ export class ServiceApi {
   }
 
   private async authorize(r: ServiceRequest, right: Right): Promise<IdScope> {
-    const policy = await authenticate(r.req.headers, r.instance, r.host, (scope, name) =>
-      this.store.getPolicy(scope, name),
-    );
-    requireRight(policy, right);
+    await this.auth.authorize(r, right);
     return r.instance.idScope;
   }
 

@@ -19,6 +19,19 @@ export function serviceClient(
   connectionString = p.info.serviceConnectionString,
   options: { resolveTo?: string } = {},
 ) {
+  return pointAt(p, ProvisioningServiceClient.fromConnectionString(connectionString), options);
+}
+
+/** The client as built for Azure AD: `fromTokenCredential`, sending `Authorization: Bearer …`. */
+export function tokenServiceClient(
+  p: ProvisioProcess,
+  credential: Parameters<typeof ProvisioningServiceClient.fromTokenCredential>[1],
+  hostName = p.info.host,
+) {
+  return pointAt(p, ProvisioningServiceClient.fromTokenCredential(hostName, credential));
+}
+
+function pointAt(p: ProvisioProcess, client: ProvisioningServiceClient, options: { resolveTo?: string } = {}) {
   const agent = new Agent({
     keepAlive: false,
     ca: p.ca,
@@ -26,7 +39,6 @@ export function serviceClient(
   });
   // The SDK cannot put a port in the connection string; requests without one use this.
   (agent as Agent & { defaultPort: number }).defaultPort = p.info.ports.https;
-  const client = ProvisioningServiceClient.fromConnectionString(connectionString);
   // _restApiClient is private but stable across 1.x; setOptions passes agent and ca to https.request.
   (client as unknown as { _restApiClient: { setOptions(o: unknown): void } })._restApiClient.setOptions({
     http: { agent },
