@@ -15,6 +15,7 @@ import { newEtag } from "./domain/etag.js";
 import type { LinkedHub } from "./domain/instance.js";
 import { newInstance, OWNER_POLICY, ownerPolicy } from "./management/instances.js";
 import { ManagementApi } from "./management/management-api.js";
+import { AuditTrail } from "./observability/audit-trail.js";
 import { diagnosticLog } from "./observability/diagnostic-log.js";
 import type { Logger } from "./observability/logger.js";
 import { ProvisioMetrics } from "./observability/metrics.js";
@@ -284,6 +285,10 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     if (change.kind === "instance") engine.networkChanged(change.idScope);
     else if (change.kind === "resync") engine.networkChanged();
   });
+  const audit = new AuditTrail(store, log);
+  const trimAudit = () =>
+    void audit.trim().catch((err: unknown) => log.warn({ err }, "could not trim the audit trail"));
+  const auditTrimmer = setInterval(trimAudit, 3600_000).unref();
   // Shared access policies, and bearer tokens of an OpenID Connect issuer when one is configured.
   const auth = new ServiceAuthenticator(
     (scope, name) => store.getPolicy(scope, name),
@@ -314,6 +319,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     network,
     log,
     diagnostics,
+    audit,
     ...(metrics ? { metrics } : {}),
   });
   const routes = { hubs, telemetry, engine, log };
@@ -388,6 +394,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       clearInterval(sweeper);
       clearInterval(renewer);
       clearInterval(settler);
+      clearInterval(auditTrimmer);
       hubClients.closeAll();
       await diagnostics.close();
       await store.close();

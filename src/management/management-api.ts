@@ -20,10 +20,11 @@ import { parseIpFilterRules } from "../domain/ip-filter.js";
 import { isObject, parseJson } from "../domain/json.js";
 import type { ServiceRequest } from "../http/api-request.js";
 import { readBody } from "../http/body.js";
+import { pageHeaders, pageRequest } from "../http/paging.js";
 import { sendJson } from "../http/respond.js";
 import type { InstanceCache } from "../provisioning/instance-cache.js";
 import type { ServiceAuthenticator } from "../security/service-auth.js";
-import type { InstanceStore } from "../store/store.js";
+import type { AuditStore, InstanceStore } from "../store/store.js";
 import { CaCertificates } from "./ca-certificates.js";
 import { newInstance, newPolicyKey, ownerPolicy } from "./instances.js";
 
@@ -54,7 +55,7 @@ function resourceSegments(lower: string[], segments: string[]): { lower: string[
 export class ManagementApi {
   constructor(
     /** Its writes are announced to every cache by the store itself (store-changes.ts). */
-    private readonly store: InstanceStore,
+    private readonly store: InstanceStore & AuditStore,
     private readonly instances: InstanceCache,
     /** ServiceConfig: a policy that has it, or a bearer token whose roles grant it. */
     private readonly auth: ServiceAuthenticator,
@@ -83,6 +84,9 @@ export class ManagementApi {
       const certificates = new CaCertificates(this.store);
       return certificates.handle(r, this.target(caller, name), segments.slice(3), lower.slice(3));
     }
+    if (lower.length === 3 && name !== undefined && lower[2] === "auditevents" && method === "GET") {
+      return this.auditEvents(r, caller, name);
+    }
     if (lower.length === 3 && name !== undefined && lower[2] === "listkeys" && method === "POST") {
       const target = this.target(caller, name);
       const policies = await this.store.listPolicies(target.idScope);
@@ -94,6 +98,40 @@ export class ManagementApi {
   private async caller(r: ServiceRequest): Promise<Instance> {
     await this.auth.authorize(r, "ServiceConfig");
     return r.instance;
+  }
+
+  /**
+   * The audit trail of an instance, newest first, paged like every list (x-ms-max-item-count,
+   * x-ms-continuation), filtered by `since`, `until` (ISO 8601) and `caller`. The primary
+   * instance's policies may read any instance's, also one since deleted.
+   */
+  private async auditEvents(r: ServiceRequest, caller: Instance, name: string): Promise<void> {
+    if (caller.name.toLowerCase() !== name.toLowerCase()) this.requirePrimary(caller);
+    const page = pageRequest(r.req.headers);
+    const q = r.path.query;
+    const time = (key: "since" | "until"): string | undefined => {
+      const value = q.get(key) ?? undefined;
+      if (value !== undefined && Number.isNaN(Date.parse(value))) {
+        throw new ProvisioError("invalidQueryParameter", { name: key, detail: "use an ISO-8601 time" });
+      }
+      return value === undefined ? undefined : new Date(value).toISOString();
+    };
+    const beforeSeq = page.after === undefined ? undefined : Number(page.after);
+    if (beforeSeq !== undefined && !Number.isSafeInteger(beforeSeq)) throw new ProvisioError("invalidContinuation");
+    const since = time("since");
+    const until = time("until");
+    const who = q.get("caller") ?? undefined;
+    const rows = await this.store.listAudit({
+      service: name.toLowerCase(),
+      top: page.limit + 1,
+      ...(beforeSeq !== undefined ? { beforeSeq } : {}),
+      ...(since !== undefined ? { since } : {}),
+      ...(until !== undefined ? { until } : {}),
+      ...(who !== undefined ? { caller: who } : {}),
+    });
+    const value = rows.slice(0, page.limit);
+    const next = rows.length > page.limit ? String(value.at(-1)?.seq) : undefined;
+    return sendJson(r.res, 200, { value }, pageHeaders("AuditEvent", next, page.limit));
   }
 
   private requirePrimary(caller: Instance): void {

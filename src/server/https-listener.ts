@@ -7,9 +7,11 @@ import type { BuiltinHubs } from "../builtin-hub/builtin-hubs.js";
 import type { HubRestApi } from "../builtin-hub/hub-rest-api.js";
 import { sendHubError } from "../builtin-hub/hub-wire.js";
 import { ProvisioError } from "../domain/errors.js";
+import type { ServiceRequest } from "../http/api-request.js";
 import { hostOf, parseRequestPath, type RequestPath } from "../http/request-path.js";
 import { sendError } from "../http/respond.js";
 import { MANAGEMENT_SEGMENTS, type ManagementApi } from "../management/management-api.js";
+import type { AuditTrail } from "../observability/audit-trail.js";
 import type { DiagnosticLog } from "../observability/diagnostic-log.js";
 import type { Logger } from "../observability/logger.js";
 import type { ProvisioMetrics } from "../observability/metrics.js";
@@ -32,6 +34,8 @@ export interface HttpsSurfaces {
   log: Logger;
   /** DPS's ServiceOperations log lines; none when not given. */
   diagnostics?: DiagnosticLog;
+  /** Records changes and key reads with who made them; none when not given. */
+  audit?: Pick<AuditTrail, "observe">;
   /** Counts service API requests; none when not given. */
   metrics?: Pick<ProvisioMetrics, "serviceRequest">;
 }
@@ -105,6 +109,12 @@ function observeServiceOperation(
   });
 }
 
+/** The instance a management path is about: the name after `provisioningServices`, if any. */
+function managementTarget(path: RequestPath): string | undefined {
+  const i = path.lower.indexOf("provisioningservices");
+  return i < 0 ? undefined : path.segments[i + 1];
+}
+
 async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces): Promise<void> {
   const path = parseRequestPath(req.url ?? "/");
   const host = hostOf(req.headers.host);
@@ -113,8 +123,11 @@ async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces
   if (isService || MANAGEMENT_SEGMENTS.has(first)) {
     const instance = s.instances.byHost(host);
     if (!instance) throw new ProvisioError("unknownHost", { host });
-    const r = { req, res, path, host, instance };
-    if (!isService) return s.managementApi.handle(r);
+    const r: ServiceRequest = { req, res, path, host, instance };
+    if (!isService) {
+      s.audit?.observe(r, managementTarget(path) ?? instance.name);
+      return s.managementApi.handle(r);
+    }
     const address = req.socket.remoteAddress ?? "";
     const verdict = s.network.check(instance, address, "serviceApi");
     if (!verdict.admit) {
@@ -128,6 +141,7 @@ async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces
     // Reading the diagnostic lines is not itself a service operation worth a line.
     if ((s.diagnostics || s.metrics) && first !== "diagnostics")
       observeServiceOperation(s, req, res, path, instance.name);
+    s.audit?.observe(r, instance.name);
     return s.serviceApi.handle(r);
   }
   if (isDeviceApiPath(path)) return s.deviceApi.handle(req, res, path);

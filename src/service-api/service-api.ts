@@ -1,5 +1,5 @@
 // The DPS service API (service-api.md §2): enrollments, enrollment groups, registration states,
-// queries and bulk operations, authenticated with the instance's shared access policies.
+// queries and bulk operations, authenticated with the instance's shared access policies or bearer tokens.
 import type { IncomingMessage } from "node:http";
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
 import { attestationWire, enrollmentWire } from "../domain/enrollment-wire.js";
@@ -15,7 +15,7 @@ import { pageHeaders, pageRequest } from "../http/paging.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
 import type { DiagnosticFilter, DiagnosticLog } from "../observability/diagnostic-log.js";
 import type { ServiceAuthenticator } from "../security/service-auth.js";
-import type { EnrollmentStore, InstanceStore } from "../store/store.js";
+import type { EnrollmentStore } from "../store/store.js";
 import { runBulk } from "./bulk.js";
 import { type EnrollmentKind, groupKind, individualKind } from "./enrollment-kinds.js";
 

@@ -2,6 +2,7 @@
 // what is sealed with the SecretBox, which columns lookups and paging need. Shared by the SQLite
 // and PostgreSQL stores, so both write the same columns and read each other's data (the copy
 // from one to the other moves rows as they are).
+import type { AuditEvent, AuditQuery, StoredAuditEvent } from "../domain/audit.js";
 import type { EnrollmentSettings } from "../domain/enrollment.js";
 import type { BuiltinHub, HubDeviceRecord, HubPolicy } from "../domain/hub.js";
 import type { HubIntent } from "../domain/hub-intent.js";
@@ -220,4 +221,41 @@ export function decodeHubDevice(
     twin: parsed.twin,
     rowVersion,
   };
+}
+
+/** An audit event's columns: the filtered ones beside the whole event as JSON. */
+export const encodeAudit = (e: AuditEvent): [string, string, string, string] => [
+  e.at,
+  e.service,
+  e.caller.name,
+  JSON.stringify(e),
+];
+
+export const decodeAudit = (row: { seq: number | string; doc: string }): StoredAuditEvent => ({
+  ...(JSON.parse(row.doc) as AuditEvent),
+  seq: Number(row.seq), // PostgreSQL's BIGSERIAL comes back as text
+});
+
+/** The newest-first read of an audit query, with `?` placeholders (numbered for PostgreSQL). */
+export function auditSelect(q: AuditQuery): { sql: string; values: (string | number)[] } {
+  const where = ["service = ?"];
+  const values: (string | number)[] = [q.service];
+  if (q.beforeSeq !== undefined) {
+    where.push("seq < ?");
+    values.push(q.beforeSeq);
+  }
+  if (q.since !== undefined) {
+    where.push("at >= ?");
+    values.push(q.since);
+  }
+  if (q.until !== undefined) {
+    where.push("at <= ?");
+    values.push(q.until);
+  }
+  if (q.caller !== undefined) {
+    where.push("caller_name = ?");
+    values.push(q.caller);
+  }
+  values.push(q.top);
+  return { sql: `SELECT seq, doc FROM audit_events WHERE ${where.join(" AND ")} ORDER BY seq DESC LIMIT ?`, values };
 }

@@ -7,6 +7,7 @@
 // postgres/ later) are held to test/store/store-conformance.ts. Secrets (symmetric keys, policy
 // keys, hub connection strings) are encrypted by the implementation before they reach disk, and
 // every committed change to what caches hold is announced on `changes` (store-changes.ts).
+import type { AuditEvent, AuditQuery, StoredAuditEvent } from "../domain/audit.js";
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
 import type { HubIntent } from "../domain/hub-intent.js";
 import type { IdScope } from "../domain/ids.js";
@@ -147,8 +148,15 @@ export interface ClaimedHubIntent {
   intent: HubIntent;
 }
 
+/** The audit trail (domain/audit.ts): appended to, read newest first, trimmed by age. */
+export interface AuditStore {
+  appendAudit(event: AuditEvent): Promise<void>;
+  listAudit(query: AuditQuery): Promise<StoredAuditEvent[]>;
+  deleteAuditBefore(cutoff: string): Promise<number>;
+}
+
 /** A whole provisioning store: every path, its change announcements, and closing. */
-export interface ProvisioningStore extends InstanceStore, EnrollmentStore, DevicePathStore {
+export interface ProvisioningStore extends InstanceStore, EnrollmentStore, DevicePathStore, AuditStore {
   readonly changes: StoreChanges;
   /** Bytes the database takes (for the metrics). */
   sizeBytes(): Promise<number>;

@@ -979,6 +979,65 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
       assert.deepEqual((await store.listRegistrationsOfGroup(A, "group-1", { limit: 5 })).items, [r]);
     });
 
+    describe("the audit trail", () => {
+      const event = (n: number, service = "alpha", caller = "owner") => ({
+        at: new Date(Date.UTC(2026, 11, 1, 0, n)).toISOString(),
+        service,
+        caller: { kind: "policy" as const, name: caller },
+        method: "PUT",
+        path: `/enrollments/dev-${n}`,
+        status: 200,
+        callerIp: "127.0.0.1",
+      });
+
+      test("appended events read back newest first, per service, filtered and paged", async () => {
+        for (let n = 1; n <= 5; n++) await store.appendAudit(event(n, "alpha", n % 2 ? "owner" : "ci"));
+        await store.appendAudit(event(6, "beta"));
+        const all = await store.listAudit({ service: "alpha", top: 10 });
+        assert.deepEqual(
+          all.map((e) => e.path),
+          [
+            "/enrollments/dev-5",
+            "/enrollments/dev-4",
+            "/enrollments/dev-3",
+            "/enrollments/dev-2",
+            "/enrollments/dev-1",
+          ],
+        );
+        const { seq, ...first } = all[0] as (typeof all)[number];
+        assert.deepEqual(first, event(5, "alpha", "owner"));
+        const page = await store.listAudit({ service: "alpha", top: 2, beforeSeq: all[1]?.seq as number });
+        assert.deepEqual(
+          page.map((e) => e.path),
+          ["/enrollments/dev-3", "/enrollments/dev-2"],
+        );
+        const ci = await store.listAudit({ service: "alpha", top: 10, caller: "ci" });
+        assert.deepEqual(
+          ci.map((e) => e.path),
+          ["/enrollments/dev-4", "/enrollments/dev-2"],
+        );
+        const window = await store.listAudit({
+          service: "alpha",
+          top: 10,
+          since: event(2).at,
+          until: event(3).at,
+        });
+        assert.deepEqual(
+          window.map((e) => e.path),
+          ["/enrollments/dev-3", "/enrollments/dev-2"],
+        );
+        assert.equal(await store.deleteAuditBefore(event(3).at), 2);
+        assert.equal((await store.listAudit({ service: "alpha", top: 10 })).length, 3);
+      });
+
+      test("events outlive their instance", async () => {
+        await withInstance(A, "alpha");
+        await store.appendAudit(event(1));
+        assert.equal(await store.deleteInstance(A), true);
+        assert.equal((await store.listAudit({ service: "alpha", top: 10 })).length, 1);
+      });
+    });
+
     test("secrets are not stored in plaintext", async (t) => {
       const rawBytes = fx.rawBytes;
       if (!rawBytes) return t.skip("no raw bytes for this store");

@@ -136,6 +136,20 @@ CREATE TABLE rate_buckets (
 );
 `,
   },
+  {
+    version: 2,
+    // The audit trail, as in SQLite (migration 7 there).
+    sql: `
+CREATE TABLE audit_events (
+  seq BIGSERIAL PRIMARY KEY,
+  at TEXT COLLATE "C" NOT NULL,
+  service TEXT COLLATE "C" NOT NULL,
+  caller_name TEXT COLLATE "C" NOT NULL,
+  doc TEXT NOT NULL
+);
+CREATE INDEX audit_events_by_service ON audit_events (service, seq);
+`,
+  },
 ];
 
 export const PG_LATEST_VERSION = PG_MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

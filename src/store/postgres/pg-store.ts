@@ -6,6 +6,7 @@
 // (pg-changes.ts).
 import { randomUUID } from "node:crypto";
 import pg from "pg";
+import type { AuditEvent, AuditQuery, StoredAuditEvent } from "../../domain/audit.js";
 import type { EnrollmentGroup, IndividualEnrollment } from "../../domain/enrollment.js";
 import type { HubIntent } from "../../domain/hub-intent.js";
 import { type IdScope, idKey } from "../../domain/ids.js";
@@ -15,10 +16,13 @@ import type { RegistrationRecord } from "../../domain/registration-state.js";
 import type { TpmChallenge } from "../../domain/tpm-challenge.js";
 import type { SecretBox } from "../../security/secret-box.js";
 import {
+  auditSelect,
   bareEtag,
   caMapping,
+  decodeAudit,
   decodeHubIntent,
   decodeOperation,
+  encodeAudit,
   encodeHubIntent,
   encodeOperation,
   OK,
@@ -471,6 +475,25 @@ export class PostgresStore implements ProvisioningStore {
       [cutoff],
     );
     return rowCount ?? 0;
+  }
+
+  async appendAudit(event: AuditEvent): Promise<void> {
+    await this.#pool.query(
+      "INSERT INTO audit_events (at, service, caller_name, doc) VALUES ($1, $2, $3, $4)",
+      encodeAudit(event),
+    );
+  }
+
+  async listAudit(query: AuditQuery): Promise<StoredAuditEvent[]> {
+    const { sql, values } = auditSelect(query);
+    let n = 0;
+    const numbered = sql.replace(/\?/g, () => `$${++n}`);
+    const { rows } = await this.#pool.query<{ seq: string; doc: string }>(numbered, values);
+    return rows.map(decodeAudit);
+  }
+
+  async deleteAuditBefore(cutoff: string): Promise<number> {
+    return (await this.#pool.query("DELETE FROM audit_events WHERE at < $1", [cutoff])).rowCount ?? 0;
   }
 
   async sizeBytes(): Promise<number> {

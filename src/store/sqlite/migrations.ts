@@ -160,6 +160,21 @@ CREATE TABLE hub_intents (
 ) WITHOUT ROWID;
 `,
   },
+  {
+    version: 7,
+    // The audit trail: appended to, read newest first per provisioning service. `seq` orders it
+    // (AUTOINCREMENT: never reused after a trim, so paging cursors stay valid).
+    sql: `
+CREATE TABLE audit_events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  at TEXT NOT NULL,
+  service TEXT NOT NULL,
+  caller_name TEXT NOT NULL,
+  doc TEXT NOT NULL
+);
+CREATE INDEX audit_events_by_service ON audit_events (service, seq);
+`,
+  },
 ];
 
 /** The schema version this code writes. */

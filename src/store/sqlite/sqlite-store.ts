@@ -3,6 +3,7 @@
 // Schema and layout: migrations.ts; rows: sqlite-rows.ts; what each table holds: ../record-mappings.ts.
 import { existsSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
+import type { AuditEvent, AuditQuery, StoredAuditEvent } from "../../domain/audit.js";
 import type { EnrollmentGroup, IndividualEnrollment } from "../../domain/enrollment.js";
 import type { HubIntent } from "../../domain/hub-intent.js";
 import { type IdScope, idKey } from "../../domain/ids.js";
@@ -11,7 +12,18 @@ import type { RegistrationOperation } from "../../domain/operation.js";
 import type { RegistrationRecord } from "../../domain/registration-state.js";
 import type { TpmChallenge } from "../../domain/tpm-challenge.js";
 import type { SecretBox } from "../../security/secret-box.js";
-import { bareEtag, type Columns, caMapping, OK, refused, settingsMapping, splitMapping } from "../record-mappings.js";
+import {
+  auditSelect,
+  bareEtag,
+  type Columns,
+  caMapping,
+  decodeAudit,
+  encodeAudit,
+  OK,
+  refused,
+  settingsMapping,
+  splitMapping,
+} from "../record-mappings.js";
 import type {
   ClaimedHubIntent,
   DeviceRecords,
@@ -393,6 +405,24 @@ export class SqliteStore implements ProvisioningStore {
     // auto_vacuum = INCREMENTAL (openSqliteStore): free pages go back to the file system.
     if (n > 0) this.#db.pragma("incremental_vacuum");
     return n;
+  }
+
+  async appendAudit(event: AuditEvent): Promise<void> {
+    this.#db
+      .prepare("INSERT INTO audit_events (at, service, caller_name, doc) VALUES (?, ?, ?, ?)")
+      .run(...encodeAudit(event));
+  }
+
+  async listAudit(query: AuditQuery): Promise<StoredAuditEvent[]> {
+    const { sql, values } = auditSelect(query);
+    return this.#db
+      .prepare<unknown[], { seq: number; doc: string }>(sql)
+      .all(...values)
+      .map(decodeAudit);
+  }
+
+  async deleteAuditBefore(cutoff: string): Promise<number> {
+    return this.#db.prepare("DELETE FROM audit_events WHERE at < ?").run(cutoff).changes;
   }
 
   async sizeBytes(): Promise<number> {
