@@ -312,7 +312,10 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       provisioning: engine,
       diagnostics,
     }),
-    managementApi: new ManagementApi(store, instances, auth, config.minTlsVersion),
+    managementApi: new ManagementApi(store, instances, auth, {
+      minTlsVersion: config.minTlsVersion,
+      bearerTokens: config.oidcIssuer !== undefined,
+    }),
     hubs,
     hubRestApi: new HubRestApi(telemetry),
     deviceApi: new DeviceApi(engine),

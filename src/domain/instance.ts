@@ -31,6 +31,13 @@ export interface Instance {
   ipFilterRules?: IpFilterRule[];
   /** `Disabled`: only the operator's private networks, rules ignored (management.md §4.2). */
   publicNetworkAccess?: "Enabled" | "Disabled";
+  /**
+   * true: the service API refuses shared access policies' SAS tokens, only bearer tokens get in
+   * (management.md §1, `disableLocalAuth`); the management API keeps taking SAS.
+   */
+  disableLocalAuth?: boolean;
+  /** Create-only; holds trivially, since nothing leaves this server (management.md §1). */
+  enableDataResidency?: boolean;
 }
 
 export interface AccessPolicy {

@@ -59,8 +59,12 @@ export class ManagementApi {
     private readonly instances: InstanceCache,
     /** ServiceConfig: a policy that has it, or a bearer token whose roles grant it. */
     private readonly auth: ServiceAuthenticator,
-    /** The listeners' TLS floor (PROVISIO_MIN_TLS_VERSION): what minTlsVersion can be. */
-    private readonly minTlsVersion: "1.2" | "1.3" = "1.2",
+    private readonly options: {
+      /** The listeners' TLS floor (PROVISIO_MIN_TLS_VERSION): what minTlsVersion can be. */
+      minTlsVersion: "1.2" | "1.3";
+      /** Whether an OpenID Connect issuer is configured: what disableLocalAuth needs. */
+      bearerTokens: boolean;
+    } = { minTlsVersion: "1.2", bearerTokens: false },
   ) {}
 
   async handle(r: ServiceRequest): Promise<void> {
@@ -96,7 +100,7 @@ export class ManagementApi {
   }
 
   private async caller(r: ServiceRequest): Promise<Instance> {
-    await this.auth.authorize(r, "ServiceConfig");
+    await this.auth.authorize(r, "ServiceConfig", "control");
     return r.instance;
   }
 
@@ -132,6 +136,19 @@ export class ManagementApi {
     const value = rows.slice(0, page.limit);
     const next = rows.length > page.limit ? String(value.at(-1)?.seq) : undefined;
     return sendJson(r.res, 200, { value }, pageHeaders("AuditEvent", next, page.limit));
+  }
+
+  /** `disableLocalAuth`: true only where bearer tokens are taken, else nobody could get in. */
+  private localAuthOf(props: Record<string, unknown>): Pick<Instance, "disableLocalAuth"> {
+    const v = props.disableLocalAuth;
+    if (v === undefined || v === null) return {};
+    if (typeof v !== "boolean") throw bad("'disableLocalAuth' must be true or false.");
+    if (v && !this.options.bearerTokens) {
+      throw bad(
+        "'disableLocalAuth: true' cannot be enforced without an OpenID Connect issuer (PROVISIO_OIDC_ISSUER): with shared access policies refused, no caller could reach the service API.",
+      );
+    }
+    return { disableLocalAuth: v };
   }
 
   private requirePrimary(caller: Instance): void {
@@ -172,7 +189,9 @@ export class ManagementApi {
         ipFilterRules: i.ipFilterRules ?? [],
         publicNetworkAccess: i.publicNetworkAccess ?? "Enabled",
         // What every listener holds to.
-        minTlsVersion: this.minTlsVersion,
+        minTlsVersion: this.options.minTlsVersion,
+        disableLocalAuth: i.disableLocalAuth ?? false,
+        enableDataResidency: i.enableDataResidency ?? false,
         // Keys only through listkeys (management.md §1.4).
         authorizationPolicies: null,
       },
@@ -184,7 +203,7 @@ export class ManagementApi {
     if (!isObject(body)) throw bad("The body must be a JSON object with 'properties'.");
     const props = body.properties === undefined || body.properties === null ? {} : body.properties;
     if (!isObject(props)) throw bad("'properties' must be a JSON object.");
-    refuseUnenforced(props, this.minTlsVersion);
+    refuseUnenforced(props, this.options.minTlsVersion);
     const existing = this.instances.byName(name);
 
     if (!existing) {
@@ -200,6 +219,8 @@ export class ManagementApi {
         ...newInstance(name, hostName.toLowerCase(), allocationOf(props) ?? "hashed"),
         ...(rules ? { deviceLocationRules: rules } : {}),
         ...networkOf(props),
+        ...this.localAuthOf(props),
+        ...(props.enableDataResidency === true ? { enableDataResidency: true } : {}),
       };
       const policies = policiesOf(props) ?? [ownerPolicy()];
       const hubs = hubsOf(props, []);
@@ -210,6 +231,10 @@ export class ManagementApi {
 
     const target = this.target(caller, name);
     if (props.idScope !== undefined && props.idScope !== target.idScope) throw bad("'idScope' cannot change.");
+    const residency = props.enableDataResidency;
+    if (typeof residency === "boolean" && residency !== (target.enableDataResidency ?? false)) {
+      throw bad("'enableDataResidency' is set when a provisioning service is created and cannot change.");
+    }
     // Validate everything before writing anything.
     const policies = policiesOf(props);
     const hubs = hubsOf(props, await this.store.listLinkedHubs(target.idScope));
@@ -219,6 +244,7 @@ export class ManagementApi {
       allocationPolicy: allocationOf(props) ?? target.allocationPolicy,
       ...(rules ? { deviceLocationRules: rules } : {}),
       ...networkOf(props),
+      ...this.localAuthOf(props),
       etag: newEtag(),
     };
     const ifMatch = r.req.headers["if-match"];

@@ -66,9 +66,17 @@ export class ServiceAuthenticator {
     return caller;
   }
 
-  /** Authenticated, and allowed `right`; else 401. */
-  async authorize(r: ServiceRequest, right: Right): Promise<Caller> {
+  /**
+   * Authenticated, and allowed `right`; else 401. On the data plane an instance with
+   * disableLocalAuth takes bearer tokens only; the management API (control) always takes SAS.
+   */
+  async authorize(r: ServiceRequest, right: Right, plane: "data" | "control" = "data"): Promise<Caller> {
     const caller = await this.authenticate(r);
+    if (plane === "data" && caller.kind === "policy" && r.instance.disableLocalAuth) {
+      throw new ProvisioError("unauthorized", {
+        detail: `shared access policies are disabled for '${r.instance.name}' (disableLocalAuth); use a bearer token of the OpenID Connect issuer`,
+      });
+    }
     if (!grants(caller.rights, right)) {
       if (caller.kind === "policy") throw new ProvisioError("missingRight", { policy: caller.name, right });
       throw new ProvisioError("missingRole", {

@@ -176,6 +176,8 @@ describe("management API", () => {
     const refused: [Record<string, unknown>, RegExp][] = [
       [{ minTlsVersion: "1.3" }, /'minTlsVersion: 1.3' cannot be enforced/],
       [{ privateEndpointConnections: [{ name: "pe" }] }, /'privateEndpointConnections' is not enforced/],
+      // Without an OpenID Connect issuer nobody could get in (test/sdk/oidc.test.ts enforces it).
+      [{ disableLocalAuth: true }, /'disableLocalAuth: true' cannot be enforced without an OpenID Connect issuer/],
     ];
     for (const [properties, message] of refused) {
       for (const name of ["provisio", "fenced-new"]) {
@@ -187,6 +189,20 @@ describe("management API", () => {
     assert.equal((await call(p, "GET", "/provisioningServices/fenced-new")).status, 404, "nothing was created");
     const after = (await call(p, "GET", "/provisioningServices/provisio")).json() as Resource;
     assert.equal(after.etag, (same.json() as Resource).etag, "nothing was written");
+  });
+
+  test("enableDataResidency is set at creation, shown, and cannot change", async () => {
+    const created = await call(p, "PUT", "/provisioningServices/resident", {
+      body: JSON.stringify({ properties: { enableDataResidency: true } }),
+    });
+    assert.equal(created.status, 201, created.text);
+    assert.equal((created.json() as { properties: Record<string, unknown> }).properties.enableDataResidency, true);
+    const change = await call(p, "PUT", "/provisioningServices/resident", {
+      body: JSON.stringify({ properties: { enableDataResidency: false } }),
+    });
+    assert.equal(change.status, 400);
+    assert.match(change.text, /'enableDataResidency' is set when a provisioning service is created and cannot change/);
+    assert.equal((await call(p, "DELETE", "/provisioningServices/resident")).status, 200);
   });
 
   test("linked hub records: validated, stored, masked on GET, masked key keeps the secret", async () => {

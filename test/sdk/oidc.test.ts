@@ -148,6 +148,26 @@ test("a rotated signing key is fetched when a token names it; SAS policies keep 
   );
 });
 
+test("disableLocalAuth: the service API takes bearer tokens only; the management API keeps SAS", async () => {
+  const path = "/provisioningServices/provisio?api-version=2022-02-05";
+  const set = (value: unknown) =>
+    call(p, "PUT", path, { body: JSON.stringify({ properties: { disableLocalAuth: value } }) });
+  assert.equal((await set("yes")).status, 400);
+  const on = await set(true);
+  assert.equal(on.status, 200, on.text);
+  assert.equal((on.json() as { properties: { disableLocalAuth: boolean } }).properties.disableLocalAuth, true);
+  try {
+    const sas = await refusal(serviceClient(p).getIndividualEnrollment("oidc-read-me"));
+    assert.equal(sas.code, 401002);
+    assert.match(sas.message, /shared access policies are disabled for 'provisio' \(disableLocalAuth\)/);
+    const reader = tokenServiceClient(p, credential({ sub: "r", roles: ["DeviceProvisioningService.DataReader"] }));
+    assert.equal((await reader.getIndividualEnrollment("oidc-read-me")).responseBody.registrationId, "oidc-read-me");
+  } finally {
+    assert.equal((await set(false)).status, 200);
+  }
+  assert.equal((await serviceClient(p).getIndividualEnrollment("oidc-read-me")).httpResponse.statusCode, 200);
+});
+
 test("without an issuer configured, bearer tokens are refused with a message that says so", async () => {
   const q = await startProvisio();
   try {
@@ -155,6 +175,12 @@ test("without an issuer configured, bearer tokens are refused with a message tha
     const r = await call(q, "GET", "/enrollments/x?api-version=2021-10-01", { auth: `Bearer ${token}` });
     assert.equal(r.status, 401);
     assert.match(r.text, /no OpenID Connect issuer is configured/);
+    // Nor may SAS be switched off: nobody could get in.
+    const off = await call(q, "PUT", "/provisioningServices/provisio?api-version=2022-02-05", {
+      body: JSON.stringify({ properties: { disableLocalAuth: true } }),
+    });
+    assert.equal(off.status, 400);
+    assert.match(off.text, /cannot be enforced without an OpenID Connect issuer/);
   } finally {
     await q.dispose();
   }
