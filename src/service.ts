@@ -87,6 +87,9 @@ export interface ProvisioService {
 }
 
 const PRIMARY_NAME = "provisio";
+const REFUSED_ATTEMPTS_TTL_MS = 7 * 24 * 3600_000;
+/** About 1 KB each: a flood of refused devices costs at most ~100 MB. */
+const REFUSED_ATTEMPTS_KEPT = 100_000;
 
 /** Creates the primary instance on first start; resolves to true when it did. */
 async function ensurePrimaryInstance(
@@ -330,6 +333,10 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     store.deleteOperationsBefore(new Date(Date.now() - OPERATION_TTL_MS).toISOString()).catch((err: unknown) => {
       log.warn({ err }, "could not sweep old operations");
     });
+    // Refused register calls are kept a week, and never more than a bounded number.
+    store
+      .trimRefusedAttempts(new Date(Date.now() - REFUSED_ATTEMPTS_TTL_MS).toISOString(), REFUSED_ATTEMPTS_KEPT)
+      .catch((err: unknown) => log.warn({ err }, "could not trim refused registration attempts"));
   }, 60_000).unref();
 
   // Registrations that ended without settling their hub intents (a crash, a refusing old hub, a

@@ -3,12 +3,7 @@
 // the server's JSON on stdout; a refusal is reported with the server's message and exit code 1.
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { parsePort, settingValue } from "../server/config.js";
-import { DpsClient, type DpsClientOptions } from "./dps-client.js";
-
-type Opts = Record<string, string | boolean | undefined>;
-
-const str = (o: Opts, k: string): string | undefined => (typeof o[k] === "string" ? (o[k] as string) : undefined);
+import { clientOf, type Opts, print, serverOptions, str } from "./server-options.js";
 
 export function parseBoolean(text: string): boolean {
   const t = text.trim().toLowerCase();
@@ -34,18 +29,6 @@ export function readCertificateFile(path: string): string {
   return bytes.toString("base64");
 }
 
-function clientOf(o: Opts): DpsClient {
-  const port = str(o, "port");
-  const options: DpsClientOptions = {
-    dataDir: settingValue("dataDir", str(o, "dataDir")),
-    ...(str(o, "connectionString") ? { connectionString: str(o, "connectionString") } : {}),
-    ...(str(o, "caFile") ? { caFile: str(o, "caFile") } : {}),
-    ...(str(o, "address") ? { address: str(o, "address") } : {}),
-    ...(port !== undefined ? { port: parsePort(port, "--port") } : {}),
-  };
-  return DpsClient.from(options);
-}
-
 const seg = encodeURIComponent;
 const certificatesPath = (o: Opts): string =>
   `/provisioningServices/${seg(str(o, "dpsName") ?? "provisio")}/certificates`;
@@ -62,20 +45,9 @@ function required(o: Opts, key: string, flag: string): string {
   return v;
 }
 
-const print = (value: unknown): void => {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-};
-
 /** Flags every certificate command shares: which server, which credentials, which instance. */
-function common(cmd: Command): Command {
-  return cmd
-    .option("--dps-name <name>", "provisioning service instance", "provisio")
-    .option("--data-dir <dir>", "data directory of the running server (env PROVISIO_DATA_DIR)")
-    .option("--connection-string <cs>", "a service connection string with ServiceConfig, instead of the data dir's")
-    .option("--ca-file <file>", "the CA that signed the server certificate (with --connection-string)")
-    .option("--address <host>", "address to dial (default: provisio.json's host or the connection string's HostName)")
-    .option("--port <n>", "HTTPS port to dial (default: provisio.json's, or 443 with --connection-string)");
-}
+const common = (cmd: Command): Command =>
+  serverOptions(cmd.option("--dps-name <name>", "provisioning service instance", "provisio"), "ServiceConfig");
 
 /** The certificate name flags of `az iot dps certificate`: --certificate-name, --name, -n. */
 const named = (cmd: Command): Command =>

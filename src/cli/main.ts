@@ -8,6 +8,7 @@ import { registerCertCommands } from "./cert-generate.js";
 import { registerCertificateCommands } from "./certificate-commands.js";
 import { registerDatabaseCommands } from "./database-copy.js";
 import { monitorEvents } from "./hub-monitor.js";
+import { registerRegistrationCommands } from "./registration-commands.js";
 import { registerTlsCommands } from "./tls-probe.js";
 
 const program = new Command("provisio")
@@ -86,6 +87,8 @@ hub
 // CA certificates (management.md §7.4) and test certificates.
 registerCertificateCommands(program);
 registerCertCommands(program);
+// Registrations, their attempts explained.
+registerRegistrationCommands(program);
 // TLS troubleshooting.
 registerTlsCommands(program);
 // Moving a data directory to PostgreSQL.

@@ -1,4 +1,5 @@
 // Device registration state, service-api.md §4.6. Created only by the device API.
+import type { RegistrationAttempt } from "./attempt.js";
 import type { EnrollmentGroupId, RegistrationId } from "./ids.js";
 
 export type RegistrationStatus = "unassigned" | "assigning" | "assigned" | "failed" | "disabled";
@@ -31,6 +32,8 @@ export interface RegistrationRecord {
   devicePayload?: unknown;
   /** The custom allocation webhook calls of the last registration, for debugging (masked URLs). */
   webhookCalls?: unknown[];
+  /** The last register calls, newest first, step by step (domain/attempt.ts). */
+  attempts?: RegistrationAttempt[];
 }
 
 /**

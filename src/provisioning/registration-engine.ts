@@ -6,19 +6,21 @@ import type { WebhookOptions } from "../allocation/custom-webhook.js";
 import type { AttestationOutcome } from "../attestation/attestation-outcome.js";
 import { activationBlob } from "../attestation/tpm/activation-blob.js";
 import { parseRsaPublic } from "../attestation/tpm/tpm-public.js";
+import { withAttempt } from "../domain/attempt.js";
 import type { EnrollmentMatch } from "../domain/enrollment-match.js";
 import { settingsOf } from "../domain/enrollment-match.js";
 import { ProvisioError, toProvisioError } from "../domain/errors.js";
 import { newEtag, nowUtc } from "../domain/etag.js";
-import { type IdScope, idKey } from "../domain/ids.js";
+import { type IdScope, idKey, isValidRegistrationId } from "../domain/ids.js";
 import type { DeviceRegistrationResult, OperationCarrier, RegistrationOperation } from "../domain/operation.js";
 import { type DeviceRegistrationState, lastAssignment, type RegistrationRecord } from "../domain/registration-state.js";
 import type { DiagnosticLog } from "../observability/diagnostic-log.js";
 import type { Logger } from "../observability/logger.js";
 import { type DeviceProtocol, type EngineMetrics, NO_METRICS } from "../observability/metrics.js";
 import type { RateLimit } from "../security/rate-limit.js";
-import type { DevicePathStore, IntentSettlement } from "../store/store.js";
+import type { DevicePathStore, IntentSettlement, RefusedAttemptStore } from "../store/store.js";
 import { removeFromOldHub } from "./apply-to-hub.js";
+import { AttemptTrace } from "./attempt-trace.js";
 import { overloadRetryAfter, pollInterval } from "./backoff.js";
 import {
   type DevicePort,
@@ -84,7 +86,8 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
 export const OPERATION_TTL_MS = 15 * 60 * 1000;
 
 export interface EngineParts {
-  store: DevicePathStore;
+  /** The device path's reads and writes, and where refused register calls are kept. */
+  store: DevicePathStore & Pick<RefusedAttemptStore, "addRefusedAttempt">;
   /** IP filters and public network access; by default every address is let in. */
   network?: NetworkFilters;
   instances: Pick<InstanceCache, "byScope">;
@@ -239,6 +242,8 @@ export class RegistrationEngine implements DevicePort {
   ): Promise<{ ok: true; session: DeviceSession } | { ok: false; reply: DeviceReply }> {
     const startedAt = Date.now();
     const ctx = this.context(req, undefined);
+    // A session refused here never gets to register: its refusal is kept like a register call's.
+    ctx.trace = new AttemptTrace();
     try {
       await runSteps(ctx, ADMISSION_STEPS, this.#deps);
       const session: EngineSession = { registrationId: req.registrationId, outcome: admissionOf(ctx).outcome };
@@ -248,6 +253,7 @@ export class RegistrationEngine implements DevicePort {
     } catch (err) {
       this.countRefusal(ctx, err);
       const reply = this.failure(err, ctx);
+      this.keepRefusal(ctx, err, reply);
       this.report("AttestationAttempt", req, startedAt, reply);
       return { ok: false, reply };
     }
@@ -309,11 +315,14 @@ export class RegistrationEngine implements DevicePort {
       return this.failure(err, ctx);
     }
     this.#admitting++;
+    ctx.trace = new AttemptTrace();
     try {
       await runSteps(ctx, DEVICE_STEPS, this.#deps);
     } catch (err) {
       this.countRefusal(ctx, err);
-      return this.failure(err, ctx);
+      const reply = this.failure(err, ctx);
+      this.keepRefusal(ctx, err, reply);
+      return reply;
     } finally {
       this.#admitting--;
     }
@@ -515,6 +524,24 @@ export class RegistrationEngine implements DevicePort {
     if (intent) await this.#parts.store.putHubIntent(scope, intent);
   }
 
+  /**
+   * A register call refused before any work, kept to explain it (domain/attempt.ts): not when
+   * the scope or id names nothing that could be asked about, nor when the refusal is the rate
+   * limit's (busy moments should not cost writes).
+   */
+  private keepRefusal(ctx: RegistrationContext, err: unknown, reply: DeviceReply): void {
+    const instance = ctx.instance;
+    if (!instance || !ctx.trace || !isValidRegistrationId(ctx.registrationId)) return;
+    if (err instanceof ProvisioError && err.errorName === "throttled") return;
+    const attempt = ctx.trace.attempt(ctx, {
+      outcome: "refused",
+      ...(reply.kind === "error" ? { errorCode: reply.body.errorCode, message: reply.body.message } : {}),
+    });
+    this.#parts.store.addRefusedAttempt(instance.idScope, ctx.registrationId, attempt).catch((e: unknown) => {
+      this.#parts.log.warn({ err: e, idScope: instance.idScope }, "could not keep a refused registration attempt");
+    });
+  }
+
   /** A refusal or an unexpected failure before any work began, as the device's reply. */
   private failure(err: unknown, ctx: RegistrationContext): DeviceReply {
     if (err instanceof TpmChallengeIssued) {
@@ -651,11 +678,18 @@ export class RegistrationEngine implements DevicePort {
       etag: newEtag(),
     };
     const webhookCalls = ctx.allocation?.webhookCalls;
+    const attempt = ctx.trace?.attempt(ctx, {
+      outcome: state.status === "assigned" || state.status === "disabled" ? state.status : "failed",
+      ...(state.errorCode !== undefined ? { errorCode: state.errorCode } : {}),
+      ...(state.errorMessage !== undefined ? { message: state.errorMessage } : {}),
+      operationId,
+    });
     const record: RegistrationRecord = {
       state,
       ...(match.kind === "group" ? { enrollmentGroupId: match.group.enrollmentGroupId } : {}),
       ...(ctx.payload !== undefined ? { devicePayload: ctx.payload } : {}),
       ...(webhookCalls ? { webhookCalls } : {}),
+      ...(attempt ? { attempts: withAttempt(ctx.previous?.attempts, attempt) } : {}),
     };
     const operation: RegistrationOperation = {
       operationId,

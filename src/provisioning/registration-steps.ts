@@ -4,6 +4,7 @@
 // A dry run runs the same steps in plan mode: nothing is written, no hub is touched, and the
 // webhook is called only when asked, so a plan and a registration cannot disagree.
 import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import type { WebhookOptions } from "../allocation/custom-webhook.js";
 import { type AttestationCandidates, attest } from "../attestation/attest.js";
 import { type AttestationOutcome, type DeviceEvidence, refused } from "../attestation/attestation-outcome.js";
@@ -31,6 +32,7 @@ import {
   planReprovision,
   type ReprovisionPlan,
 } from "./apply-to-hub.js";
+import type { AttemptTrace } from "./attempt-trace.js";
 import { spreadRetryAfter } from "./backoff.js";
 import type { HubClientPool } from "./hub-client-pool.js";
 import type { InstanceCache } from "./instance-cache.js";
@@ -96,6 +98,8 @@ export interface RegistrationContext {
   operationId?: string;
   /** A hub intent was written: the record's commit settles it. */
   intentWritten?: boolean;
+  /** A register call's steps as they ran, to keep with the registration (domain/attempt.ts). */
+  trace?: AttemptTrace;
 }
 
 export type Step = (ctx: RegistrationContext, deps: StepDeps) => Promise<void> | void;
@@ -431,7 +435,21 @@ export const applyHubChanges: Step = async (ctx, deps) => {
 
 export const WORK_STEPS: readonly Step[] = [readPrevious, allocate, planHubChanges, applyHubChanges];
 
-/** Runs `steps` in order over one context. */
+/** Runs `steps` in order over one context, each timed and explained when the context is traced. */
 export async function runSteps(ctx: RegistrationContext, steps: readonly Step[], deps: StepDeps): Promise<void> {
-  for (const step of steps) await step(ctx, deps);
+  const trace = ctx.trace;
+  if (!trace) {
+    for (const step of steps) await step(ctx, deps);
+    return;
+  }
+  for (const step of steps) {
+    const startedAt = performance.now();
+    try {
+      await step(ctx, deps);
+    } catch (err) {
+      trace.failed(step.name, startedAt, ctx, err);
+      throw err;
+    }
+    trace.passed(step.name, startedAt, ctx);
+  }
 }

@@ -1,6 +1,7 @@
 // The DPS service API (service-api.md §2): enrollments, enrollment groups, registration states,
 // queries and bulk operations, authenticated with the instance's shared access policies or bearer tokens.
 import type { IncomingMessage } from "node:http";
+import { ATTEMPTS_KEPT } from "../domain/attempt.js";
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
 import { attestationWire, enrollmentWire } from "../domain/enrollment-wire.js";
 import { ProvisioError } from "../domain/errors.js";
@@ -15,7 +16,7 @@ import { pageHeaders, pageRequest } from "../http/paging.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
 import type { DiagnosticFilter, DiagnosticLog } from "../observability/diagnostic-log.js";
 import type { ServiceAuthenticator } from "../security/service-auth.js";
-import type { EnrollmentStore } from "../store/store.js";
+import type { EnrollmentStore, RefusedAttemptStore } from "../store/store.js";
 import { runBulk } from "./bulk.js";
 import { type EnrollmentKind, groupKind, individualKind } from "./enrollment-kinds.js";
 
@@ -53,7 +54,7 @@ const ifMatchOf = (req: IncomingMessage): string | undefined => {
 const WRITE_ATTEMPTS = 3;
 
 export interface ServiceApiParts {
-  store: EnrollmentStore;
+  store: EnrollmentStore & Pick<RefusedAttemptStore, "listRefusedAttempts">;
   /** Policies' SAS tokens, and bearer tokens when an issuer is configured. */
   auth: ServiceAuthenticator;
   /** Told about unexpected errors that a reply reports without throwing (bulk items). */
@@ -65,7 +66,7 @@ export interface ServiceApiParts {
 }
 
 export class ServiceApi {
-  private readonly store: EnrollmentStore;
+  private readonly store: EnrollmentStore & Pick<RefusedAttemptStore, "listRefusedAttempts">;
   private readonly auth: ServiceAuthenticator;
   private readonly onInternal: ((err: unknown) => void) | undefined;
   private readonly provisioning: ProvisioningOperations | undefined;
@@ -110,6 +111,7 @@ export class ServiceApi {
       if (action === undefined && method === "DELETE") return this.deleteRegistration(r, origId);
       if (action === "query" && !extra && method === "POST") return this.queryRegistrations(r, origId);
       if (action === "webhookcalls" && !extra && method === "GET") return this.webhookCalls(r, origId);
+      if (action === "attempts" && !extra && method === "GET") return this.attempts(r, origId);
       if (action === "dryrun" && !extra && method === "POST") return this.dryRun(r, origId);
     }
     const known = collection !== undefined && SERVICE_API_SEGMENTS.has(collection) && !extra;
@@ -273,6 +275,21 @@ export class ServiceApi {
     const reg = await this.store.getRegistration(scope, id);
     if (!reg) throw new ProvisioError("registrationNotFound", { id });
     sendJson(r.res, 200, reg.webhookCalls ?? []);
+  }
+
+  /**
+   * The device's last register calls, newest first, step by step: those kept with its record and
+   * those refused before any work (a device never admitted has only these).
+   */
+  private async attempts(r: ServiceRequest, id: string): Promise<void> {
+    const scope = await this.authorize(r, "RegistrationStatusRead");
+    const [reg, refused] = await Promise.all([
+      this.store.getRegistration(scope, id),
+      this.store.listRefusedAttempts(scope, id, ATTEMPTS_KEPT),
+    ]);
+    if (!reg && refused.length === 0) throw new ProvisioError("registrationNotFound", { id });
+    const all = [...(reg?.attempts ?? []), ...refused].sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+    sendJson(r.res, 200, all.slice(0, 2 * ATTEMPTS_KEPT));
   }
 
   private async queryRegistrations(r: ServiceRequest, groupId: string): Promise<void> {

@@ -23,6 +23,7 @@ const TABLES = [
   "operations",
   "tpm_challenges",
   "audit_events",
+  "refused_attempts",
 ] as const;
 
 const BATCH = 500;
@@ -58,10 +59,12 @@ export async function copySqliteToPostgres(
           await insertRows(target, table, rows.slice(start, start + BATCH));
         }
       }
-      // The audit trail keeps its numbers; the sequence continues after them.
-      await target.query(
-        "SELECT setval(pg_get_serial_sequence('audit_events', 'seq'), GREATEST((SELECT max(seq) FROM audit_events), 1))",
-      );
+      // The audit trail and refused attempts keep their numbers; the sequences continue after them.
+      for (const table of ["audit_events", "refused_attempts"]) {
+        await target.query(
+          `SELECT setval(pg_get_serial_sequence('${table}', 'seq'), GREATEST((SELECT max(seq) FROM ${table}), 1))`,
+        );
+      }
       // The shared settings a cluster's first node would otherwise create: the master-key check,
       // sealed with the key these rows were sealed with, and the data directory's CA.
       const shared: [string, string][] = [["master-key-check", secrets.seal("provisio")]];

@@ -7,6 +7,7 @@
 // postgres/ later) are held to test/store/store-conformance.ts. Secrets (symmetric keys, policy
 // keys, hub connection strings) are encrypted by the implementation before they reach disk, and
 // every committed change to what caches hold is announced on `changes` (store-changes.ts).
+import type { RegistrationAttempt } from "../domain/attempt.js";
 import type { AuditEvent, AuditQuery, StoredAuditEvent } from "../domain/audit.js";
 import type { EnrollmentGroup, IndividualEnrollment } from "../domain/enrollment.js";
 import type { HubIntent } from "../domain/hub-intent.js";
@@ -148,6 +149,15 @@ export interface ClaimedHubIntent {
   intent: HubIntent;
 }
 
+/** Register calls refused before any work (domain/attempt.ts), kept apart from records, bounded. */
+export interface RefusedAttemptStore {
+  addRefusedAttempt(idScope: IdScope, registrationId: string, attempt: RegistrationAttempt): Promise<void>;
+  /** The newest first, at most `limit`. */
+  listRefusedAttempts(idScope: IdScope, registrationId: string, limit: number): Promise<RegistrationAttempt[]>;
+  /** Drops those older than `cutoff`, then all but the newest `keep`. */
+  trimRefusedAttempts(cutoff: string, keep: number): Promise<number>;
+}
+
 /** The audit trail (domain/audit.ts): appended to, read newest first, trimmed by age. */
 export interface AuditStore {
   appendAudit(event: AuditEvent): Promise<void>;
@@ -156,7 +166,12 @@ export interface AuditStore {
 }
 
 /** A whole provisioning store: every path, its change announcements, and closing. */
-export interface ProvisioningStore extends InstanceStore, EnrollmentStore, DevicePathStore, AuditStore {
+export interface ProvisioningStore
+  extends InstanceStore,
+    EnrollmentStore,
+    DevicePathStore,
+    AuditStore,
+    RefusedAttemptStore {
   readonly changes: StoreChanges;
   /** Bytes the database takes (for the metrics). */
   sizeBytes(): Promise<number>;

@@ -9,6 +9,7 @@ import { after, before, describe, test } from "node:test";
 import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import type { EnrollmentGroup } from "azure-iot-provisioning-service/dist/interfaces.js";
 import { type ExampleWebhook, startExampleWebhook } from "../../examples/custom-allocation-webhook/server.js";
+import type { RegistrationAttempt } from "../../src/domain/attempt.js";
 import { deriveKey, httpTransport, registerWithKey } from "../support/device-clients.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
@@ -101,6 +102,26 @@ describe("custom allocation with a webhook", () => {
     assert.match(calls[0]?.url ?? "", /\?\*\*\*\*$/, "the function key is masked");
     assert.equal(calls[0]?.request.deviceRuntimeContext.registrationId, id);
     assert.deepEqual(calls[0]?.request.deviceRuntimeContext.payload, { model: "fridge" });
+
+    // The attempt explains it step by step (issue 22): admitted, then the webhook said no.
+    const [attempt] = (await call(p, "GET", `/registrations/${id}/attempts`)).json() as RegistrationAttempt[];
+    assert.equal(attempt?.outcome, "failed");
+    assert.equal(attempt?.errorCode, 400207);
+    assert.deepEqual(
+      attempt?.steps.map((s) => `${s.step} ${s.outcome}`),
+      [
+        "checkRequest passed",
+        "findCandidates passed",
+        "attestDevice passed",
+        "tpmKeysSent passed",
+        "throttle passed",
+        "readPrevious passed",
+        "allocate failed",
+      ],
+    );
+    const allocate = attempt?.steps.at(-1)?.detail ?? "";
+    assert.match(allocate, /^custom among .*: no hub: .*Unrecognized device registration/);
+    assert.match(allocate, /webhook answered 400 in \d+ ms/);
   });
 
   test("a wrong function key is 400209", async () => {

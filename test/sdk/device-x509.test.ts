@@ -11,6 +11,7 @@ import provisioningDevice from "azure-iot-provisioning-device";
 import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import type { EnrollmentGroup, IndividualEnrollment } from "azure-iot-provisioning-service/dist/interfaces.js";
 import x509Security from "azure-iot-security-x509";
+import type { RegistrationAttempt } from "../../src/domain/attempt.js";
 import {
   createDeviceCertificate,
   createIntermediateCa,
@@ -29,6 +30,7 @@ import { hubOf, registryClient, x509DeviceClient } from "../support/hub-clients.
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { serviceClient } from "../support/service-client.js";
+import { until } from "../support/until.js";
 
 const { Message } = deviceSdk;
 const { Mqtt } = deviceMqtt;
@@ -159,6 +161,16 @@ describe("X.509 attestation with the real device SDK", () => {
         assert.match(refusal.message, /only the leaf certificate was sent/);
         return true;
       });
+      // The refusal is explained where an operator can read it (issue 22).
+      const attempts = async () =>
+        (await call(p, "GET", `/registrations/${id}/attempts?api-version=2021-10-01`)).json() as RegistrationAttempt[];
+      await until(async () => Array.isArray(await attempts()), 5_000, "the refused attempt kept");
+      const [attempt] = await attempts();
+      assert.equal(attempt?.outcome, "refused");
+      assert.equal(attempt?.errorCode, 401002);
+      const attest = attempt?.steps.find((s) => s.step === "attestDevice");
+      assert.equal(attest?.outcome, "failed");
+      assert.match(attest?.detail ?? "", /leaf/);
     });
   }
 

@@ -150,6 +150,20 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_by_service ON audit_events (service, seq);
 `,
   },
+  {
+    version: 3,
+    // Refused register calls, as in SQLite (migration 8 there).
+    sql: `
+CREATE TABLE refused_attempts (
+  seq BIGSERIAL PRIMARY KEY,
+  id_scope TEXT COLLATE "C" NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  registration_key TEXT COLLATE "C" NOT NULL,
+  at TEXT COLLATE "C" NOT NULL,
+  doc TEXT NOT NULL
+);
+CREATE INDEX refused_attempts_by_device ON refused_attempts (id_scope, registration_key, seq);
+`,
+  },
 ];
 
 export const PG_LATEST_VERSION = PG_MIGRATIONS.reduce((v, m) => Math.max(v, m.version), 0);

@@ -6,6 +6,7 @@
 // (pg-changes.ts).
 import { randomUUID } from "node:crypto";
 import pg from "pg";
+import type { RegistrationAttempt } from "../../domain/attempt.js";
 import type { AuditEvent, AuditQuery, StoredAuditEvent } from "../../domain/audit.js";
 import type { EnrollmentGroup, IndividualEnrollment } from "../../domain/enrollment.js";
 import type { HubIntent } from "../../domain/hub-intent.js";
@@ -475,6 +476,30 @@ export class PostgresStore implements ProvisioningStore {
       [cutoff],
     );
     return rowCount ?? 0;
+  }
+
+  async addRefusedAttempt(idScope: IdScope, registrationId: string, attempt: RegistrationAttempt): Promise<void> {
+    await this.#pool.query(
+      "INSERT INTO refused_attempts (id_scope, registration_key, at, doc) VALUES ($1, $2, $3, $4)",
+      [idScope, idKey(registrationId), attempt.at, JSON.stringify(attempt)],
+    );
+  }
+
+  async listRefusedAttempts(idScope: IdScope, registrationId: string, limit: number): Promise<RegistrationAttempt[]> {
+    const { rows } = await this.#pool.query<{ doc: string }>(
+      "SELECT doc FROM refused_attempts WHERE id_scope = $1 AND registration_key = $2 ORDER BY seq DESC LIMIT $3",
+      [idScope, idKey(registrationId), limit],
+    );
+    return rows.map((r) => JSON.parse(r.doc) as RegistrationAttempt);
+  }
+
+  async trimRefusedAttempts(cutoff: string, keep: number): Promise<number> {
+    const old = await this.#pool.query("DELETE FROM refused_attempts WHERE at < $1", [cutoff]);
+    const over = await this.#pool.query(
+      "DELETE FROM refused_attempts WHERE seq <= (SELECT seq FROM refused_attempts ORDER BY seq DESC LIMIT 1 OFFSET $1)",
+      [keep],
+    );
+    return (old.rowCount ?? 0) + (over.rowCount ?? 0);
   }
 
   async appendAudit(event: AuditEvent): Promise<void> {

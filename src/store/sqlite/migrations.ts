@@ -175,6 +175,21 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_by_service ON audit_events (service, seq);
 `,
   },
+  {
+    version: 8,
+    // Register calls refused before any work, to explain them (domain/attempt.ts): insert-only,
+    // read per device newest first, trimmed by age and count.
+    sql: `
+CREATE TABLE refused_attempts (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  id_scope TEXT NOT NULL REFERENCES instances (id_scope) ON DELETE CASCADE,
+  registration_key TEXT NOT NULL,
+  at TEXT NOT NULL,
+  doc TEXT NOT NULL
+);
+CREATE INDEX refused_attempts_by_device ON refused_attempts (id_scope, registration_key, seq);
+`,
+  },
 ];
 
 /** The schema version this code writes. */

@@ -3,6 +3,7 @@
 // Schema and layout: migrations.ts; rows: sqlite-rows.ts; what each table holds: ../record-mappings.ts.
 import { existsSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
+import type { RegistrationAttempt } from "../../domain/attempt.js";
 import type { AuditEvent, AuditQuery, StoredAuditEvent } from "../../domain/audit.js";
 import type { EnrollmentGroup, IndividualEnrollment } from "../../domain/enrollment.js";
 import type { HubIntent } from "../../domain/hub-intent.js";
@@ -405,6 +406,31 @@ export class SqliteStore implements ProvisioningStore {
     // auto_vacuum = INCREMENTAL (openSqliteStore): free pages go back to the file system.
     if (n > 0) this.#db.pragma("incremental_vacuum");
     return n;
+  }
+
+  async addRefusedAttempt(idScope: IdScope, registrationId: string, attempt: RegistrationAttempt): Promise<void> {
+    this.#db
+      .prepare("INSERT INTO refused_attempts (id_scope, registration_key, at, doc) VALUES (?, ?, ?, ?)")
+      .run(idScope, idKey(registrationId), attempt.at, JSON.stringify(attempt));
+  }
+
+  async listRefusedAttempts(idScope: IdScope, registrationId: string, limit: number): Promise<RegistrationAttempt[]> {
+    return this.#db
+      .prepare<[string, string, number], { doc: string }>(
+        "SELECT doc FROM refused_attempts WHERE id_scope = ? AND registration_key = ? ORDER BY seq DESC LIMIT ?",
+      )
+      .all(idScope, idKey(registrationId), limit)
+      .map((r) => JSON.parse(r.doc) as RegistrationAttempt);
+  }
+
+  async trimRefusedAttempts(cutoff: string, keep: number): Promise<number> {
+    const old = this.#db.prepare("DELETE FROM refused_attempts WHERE at < ?").run(cutoff).changes;
+    const over = this.#db
+      .prepare(
+        "DELETE FROM refused_attempts WHERE seq <= (SELECT seq FROM refused_attempts ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+      )
+      .run(keep).changes;
+    return old + over;
   }
 
   async appendAudit(event: AuditEvent): Promise<void> {
