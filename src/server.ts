@@ -84,11 +84,14 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   // Device sessions over MQTT and AMQP: what shutdown ends once the work is drained.
   const mqttSessions = openConnections(mqtt);
   const amqpSessions = openConnections(amqp);
+  const httpsConnections = openConnections(https);
   const sessions = [mqttSessions, amqpSessions];
   service.metrics?.countConnections("mqtt", () => mqttSessions.size);
   service.metrics?.countConnections("amqp", () => amqpSessions.size);
   service.metrics?.countConnections("mqttws", () => mqttWs.connections());
   service.metrics?.countConnections("amqpws", () => amqpWs.connections());
+  // HTTPS connections (device polls, service and hub API clients) less those upgraded to WebSockets.
+  service.metrics?.countConnections("http", () => httpsConnections.size - mqttWs.connections() - amqpWs.connections());
   service.onTlsChange((tls) => {
     for (const l of listeners) l.setSecureContext(listenerTls(tls, config.minTlsVersion));
   });

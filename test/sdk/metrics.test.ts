@@ -125,7 +125,7 @@ describe("metrics", () => {
     try {
       const { series } = await scrape(p);
       assert.ok((series.get('provisio_open_device_connections{protocol="mqtt"}') ?? 0) >= 1);
-      for (const protocol of ["amqp", "mqttws", "amqpws"]) {
+      for (const protocol of ["amqp", "mqttws", "amqpws", "http"]) {
         assert.ok(series.has(`provisio_open_device_connections{protocol="${protocol}"}`), protocol);
       }
     } finally {
