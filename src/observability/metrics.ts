@@ -10,12 +10,16 @@ export type DeviceProtocol = "http" | "mqtt" | "mqttws" | "amqp" | "amqpws";
 export interface EngineMetrics {
   /** One attestation: the device proved who it is (or was refused). */
   attestation(service: string, protocol: DeviceProtocol | undefined, ok: boolean): void;
-  /** One finished registration: assigned (ok) or failed; `hub` is where it went, or "". */
+  /**
+   * One finished registration: assigned (ok) or failed; `hub` is where it went, or ""; `attestation`
+   * the enrollment's mechanism (symmetricKey, x509, tpm).
+   */
   registration(
     service: string,
     hub: string,
     outcome: "assigned" | "failed" | "disabled",
     protocol: DeviceProtocol | undefined,
+    attestation: string,
     seconds: number,
   ): void;
   /** A register refused over the rate limit. */
@@ -57,7 +61,7 @@ export class ProvisioMetrics implements EngineMetrics {
   readonly #duration = new Histogram({
     name: "provisio_registration_duration_seconds",
     help: "From an attested register call to its final result, by protocol and outcome.",
-    labelNames: ["protocol", "outcome"],
+    labelNames: ["protocol", "attestation", "outcome"],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
@@ -147,12 +151,13 @@ export class ProvisioMetrics implements EngineMetrics {
     hub: string,
     outcome: "assigned" | "failed" | "disabled",
     protocol: DeviceProtocol | undefined,
+    attestation: string,
     seconds: number,
   ): void {
     const status = outcome === "assigned" ? "success" : "failure";
     this.#registrations.inc({ provisioning_service_name: service, iot_hub_name: hub, status });
     if (outcome === "assigned") this.#assignments.inc({ provisioning_service_name: service, iot_hub_name: hub });
-    this.#duration.observe({ protocol: protocol ?? "", outcome }, seconds);
+    this.#duration.observe({ protocol: protocol ?? "", attestation, outcome }, seconds);
   }
 
   throttled(service: string, protocol: DeviceProtocol | undefined): void {

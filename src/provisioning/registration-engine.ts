@@ -330,13 +330,14 @@ export class RegistrationEngine implements DevicePort {
     if (!session) this.countAttestation(ctx);
     const started = Date.now();
     const operationId = newOperationId(started);
-    const { scope } = admissionOf(ctx);
+    const { scope, match } = admissionOf(ctx);
     const work = this.work(ctx, operationId).then((op) => {
       this.#metrics.registration(
         ctx.instance?.name ?? "",
         op.registrationState?.assignedHub ?? ctx.applied?.hub.name ?? "",
         op.status === "assigned" ? "assigned" : op.status === "disabled" ? "disabled" : "failed",
         ctx.protocol,
+        settingsOf(match).attestation.type,
         (Date.now() - started) / 1000,
       );
       for (const call of ctx.allocation?.webhookCalls ?? []) {

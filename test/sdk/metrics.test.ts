@@ -81,7 +81,9 @@ describe("metrics", () => {
         `attestations over ${protocol} (a disabled enrollment proves nothing: not counted)`,
       );
       assert.equal(
-        series.get(`provisio_registration_duration_seconds_count{protocol="${protocol}",outcome="assigned"}`),
+        series.get(
+          `provisio_registration_duration_seconds_count{protocol="${protocol}",attestation="symmetricKey",outcome="assigned"}`,
+        ),
         1,
         protocol,
       );
