@@ -19,15 +19,18 @@ import { AuditTrail } from "./observability/audit-trail.js";
 import { diagnosticLog } from "./observability/diagnostic-log.js";
 import type { Logger } from "./observability/logger.js";
 import { ProvisioMetrics } from "./observability/metrics.js";
+import { FaultInjection } from "./provisioning/fault-injection.js";
 import { HubClientPool } from "./provisioning/hub-client-pool.js";
 import { HubIntentSettling } from "./provisioning/hub-intent-settling.js";
 import { LocalInFlight } from "./provisioning/in-flight.js";
 import { InstanceCache } from "./provisioning/instance-cache.js";
 import { NetworkFilters } from "./provisioning/network-filters.js";
+import { RecordCounts } from "./provisioning/record-counts.js";
 import { type EngineOptions, OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
 import { ScopeViews } from "./provisioning/scope-views.js";
 import { OidcVerifier } from "./security/oidc.js";
 import { type LoadedOperatorTls, loadOperatorTls, uncoveredNames } from "./security/operator-tls.js";
+import { RateLimiter } from "./security/rate-limit.js";
 import { ServiceAuthenticator } from "./security/service-auth.js";
 import {
   ensureCaFiles,
@@ -263,19 +266,30 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   const diagnostics = diagnosticLog(log, config.diagnosticLog);
 
   const network = new NetworkFilters(config.privateNetworks);
+  // Device polling is limited per device on each node (a device polls the node it is connected
+  // to); its buckets are forgotten once full again, so a fleet leaves no trace.
+  const polls = new RateLimiter(config.pollsPer10Seconds, 10_000);
+  const pollPruner = setInterval(() => polls.prune(), 10_000).unref();
   const engine = new RegistrationEngine({
     store,
     network,
     instances,
     scopes: new ScopeViews(store, store.changes),
     hubs: hubClients,
-    limiter: opened.rateLimit(config.registrationsPerMinute),
+    limiter: opened.rateLimit(config.registrationsPerMinute * config.units),
+    ...(config.pollsPer10Seconds > 0 ? { pollLimiter: polls } : {}),
+    records: new RecordCounts(store, config.maxRegistrations),
+    faults: new FaultInjection(config.faults, (rule, service, registrationId) => {
+      log.info({ fault: rule.text, service, registrationId }, "fault injected for a rehearsal");
+      metrics?.injectedFault(service, rule.text);
+    }),
     inFlight,
     log,
     ...(metrics ? { metrics } : {}),
     diagnostics,
     options: {
       answerWithinMs: config.registerWaitMs,
+      retryAfterSeconds: config.pollAfterSeconds,
       carrier: { node, leaseMs: config.operationLeaseMs },
       maxInFlight: config.maxInFlight,
       ...crashHook(),
@@ -314,10 +328,13 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       onInternal: (err: unknown) => log.error({ err }, "bulk item failed"),
       provisioning: engine,
       diagnostics,
+      limits: config,
     }),
     managementApi: new ManagementApi(store, instances, auth, {
       minTlsVersion: config.minTlsVersion,
       bearerTokens: config.oidcIssuer !== undefined,
+      limits: config,
+      units: config.units,
     }),
     hubs,
     hubRestApi: new HubRestApi(telemetry),
@@ -326,6 +343,9 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     log,
     diagnostics,
     audit,
+    ...(config.serviceOperationsPerMinute > 0
+      ? { serviceRate: opened.rateLimit(config.serviceOperationsPerMinute * config.units) }
+      : {}),
     ...(metrics ? { metrics } : {}),
   });
   const routes = { hubs, telemetry, engine, log };
@@ -405,6 +425,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       clearInterval(renewer);
       clearInterval(settler);
       clearInterval(auditTrimmer);
+      clearInterval(pollPruner);
       hubClients.closeAll();
       await diagnostics.close();
       await store.close();

@@ -20,9 +20,13 @@ const serve = program
   .description("Run the provisioning service: HTTPS, MQTT and AMQP listeners over TLS")
   .addHelpText("after", `\nEvery setting (flags win over the environment):\n${settingsHelp()}`);
 for (const s of SETTINGS) {
-  const help = `${s.doc} (env ${s.env}, default ${s.default || "none"})`;
+  const profiled = s.azure === undefined ? "" : `; with --profile azure ${s.azure}`;
+  const help = `${s.doc} (env ${s.env}, default ${s.default || "none"}${profiled})`;
   if (s.flag && s.repeatable) {
-    serve.option(s.flag, help, (value: string, earlier?: string) => (earlier ? `${earlier},${value}` : value));
+    const separator = s.repeatable;
+    serve.option(s.flag, help, (value: string, earlier?: string) =>
+      earlier ? `${earlier}${separator}${value}` : value,
+    );
   } else if (s.flag) serve.option(s.flag, help);
 }
 serve.action(async (opts: Record<string, string>) => {

@@ -101,6 +101,11 @@ export const Errors = {
   enrollmentExists: def(409201, () => "Enrollment already exists."),
   enrollmentGroupExists: def(409202, () => "Enrollment group already exists."),
   instanceExists: def(409203, (p) => `A provisioning service named '${p.name}' already exists.`),
+  quotaExceeded: def(
+    409004,
+    (p) =>
+      `'${p.instance}' already holds the maximum of ${p.limit} ${p.what} (${p.setting}); delete some before adding more, or raise the limit.`,
+  ),
   tooManyCaCertificates: def(
     409401,
     (p) => `'${p.instance}' already holds the maximum of ${p.limit} CA certificates; delete one before adding another.`,
@@ -121,6 +126,11 @@ export const Errors = {
   bodyTooLarge: def(413001, (p) => `The request body exceeds the ${p.limit}-byte limit.`),
   unsupportedMediaType: def(415001, (p) => `Unsupported Content-Type '${p.type}': send application/json.`),
   throttled: def(429001, () => "Too many requests; retry after the Retry-After interval."),
+  /** A rehearsal's 429 (PROVISIO_FAULTS): the device sees DPS's throttling, the metrics tell them apart. */
+  faultThrottled: def(
+    429001,
+    (p) => `Too many requests (a fault injected for a rehearsal: '${p.rule}'); retry after the Retry-After interval.`,
+  ),
 
   // Device registration (device-api.md, behaviors.md §3-7)
   registrationIdMismatch: def(
@@ -153,6 +163,7 @@ export const Errors = {
 
   // 500
   internal: def(500001, () => "An internal error occurred; the request was not applied. See the server log."),
+  faultInternal: def(500004, (p) => `An internal error injected for a rehearsal ('${p.rule}'); register again later.`),
   // 503
   storageUnavailable: def(
     503001,

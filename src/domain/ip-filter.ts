@@ -56,10 +56,11 @@ function field(o: Record<string, unknown>, name: string): unknown {
 }
 
 /** The rules of a management request body; throws a message naming what is wrong. */
-export function parseIpFilterRules(value: unknown): IpFilterRule[] {
+/** `max`: how many rules a service may have (PROVISIO_MAX_IP_FILTER_RULES); 0 = no limit. */
+export function parseIpFilterRules(value: unknown, max = MAX_IP_FILTER_RULES): IpFilterRule[] {
   if (!Array.isArray(value)) throw new Error("'ipFilterRules' must be an array.");
-  if (value.length > MAX_IP_FILTER_RULES) {
-    throw new Error(`'ipFilterRules' holds at most ${MAX_IP_FILTER_RULES} rules, not ${value.length}.`);
+  if (max > 0 && value.length > max) {
+    throw new Error(`'ipFilterRules' holds at most ${max} rules (PROVISIO_MAX_IP_FILTER_RULES), not ${value.length}.`);
   }
   const names = new Set<string>();
   return value.map((raw, i) => {

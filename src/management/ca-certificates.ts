@@ -62,6 +62,8 @@ export class CaCertificates {
   constructor(
     /** Its writes reach the caches X.509 attestation reads through the store's own announcements. */
     private readonly store: InstanceStore,
+    /** CA certificates per provisioning service (PROVISIO_MAX_CA_CERTIFICATES); 0 = no limit. */
+    private readonly maxCertificates = MAX_CA_CERTIFICATES,
   ) {}
 
   /** `rest`: the segments after `/provisioningServices/{name}/certificates`. */
@@ -181,9 +183,10 @@ export class CaCertificates {
         etag: newEtag(),
       };
       // The limit is checked in the same atomic step as the insert: concurrent uploads cannot overshoot it.
-      const result = await this.store.addCaCertificate(instance.idScope, cert, MAX_CA_CERTIFICATES);
+      const limit = this.maxCertificates > 0 ? this.maxCertificates : Number.MAX_SAFE_INTEGER;
+      const result = await this.store.addCaCertificate(instance.idScope, cert, limit);
       if (!result.ok && result.reason === "full") {
-        throw new ProvisioError("tooManyCaCertificates", { instance: instance.name, limit: MAX_CA_CERTIFICATES });
+        throw new ProvisioError("tooManyCaCertificates", { instance: instance.name, limit });
       }
       // Created by someone else in the meantime: this PUT is now an update, which needs If-Match.
       if (!result.ok) throw new ProvisioError("ifMatchRequired", { operation: "update", name });

@@ -18,6 +18,7 @@ import {
 } from "../domain/instance.js";
 import { parseIpFilterRules } from "../domain/ip-filter.js";
 import { isObject, parseJson } from "../domain/json.js";
+import { type Limits, unlimited } from "../domain/limits.js";
 import type { ServiceRequest } from "../http/api-request.js";
 import { readBody } from "../http/body.js";
 import { pageHeaders, pageRequest } from "../http/paging.js";
@@ -29,7 +30,6 @@ import { CaCertificates } from "./ca-certificates.js";
 import { newInstance, newPolicyKey, ownerPolicy } from "./instances.js";
 
 export const MANAGEMENT_SEGMENTS = new Set(["provisioningservices", "subscriptions"]);
-const MAX_LINKED_HUBS = 50;
 const MASK = "****";
 
 const bad = (detail: string): ProvisioError => new ProvisioError("invalidBody", { detail });
@@ -64,7 +64,16 @@ export class ManagementApi {
       minTlsVersion: "1.2" | "1.3";
       /** Whether an OpenID Connect issuer is configured: what disableLocalAuth needs. */
       bearerTokens: boolean;
-    } = { minTlsVersion: "1.2", bearerTokens: false },
+      /** Counts per provisioning service (behaviors.md §9); 0 = unlimited. */
+      limits: Pick<Limits, "maxLinkedHubs" | "maxIpFilterRules" | "maxCaCertificates">;
+      /** Scale units, shown as sku.capacity. */
+      units: number;
+    } = {
+      minTlsVersion: "1.2",
+      bearerTokens: false,
+      limits: { maxLinkedHubs: 50, maxIpFilterRules: 100, maxCaCertificates: 25 },
+      units: 1,
+    },
   ) {}
 
   async handle(r: ServiceRequest): Promise<void> {
@@ -85,7 +94,7 @@ export class ManagementApi {
     }
     if (lower.length >= 3 && name !== undefined && lower[2] === "certificates") {
       // CA certificates (management.md §5): ca-certificates.ts.
-      const certificates = new CaCertificates(this.store);
+      const certificates = new CaCertificates(this.store, this.options.limits.maxCaCertificates);
       return certificates.handle(r, this.target(caller, name), segments.slice(3), lower.slice(3));
     }
     if (lower.length === 3 && name !== undefined && lower[2] === "auditevents" && method === "GET") {
@@ -176,7 +185,7 @@ export class ManagementApi {
       type: "Microsoft.Devices/provisioningServices",
       location: "local",
       etag: i.etag,
-      sku: { name: "S1", tier: "Standard", capacity: 1 },
+      sku: { name: "S1", tier: "Standard", capacity: this.options.units },
       properties: {
         state: "Active",
         provisioningState: "Succeeded",
@@ -218,12 +227,12 @@ export class ManagementApi {
       const instance = {
         ...newInstance(name, hostName.toLowerCase(), allocationOf(props) ?? "hashed"),
         ...(rules ? { deviceLocationRules: rules } : {}),
-        ...networkOf(props),
+        ...networkOf(props, this.options.limits.maxIpFilterRules),
         ...this.localAuthOf(props),
         ...(props.enableDataResidency === true ? { enableDataResidency: true } : {}),
       };
       const policies = policiesOf(props) ?? [ownerPolicy()];
-      const hubs = hubsOf(props, []);
+      const hubs = hubsOf(props, [], this.options.limits.maxLinkedHubs);
       const created = await this.store.createInstance(instance, policies, hubs);
       if (!created.ok) throw new ProvisioError("instanceExists", { name });
       return sendJson(r.res, 201, await this.resource(instance));
@@ -237,13 +246,13 @@ export class ManagementApi {
     }
     // Validate everything before writing anything.
     const policies = policiesOf(props);
-    const hubs = hubsOf(props, await this.store.listLinkedHubs(target.idScope));
+    const hubs = hubsOf(props, await this.store.listLinkedHubs(target.idScope), this.options.limits.maxLinkedHubs);
     const rules = locationRulesOf(props);
     const updated: Instance = {
       ...target,
       allocationPolicy: allocationOf(props) ?? target.allocationPolicy,
       ...(rules ? { deviceLocationRules: rules } : {}),
-      ...networkOf(props),
+      ...networkOf(props, this.options.limits.maxIpFilterRules),
       ...this.localAuthOf(props),
       etag: newEtag(),
     };
@@ -306,12 +315,15 @@ function refuseUnenforced(props: Record<string, unknown>, tlsFloor: "1.2" | "1.3
 }
 
 /** IP filter rules and public network access of a body; absent ones are left as they are. */
-function networkOf(props: Record<string, unknown>): Pick<Instance, "ipFilterRules" | "publicNetworkAccess"> {
+function networkOf(
+  props: Record<string, unknown>,
+  maxRules: number,
+): Pick<Instance, "ipFilterRules" | "publicNetworkAccess"> {
   const out: Pick<Instance, "ipFilterRules" | "publicNetworkAccess"> = {};
   const rules = props.ipFilterRules ?? props.IpFilterRules;
   if (rules !== undefined && rules !== null) {
     try {
-      out.ipFilterRules = parseIpFilterRules(rules);
+      out.ipFilterRules = parseIpFilterRules(rules, maxRules);
     } catch (e) {
       throw bad((e as Error).message);
     }
@@ -368,11 +380,13 @@ function policiesOf(props: Record<string, unknown>): AccessPolicy[] | undefined 
 }
 
 /** Linked hubs (management.md §2); a masked key keeps the stored connection string. */
-function hubsOf(props: Record<string, unknown>, existing: LinkedHub[]): LinkedHub[] | undefined {
+function hubsOf(props: Record<string, unknown>, existing: LinkedHub[], maxHubs: number): LinkedHub[] | undefined {
   const v = props.iotHubs;
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v)) throw bad("'iotHubs' must be an array.");
-  if (v.length > MAX_LINKED_HUBS) throw bad(`At most ${MAX_LINKED_HUBS} hubs can be linked.`);
+  if (!unlimited(maxHubs) && v.length > maxHubs) {
+    throw bad(`At most ${maxHubs} hubs can be linked (PROVISIO_MAX_LINKED_HUBS).`);
+  }
   const names = new Set<string>();
   return v.map((h, i) => {
     if (!isObject(h) || typeof h.connectionString !== "string") {

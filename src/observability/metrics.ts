@@ -92,6 +92,12 @@ export class ProvisioMetrics implements EngineMetrics {
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
+  readonly #faults = new Counter({
+    name: "provisio_injected_faults_total",
+    help: "Faults injected for rehearsals (PROVISIO_FAULTS), by rule.",
+    labelNames: ["provisioning_service_name", "fault"],
+    registers: [this.registry],
+  });
   /** Read when scraped: the listeners say how many connections they hold. */
   readonly #connectionCounts = new Map<string, () => number>();
 
@@ -158,6 +164,11 @@ export class ProvisioMetrics implements EngineMetrics {
     this.#registrations.inc({ provisioning_service_name: service, iot_hub_name: hub, status });
     if (outcome === "assigned") this.#assignments.inc({ provisioning_service_name: service, iot_hub_name: hub });
     this.#duration.observe({ protocol: protocol ?? "", attestation, outcome }, seconds);
+  }
+
+  /** One fault injected for a rehearsal, by the rule as written. */
+  injectedFault(service: string, rule: string): void {
+    this.#faults.inc({ provisioning_service_name: service, fault: rule });
   }
 
   throttled(service: string, protocol: DeviceProtocol | undefined): void {

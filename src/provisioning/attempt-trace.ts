@@ -73,6 +73,9 @@ export function explainStep(step: string, ctx: RegistrationContext): string | un
       return explainAttestation(ctx);
     case "throttle":
       return "within the registration rate limit";
+    case "injectFault":
+    case "injectedDelay":
+      return ctx.injectedDelay && `a delay injected for a rehearsal ('${ctx.injectedDelay.text}')`;
     case "readPrevious": {
       const placed = lastAssignment(ctx.previous?.state);
       return placed ? `registered before: '${placed.deviceId}' on ${placed.assignedHub}` : "first registration";

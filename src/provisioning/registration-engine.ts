@@ -32,11 +32,13 @@ import {
   type RegisterRequest,
 } from "./device-port.js";
 import { dryRunReport, parseDryRunEvidence } from "./dry-run.js";
+import type { FaultInjection } from "./fault-injection.js";
 import type { HubClientPool } from "./hub-client-pool.js";
 import type { InFlightRegistrations } from "./in-flight.js";
 import type { InstanceCache } from "./instance-cache.js";
 import { NetworkFilters } from "./network-filters.js";
 import { newOperationId } from "./operation-id.js";
+import type { RecordCounts } from "./record-counts.js";
 import {
   ADMISSION_STEPS,
   admissionOf,
@@ -94,6 +96,12 @@ export interface EngineParts {
   scopes: ScopeViews;
   hubs: HubClientPool;
   limiter: RateLimit;
+  /** Status lookups per device (operation and registration); none: unlimited. */
+  pollLimiter?: RateLimit;
+  /** The registration records quota; none: unlimited. */
+  records?: RecordCounts;
+  /** Faults injected for rehearsals (PROVISIO_FAULTS); none: none. */
+  faults?: FaultInjection;
   inFlight: InFlightRegistrations;
   log: Logger;
   /** DPS's metrics and Provisio's own (observability/metrics.ts); none when not given. */
@@ -188,6 +196,8 @@ export class RegistrationEngine implements DevicePort {
       scopes: parts.scopes,
       hubs: parts.hubs,
       limiter: parts.limiter,
+      ...(parts.records ? { records: parts.records } : {}),
+      ...(parts.faults && !parts.faults.empty ? { faults: parts.faults } : {}),
       webhook: this.#options.webhook,
       warn: (message, fields) => parts.log.warn(fields, message),
       carrier: () => this.carrier(),
@@ -383,6 +393,7 @@ export class RegistrationEngine implements DevicePort {
     try {
       await runSteps(ctx, ADMISSION_STEPS, this.#deps);
       const { scope } = admissionOf(ctx);
+      await this.pollAllowed(ctx);
       const op = await this.#parts.store.getOperation(scope, operationId);
       if (!op || idKey(op.registrationId) !== idKey(req.registrationId)) {
         throw new ProvisioError("operationNotFound", { id: operationId });
@@ -391,6 +402,20 @@ export class RegistrationEngine implements DevicePort {
       return operationReply(current, this.pollAfter(current));
     } catch (err) {
       return this.failure(err, ctx);
+    }
+  }
+
+  /**
+   * Device polling (behaviors.md §9: 5 per 10 s per device), counted once the device proved who it
+   * is, so nobody can spend another device's allowance. Over it: 429 and when to come back.
+   */
+  private async pollAllowed(ctx: RegistrationContext): Promise<void> {
+    const limiter = this.#parts.pollLimiter;
+    if (!limiter) return;
+    const wait = await limiter.take(`${ctx.idScope}/${idKey(ctx.registrationId)}`);
+    if (wait !== undefined) {
+      this.#metrics.throttled(ctx.instance?.name ?? "", ctx.protocol);
+      throw new ProvisioError("throttled", {}, wait);
     }
   }
 
@@ -428,6 +453,7 @@ export class RegistrationEngine implements DevicePort {
     try {
       await runSteps(ctx, ADMISSION_STEPS, this.#deps);
       const { scope, match } = admissionOf(ctx);
+      await this.pollAllowed(ctx);
       const record = await this.#parts.store.getRegistration(scope, req.registrationId);
       if (!record) throw new ProvisioError("registrationNotFound", { id: req.registrationId });
       return { kind: "registration", status: 200, body: resultOf(record.state, match) };

@@ -15,6 +15,7 @@ import type { IndividualEnrollment, InitialTwin } from "../domain/enrollment.js"
 import { effectiveReprovisionPolicy } from "../domain/enrollment.js";
 import { type EnrollmentMatch, settingsOf } from "../domain/enrollment-match.js";
 import { ProvisioError } from "../domain/errors.js";
+import type { FaultRule } from "../domain/faults.js";
 import type { HubIntent } from "../domain/hub-intent.js";
 import { type IdScope, idKey, isValidRegistrationId } from "../domain/ids.js";
 import type { Instance } from "../domain/instance.js";
@@ -34,9 +35,11 @@ import {
 } from "./apply-to-hub.js";
 import type { AttemptTrace } from "./attempt-trace.js";
 import { spreadRetryAfter } from "./backoff.js";
+import type { FaultInjection } from "./fault-injection.js";
 import type { HubClientPool } from "./hub-client-pool.js";
 import type { InstanceCache } from "./instance-cache.js";
 import type { NetworkFilters } from "./network-filters.js";
+import type { RecordCounts } from "./record-counts.js";
 import type { ScopeView, ScopeViews } from "./scope-views.js";
 
 /** What the steps use besides the context: the engine's parts. */
@@ -54,6 +57,10 @@ export interface StepDeps {
   network: NetworkFilters;
   /** Logs a refusal by the network settings with what decided it. */
   refusedByNetwork(instance: Instance, address: string, rule: string): void;
+  /** The registration records quota; none: unlimited. */
+  records?: Pick<RecordCounts, "admitNew">;
+  /** Faults injected for rehearsals (PROVISIO_FAULTS); none: none. */
+  faults?: Pick<FaultInjection, "pick">;
 }
 
 export interface RegistrationContext {
@@ -98,6 +105,8 @@ export interface RegistrationContext {
   operationId?: string;
   /** A hub intent was written: the record's commit settles it. */
   intentWritten?: boolean;
+  /** A rehearsal's delay before the work (PROVISIO_FAULTS). */
+  injectedDelay?: FaultRule;
   /** A register call's steps as they ran, to keep with the registration (domain/attempt.ts). */
   trace?: AttemptTrace;
 }
@@ -346,12 +355,40 @@ export const throttle: Step = async (ctx, deps) => {
   if (wait !== undefined) throw new ProvisioError("throttled", {}, spreadRetryAfter(wait));
 };
 
+/** A rehearsal's fault (PROVISIO_FAULTS): a 429 or 500 answer now, or a delay before the work. */
+export const injectFault: Step = (ctx, deps) => {
+  if (ctx.mode === "plan" || !deps.faults) return;
+  const match = matchOf(ctx);
+  const group = match?.kind === "group" ? match.group.enrollmentGroupId : undefined;
+  const rule = deps.faults.pick(need(ctx.instance, "instance").name, group, ctx.registrationId);
+  if (!rule) return;
+  if (rule.fault.kind === "429") throw new ProvisioError("faultThrottled", { rule: rule.text }, INJECTED_RETRY_AFTER_S);
+  if (rule.fault.kind === "500") throw new ProvisioError("faultInternal", { rule: rule.text });
+  ctx.injectedDelay = rule;
+};
+
+/** The Retry-After of an injected 429: fixed, so a rehearsal sees the same numbers each run. */
+const INJECTED_RETRY_AFTER_S = 3;
+
+/** A device's first registration needs room for its record (behaviors.md §9): refused, nothing is written. */
+export const recordQuota: Step = async (ctx, deps) => {
+  if (ctx.mode === "plan" || ctx.previous || !deps.records) return;
+  await deps.records.admitNew(need(ctx.instance, "instance"));
+};
+
 /** Who the device is and which enrollment decides: every device request begins with these. */
 export const ADMISSION_STEPS: readonly Step[] = [checkRequest, findCandidates, attestDevice];
-/** A register call's steps before its work: admission, then the rate limit. */
-export const DEVICE_STEPS: readonly Step[] = [...ADMISSION_STEPS, tpmKeysSent, throttle];
+/** A register call's steps before its work: admission, the rate limit, room for a new record. */
+export const DEVICE_STEPS: readonly Step[] = [...ADMISSION_STEPS, tpmKeysSent, injectFault, throttle, recordQuota];
 
 // --- The work --------------------------------------------------------------------------------
+
+/** A rehearsal's delay (injectFault): the work waits, the device polls meanwhile. */
+export const injectedDelay: Step = async (ctx) => {
+  const fault = ctx.injectedDelay?.fault;
+  if (fault?.kind !== "delay") return;
+  await new Promise((resolve) => setTimeout(resolve, fault.ms));
+};
 
 /** The registration record as it is: where the device was placed, when it was first created. */
 export const readPrevious: Step = async (ctx, deps) => {
@@ -433,7 +470,7 @@ export const applyHubChanges: Step = async (ctx, deps) => {
   );
 };
 
-export const WORK_STEPS: readonly Step[] = [readPrevious, allocate, planHubChanges, applyHubChanges];
+export const WORK_STEPS: readonly Step[] = [injectedDelay, readPrevious, allocate, planHubChanges, applyHubChanges];
 
 /** Runs `steps` in order over one context, each timed and explained when the context is traced. */
 export async function runSteps(ctx: RegistrationContext, steps: readonly Step[], deps: StepDeps): Promise<void> {

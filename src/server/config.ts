@@ -3,6 +3,7 @@
 // loader and the README's settings table (test/server/config.test.ts keeps them in step) all come
 // from here. A flag beats the environment, which beats the default.
 import { DEFAULT_RETRY_DELAYS_MS, DEFAULT_WEBHOOK_TIMEOUT_MS } from "../allocation/custom-webhook.js";
+import { type FaultRule, parseFaultRules } from "../domain/faults.js";
 import { parseCidr } from "../domain/ip-filter.js";
 import { checkIssuerUrl, type DataRole, parseRoleMapping } from "../security/oidc.js";
 
@@ -37,8 +38,28 @@ export interface ServeConfig {
   maxInFlight: number;
   /** How long a node's claim on a registration still working lasts without renewal (ms). */
   operationLeaseMs: number;
-  /** Registrations per minute per provisioning service; 0 = unlimited. */
+  /** `fast` (no rate limits, answers at once) or `azure` (DPS's limits and its polling). */
+  profile: "fast" | "azure";
+  /** Scale units of every provisioning service: rate limits are per unit (behaviors.md §9). */
+  units: number;
+  /** Registrations per minute per provisioning service and unit; 0 = unlimited. */
   registrationsPerMinute: number;
+  /** Service API operations per minute per provisioning service and unit; 0 = unlimited. */
+  serviceOperationsPerMinute: number;
+  /** Status lookups per device in 10 seconds; 0 = unlimited. */
+  pollsPer10Seconds: number;
+  /** The Retry-After of an `assigning` answer (s). */
+  pollAfterSeconds: number;
+  /** Faults injected for rehearsals. */
+  faults: FaultRule[];
+  /** Counts per provisioning service; 0 = unlimited. */
+  maxRegistrations: number;
+  maxEnrollments: number;
+  maxX509Groups: number;
+  maxSymmetricKeyGroups: number;
+  maxCaCertificates: number;
+  maxLinkedHubs: number;
+  maxIpFilterRules: number;
   /** Custom allocation webhook: per-call timeout (ms) and number of retries (behaviors.md §4.5). */
   webhookTimeoutMs: number;
   webhookRetries: number;
@@ -80,8 +101,10 @@ export interface Setting {
   default: string | undefined;
   /** What it means, for `--help` and the README. */
   doc: string;
-  /** The flag may be given more than once; its values are joined with commas. */
-  repeatable?: true;
+  /** The default under `--profile azure`, when it differs (DPS's published limits). */
+  azure?: string;
+  /** The flag may be given more than once; its values are joined with this separator. */
+  repeatable?: "," | ";";
   parse(text: string, name: string): ServeConfig[Key];
 }
 
@@ -245,6 +268,7 @@ export const SETTINGS: readonly Setting[] = [
     key: "registerWaitMs",
     env: "PROVISIO_REGISTER_WAIT_MS",
     default: "1500",
+    azure: "0",
     doc: "how long a register call waits for its result before answering `assigning` (202 + Retry-After)",
     parse: wholeNumber(600_000, "milliseconds"),
   },
@@ -253,7 +277,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: "--tls-cert <file>",
     env: "PROVISIO_TLS_CERT",
     default: "",
-    repeatable: true,
+    repeatable: ",",
     doc: "a server certificate to serve instead of the development one: a PEM file with the leaf first, then its intermediates; give one RSA and one ECDSA (repeat the flag, or comma-separate) and each client gets the one it can use; re-read on SIGHUP",
     parse: fileList,
   },
@@ -262,7 +286,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: "--tls-key <file>",
     env: "PROVISIO_TLS_KEY",
     default: "",
-    repeatable: true,
+    repeatable: ",",
     doc: "the private key (PEM, unencrypted) of each --tls-cert, in the same order",
     parse: fileList,
   },
@@ -372,11 +396,125 @@ export const SETTINGS: readonly Setting[] = [
     },
   },
   {
+    key: "profile",
+    flag: "--profile <name>",
+    env: "PROVISIO_PROFILE",
+    default: "fast",
+    doc: "`fast`: no rate limits and answers at once; `azure`: DPS's published limits, and every register answered `assigning` with Retry-After 3 so devices poll, as Azure does (each limit below can still be set on its own)",
+    parse: oneOf(["fast", "azure"] as const),
+  },
+  {
+    key: "units",
+    flag: "--units <n>",
+    env: "PROVISIO_UNITS",
+    default: "1",
+    doc: "scale units of every provisioning service (shown as sku.capacity): the rate limits are per unit",
+    parse: (text, what) => {
+      const n = wholeNumber(200, "units")(text, what);
+      if (n < 1) throw new Error(`${what} must be at least 1.`);
+      return n;
+    },
+  },
+  {
     key: "registrationsPerMinute",
     env: "PROVISIO_REGISTRATIONS_PER_MINUTE",
     default: "0",
-    doc: "registration rate limit per provisioning service; 0 is unlimited",
+    azure: "1000",
+    doc: "register calls per minute per provisioning service and unit; 0 is unlimited",
     parse: wholeNumber(1_000_000_000, "registrations"),
+  },
+  {
+    key: "serviceOperationsPerMinute",
+    env: "PROVISIO_SERVICE_OPERATIONS_PER_MINUTE",
+    default: "0",
+    azure: "1000",
+    doc: "service API operations per minute per provisioning service and unit; 0 is unlimited",
+    parse: wholeNumber(1_000_000_000, "operations"),
+  },
+  {
+    key: "pollsPer10Seconds",
+    env: "PROVISIO_POLLS_PER_10_SECONDS",
+    default: "0",
+    azure: "5",
+    doc: "status lookups (operation and registration) per device in 10 seconds; 0 is unlimited",
+    parse: wholeNumber(1_000_000_000, "lookups"),
+  },
+  {
+    key: "faults",
+    flag: "--fault <rule>",
+    env: "PROVISIO_FAULTS",
+    default: "",
+    repeatable: ";",
+    doc: "a fault for rehearsals: `<429|500|delay=Ns> <share>% [instance=<name>] [group=<id>]` (e.g. `429 25% group=lab-devices`: every 4th registration of that group is answered 429); repeat the flag or separate with `;`",
+    parse: (text) => parseFaultRules(text),
+  },
+  {
+    key: "pollAfterSeconds",
+    env: "PROVISIO_POLL_AFTER_SECONDS",
+    default: "1",
+    azure: "3",
+    doc: "the Retry-After of an `assigning` answer, growing for registrations that work long",
+    parse: (text, what) => {
+      const n = wholeNumber(60, "seconds")(text, what);
+      if (n < 1) throw new Error(`${what} must be at least 1.`);
+      return n;
+    },
+  },
+  {
+    key: "maxRegistrations",
+    env: "PROVISIO_MAX_REGISTRATIONS",
+    default: "0",
+    azure: "1000000",
+    doc: "registration records per provisioning service; 0 is unlimited",
+    parse: wholeNumber(1_000_000_000, "records"),
+  },
+  {
+    key: "maxEnrollments",
+    env: "PROVISIO_MAX_ENROLLMENTS",
+    default: "0",
+    azure: "1000000",
+    doc: "individual enrollments per provisioning service; 0 is unlimited",
+    parse: wholeNumber(1_000_000_000, "enrollments"),
+  },
+  {
+    key: "maxX509Groups",
+    env: "PROVISIO_MAX_X509_GROUPS",
+    default: "0",
+    azure: "100",
+    doc: "X.509 enrollment groups per provisioning service; 0 is unlimited",
+    parse: wholeNumber(1_000_000_000, "groups"),
+  },
+  {
+    key: "maxSymmetricKeyGroups",
+    env: "PROVISIO_MAX_SYMMETRIC_KEY_GROUPS",
+    default: "0",
+    azure: "100",
+    doc: "symmetric-key enrollment groups per provisioning service; 0 is unlimited",
+    parse: wholeNumber(1_000_000_000, "groups"),
+  },
+  {
+    key: "maxCaCertificates",
+    env: "PROVISIO_MAX_CA_CERTIFICATES",
+    default: "25",
+    azure: "25",
+    doc: "CA certificates per provisioning service; 0 is unlimited",
+    parse: wholeNumber(1_000_000_000, "certificates"),
+  },
+  {
+    key: "maxLinkedHubs",
+    env: "PROVISIO_MAX_LINKED_HUBS",
+    default: "50",
+    azure: "50",
+    doc: "linked IoT hubs per provisioning service; 0 is unlimited",
+    parse: wholeNumber(1_000_000_000, "hubs"),
+  },
+  {
+    key: "maxIpFilterRules",
+    env: "PROVISIO_MAX_IP_FILTER_RULES",
+    default: "100",
+    azure: "100",
+    doc: "IP filter rules per provisioning service; 0 is unlimited",
+    parse: wholeNumber(1_000_000_000, "rules"),
   },
   {
     key: "webhookTimeoutMs",
@@ -409,14 +547,20 @@ export const SETTINGS: readonly Setting[] = [
   },
 ];
 
-/** The setting's value from the flag, else the environment, else its default. */
-function resolveSetting(setting: Setting, flags: Partial<Record<Key, string>>, env: NodeJS.ProcessEnv) {
+/** The setting's value from the flag, else the environment, else its default (the profile's, if it has one). */
+function resolveSetting(
+  setting: Setting,
+  flags: Partial<Record<Key, string>>,
+  env: NodeJS.ProcessEnv,
+  profile: "fast" | "azure" = "fast",
+) {
   const flag = flags[setting.key];
   if (flag !== undefined) return setting.parse(flag, setting.flag?.split(" ")[0] ?? setting.env);
   const fromEnv = env[setting.env];
   // An empty variable is unset, as shells leave them.
   if (fromEnv !== undefined && fromEnv !== "") return setting.parse(fromEnv, setting.env);
-  return setting.default === undefined ? undefined : setting.parse(setting.default, setting.env);
+  const fallback = profile === "azure" && setting.azure !== undefined ? setting.azure : setting.default;
+  return fallback === undefined ? undefined : setting.parse(fallback, setting.env);
 }
 
 /** The whole configuration; a value that does not parse is an Error naming the flag or variable. */
@@ -425,7 +569,9 @@ export function loadServeConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): ServeConfig {
   const config: Partial<Record<Key, unknown>> = {};
-  for (const s of SETTINGS) config[s.key] = resolveSetting(s, flags, env);
+  const profileSetting = SETTINGS.find((s) => s.key === "profile") as Setting;
+  const profile = resolveSetting(profileSetting, flags, env) as ServeConfig["profile"];
+  for (const s of SETTINGS) config[s.key] = resolveSetting(s, flags, env, profile);
   return config as unknown as ServeConfig; // every key of ServeConfig has its setting (config.test.ts)
 }
 

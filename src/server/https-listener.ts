@@ -15,9 +15,11 @@ import type { AuditTrail } from "../observability/audit-trail.js";
 import type { DiagnosticLog } from "../observability/diagnostic-log.js";
 import type { Logger } from "../observability/logger.js";
 import type { ProvisioMetrics } from "../observability/metrics.js";
+import { spreadRetryAfter } from "../provisioning/backoff.js";
 import type { InstanceCache } from "../provisioning/instance-cache.js";
 import type { NetworkFilters } from "../provisioning/network-filters.js";
 import type { ListenerTls } from "../security/listener-tls.js";
+import type { RateLimit } from "../security/rate-limit.js";
 import { SERVICE_API_SEGMENTS, type ServiceApi } from "../service-api/service-api.js";
 import { serviceOperation } from "../service-api/service-operations.js";
 import { type DeviceApi, isDeviceApiPath } from "../transports/http/device-api.js";
@@ -34,6 +36,8 @@ export interface HttpsSurfaces {
   log: Logger;
   /** DPS's ServiceOperations log lines; none when not given. */
   diagnostics?: DiagnosticLog;
+  /** Service API operations per minute per provisioning service (behaviors.md §9); none: unlimited. */
+  serviceRate?: RateLimit;
   /** Records changes and key reads with who made them; none when not given. */
   audit?: Pick<AuditTrail, "observe">;
   /** Counts service API requests; none when not given. */
@@ -142,6 +146,8 @@ async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces
     if ((s.diagnostics || s.metrics) && first !== "diagnostics")
       observeServiceOperation(s, req, res, path, instance.name);
     s.audit?.observe(r, instance.name);
+    const wait = s.serviceRate && (await s.serviceRate.take(`ops:${instance.idScope}`));
+    if (wait !== undefined) throw new ProvisioError("throttled", {}, spreadRetryAfter(wait));
     return s.serviceApi.handle(r);
   }
   if (isDeviceApiPath(path)) return s.deviceApi.handle(req, res, path);

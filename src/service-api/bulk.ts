@@ -55,6 +55,7 @@ async function applyItem<T extends IndividualEnrollment | EnrollmentGroup>(
   mode: Mode,
   item: Record<string, unknown>,
   id: string,
+  beforeCreate?: (record: T) => Promise<void>,
 ): Promise<void> {
   const refusal = (reason: string): ProvisioError =>
     reason === "exists"
@@ -79,6 +80,7 @@ async function applyItem<T extends IndividualEnrollment | EnrollmentGroup>(
     pre = { etag: item.etag };
   } else pre = existing ? { etag: existing.etag } : { absent: true };
   const record = kind.fromBody(item, id, existing);
+  if ("absent" in pre) await beforeCreate?.(record);
   const r = await kind.put(store, scope, record, pre);
   if (!r.ok) throw refusal(r.reason);
 }
@@ -89,13 +91,15 @@ export async function runBulk<T extends IndividualEnrollment | EnrollmentGroup>(
   kind: EnrollmentKind<T>,
   body: unknown,
   onInternal?: (err: unknown) => void,
+  /** Count quotas on new records (enrollment-quotas.ts): a refusal is that item's error. */
+  beforeCreate?: (record: IndividualEnrollment | EnrollmentGroup) => Promise<void>,
 ): Promise<BulkResult> {
   const { mode, items } = checkRequest(body, kind);
   const errors: BulkItemError[] = [];
   for (const item of items) {
     const id = item[kind.idField] as string;
     try {
-      await applyItem(store, scope, kind, mode, item, id);
+      await applyItem(store, scope, kind, mode, item, id, beforeCreate);
     } catch (err) {
       // Earlier items are written: an unexpected failure is this item's error, never the whole reply's.
       const e = toProvisioError(err);

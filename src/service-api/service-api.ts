@@ -19,6 +19,7 @@ import type { ServiceAuthenticator } from "../security/service-auth.js";
 import type { EnrollmentStore, RefusedAttemptStore } from "../store/store.js";
 import { runBulk } from "./bulk.js";
 import { type EnrollmentKind, groupKind, individualKind } from "./enrollment-kinds.js";
+import { type EnrollmentLimits, EnrollmentQuotas } from "./enrollment-quotas.js";
 
 /** Operations of the provisioning engine the service API offers. */
 export interface ProvisioningOperations {
@@ -63,6 +64,8 @@ export interface ServiceApiParts {
   provisioning?: ProvisioningOperations;
   /** The recent diagnostic lines (GET /diagnostics); none when not given. */
   diagnostics?: Pick<DiagnosticLog, "recent">;
+  /** Enrollment count quotas; none: unlimited. */
+  limits?: EnrollmentLimits;
 }
 
 export class ServiceApi {
@@ -71,6 +74,7 @@ export class ServiceApi {
   private readonly onInternal: ((err: unknown) => void) | undefined;
   private readonly provisioning: ProvisioningOperations | undefined;
   private readonly diagnostics: Pick<DiagnosticLog, "recent"> | undefined;
+  private readonly quotas: EnrollmentQuotas | undefined;
 
   constructor(parts: ServiceApiParts) {
     this.store = parts.store;
@@ -78,6 +82,7 @@ export class ServiceApi {
     this.onInternal = parts.onInternal;
     this.provisioning = parts.provisioning;
     this.diagnostics = parts.diagnostics;
+    this.quotas = parts.limits && new EnrollmentQuotas(parts.store, parts.limits);
   }
 
   async handle(r: ServiceRequest): Promise<void> {
@@ -156,6 +161,7 @@ export class ServiceApi {
         throw new ProvisioError("etagMismatch", { id });
       }
       const record = kind.fromBody(body, id, existing);
+      if (!existing) await this.quotas?.checkNew(r.instance, record);
       const pre = existing ? { etag: ifMatch ?? existing.etag } : ({ absent: true } as const);
       const result = await kind.put(this.store, scope, record, pre);
       if (result.ok) {
@@ -207,10 +213,13 @@ export class ServiceApi {
   private async bulk(r: ServiceRequest, kind: AnyKind): Promise<void> {
     const scope = await this.authorize(r, "EnrollmentWrite");
     const body = parseJson(await readBody(r.req));
+    const quotas = this.quotas;
+    const beforeCreate =
+      quotas && ((record: IndividualEnrollment | EnrollmentGroup) => quotas.checkNew(r.instance, record));
     const result =
       kind === individualKind
-        ? await runBulk(this.store, scope, individualKind, body, this.onInternal)
-        : await runBulk(this.store, scope, groupKind, body, this.onInternal);
+        ? await runBulk(this.store, scope, individualKind, body, this.onInternal, beforeCreate)
+        : await runBulk(this.store, scope, groupKind, body, this.onInternal, beforeCreate);
     sendJson(r.res, 200, result);
   }
 

@@ -44,12 +44,41 @@ test("with nothing given every setting has its default", () => {
     maxConnectionsPerAddress: 500,
     maxInFlight: 1000,
     operationLeaseMs: 20_000,
+    profile: "fast",
+    units: 1,
     registrationsPerMinute: 0,
+    serviceOperationsPerMinute: 0,
+    pollsPer10Seconds: 0,
+    faults: [],
+    pollAfterSeconds: 1,
+    maxRegistrations: 0,
+    maxEnrollments: 0,
+    maxX509Groups: 0,
+    maxSymmetricKeyGroups: 0,
+    maxCaCertificates: 25,
+    maxLinkedHubs: 50,
+    maxIpFilterRules: 100,
     webhookTimeoutMs: 30_000,
     webhookRetries: 10,
     diagnosticLog: undefined,
     builtinHubClient: "in-process",
   });
+});
+
+test("--profile azure brings DPS's limits and polling; a setting of its own still wins", () => {
+  const azure = loadServeConfig({ profile: "azure" }, { PROVISIO_MAX_ENROLLMENTS: "10" });
+  assert.equal(azure.registerWaitMs, 0);
+  assert.equal(azure.pollAfterSeconds, 3);
+  assert.equal(azure.registrationsPerMinute, 1000);
+  assert.equal(azure.serviceOperationsPerMinute, 1000);
+  assert.equal(azure.pollsPer10Seconds, 5);
+  assert.equal(azure.maxRegistrations, 1_000_000);
+  assert.equal(azure.maxEnrollments, 10);
+  assert.equal(azure.maxX509Groups, 100);
+  assert.equal(azure.maxSymmetricKeyGroups, 100);
+  assert.equal(loadServeConfig({}, { PROVISIO_PROFILE: "azure" }).maxRegistrations, 1_000_000);
+  assert.throws(() => loadServeConfig({ profile: "cloudy" }), /--profile must be one of fast, azure, not 'cloudy'/);
+  assert.throws(() => loadServeConfig({ units: "0" }), /--units must be at least 1/);
 });
 
 test("a flag beats the environment, which beats the default; an empty variable is unset", () => {

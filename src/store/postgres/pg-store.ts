@@ -478,6 +478,15 @@ export class PostgresStore implements ProvisioningStore {
     return rowCount ?? 0;
   }
 
+  async countRecords(idScope: IdScope, what: "enrollments" | "registrations"): Promise<number> {
+    const table = what === "enrollments" ? "enrollments" : "registration_states";
+    const { rows } = await this.#pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM ${table} WHERE id_scope = $1`,
+      [idScope],
+    );
+    return rows[0]?.n ?? 0;
+  }
+
   async addRefusedAttempt(idScope: IdScope, registrationId: string, attempt: RegistrationAttempt): Promise<void> {
     await this.#pool.query(
       "INSERT INTO refused_attempts (id_scope, registration_key, at, doc) VALUES ($1, $2, $3, $4)",

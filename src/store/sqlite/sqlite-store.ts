@@ -408,6 +408,14 @@ export class SqliteStore implements ProvisioningStore {
     return n;
   }
 
+  async countRecords(idScope: IdScope, what: "enrollments" | "registrations"): Promise<number> {
+    const table = what === "enrollments" ? "enrollments" : "registration_states";
+    const row = this.#db
+      .prepare<[string], { n: number }>(`SELECT count(*) AS n FROM ${table} WHERE id_scope = ?`)
+      .get(idScope);
+    return row?.n ?? 0;
+  }
+
   async addRefusedAttempt(idScope: IdScope, registrationId: string, attempt: RegistrationAttempt): Promise<void> {
     this.#db
       .prepare("INSERT INTO refused_attempts (id_scope, registration_key, at, doc) VALUES (?, ?, ?, ?)")
