@@ -279,7 +279,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     limiter: opened.rateLimit(config.registrationsPerMinute * config.units),
     ...(config.pollsPer10Seconds > 0 ? { pollLimiter: polls } : {}),
     records: new RecordCounts(store, config.maxRegistrations),
-    faults: new FaultInjection(config.faults, (rule, service, registrationId) => {
+    faults: new FaultInjection(config.fault, (rule, service, registrationId) => {
       log.info({ fault: rule.text, service, registrationId }, "fault injected for a rehearsal");
       metrics?.injectedFault(service, rule.text);
     }),

@@ -50,8 +50,8 @@ export interface ServeConfig {
   pollsPer10Seconds: number;
   /** The Retry-After of an `assigning` answer (s). */
   pollAfterSeconds: number;
-  /** Faults injected for rehearsals. */
-  faults: FaultRule[];
+  /** Fault rules for rehearsals (`--fault`, repeatable). */
+  fault: FaultRule[];
   /** Counts per provisioning service; 0 = unlimited. */
   maxRegistrations: number;
   maxEnrollments: number;
@@ -440,7 +440,7 @@ export const SETTINGS: readonly Setting[] = [
     parse: wholeNumber(1_000_000_000, "lookups"),
   },
   {
-    key: "faults",
+    key: "fault",
     flag: "--fault <rule>",
     env: "PROVISIO_FAULTS",
     default: "",

@@ -49,7 +49,7 @@ test("with nothing given every setting has its default", () => {
     registrationsPerMinute: 0,
     serviceOperationsPerMinute: 0,
     pollsPer10Seconds: 0,
-    faults: [],
+    fault: [],
     pollAfterSeconds: 1,
     maxRegistrations: 0,
     maxEnrollments: 0,
@@ -115,6 +115,14 @@ test("a value that does not parse is refused, naming the flag or the variable", 
     () => loadServeConfig({ databaseUrl: "mysql://db/x" }, {}),
     /--database-url must be a postgres:\/\/ URL; 'mysql:' databases are not supported/,
   );
+});
+
+test("each flag names its setting: commander hands `--tls-cert` over as tlsCert", () => {
+  for (const s of SETTINGS) {
+    if (!s.flag) continue;
+    const camel = (s.flag.split(" ")[0] as string).slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    assert.equal(camel, s.key, s.flag);
+  }
 });
 
 test("every setting is documented in the README with its variable and flag", () => {

@@ -14,7 +14,8 @@ export function scrape(p: ProvisioProcess): Promise<{ status: number; type: stri
       res.on("end", () => {
         const series = new Map<string, number>();
         for (const line of text.split("\n")) {
-          const m = /^(\S+) (\S+)$/.exec(line);
+          // Label values may hold spaces (a fault rule): the value is what follows the last one.
+          const m = /^(.+) (\S+)$/.exec(line);
           if (m?.[1] && m[2] && !line.startsWith("#")) series.set(m[1], Number(m[2]));
         }
         resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), series });
