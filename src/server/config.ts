@@ -5,11 +5,12 @@
 import { DEFAULT_RETRY_DELAYS_MS, DEFAULT_WEBHOOK_TIMEOUT_MS } from "../allocation/custom-webhook.js";
 import { type FaultRule, parseFaultRules } from "../domain/faults.js";
 import { parseCidr } from "../domain/ip-filter.js";
+import type { Limits } from "../domain/limits.js";
 import { checkIssuerUrl, type DataRole, parseRoleMapping } from "../security/oidc.js";
 
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
-export interface ServeConfig {
+export interface ServeConfig extends Limits {
   dataDir: string;
   /** A PostgreSQL database shared by every node; absent: SQLite in the data directory. */
   databaseUrl: string | undefined;
@@ -42,24 +43,10 @@ export interface ServeConfig {
   profile: "fast" | "azure";
   /** Scale units of every provisioning service: rate limits are per unit (behaviors.md §9). */
   units: number;
-  /** Registrations per minute per provisioning service and unit; 0 = unlimited. */
-  registrationsPerMinute: number;
-  /** Service API operations per minute per provisioning service and unit; 0 = unlimited. */
-  serviceOperationsPerMinute: number;
-  /** Status lookups per device in 10 seconds; 0 = unlimited. */
-  pollsPer10Seconds: number;
   /** The Retry-After of an `assigning` answer (s). */
   pollAfterSeconds: number;
   /** Fault rules for rehearsals (`--fault`, repeatable). */
   fault: FaultRule[];
-  /** Counts per provisioning service; 0 = unlimited. */
-  maxRegistrations: number;
-  maxEnrollments: number;
-  maxX509Groups: number;
-  maxSymmetricKeyGroups: number;
-  maxCaCertificates: number;
-  maxLinkedHubs: number;
-  maxIpFilterRules: number;
   /** Custom allocation webhook: per-call timeout (ms) and number of retries (behaviors.md §4.5). */
   webhookTimeoutMs: number;
   webhookRetries: number;
@@ -132,6 +119,11 @@ function oneOf<T extends string>(choices: readonly T[]) {
 }
 
 const text = (value: string): string => value;
+
+/** A DPS limit (domain/limits.ts): a whole number, 0 unlimited, with its value under `--profile azure`. */
+function limit(key: keyof Limits, env: string, fast: string, azure: string, doc: string, unit: string): Setting {
+  return { key, env, default: fast, azure, doc: `${doc}; 0 is unlimited`, parse: wholeNumber(1_000_000_000, unit) };
+}
 
 const fileList = (value: string): string[] =>
   value
@@ -415,30 +407,30 @@ export const SETTINGS: readonly Setting[] = [
       return n;
     },
   },
-  {
-    key: "registrationsPerMinute",
-    env: "PROVISIO_REGISTRATIONS_PER_MINUTE",
-    default: "0",
-    azure: "1000",
-    doc: "register calls per minute per provisioning service and unit; 0 is unlimited",
-    parse: wholeNumber(1_000_000_000, "registrations"),
-  },
-  {
-    key: "serviceOperationsPerMinute",
-    env: "PROVISIO_SERVICE_OPERATIONS_PER_MINUTE",
-    default: "0",
-    azure: "1000",
-    doc: "service API operations per minute per provisioning service and unit; 0 is unlimited",
-    parse: wholeNumber(1_000_000_000, "operations"),
-  },
-  {
-    key: "pollsPer10Seconds",
-    env: "PROVISIO_POLLS_PER_10_SECONDS",
-    default: "0",
-    azure: "5",
-    doc: "status lookups (operation and registration) per device in 10 seconds; 0 is unlimited",
-    parse: wholeNumber(1_000_000_000, "lookups"),
-  },
+  limit(
+    "registrationsPerMinute",
+    "PROVISIO_REGISTRATIONS_PER_MINUTE",
+    "0",
+    "1000",
+    "register calls per minute per provisioning service and unit",
+    "registrations",
+  ),
+  limit(
+    "serviceOperationsPerMinute",
+    "PROVISIO_SERVICE_OPERATIONS_PER_MINUTE",
+    "0",
+    "1000",
+    "service API operations per minute per provisioning service and unit",
+    "operations",
+  ),
+  limit(
+    "pollsPer10Seconds",
+    "PROVISIO_POLLS_PER_10_SECONDS",
+    "0",
+    "5",
+    "status lookups (operation and registration) per device in 10 seconds",
+    "lookups",
+  ),
   {
     key: "fault",
     flag: "--fault <rule>",
@@ -460,62 +452,55 @@ export const SETTINGS: readonly Setting[] = [
       return n;
     },
   },
-  {
-    key: "maxRegistrations",
-    env: "PROVISIO_MAX_REGISTRATIONS",
-    default: "0",
-    azure: "1000000",
-    doc: "registration records per provisioning service; 0 is unlimited",
-    parse: wholeNumber(1_000_000_000, "records"),
-  },
-  {
-    key: "maxEnrollments",
-    env: "PROVISIO_MAX_ENROLLMENTS",
-    default: "0",
-    azure: "1000000",
-    doc: "individual enrollments per provisioning service; 0 is unlimited",
-    parse: wholeNumber(1_000_000_000, "enrollments"),
-  },
-  {
-    key: "maxX509Groups",
-    env: "PROVISIO_MAX_X509_GROUPS",
-    default: "0",
-    azure: "100",
-    doc: "X.509 enrollment groups per provisioning service; 0 is unlimited",
-    parse: wholeNumber(1_000_000_000, "groups"),
-  },
-  {
-    key: "maxSymmetricKeyGroups",
-    env: "PROVISIO_MAX_SYMMETRIC_KEY_GROUPS",
-    default: "0",
-    azure: "100",
-    doc: "symmetric-key enrollment groups per provisioning service; 0 is unlimited",
-    parse: wholeNumber(1_000_000_000, "groups"),
-  },
-  {
-    key: "maxCaCertificates",
-    env: "PROVISIO_MAX_CA_CERTIFICATES",
-    default: "25",
-    azure: "25",
-    doc: "CA certificates per provisioning service; 0 is unlimited",
-    parse: wholeNumber(1_000_000_000, "certificates"),
-  },
-  {
-    key: "maxLinkedHubs",
-    env: "PROVISIO_MAX_LINKED_HUBS",
-    default: "50",
-    azure: "50",
-    doc: "linked IoT hubs per provisioning service; 0 is unlimited",
-    parse: wholeNumber(1_000_000_000, "hubs"),
-  },
-  {
-    key: "maxIpFilterRules",
-    env: "PROVISIO_MAX_IP_FILTER_RULES",
-    default: "100",
-    azure: "100",
-    doc: "IP filter rules per provisioning service; 0 is unlimited",
-    parse: wholeNumber(1_000_000_000, "rules"),
-  },
+  limit(
+    "maxRegistrations",
+    "PROVISIO_MAX_REGISTRATIONS",
+    "0",
+    "1000000",
+    "registration records per provisioning service",
+    "records",
+  ),
+  limit(
+    "maxEnrollments",
+    "PROVISIO_MAX_ENROLLMENTS",
+    "0",
+    "1000000",
+    "individual enrollments per provisioning service",
+    "enrollments",
+  ),
+  limit(
+    "maxX509Groups",
+    "PROVISIO_MAX_X509_GROUPS",
+    "0",
+    "100",
+    "X.509 enrollment groups per provisioning service",
+    "groups",
+  ),
+  limit(
+    "maxSymmetricKeyGroups",
+    "PROVISIO_MAX_SYMMETRIC_KEY_GROUPS",
+    "0",
+    "100",
+    "symmetric-key enrollment groups per provisioning service",
+    "groups",
+  ),
+  limit(
+    "maxCaCertificates",
+    "PROVISIO_MAX_CA_CERTIFICATES",
+    "25",
+    "25",
+    "CA certificates per provisioning service",
+    "certificates",
+  ),
+  limit("maxLinkedHubs", "PROVISIO_MAX_LINKED_HUBS", "50", "50", "linked IoT hubs per provisioning service", "hubs"),
+  limit(
+    "maxIpFilterRules",
+    "PROVISIO_MAX_IP_FILTER_RULES",
+    "100",
+    "100",
+    "IP filter rules per provisioning service",
+    "rules",
+  ),
   {
     key: "webhookTimeoutMs",
     env: "PROVISIO_WEBHOOK_TIMEOUT_MS",

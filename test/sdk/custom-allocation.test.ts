@@ -10,6 +10,7 @@ import type { ProvisioningServiceClient } from "azure-iot-provisioning-service";
 import type { EnrollmentGroup } from "azure-iot-provisioning-service/dist/interfaces.js";
 import { type ExampleWebhook, startExampleWebhook } from "../../examples/custom-allocation-webhook/server.js";
 import type { RegistrationAttempt } from "../../src/domain/attempt.js";
+import { ADMITTED_STEPS } from "../support/attempts.js";
 import { deriveKey, httpTransport, registerWithKey } from "../support/device-clients.js";
 import { hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
@@ -109,18 +110,7 @@ describe("custom allocation with a webhook", () => {
     assert.equal(attempt?.errorCode, 400207);
     assert.deepEqual(
       attempt?.steps.map((s) => `${s.step} ${s.outcome}`),
-      [
-        "checkRequest passed",
-        "findCandidates passed",
-        "attestDevice passed",
-        "tpmKeysSent passed",
-        "injectFault passed",
-        "throttle passed",
-        "recordQuota passed",
-        "injectedDelay passed",
-        "readPrevious passed",
-        "allocate failed",
-      ],
+      [...ADMITTED_STEPS, "allocate failed"],
     );
     const allocate = attempt?.steps.at(-1)?.detail ?? "";
     assert.match(allocate, /^custom among .*: no hub: .*Unrecognized device registration/);

@@ -18,24 +18,10 @@ import { deviceToken, enrollGroup, enrollIndividual } from "../support/enrollmen
 import { call } from "../support/management.js";
 import { scrape } from "../support/metrics.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
-import { serviceClient } from "../support/service-client.js";
+import { serviceClient, serviceRefusal } from "../support/service-client.js";
 
 const MGMT = "api-version=2022-02-05";
 const SERVICE = "api-version=2021-10-01";
-
-/** The DPS error a refused service SDK call carries. */
-async function refusal(op: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await op;
-  } catch (err) {
-    const body = JSON.parse((err as { responseBody?: string }).responseBody ?? "{}") as {
-      errorCode: number;
-      message: string;
-    };
-    return { code: body.errorCode, message: body.message };
-  }
-  throw new Error("the call succeeded");
-}
 
 describe("count limits", () => {
   let p: ProvisioProcess;
@@ -60,7 +46,7 @@ describe("count limits", () => {
     const svc = serviceClient(p);
     await enrollIndividual(svc, "quota-1");
     await enrollIndividual(svc, "quota-2");
-    const over = await refusal(
+    const over = await serviceRefusal(
       svc.createOrUpdateIndividualEnrollment({
         registrationId: "quota-3",
         attestation: { type: "symmetricKey" },
@@ -89,7 +75,7 @@ describe("count limits", () => {
   test("enrollment groups: per attestation type", async () => {
     const svc = serviceClient(p);
     await enrollGroup(svc, "quota-sk-1");
-    const over = await refusal(
+    const over = await serviceRefusal(
       svc.createOrUpdateEnrollmentGroup({
         enrollmentGroupId: "quota-sk-2",
         attestation: { type: "symmetricKey" },
@@ -105,7 +91,7 @@ describe("count limits", () => {
         attestation: { type: "x509", x509: { signingCertificates: { primary: { certificate: root.certPem } } } },
       } as unknown as EnrollmentGroup);
     await x509("quota-x509-1");
-    assert.match((await refusal(x509("quota-x509-2"))).message, /X\.509 enrollment groups/);
+    assert.match((await serviceRefusal(x509("quota-x509-2"))).message, /X\.509 enrollment groups/);
   });
 
   test("registration records: a new device over the limit is refused and recorded nowhere; known devices register again", async () => {
@@ -249,7 +235,7 @@ describe("--profile azure", () => {
     assert.equal(resource.status, 200);
     const svc = serviceClient(p);
     await Promise.all(Array.from({ length: 100 }, (_, i) => enrollGroup(svc, `azure-group-${i}`)));
-    const over = await refusal(
+    const over = await serviceRefusal(
       svc.createOrUpdateEnrollmentGroup({
         enrollmentGroupId: "azure-group-100",
         attestation: { type: "symmetricKey" },

@@ -8,7 +8,7 @@ import { enrollIndividual } from "../support/enrollments.js";
 import { call } from "../support/management.js";
 import { startIssuer, type TestIssuer } from "../support/oidc-issuer.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
-import { serviceClient, tokenServiceClient } from "../support/service-client.js";
+import { serviceClient, serviceRefusal, tokenServiceClient } from "../support/service-client.js";
 import { until } from "../support/until.js";
 
 let issuer: TestIssuer;
@@ -37,20 +37,6 @@ function credential(claims: Record<string, unknown>, scopes: string[] = []): Cre
   } as Credential;
 }
 
-/** The DPS error code a refused SDK call carries. */
-async function refusal(op: Promise<unknown>): Promise<{ code: number; message: string }> {
-  try {
-    await op;
-  } catch (err) {
-    const body = JSON.parse((err as { responseBody?: string }).responseBody ?? "{}") as {
-      errorCode: number;
-      message: string;
-    };
-    return { code: body.errorCode, message: body.message };
-  }
-  throw new Error("the call succeeded");
-}
-
 const enrollment = (registrationId: string) =>
   ({ registrationId, attestation: { type: "symmetricKey" } }) as unknown as Parameters<
     ProvisioningServiceClient["createOrUpdateIndividualEnrollment"]
@@ -77,12 +63,12 @@ test("a Data Reader token reads but may not write; a token without a mapped role
     credential({ sub: "auditor", groups: ["DeviceProvisioningService.DataReader"] }),
   );
   assert.equal((await reader.getIndividualEnrollment("oidc-read-me")).responseBody.registrationId, "oidc-read-me");
-  const denied = await refusal(reader.createOrUpdateIndividualEnrollment(enrollment("oidc-nope")));
+  const denied = await serviceRefusal(reader.createOrUpdateIndividualEnrollment(enrollment("oidc-nope")));
   assert.equal(denied.code, 401004);
   assert.match(denied.message, /bearer token of 'auditor' carries no role that grants EnrollmentWrite/);
 
   const nobody = tokenServiceClient(p, credential({ sub: "stranger", roles: ["Something.Else"] }));
-  assert.equal((await refusal(nobody.getIndividualEnrollment("oidc-read-me"))).code, 401004);
+  assert.equal((await serviceRefusal(nobody.getIndividualEnrollment("oidc-read-me"))).code, 401004);
 });
 
 test("tokens that are expired, for another audience or issuer, or signed by another key are refused", async () => {
@@ -157,7 +143,7 @@ test("disableLocalAuth: the service API takes bearer tokens only; the management
   assert.equal(on.status, 200, on.text);
   assert.equal((on.json() as { properties: { disableLocalAuth: boolean } }).properties.disableLocalAuth, true);
   try {
-    const sas = await refusal(serviceClient(p).getIndividualEnrollment("oidc-read-me"));
+    const sas = await serviceRefusal(serviceClient(p).getIndividualEnrollment("oidc-read-me"));
     assert.equal(sas.code, 401002);
     assert.match(sas.message, /shared access policies are disabled for 'provisio' \(disableLocalAuth\)/);
     const reader = tokenServiceClient(p, credential({ sub: "r", roles: ["DeviceProvisioningService.DataReader"] }));

@@ -46,3 +46,17 @@ function pointAt(p: ProvisioProcess, client: ProvisioningServiceClient, options:
   });
   return client;
 }
+
+/** The DPS error a refused service SDK call carries (its `responseBody`); throws if it succeeded. */
+export async function serviceRefusal(op: Promise<unknown>): Promise<{ code: number; message: string }> {
+  try {
+    await op;
+  } catch (err) {
+    const body = JSON.parse((err as { responseBody?: string }).responseBody ?? "{}") as {
+      errorCode: number;
+      message: string;
+    };
+    return { code: body.errorCode, message: body.message };
+  }
+  throw new Error("the call succeeded");
+}
