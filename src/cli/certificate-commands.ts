@@ -3,7 +3,7 @@
 // the server's JSON on stdout; a refusal is reported with the server's message and exit code 1.
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { clientOf, type Opts, print, serverOptions, str } from "./server-options.js";
+import { clientOf, type Opts, print, required, serverOptions, str } from "./server-options.js";
 
 export function parseBoolean(text: string): boolean {
   const t = text.trim().toLowerCase();
@@ -39,12 +39,6 @@ function certName(o: Opts): string {
   return name;
 }
 
-function required(o: Opts, key: string, flag: string): string {
-  const v = str(o, key);
-  if (!v) throw new Error(`${flag} is required.`);
-  return v;
-}
-
 /** Flags every certificate command shares: which server, which credentials, which instance. */
 const common = (cmd: Command): Command =>
   serverOptions(cmd.option("--dps-name <name>", "provisioning service instance", "provisio"), "ServiceConfig");
@@ -74,15 +68,15 @@ export function registerCertificateCommands(program: Command): void {
       if (existing.status === 200) {
         throw new Error(`Certificate '${name}' already exists; use 'provisio certificate update' with its --etag.`);
       }
-      print(await client.call("PUT", path, { body: { certificate, isVerified: o.verified === true } }));
+      print(await client.call("PUT", path, { body: { certificate, isVerified: o.verified === true } }), o);
     });
 
   common(group.command("list").description("List the CA certificates")).action(async (o: Opts) => {
-    print(await clientOf(o).call("GET", certificatesPath(o)));
+    print(await clientOf(o).call("GET", certificatesPath(o)), o);
   });
 
   named(common(group.command("show").description("Show one CA certificate"))).action(async (o: Opts) => {
-    print(await clientOf(o).call("GET", `${certificatesPath(o)}/${seg(certName(o))}`));
+    print(await clientOf(o).call("GET", `${certificatesPath(o)}/${seg(certName(o))}`), o);
   });
 
   verifiedFlag(
@@ -96,7 +90,7 @@ export function registerCertificateCommands(program: Command): void {
       const certificate = readCertificateFile(required(o, "path", "--path"));
       await client.call("GET", path); // absent: the server's not-found message
       const body = { certificate, ...(typeof o.verified === "boolean" ? { isVerified: o.verified } : {}) };
-      print(await client.call("PUT", path, { body, headers: { "if-match": etag } }));
+      print(await client.call("PUT", path, { body, headers: { "if-match": etag } }), o);
     });
 
   etagged(named(common(group.command("delete").description("Delete a CA certificate")))).action(async (o: Opts) => {
@@ -115,7 +109,7 @@ export function registerCertificateCommands(program: Command): void {
   ).action(async (o: Opts) => {
     const etag = required(o, "etag", "--etag");
     const path = `${certificatesPath(o)}/${seg(certName(o))}/generateVerificationCode`;
-    print(await clientOf(o).call("POST", path, { headers: { "if-match": etag } }));
+    print(await clientOf(o).call("POST", path, { headers: { "if-match": etag } }), o);
   });
 
   etagged(
@@ -130,6 +124,6 @@ export function registerCertificateCommands(program: Command): void {
       const etag = required(o, "etag", "--etag");
       const certificate = readCertificateFile(required(o, "path", "--path"));
       const path = `${certificatesPath(o)}/${seg(certName(o))}/verifyCertificate`;
-      print(await clientOf(o).call("POST", path, { body: { certificate }, headers: { "if-match": etag } }));
+      print(await clientOf(o).call("POST", path, { body: { certificate }, headers: { "if-match": etag } }), o);
     });
 }

@@ -15,7 +15,10 @@ export interface DpsClientOptions {
   dataDir: string;
   /** A service connection string with the rights the commands need, instead of provisio.json's. */
   connectionString?: string;
-  /** With `connectionString`: the CA (PEM) that signed the server certificate. */
+  /**
+   * The CA (PEM) that signed the server certificate. Without it, a connection string is checked
+   * against the system's trust (and NODE_EXTRA_CA_CERTS), as for Azure's own DPS.
+   */
   caFile?: string;
   /** Where to dial: default provisio.json's host, or the connection string's HostName. */
   address?: string;
@@ -25,7 +28,8 @@ export interface DpsClientOptions {
 
 export interface DpsTarget {
   credentials: SharedAccessConnectionString;
-  ca: Buffer;
+  /** Undefined: the system's trust. */
+  ca: Buffer | undefined;
   address: string;
   port: number;
 }
@@ -35,6 +39,7 @@ export interface DpsReply {
   text: string;
   /** The parsed body; `undefined` when empty or not JSON. */
   body: unknown;
+  headers: Record<string, string | string[] | undefined>;
 }
 
 /** A refusal from the server, carrying its message. */
@@ -68,10 +73,15 @@ function readCa(file: string): Buffer {
 
 export function resolveTarget(o: DpsClientOptions): DpsTarget {
   if (o.connectionString) {
-    if (!o.caFile)
-      throw new Error("--connection-string needs --ca-file too (the CA that signed the server certificate).");
     const credentials = credentialsOf(o.connectionString);
-    return { credentials, ca: readCa(o.caFile), address: o.address ?? credentials.hostName, port: o.port ?? 443 };
+    const ca = o.caFile ? readCa(o.caFile) : undefined;
+    const [host, port] = credentials.hostName.split(":");
+    return {
+      credentials,
+      ca,
+      address: o.address ?? host ?? credentials.hostName,
+      port: o.port ?? (port ? Number(port) : 443),
+    };
   }
   const file = join(o.dataDir, "provisio.json");
   let info: ServeInfo;
@@ -90,6 +100,19 @@ export function resolveTarget(o: DpsClientOptions): DpsTarget {
   };
 }
 
+/** Why a request got no answer, and what to do about it. */
+function unreachable(address: string, port: number, err: NodeJS.ErrnoException, ca: Buffer | undefined): string {
+  const tls = /certificate|self.signed|UNABLE_TO|CERT_/i.test(`${err.code ?? ""} ${err.message}`);
+  const hint = !tls
+    ? err.code === "ECONNREFUSED"
+      ? " Is the server running there? Pass --address and --port for another."
+      : ""
+    : ca
+      ? " The server's certificate is not signed by the --ca-file given."
+      : " Pass --ca-file with the CA that signed the server certificate (provisio.json's caFile for a local Provisio).";
+  return `Cannot reach ${address}:${port}: ${err.message}.${hint}`;
+}
+
 /** The server's message from a DPS error body, or the raw text. */
 function messageOf(reply: DpsReply): string {
   const b = reply.body;
@@ -99,6 +122,11 @@ function messageOf(reply: DpsReply): string {
 
 export class DpsClient {
   constructor(readonly target: DpsTarget) {}
+
+  /** The same server, signing as another policy (another instance's, for `--dps-name`). */
+  as(credentials: SharedAccessConnectionString): DpsClient {
+    return new DpsClient({ ...this.target, credentials });
+  }
 
   static from(o: DpsClientOptions): DpsClient {
     return new DpsClient(resolveTarget(o));
@@ -127,7 +155,15 @@ export class DpsClient {
     };
     return new Promise<DpsReply>((resolve, reject) => {
       const req = request(
-        { host: address, port, method, path, ca, ...(isIP(serverName) ? {} : { servername: serverName }), headers },
+        {
+          host: address,
+          port,
+          method,
+          path,
+          ...(ca ? { ca } : {}),
+          ...(isIP(serverName) ? {} : { servername: serverName }),
+          headers,
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
@@ -140,14 +176,14 @@ export class DpsClient {
             } catch {
               parsed = undefined;
             }
-            resolve({ status: res.statusCode ?? 0, text: body, body: parsed });
+            resolve({ status: res.statusCode ?? 0, text: body, body: parsed, headers: res.headers });
           });
         },
       );
       req.setTimeout(TIMEOUT_MS, () =>
         req.destroy(new Error(`No answer from ${address}:${port} in ${TIMEOUT_MS} ms.`)),
       );
-      req.on("error", (err) => reject(new Error(`Cannot reach ${address}:${port}: ${err.message}`)));
+      req.on("error", (err: NodeJS.ErrnoException) => reject(new Error(unreachable(address, port, err, ca))));
       req.end(text);
     });
   }
@@ -158,6 +194,15 @@ export class DpsClient {
     path: string,
     options: { body?: unknown; headers?: Record<string, string> } = {},
   ): Promise<unknown> {
+    return (await this.reply(method, path, options)).body;
+  }
+
+  /** Like call, with the whole reply (its headers: paging). */
+  async reply(
+    method: string,
+    path: string,
+    options: { body?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<DpsReply> {
     const reply = await this.send(method, path, options);
     if (reply.status >= 400) {
       const b = reply.body;
@@ -167,6 +212,27 @@ export class DpsClient {
           : undefined;
       throw new DpsError(reply.status, messageOf(reply), code);
     }
-    return reply.body;
+    return reply;
+  }
+
+  /**
+   * A service API query (service-api.md §3.5), every page until `top` items (all when undefined):
+   * x-ms-max-item-count out, x-ms-continuation back until the last page.
+   */
+  async query(path: string, top?: number): Promise<unknown[]> {
+    const items: unknown[] = [];
+    let continuation: string | undefined;
+    do {
+      const want = top === undefined ? 100 : Math.min(100, top - items.length);
+      const headers: Record<string, string> = {
+        "x-ms-max-item-count": String(want),
+        ...(continuation ? { "x-ms-continuation": continuation } : {}),
+      };
+      const reply = await this.reply("POST", path, { body: { query: "*" }, headers });
+      if (Array.isArray(reply.body)) items.push(...reply.body);
+      const next = reply.headers["x-ms-continuation"];
+      continuation = typeof next === "string" && next !== "" ? next : undefined;
+    } while (continuation && (top === undefined || items.length < top));
+    return top === undefined ? items : items.slice(0, top);
   }
 }

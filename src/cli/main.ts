@@ -7,8 +7,13 @@ import { VERSION } from "../version.js";
 import { registerCertCommands } from "./cert-generate.js";
 import { registerCertificateCommands } from "./certificate-commands.js";
 import { registerDatabaseCommands } from "./database-copy.js";
+import { registerEnrollmentCommands } from "./enrollment-commands.js";
 import { monitorEvents } from "./hub-monitor.js";
+import { registerInstanceCommands } from "./instance-commands.js";
+import { registerLinkedHubCommands } from "./linked-hub-commands.js";
+import { registerPolicyCommands } from "./policy-commands.js";
 import { registerRegistrationCommands } from "./registration-commands.js";
+import { explain } from "./server-options.js";
 import { registerTlsCommands } from "./tls-probe.js";
 
 const program = new Command("provisio")
@@ -91,14 +96,20 @@ hub
 // CA certificates (management.md §7.4) and test certificates.
 registerCertificateCommands(program);
 registerCertCommands(program);
-// Registrations, their attempts explained.
+// az iot dps's data-plane verbs (management.md §7.5): enrollments, groups, registrations.
+registerEnrollmentCommands(program, "individual");
+registerEnrollmentCommands(program, "group");
 registerRegistrationCommands(program);
+// Its management verbs (§7.1-7.3): instances, linked hubs, policies, connection strings.
+registerInstanceCommands(program);
+registerLinkedHubCommands(program);
+registerPolicyCommands(program);
 // TLS troubleshooting.
 registerTlsCommands(program);
 // Moving a data directory to PostgreSQL.
 registerDatabaseCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
-  process.stderr.write(`provisio: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`provisio: ${explain(err)}\n`);
   process.exit(1);
 });

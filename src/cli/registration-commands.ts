@@ -2,7 +2,12 @@
 // shows its last register calls step by step (issue 22, "every registration explained").
 import type { Command } from "commander";
 import type { RegistrationAttempt } from "../domain/attempt.js";
-import { clientOf, type Opts, print, serverOptions, str } from "./server-options.js";
+import { computeDeviceKey, deleteRecord } from "./enrollment-commands.js";
+import { examples } from "./examples.js";
+import { DpsSession, type Opts, print, required, serverOptions, str } from "./server-options.js";
+
+const API = "api-version=2021-10-01";
+const seg = encodeURIComponent;
 
 /** An attempt as a person reads it: the ending, then each step with its time and finding. */
 export function formatAttempt(a: RegistrationAttempt): string {
@@ -19,23 +24,65 @@ export function formatAttempt(a: RegistrationAttempt): string {
 }
 
 export function registerRegistrationCommands(program: Command): void {
-  const group = program.command("registration").description("A device's registration (like az iot dps registration)");
-  serverOptions(
-    group
-      .command("attempts")
-      .description("Show a device's last register calls step by step: why it was assigned, failed or refused"),
+  const group = program
+    .command("registration")
+    .description("Devices' registration records (like az iot dps registration)")
+    .addHelpText("after", examples("registration"));
+  const data = (cmd: Command, right: string) => serverOptions(cmd, right).option("--dps-name <name>", "the instance");
+  const rid = (cmd: Command) => cmd.option("--rid, --registration-id <id>", "the device's registration id");
+
+  data(
+    group.command("list").description("List the registration records of an enrollment group"),
     "RegistrationStatusRead",
   )
-    .option("--rid, --registration-id <id>", "the device's registration id")
-    .option("--output <format>", "json or table", "json")
+    .option("--gid, --group-id <id>", "the enrollment group")
+    .option("--top <n>", "at most this many (default: all, paged)")
+    .addHelpText("after", examples("registration list"))
     .action(async (o: Opts) => {
-      const id = str(o, "registrationId");
-      if (!id) throw new Error("--registration-id (--rid) is required.");
-      const attempts = (await clientOf(o).call(
-        "GET",
-        `/registrations/${encodeURIComponent(id)}/attempts?api-version=2021-10-01`,
-      )) as RegistrationAttempt[];
-      if (str(o, "output") === "table") process.stdout.write(`${attempts.map(formatAttempt).join("\n\n")}\n`);
-      else print(attempts);
+      const gid = required(o, "groupId", "--group-id (--gid)");
+      const top = str(o, "top");
+      const client = await new DpsSession(o).dataPlane("RegistrationStatusRead");
+      print(await client.query(`/registrations/${seg(gid)}/query?${API}`, top ? Number(top) : undefined), o);
     });
+
+  rid(data(group.command("show").description("Show a device's registration record"), "RegistrationStatusRead"))
+    .addHelpText("after", examples("registration show"))
+    .action(async (o: Opts) => {
+      const id = required(o, "registrationId", "--registration-id (--rid)");
+      const client = await new DpsSession(o).dataPlane("RegistrationStatusRead");
+      print(await client.call("GET", `/registrations/${seg(id)}?${API}`), o);
+    });
+
+  rid(data(group.command("delete").description("Delete a device's registration record"), "RegistrationStatusWrite"))
+    .option("-e, --etag <etag>", "delete only if unchanged since this etag")
+    .option("--deprovision", "also remove the device from the hub it was assigned to")
+    .addHelpText("after", examples("registration delete"))
+    .action(async (o: Opts) => deleteRecord(o, required(o, "registrationId", "--registration-id (--rid)")));
+
+  rid(
+    data(
+      group
+        .command("attempts")
+        .description("Show a device's last register calls step by step: why it was assigned, failed or refused"),
+      "RegistrationStatusRead",
+    ),
+  )
+    .addHelpText("after", examples("registration attempts"))
+    .action(async (o: Opts) => {
+      const id = required(o, "registrationId", "--registration-id (--rid)");
+      const client = await new DpsSession(o).dataPlane("RegistrationStatusRead");
+      const attempts = (await client.call("GET", `/registrations/${seg(id)}/attempts?${API}`)) as RegistrationAttempt[];
+      if (str(o, "output") === "table") process.stdout.write(`${attempts.map(formatAttempt).join("\n\n")}\n`);
+      else print(attempts, o);
+    });
+
+  // The old name az keeps hidden: `az iot dps compute-device-key`.
+  serverOptions(program.command("compute-device-key"), "EnrollmentRead")
+    .description("Derive a device's key from its symmetric-key group's key")
+    .option("--dps-name <name>", "the instance")
+    .option("--key, --symmetric-key <key>", "the group key (instead of reading it from the service)")
+    .option("--gid, --group-id <id>", "the enrollment group whose key to read")
+    .option("--rid, --registration-id <id>", "the device's registration id")
+    .addHelpText("after", examples("compute-device-key"))
+    .action(async (o: Opts) => print(await computeDeviceKey(o), o));
 }

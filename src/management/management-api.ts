@@ -105,6 +105,12 @@ export class ManagementApi {
       const policies = await this.store.listPolicies(target.idScope);
       return sendJson(r.res, 200, { value: policies.map(policyWire) });
     }
+    if (lower.length === 3 && name !== undefined && lower[2] === "listlinkedhubkeys" && method === "POST") {
+      // Linked hubs with their connection strings unmasked, for `provisio export --include-secrets`
+      // (a Provisio extension; ARM has no way to read them back).
+      const target = this.target(caller, name);
+      return sendJson(r.res, 200, { value: await this.store.listLinkedHubs(target.idScope) });
+    }
     throw new ProvisioError("unknownRoute", { method, path: `/${r.path.segments.join("/")}` });
   }
 

@@ -263,9 +263,17 @@ describe("provisio certificate / cert CLI", () => {
     const listed = await ok<{ value: CertResource[] }>(["certificate", "list"], { PROVISIO_DATA_DIR: p.dataDir });
     assert.ok(listed.value.some((c) => c.name === "via-cs"));
 
+    // Without --ca-file the system's trust decides, which does not know the development CA.
     await refused(
-      ["certificate", "list", "--connection-string", p.info.serviceConnectionString],
-      /--connection-string needs --ca-file/,
+      [
+        "certificate",
+        "list",
+        "--connection-string",
+        p.info.serviceConnectionString,
+        "--port",
+        String(p.info.ports.https),
+      ],
+      /Pass --ca-file/,
     );
   });
 });
