@@ -39,12 +39,11 @@ export function applySet(target: Record<string, unknown>, assignment: string): v
   });
 }
 
+const READ_ONLY = ["state", "provisioningState", "idScope", "deviceProvisioningHostName", "authorizationPolicies"];
+
 /** What a PUT needs of a resource read with GET: properties without the read-only ones. */
 function writable(resource: InstanceResource): Record<string, unknown> {
-  const { state, provisioningState, idScope, deviceProvisioningHostName, authorizationPolicies, ...rest } =
-    resource.properties;
-  void state, provisioningState, idScope, deviceProvisioningHostName, authorizationPolicies;
-  return rest;
+  return Object.fromEntries(Object.entries(resource.properties).filter(([k]) => !READ_ONLY.includes(k)));
 }
 
 export function registerInstanceCommands(program: Command): void {
