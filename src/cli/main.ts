@@ -8,6 +8,7 @@ import { registerCertCommands } from "./cert-generate.js";
 import { registerCertificateCommands } from "./certificate-commands.js";
 import { registerDatabaseCommands } from "./database-copy.js";
 import { registerEnrollmentCommands } from "./enrollment-commands.js";
+import { registerFleetCommands } from "./fleet-commands.js";
 import { monitorEvents } from "./hub-monitor.js";
 import { registerInstanceCommands } from "./instance-commands.js";
 import { registerLinkedHubCommands } from "./linked-hub-commands.js";
@@ -104,6 +105,8 @@ registerRegistrationCommands(program);
 registerInstanceCommands(program);
 registerLinkedHubCommands(program);
 registerPolicyCommands(program);
+// Declarative enrollments: apply and export.
+registerFleetCommands(program);
 // TLS troubleshooting.
 registerTlsCommands(program);
 // Moving a data directory to PostgreSQL.

@@ -73,7 +73,10 @@ export class CaCertificates {
     if (certName === undefined) {
       if (method !== "GET") throw this.notAllowed(r, method);
       const all = await this.store.listCaCertificates(instance.idScope);
-      return sendJson(r.res, 200, { value: all.map((c) => this.resource(instance, c)) });
+      // `?includeCertificate=true` (a Provisio extension, for `provisio export`): the PEM too.
+      const withPem = /^true$/i.test(r.path.query.get("includeCertificate") ?? "");
+      const extra = (c: CaCertificate) => (withPem ? { certificate: c.certificatePem } : {});
+      return sendJson(r.res, 200, { value: all.map((c) => this.resource(instance, c, extra(c))) });
     }
     if (rest.length === 1) {
       if (method === "GET") return this.get(r, instance, certName);

@@ -190,7 +190,9 @@ export class ServiceApi {
     const record = await kind.get(this.store, scope, id);
     if (!record) throw new ProvisioError(kind.notFound, { id });
     // Keys included: this is the documented way to read them (service-api.md §3.4).
-    sendJson(r.res, 200, attestationWire(record.attestation, true));
+    // `?includeCertificates=true` (a Provisio extension, for `provisio export`): the PEMs too.
+    const withPem = /^true$/i.test(r.path.query.get("includeCertificates") ?? "");
+    sendJson(r.res, 200, withPem ? record.attestation : attestationWire(record.attestation, true));
   }
 
   private async query(r: ServiceRequest, kind: AnyKind): Promise<void> {
