@@ -8,9 +8,12 @@
 //   worker → {type:"ready"}
 import { createSecureContext } from "node:tls";
 import { parentPort } from "node:worker_threads";
-import { type DeviceSpec, type LoadResult, prepareDevices, registerOne, runLoad, type Target } from "./load.js";
-import { prepareAmqpDevices, registerAmqp } from "./load-amqp.js";
-import { prepareMqttDevices, registerMqtt } from "./load-mqtt.js";
+import { prepareAmqpDevice, registerAmqp } from "../src/load/amqp-device.js";
+import type { Endpoint } from "../src/load/dial.js";
+import { type HttpsEndpoint, prepareHttpsDevice, registerHttps } from "../src/load/https-device.js";
+import { type LoadResult, runLoad } from "../src/load/load-run.js";
+import { prepareMqttDevice, registerMqtt } from "../src/load/mqtt-device.js";
+import { BENCH_HOST, benchIdentities, type DeviceSpec } from "./load.js";
 import { forgetX509Devices, prepareX509Devices, type X509Spec } from "./load-x509.js";
 
 /** What to build, by scenario: HTTPS, MQTT and AMQP with a symmetric-key group, or X.509 group leaves. */
@@ -35,11 +38,11 @@ if (!port) throw new Error("bench/load-worker.js runs as a worker thread");
 /** A prepared measurement: start it and it resolves to the result. */
 type Run = (deadline: number) => Promise<LoadResult>;
 let prepared: Run | undefined;
-const contexts = new Map<string, Target["secureContext"]>();
+const contexts = new Map<string, Endpoint["secureContext"]>();
 
 const reply = (m: FromWorker): void => port.postMessage(m);
 
-function sharedContext(caPem: string): Target["secureContext"] {
+function sharedContext(caPem: string): Endpoint["secureContext"] {
   let secureContext = contexts.get(caPem);
   if (!secureContext) {
     secureContext = createSecureContext({ ca: caPem });
@@ -52,28 +55,29 @@ async function prepare(m: Extract<ToWorker, { type: "prepare" }>): Promise<{ run
   const { work, concurrency } = m;
   switch (work.kind) {
     case "https": {
-      const target: Target = {
+      const target: HttpsEndpoint = {
+        ...BENCH_HOST,
         port: m.port,
         secureContext: sharedContext(m.caPem),
         ...(process.env.BENCH_CA_PER_CONNECTION === "1" ? { caPerConnection: m.caPem } : {}),
       };
-      const devices = prepareDevices(work.spec);
-      return { run: (deadline) => runLoad(devices, (d) => registerOne(target, d), concurrency, deadline) };
+      const devices = benchIdentities(work.spec, "dev").map((id) => prepareHttpsDevice(id, "localhost"));
+      return { run: (deadline) => runLoad(devices, (d) => registerHttps(target, d), concurrency, deadline) };
     }
     case "mqtt": {
-      const target = { port: m.port, secureContext: sharedContext(m.caPem) };
-      const devices = prepareMqttDevices(work.spec);
+      const target = { ...BENCH_HOST, port: m.port, secureContext: sharedContext(m.caPem) };
+      const devices = benchIdentities(work.spec, "mqtt").map(prepareMqttDevice);
       return { run: (deadline) => runLoad(devices, (d) => registerMqtt(target, d), concurrency, deadline) };
     }
     case "amqp": {
-      const target = { port: m.port, secureContext: sharedContext(m.caPem) };
-      const devices = prepareAmqpDevices(work.spec);
+      const target = { ...BENCH_HOST, port: m.port, secureContext: sharedContext(m.caPem) };
+      const devices = benchIdentities(work.spec, "amqp").map((id) => prepareAmqpDevice(id, "localhost"));
       return { run: (deadline) => runLoad(devices, (d) => registerAmqp(target, d), concurrency, deadline) };
     }
     case "x509": {
       const { devices, issued } = await prepareX509Devices(work.spec, m.port, m.caPem);
       return {
-        run: (deadline) => runLoad(devices, (d) => registerOne(d.target, d.device), concurrency, deadline),
+        run: (deadline) => runLoad(devices, (d) => registerHttps(d.target, d.device), concurrency, deadline),
         issued,
       };
     }

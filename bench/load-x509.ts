@@ -12,7 +12,9 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createSecureContext, type SecureContext } from "node:tls";
-import { API_VERSION, type Device, type Target } from "./load.js";
+import type { HttpsDevice, HttpsEndpoint } from "../src/load/https-device.js";
+import { prepareHttpsDevice } from "../src/load/https-device.js";
+import { BENCH_HOST } from "./load.js";
 
 /** What a worker needs to build X.509 devices. */
 export interface X509Spec {
@@ -28,8 +30,8 @@ export interface X509Spec {
 
 /** A device and its own TLS client context (trust + its certificate chain and key). */
 export interface X509Device {
-  device: Device;
-  target: Target;
+  device: HttpsDevice;
+  target: HttpsEndpoint;
 }
 
 /** The bench's CA pair: a root (uploaded as verified) and the intermediate that signs the leaves. */
@@ -189,24 +191,9 @@ export async function prepareX509Devices(
   const devices = ids.map((registrationId) => {
     const secureContext = held.get(registrationId);
     if (!secureContext) throw new Error(`no certificate for ${registrationId}`);
-    const resource = `${spec.idScope}/registrations/${registrationId}`;
-    const body = Buffer.from(JSON.stringify({ registrationId }), "utf8");
     return {
-      device: {
-        registrationId,
-        resource,
-        path: `/${resource}/register?api-version=${API_VERSION}`,
-        // The SDK's X.509 headers: those of §5.1 without Authorization.
-        headers: {
-          Accept: "application/json",
-          "Content-Type": "application/json; charset=utf-8",
-          "User-Agent": "azure-iot-provisioning-device/1.9.1",
-          "Content-Length": String(body.length),
-          Host: "localhost",
-        },
-        body,
-      },
-      target: { port, secureContext },
+      device: prepareHttpsDevice({ idScope: spec.idScope, registrationId }, "localhost"),
+      target: { ...BENCH_HOST, port, secureContext },
     };
   });
   return { devices, issued: missing.length };

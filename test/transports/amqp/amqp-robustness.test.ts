@@ -13,11 +13,6 @@ import rhea from "rhea";
 import WebSocket from "ws";
 import { createSasToken } from "../../../src/attestation/sas-token.js";
 import { MAX_MESSAGE_BYTES } from "../../../src/domain/json.js";
-import { listenerTls } from "../../../src/security/listener-tls.js";
-import { createAmqpTlsServer } from "../../../src/transports/amqp/amqp-listener.js";
-import { createAmqpWebSocketHandler } from "../../../src/transports/amqp/amqp-websocket.js";
-import { serveWebSocketUpgrades } from "../../../src/transports/websocket-upgrades.js";
-import { openBlobInSoftware, testEndorsementKey, testStorageRootKey } from "../../attestation/tpm/tpm-keys.js";
 import {
   AMQP_HEADER,
   attachLinks,
@@ -32,7 +27,12 @@ import {
   saslResponse,
   transfer,
   transferBytes,
-} from "../../support/amqp-frames.js";
+} from "../../../src/load/amqp-frames.js";
+import { listenerTls } from "../../../src/security/listener-tls.js";
+import { createAmqpTlsServer } from "../../../src/transports/amqp/amqp-listener.js";
+import { createAmqpWebSocketHandler } from "../../../src/transports/amqp/amqp-websocket.js";
+import { serveWebSocketUpgrades } from "../../../src/transports/websocket-upgrades.js";
+import { openBlobInSoftware, testEndorsementKey, testStorageRootKey } from "../../attestation/tpm/tpm-keys.js";
 import { type AmqpConnectOptions, connectDpsAmqp, type DpsAmqpDevice } from "../../support/dps-amqp.js";
 import { type InProcess, startInProcess } from "../../support/in-process.js";
 import type { ProvisioProcess } from "../../support/provisio-process.js";

@@ -1,7 +1,7 @@
-// AMQP 1.0 frames by hand, with rhea's own frame codec (an internal module: tests and the bench
-// only): for tests that must send what no well-behaved client sends (a device that stops half way
-// through its setup, goes quiet, or sends garbage), and for the bench's lean load generator, which
-// wants no container per device.
+// AMQP 1.0 frames by hand, with rhea's own frame codec (an internal module): for the lean load
+// generator behind `npm run bench` and `provisio device simulate`, which wants no container per
+// device, and for tests that must send what no well-behaved client sends (a device that stops half
+// way through its setup, goes quiet, or sends garbage).
 import { createRequire } from "node:module";
 import rhea from "rhea";
 
@@ -46,25 +46,25 @@ export const HEADER_BYTES = 8;
 const amqp = (performative: Composite, payload?: Buffer): Buffer =>
   frames.write_frame(frames.amqp_frame(0, performative.described(), payload));
 
-export const saslInit = (mechanism: string, initialResponse?: Buffer): Buffer =>
+export const saslInit = (mechanism: string, initialResponse?: Buffer, hostname = "localhost"): Buffer =>
   frames.write_frame(
     frames.sasl_frame(
       frames
         .sasl_init({
           mechanism,
           ...(initialResponse ? { initial_response: initialResponse } : {}),
-          hostname: "localhost",
+          hostname,
         })
         .described(),
     ),
   );
-export const saslPlain = (username: string, password: string): Buffer =>
-  saslInit("PLAIN", Buffer.from(`\0${username}\0${password}`));
+export const saslPlain = (username: string, password: string, hostname = "localhost"): Buffer =>
+  saslInit("PLAIN", Buffer.from(`\0${username}\0${password}`), hostname);
 export const saslAnonymous = (): Buffer => saslInit("ANONYMOUS");
 export const saslResponse = (response: Buffer): Buffer =>
   frames.write_frame(frames.sasl_frame(frames.sasl_response({ response }).described()));
 
-export const open = (): Buffer => amqp(frames.open({ container_id: "raw-device", hostname: "localhost" }));
+export const open = (hostname = "localhost"): Buffer => amqp(frames.open({ container_id: "raw-device", hostname }));
 export const begin = (): Buffer =>
   amqp(frames.begin({ next_outgoing_id: 0, incoming_window: 2048, outgoing_window: 2048 }));
 export const close = (): Buffer => amqp(frames.close({}));
@@ -104,8 +104,8 @@ export const attachLinks = (address: string): Buffer[] => [
 ];
 
 /** After SASL: the AMQP header, open, begin and both links, in one write. */
-export const setupFrames = (address: string): Buffer =>
-  Buffer.concat([AMQP_HEADER, open(), begin(), ...attachLinks(address)]);
+export const setupFrames = (address: string, hostname = "localhost"): Buffer =>
+  Buffer.concat([AMQP_HEADER, open(hostname), begin(), ...attachLinks(address)]);
 
 /** Bytes of delivery `id` on the request link, unsettled; `more`: the delivery continues in the next transfer. */
 export const transferBytes = (id: number, bytes: Buffer, more = false): Buffer =>

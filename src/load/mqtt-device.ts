@@ -1,15 +1,14 @@
-// Simulated devices registering over MQTT 3.1.1 on TLS (device-api.md §6), each on a fresh TLS
-// connection: CONNECT (SAS token as password) → CONNACK, SUBSCRIBE `$dps/registrations/res/#` →
+// A simulated device registering over MQTT 3.1.1 (device-api.md §6), on TLS or a WebSocket, each
+// on a fresh connection: CONNECT (SAS token as password; none with X.509) → CONNACK, SUBSCRIBE `$dps/registrations/res/#` →
 // SUBACK, PUBLISH QoS 1 register → PUBACK + `res/200` (`res/202` + retry-after: poll with
 // `iotdps-get-operationstatus`), then DISCONNECT and close. The steps wait for each other as the
-// Azure SDK's do. Raw `tls.connect` + mqtt-packet, no client library: the generator stays lean.
-import { connect, type SecureContext } from "node:tls";
+// Azure SDK's do. Raw sockets + mqtt-packet, no client library: the generator stays lean.
 import mqttPacket, { type IPublishPacket, type Packet } from "mqtt-packet";
-import { createSasToken } from "../src/attestation/sas-token.js";
-import { deriveDeviceKey } from "../src/attestation/symmetric-key.js";
+import { dial, type Endpoint } from "./dial.js";
 import {
   API_VERSION,
-  type DeviceSpec,
+  assignedOutcome,
+  type DeviceIdentity,
   describeFailure,
   generic,
   MAX_POLLS,
@@ -17,7 +16,7 @@ import {
   type Outcome,
   parseOperation,
   REQUEST_TIMEOUT_MS,
-} from "./load.js";
+} from "./load-run.js";
 
 export const RESPONSE_FILTER = "$dps/registrations/res/#";
 export const REGISTER_TOPIC = "$dps/registrations/PUT/iotdps-register/";
@@ -38,67 +37,52 @@ export interface MqttDevice {
   register: Buffer;
 }
 
-/** Build each device's packets ahead of timing: derived key, SAS token, CONNECT, SUBSCRIBE, PUBLISH. */
-export function prepareMqttDevices(spec: DeviceSpec): MqttDevice[] {
-  const se = Math.floor(Date.now() / 1000) + 3600;
-  const subscribe = mqttPacket.generate({
-    cmd: "subscribe",
-    messageId: SUBSCRIBE_ID,
-    subscriptions: [{ topic: RESPONSE_FILTER, qos: 1 }],
-  });
-  return spec.indices.map((i) => {
-    const registrationId = `bench-mqtt-${spec.run}-${i}`;
-    const sr = `${spec.idScope}/registrations/${registrationId}`;
-    const token = createSasToken(deriveDeviceKey(spec.groupKey, registrationId), sr, se, "registration");
-    return {
-      registrationId,
-      connect: mqttPacket.generate({
-        cmd: "connect",
-        protocolId: "MQTT",
-        protocolVersion: 4,
-        clean: true,
-        keepalive: 60,
-        clientId: registrationId,
-        username: `${sr}/api-version=${API_VERSION}`,
-        password: Buffer.from(token, "utf8"),
-      }),
-      subscribe,
-      register: publish(
-        `${REGISTER_TOPIC}?$rid=1`,
-        Buffer.from(JSON.stringify({ registrationId }), "utf8"),
-        REGISTER_ID,
-      ),
-    };
-  });
+/** Build a device's packets ahead of timing: CONNECT, SUBSCRIBE, the register PUBLISH. */
+export function prepareMqttDevice(id: DeviceIdentity): MqttDevice {
+  const sr = `${id.idScope}/registrations/${id.registrationId}`;
+  return {
+    registrationId: id.registrationId,
+    connect: mqttPacket.generate({
+      cmd: "connect",
+      protocolId: "MQTT",
+      protocolVersion: 4,
+      clean: true,
+      keepalive: 60,
+      clientId: id.registrationId,
+      username: `${sr}/api-version=${API_VERSION}`,
+      ...(id.token ? { password: Buffer.from(id.token, "utf8") } : {}),
+    }),
+    subscribe: SUBSCRIBE,
+    register: publish(
+      `${REGISTER_TOPIC}?$rid=1`,
+      Buffer.from(JSON.stringify({ registrationId: id.registrationId }), "utf8"),
+      REGISTER_ID,
+    ),
+  };
 }
+
+const SUBSCRIBE = mqttPacket.generate({
+  cmd: "subscribe",
+  messageId: SUBSCRIBE_ID,
+  subscriptions: [{ topic: RESPONSE_FILTER, qos: 1 }],
+});
 
 const publish = (topic: string, payload: Buffer, messageId: number): Buffer =>
   mqttPacket.generate({ cmd: "publish", topic, payload, qos: 1, messageId, dup: false, retain: false });
-
-export interface MqttTarget {
-  /** Always 127.0.0.1. */
-  port: number;
-  secureContext: SecureContext;
-}
 
 const describe = (status: number, body: OperationBody | undefined, payload: Buffer, step: string): string =>
   describeFailure(`${step}: res/${status}`, body, payload.toString("utf8"));
 
 /**
- * Register one device on its own TLS connection. Resolves to the outcome once the `assigned`
+ * Register one device on its own connection. Resolves to the outcome once the `assigned`
  * answer and the PUBACK of the last request are in (DISCONNECT is then written and the socket
  * ended, not awaited: as with HTTPS, closing happens after the latency stops); rejects on a
  * socket error before that.
  */
-export function registerMqtt(target: MqttTarget, d: MqttDevice): Promise<Outcome> {
+export function registerMqtt(target: Endpoint, d: MqttDevice): Promise<Outcome> {
   return new Promise<Outcome>((resolve, reject) => {
-    const socket = connect({
-      host: "127.0.0.1",
-      port: target.port,
-      servername: "localhost",
-      secureContext: target.secureContext,
-    });
-    socket.setNoDelay(true);
+    const wire = dial(target, "mqtt");
+    const socket = wire.stream;
     const parser = mqttPacket.parser({ protocolVersion: 4 });
     let settled = false;
     let step = "CONNACK";
@@ -106,7 +90,7 @@ export function registerMqtt(target: MqttTarget, d: MqttDevice): Promise<Outcome
     let nextMessageId = REGISTER_ID + 1;
     /** The message id of the last request whose PUBACK has not arrived yet. */
     let unacked: number | undefined;
-    let assigned = false;
+    let assigned: Outcome | undefined;
     let polls = 0;
     let lastRequest: { kind: "register" } | { kind: "poll"; operationId: string } = { kind: "register" };
     let retryTimer: NodeJS.Timeout | undefined;
@@ -115,7 +99,7 @@ export function registerMqtt(target: MqttTarget, d: MqttDevice): Promise<Outcome
       if (settled) return;
       settled = true;
       if (retryTimer) clearTimeout(retryTimer);
-      socket.setTimeout(0);
+      wire.idle(0, () => {});
       if (outcome instanceof Error) {
         socket.destroy();
         reject(outcome);
@@ -130,7 +114,7 @@ export function registerMqtt(target: MqttTarget, d: MqttDevice): Promise<Outcome
     };
     const fail = (why: string): void => finish({ ok: false, why });
     const maybeDone = (): void => {
-      if (assigned && unacked === undefined) finish({ ok: true, polls });
+      if (assigned && unacked === undefined) finish(assigned);
     };
     const send = (topic: string, payload: Buffer): void => {
       const messageId = nextMessageId++;
@@ -171,7 +155,7 @@ export function registerMqtt(target: MqttTarget, d: MqttDevice): Promise<Outcome
       const retryAfter =
         retryAfterText !== null && Number.isFinite(Number(retryAfterText)) ? Number(retryAfterText) : 2;
       if (status === 200 && body?.status === "assigned") {
-        assigned = true;
+        assigned = assignedOutcome(body, polls);
         maybeDone();
       } else if ((status === 200 || status === 202) && body?.status === "assigning") {
         if (typeof body.operationId !== "string") fail(describe(status, body, payload, what));
@@ -220,7 +204,7 @@ export function registerMqtt(target: MqttTarget, d: MqttDevice): Promise<Outcome
     socket.on("data", (chunk: Buffer) => {
       if (!settled) parser.parse(chunk);
     });
-    socket.setTimeout(REQUEST_TIMEOUT_MS, () => fail(`no ${step} within ${REQUEST_TIMEOUT_MS} ms`));
+    wire.idle(REQUEST_TIMEOUT_MS, () => fail(`no ${step} within ${REQUEST_TIMEOUT_MS} ms`));
     socket.on("error", (err) => finish(err));
     socket.on("close", () => fail(`connection closed while waiting for ${step}`));
     socket.write(d.connect);

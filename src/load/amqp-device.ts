@@ -1,12 +1,9 @@
-// Simulated devices registering over AMQP 1.0 on TLS (device-api.md §7), each on a fresh TLS
-// connection: SASL PLAIN (SAS token) → outcome; open, begin, the answer link with credit and the
+// A simulated device registering over AMQP 1.0 (device-api.md §7), on TLS or a WebSocket, each on
+// a fresh connection: SASL PLAIN (SAS token; X.509 devices skip SASL) → outcome; open, begin, the answer link with credit and the
 // request link → the service's credit; the register message → the answer (`assigning`: poll with
 // iotdps-get-operationstatus after retry-after; a rejection the SDK retries: register again), then
 // close. The steps wait for each other as the Azure SDK's do. Raw frames, no client library.
-import { connect } from "node:tls";
 import rhea from "rhea";
-import { createSasToken } from "../src/attestation/sas-token.js";
-import { deriveDeviceKey } from "../src/attestation/symmetric-key.js";
 import {
   acceptFrame,
   close,
@@ -18,36 +15,38 @@ import {
   saslPlain,
   setupFrames,
   transferBytes,
-} from "../test/support/amqp-frames.js";
-import { describeFailure, generic, MAX_POLLS, type Outcome, parseOperation, REQUEST_TIMEOUT_MS } from "./load.js";
-import type { MqttTarget } from "./load-mqtt.js";
+} from "./amqp-frames.js";
+import { dial, type Endpoint } from "./dial.js";
+import {
+  assignedOutcome,
+  type DeviceIdentity,
+  describeFailure,
+  generic,
+  MAX_POLLS,
+  type Outcome,
+  parseOperation,
+  REQUEST_TIMEOUT_MS,
+} from "./load-run.js";
 
 /** One device's precomputed bytes. */
 export interface AmqpDevice {
   registrationId: string;
-  sasl: Buffer;
+  /** Undefined for X.509. */
+  sasl: Buffer | undefined;
   setup: Buffer;
   register: Buffer;
 }
 
-export function prepareAmqpDevices(spec: {
-  idScope: string;
-  groupKey: string;
-  run: string;
-  indices: number[];
-}): AmqpDevice[] {
-  const se = Math.floor(Date.now() / 1000) + 3600;
-  return spec.indices.map((i) => {
-    const registrationId = `bench-amqp-${spec.run}-${i}`;
-    const address = `${spec.idScope}/registrations/${registrationId}`;
-    const token = createSasToken(deriveDeviceKey(spec.groupKey, registrationId), address, se, "registration");
-    return {
-      registrationId,
-      sasl: Buffer.concat([SASL_HEADER, saslPlain(address, token)]),
-      setup: setupFrames(address),
-      register: registerMessage(registrationId),
-    };
-  });
+/** Build a device's bytes ahead of timing; `hostname`: the server's name, for SASL and open. */
+export function prepareAmqpDevice(id: DeviceIdentity, hostname: string): AmqpDevice {
+  const address = `${id.idScope}/registrations/${id.registrationId}`;
+  return {
+    registrationId: id.registrationId,
+    // X.509 devices send no SASL: the AMQP header comes first (device-api.md §7.1).
+    sasl: id.token ? Buffer.concat([SASL_HEADER, saslPlain(address, id.token, hostname)]) : undefined,
+    setup: setupFrames(address, hostname),
+    register: registerMessage(id.registrationId),
+  };
 }
 
 const registerMessage = (registrationId: string): Buffer =>
@@ -70,18 +69,13 @@ const pollMessage = (operationId: string, n: number): Buffer =>
 /** The device's SASL and AMQP headers are 8 bytes each and come before any frame. */
 type Phase = "sasl-header" | "sasl" | "amqp-header" | "amqp";
 
-export function registerAmqp(target: MqttTarget, d: AmqpDevice): Promise<Outcome> {
+export function registerAmqp(target: Endpoint, d: AmqpDevice): Promise<Outcome> {
   return new Promise<Outcome>((resolve, reject) => {
-    const socket = connect({
-      host: "127.0.0.1",
-      port: target.port,
-      servername: "localhost",
-      secureContext: target.secureContext,
-    });
-    socket.setNoDelay(true);
+    const wire = dial(target, "AMQPWSB10");
+    const socket = wire.stream;
     let buffer: Buffer = Buffer.alloc(0);
-    let phase: Phase = "sasl-header";
-    let step = "SASL outcome";
+    let phase: Phase = d.sasl ? "sasl-header" : "amqp-header";
+    let step = d.sasl ? "SASL outcome" : "the request link's credit";
     let settled = false;
     let delivery = 0;
     let polls = 0;
@@ -91,7 +85,7 @@ export function registerAmqp(target: MqttTarget, d: AmqpDevice): Promise<Outcome
       if (settled) return;
       settled = true;
       if (retryTimer) clearTimeout(retryTimer);
-      socket.setTimeout(0);
+      wire.idle(0, () => {});
       if (outcome instanceof Error) {
         socket.destroy();
         reject(outcome);
@@ -138,7 +132,7 @@ export function registerAmqp(target: MqttTarget, d: AmqpDevice): Promise<Outcome
         const body = parseOperation(content.toString("utf8"));
         const retryAfter = Number(message.application_properties?.["retry-after"] ?? 2);
         if (body?.status === "assigned") {
-          finish({ ok: true, polls });
+          finish(assignedOutcome(body, polls));
           return;
         }
         if (body?.status === "assigning" && typeof body.operationId === "string") {
@@ -183,9 +177,9 @@ export function registerAmqp(target: MqttTarget, d: AmqpDevice): Promise<Outcome
         fail(generic(`malformed AMQP from the server: ${(err as Error).message}`));
       }
     });
-    socket.setTimeout(REQUEST_TIMEOUT_MS, () => fail(`no ${step} within ${REQUEST_TIMEOUT_MS} ms`));
+    wire.idle(REQUEST_TIMEOUT_MS, () => fail(`no ${step} within ${REQUEST_TIMEOUT_MS} ms`));
     socket.on("error", (err) => finish(err));
     socket.on("close", () => fail(`connection closed while waiting for ${step}`));
-    socket.write(d.sasl);
+    socket.write(d.sasl ?? d.setup);
   });
 }
