@@ -7,6 +7,7 @@ import { VERSION } from "../version.js";
 import { registerCertCommands } from "./cert-generate.js";
 import { registerCertificateCommands } from "./certificate-commands.js";
 import { registerDatabaseCommands } from "./database-copy.js";
+import { registerDeviceCommands } from "./device-commands.js";
 import { registerEnrollmentCommands } from "./enrollment-commands.js";
 import { registerFleetCommands } from "./fleet-commands.js";
 import { monitorEvents } from "./hub-monitor.js";
@@ -107,6 +108,8 @@ registerLinkedHubCommands(program);
 registerPolicyCommands(program);
 // Declarative enrollments: apply and export.
 registerFleetCommands(program);
+// Devices: one registration, or a simulated fleet.
+registerDeviceCommands(program);
 // TLS troubleshooting.
 registerTlsCommands(program);
 // Moving a data directory to PostgreSQL.

@@ -7,7 +7,7 @@ import rhea from "rhea";
 import {
   acceptFrame,
   close,
-  compositeName,
+  deliveryOutcome,
   HEADER_BYTES,
   type ReadFrame,
   readFrame,
@@ -26,6 +26,7 @@ import {
   type Outcome,
   parseOperation,
   REQUEST_TIMEOUT_MS,
+  registerBody,
 } from "./load-run.js";
 
 /** One device's precomputed bytes. */
@@ -45,15 +46,15 @@ export function prepareAmqpDevice(id: DeviceIdentity, hostname: string): AmqpDev
     // X.509 devices send no SASL: the AMQP header comes first (device-api.md §7.1).
     sasl: id.token ? Buffer.concat([SASL_HEADER, saslPlain(address, id.token, hostname)]) : undefined,
     setup: setupFrames(address, hostname),
-    register: registerMessage(id.registrationId),
+    register: registerMessage(id),
   };
 }
 
-const registerMessage = (registrationId: string): Buffer =>
+const registerMessage = (id: DeviceIdentity): Buffer =>
   rhea.message.encode({
-    correlation_id: `register-${registrationId}`,
+    correlation_id: `register-${id.registrationId}`,
     application_properties: { "iotdps-operation-type": "iotdps-register", "iotdps-forceRegistration": false },
-    body: rhea.message.data_section(Buffer.from(JSON.stringify({ registrationId }))),
+    body: rhea.message.data_section(registerBody(id)),
   });
 
 const pollMessage = (operationId: string, n: number): Buffer =>
@@ -116,7 +117,8 @@ export function registerAmqp(target: Endpoint, d: AmqpDevice): Promise<Outcome> 
       const { name, fields: p } = frame;
       if (name === "sasl_outcome") {
         if (p.code !== 0) {
-          fail(`SASL outcome ${String(p.code)}`);
+          // sasl-code 1 is "auth": the token or key was refused (AMQP 1.0 §5.3.3.6).
+          fail(`SASL outcome ${String(p.code)}${p.code === 1 ? " (authentication failed)" : ""}`);
           return;
         }
         phase = "amqp-header";
@@ -140,8 +142,8 @@ export function registerAmqp(target: Endpoint, d: AmqpDevice): Promise<Outcome> 
           return;
         }
         fail(describeFailure(step, body, content.toString("utf8")));
-      } else if (name === "disposition" && compositeName(p.state) === "rejected") {
-        const error = (p.state as { error?: { condition?: string; info?: Record<string, unknown> } }).error;
+      } else if (name === "disposition" && deliveryOutcome(p.state).name === "rejected") {
+        const { error } = deliveryOutcome(p.state);
         // The SDK retries these two after info["retry-after"] (device-api.md §7.5).
         if (
           error?.condition === "com.microsoft:device-container-throttled" ||
@@ -150,7 +152,9 @@ export function registerAmqp(target: Endpoint, d: AmqpDevice): Promise<Outcome> 
           later(Number(error.info?.["retry-after"] ?? 2), d.register, "the answer (register again)");
           return;
         }
-        fail(generic(`${step}: rejected ${String(error?.condition)}`));
+        // The description carries the DPS error body.
+        const body = parseOperation(error?.description ?? "");
+        fail(describeFailure(`${step}: rejected ${String(error?.condition)}`, body, error?.description ?? ""));
       } else if (name === "close" || name === "detach" || name === "end") {
         fail(generic(`${step}: the service sent ${name}`));
       }

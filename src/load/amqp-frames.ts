@@ -153,3 +153,42 @@ export function readFrame(buffer: Buffer): ReadFrame | undefined {
     ...(frame.payload ? { payload: frame.payload } : {}),
   };
 }
+
+interface TypedValue {
+  descriptor?: { value?: unknown };
+  value?: unknown;
+}
+const unwrap = (rhea as unknown as { types: { unwrap(v: unknown): unknown } }).types.unwrap;
+const OUTCOMES: Record<number, string> = { 36: "accepted", 37: "rejected", 38: "released", 39: "modified" };
+
+/**
+ * A disposition's delivery state as read: rhea's frame reader leaves it a described list, not an
+ * outcome object. Its name, and for `rejected` the error (condition, description, info).
+ */
+export function deliveryOutcome(state: unknown): {
+  name: string;
+  error?: { condition?: string; description?: string; info?: Record<string, unknown> };
+} {
+  const named = compositeName(state);
+  if (named === "rejected") {
+    const error = (state as { error?: { condition?: string; description?: string; info?: Record<string, unknown> } })
+      .error;
+    return { name: named, ...(error ? { error } : {}) };
+  }
+  const typed = state as TypedValue | undefined;
+  const code = Number(typed?.descriptor?.value);
+  const name = OUTCOMES[code] ?? named;
+  if (name !== "rejected") return { name };
+  const fields = Array.isArray(typed?.value) ? (typed.value as TypedValue[]) : [];
+  const error = fields[0];
+  const parts = Array.isArray(error?.value) ? (error.value as unknown[]).map((v) => unwrap(v)) : [];
+  const [condition, description, info] = parts;
+  return {
+    name,
+    error: {
+      ...(typeof condition === "string" ? { condition } : {}),
+      ...(typeof description === "string" ? { description } : {}),
+      ...(typeof info === "object" && info !== null ? { info: info as Record<string, unknown> } : {}),
+    },
+  };
+}

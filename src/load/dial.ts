@@ -1,6 +1,7 @@
 // Where simulated devices connect and how: TLS straight to a listener, or a WebSocket to
 // `/$iothub/websocket` on the HTTPS port (device-api.md §8) carrying MQTT (`mqtt`) or AMQP
 // (`AMQPWSB10`). The device's own certificate, for X.509, travels in the endpoint's context.
+import { type LookupAllOptions, type LookupOptions, lookup } from "node:dns";
 import type { Duplex } from "node:stream";
 import { connect, type SecureContext } from "node:tls";
 import WebSocket, { createWebSocketStream } from "ws";
@@ -24,6 +25,8 @@ export interface Wire {
   idle(ms: number, onIdle: () => void): void;
 }
 
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: unknown, family?: number) => void;
+
 export function dial(e: Endpoint, subprotocol: "mqtt" | "AMQPWSB10"): Wire {
   if (!e.webSocket) {
     const socket = connect({ host: e.host, port: e.port, servername: e.servername, secureContext: e.secureContext });
@@ -31,11 +34,9 @@ export function dial(e: Endpoint, subprotocol: "mqtt" | "AMQPWSB10"): Wire {
     return { stream: socket, idle: (ms, onIdle) => socket.setTimeout(ms, ms > 0 ? onIdle : undefined) };
   }
   const ws = new WebSocket(`wss://${e.servername}:${e.port}/$iothub/websocket`, subprotocol, {
-    // Dial the address, name the host: as the SDKs do behind a custom DNS entry.
-    lookup: (_host: string, options: unknown, callback: (...args: unknown[]) => void) =>
-      (options as { all?: boolean }).all
-        ? callback(null, [{ address: e.host, family: e.host.includes(":") ? 6 : 4 }])
-        : callback(null, e.host, e.host.includes(":") ? 6 : 4),
+    // Dial the endpoint's address while naming its host, as a device behind a custom DNS entry does.
+    lookup: (_host: string, options: LookupOptions, callback: LookupCallback) =>
+      lookup(e.host, options as LookupAllOptions, callback as never),
     servername: e.servername,
     secureContext: e.secureContext,
     perMessageDeflate: false,

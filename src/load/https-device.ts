@@ -16,6 +16,7 @@ import {
   type Outcome,
   parseOperation,
   REQUEST_TIMEOUT_MS,
+  registerBody,
 } from "./load-run.js";
 
 /** One device's precomputed register request. */
@@ -31,7 +32,7 @@ export interface HttpsDevice {
 /** Build a device's request ahead of timing: headers and body as the SDK sends them (§5.1). */
 export function prepareHttpsDevice(id: DeviceIdentity, host: string): HttpsDevice {
   const resource = `${id.idScope}/registrations/${id.registrationId}`;
-  const body = Buffer.from(JSON.stringify({ registrationId: id.registrationId }), "utf8");
+  const body = registerBody(id);
   return {
     registrationId: id.registrationId,
     resource,

@@ -15,7 +15,19 @@ export interface DeviceIdentity {
   registrationId: string;
   /** A `registration` SAS token for `{idScope}/registrations/{id}`; absent with X.509. */
   token?: string;
+  /** Data for a custom allocation webhook (device-api.md §5: the register body's `payload`). */
+  payload?: unknown;
 }
+
+/** The register request's body (device-api.md §5.1). */
+export const registerBody = (id: DeviceIdentity): Buffer =>
+  Buffer.from(
+    JSON.stringify({
+      registrationId: id.registrationId,
+      ...(id.payload !== undefined ? { payload: id.payload } : {}),
+    }),
+    "utf8",
+  );
 
 /** The fields of a register or poll answer the load generators look at. */
 export interface OperationBody {
@@ -60,7 +72,9 @@ export function describeFailure(head: string, body: OperationBody | undefined, r
 }
 
 /** How one device's registration ended; an assigned device says where. */
-export type Outcome = { ok: true; polls: number; assignedHub?: string; deviceId?: string } | { ok: false; why: string };
+export type Outcome =
+  | { ok: true; polls: number; assignedHub?: string; deviceId?: string; registrationState?: unknown }
+  | { ok: false; why: string };
 
 /** The success outcome of an `assigned` answer: where the device went. */
 export function assignedOutcome(body: OperationBody | undefined, polls: number): Outcome {
@@ -70,6 +84,7 @@ export function assignedOutcome(body: OperationBody | undefined, polls: number):
     polls,
     ...(typeof s?.assignedHub === "string" ? { assignedHub: s.assignedHub } : {}),
     ...(typeof s?.deviceId === "string" ? { deviceId: s.deviceId } : {}),
+    ...(s !== undefined ? { registrationState: s } : {}),
   };
 }
 

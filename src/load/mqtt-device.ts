@@ -16,6 +16,7 @@ import {
   type Outcome,
   parseOperation,
   REQUEST_TIMEOUT_MS,
+  registerBody,
 } from "./load-run.js";
 
 export const RESPONSE_FILTER = "$dps/registrations/res/#";
@@ -35,6 +36,8 @@ export interface MqttDevice {
   connect: Buffer;
   subscribe: Buffer;
   register: Buffer;
+  /** The register body, sent again after a retryable refusal. */
+  body: Buffer;
 }
 
 /** Build a device's packets ahead of timing: CONNECT, SUBSCRIBE, the register PUBLISH. */
@@ -53,11 +56,8 @@ export function prepareMqttDevice(id: DeviceIdentity): MqttDevice {
       ...(id.token ? { password: Buffer.from(id.token, "utf8") } : {}),
     }),
     subscribe: SUBSCRIBE,
-    register: publish(
-      `${REGISTER_TOPIC}?$rid=1`,
-      Buffer.from(JSON.stringify({ registrationId: id.registrationId }), "utf8"),
-      REGISTER_ID,
-    ),
+    register: publish(`${REGISTER_TOPIC}?$rid=1`, registerBody(id), REGISTER_ID),
+    body: registerBody(id),
   };
 }
 
@@ -134,7 +134,7 @@ export function registerMqtt(target: Endpoint, d: MqttDevice): Promise<Outcome> 
         lastRequest = request;
         if (request.kind === "register") {
           step = "res (register again)";
-          send(`${REGISTER_TOPIC}?$rid=${rid}`, Buffer.from(JSON.stringify({ registrationId: d.registrationId })));
+          send(`${REGISTER_TOPIC}?$rid=${rid}`, d.body);
         } else {
           step = "res (poll)";
           send(`${STATUS_TOPIC}?$rid=${rid}&operationId=${encodeURIComponent(request.operationId)}`, POLL_PAYLOAD);
