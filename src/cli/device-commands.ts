@@ -19,7 +19,6 @@ import { type DeviceIdentity, type Outcome, runLoad } from "../load/load-run.js"
 import { prepareMqttDevice, registerMqtt } from "../load/mqtt-device.js";
 import { settingValue } from "../server/config.js";
 import type { ServeInfo } from "../server.js";
-import { examples } from "./examples.js";
 import { DpsSession, jsonFlag, type Opts, print, serverOptions, str } from "./server-options.js";
 import { formatSummary, progressLine, summarize } from "./simulation-summary.js";
 
@@ -403,7 +402,6 @@ export function registerDeviceCommands(program: Command): void {
     .option("--key <key>", "the device's symmetric key (default: its enrollment's, or derived from --group-id's)")
     .option("--certificate-file <file>", "X.509: the device certificate chain (PEM, leaf first)")
     .option("--key-file <file>", "X.509: the device's private key (PEM)")
-    .addHelpText("after", examples("device register"))
     .action(registerDevice);
 
   deviceFlags(device.command("simulate").description("Register a fleet of simulated devices and summarise how it went"))
@@ -421,6 +419,5 @@ export function registerDeviceCommands(program: Command): void {
     .option("--send-message", "then connect each device to its hub over MQTT and send one message")
     .option("--hub-address <host>", "where to dial the hubs (default: the hub's host name; a local Provisio's address)")
     .option("--hub-port <n>", "the hubs' MQTT port (default 8883; a local Provisio's MQTT port)")
-    .addHelpText("after", examples("device simulate"))
     .action(simulate);
 }

@@ -6,7 +6,6 @@ import { deriveDeviceKey } from "../attestation/symmetric-key.js";
 import { isObject } from "../domain/json.js";
 import type { DpsClient } from "./dps-client.js";
 import { createBody, type EnrollmentKind, enrollmentFlags, updateBody } from "./enrollment-options.js";
-import { examples } from "./examples.js";
 import { DpsSession, type Opts, print, required, serverOptions, str } from "./server-options.js";
 
 const API = "api-version=2021-10-01";
@@ -52,10 +51,7 @@ const data = (cmd: Command, right: string) => serverOptions(cmd, right).option("
 export function registerEnrollmentCommands(program: Command, kind: EnrollmentKind): void {
   const { noun } = KINDS[kind];
   const name = kind === "individual" ? "enrollment" : "enrollment-group";
-  const group = program
-    .command(name)
-    .description(`Manage ${noun}s (like az iot dps ${name})`)
-    .addHelpText("after", examples(name));
+  const group = program.command(name).description(`Manage ${noun}s (like az iot dps ${name})`);
 
   enrollmentFlags(
     idFlags(
@@ -64,22 +60,19 @@ export function registerEnrollmentCommands(program: Command, kind: EnrollmentKin
     ),
     kind,
     "create",
-  )
-    .addHelpText("after", examples(`${name} create`))
-    .action(async (o: Opts) => {
-      const client = await new DpsSession(o).dataPlane("EnrollmentWrite");
-      const id = idOf(o, kind);
-      const body = createBody(o, kind, id);
-      const existing = await client.send("GET", pathOf(kind, id));
-      if (existing.status === 200) {
-        throw new Error(`${noun} '${id}' already exists; change it with 'provisio ${name} update'.`);
-      }
-      print(await client.call("PUT", pathOf(kind, id), { body }), o);
-    });
+  ).action(async (o: Opts) => {
+    const client = await new DpsSession(o).dataPlane("EnrollmentWrite");
+    const id = idOf(o, kind);
+    const body = createBody(o, kind, id);
+    const existing = await client.send("GET", pathOf(kind, id));
+    if (existing.status === 200) {
+      throw new Error(`${noun} '${id}' already exists; change it with 'provisio ${name} update'.`);
+    }
+    print(await client.call("PUT", pathOf(kind, id), { body }), o);
+  });
 
   idFlags(data(group.command("show").description(`Show an ${noun}`), "EnrollmentRead"), kind)
     .option("--keys, --show-keys", "include the symmetric keys")
-    .addHelpText("after", examples(`${name} show`))
     .action(async (o: Opts) => {
       const client = await new DpsSession(o).dataPlane("EnrollmentRead");
       const id = idOf(o, kind);
@@ -89,7 +82,6 @@ export function registerEnrollmentCommands(program: Command, kind: EnrollmentKin
 
   data(group.command("list").description(`List the ${noun}s`), "EnrollmentRead")
     .option("--top <n>", "at most this many (default: all, paged)")
-    .addHelpText("after", examples(`${name} list`))
     .action(async (o: Opts) => {
       const client = await new DpsSession(o).dataPlane("EnrollmentRead");
       print(await client.query(`/${KINDS[kind].collection}/query?${API}`, topOf(o)), o);
@@ -99,24 +91,21 @@ export function registerEnrollmentCommands(program: Command, kind: EnrollmentKin
     idFlags(data(group.command("update").description(`Change an ${noun}'s settings`), "EnrollmentWrite"), kind),
     kind,
     "update",
-  )
-    .addHelpText("after", examples(`${name} update`))
-    .action(async (o: Opts) => {
-      const client = await new DpsSession(o).dataPlane("EnrollmentWrite");
-      const id = idOf(o, kind);
-      const current = (await client.call("GET", pathOf(kind, id))) as Record<string, unknown>;
-      const attestation = (await client.call("POST", pathOf(kind, id, "/attestationmechanism"))) as Record<
-        string,
-        unknown
-      >;
-      const body = updateBody(o, kind, current, attestation);
-      const etag = str(o, "etag") ?? String(current.etag ?? "*");
-      print(await client.call("PUT", pathOf(kind, id), { body, headers: { "if-match": etag } }), o);
-    });
+  ).action(async (o: Opts) => {
+    const client = await new DpsSession(o).dataPlane("EnrollmentWrite");
+    const id = idOf(o, kind);
+    const current = (await client.call("GET", pathOf(kind, id))) as Record<string, unknown>;
+    const attestation = (await client.call("POST", pathOf(kind, id, "/attestationmechanism"))) as Record<
+      string,
+      unknown
+    >;
+    const body = updateBody(o, kind, current, attestation);
+    const etag = str(o, "etag") ?? String(current.etag ?? "*");
+    print(await client.call("PUT", pathOf(kind, id), { body, headers: { "if-match": etag } }), o);
+  });
 
   idFlags(data(group.command("delete").description(`Delete an ${noun}`), "EnrollmentWrite"), kind)
     .option("-e, --etag <etag>", "delete only if unchanged since this etag")
-    .addHelpText("after", examples(`${name} delete`))
     .action(async (o: Opts) => {
       const client = await new DpsSession(o).dataPlane("EnrollmentWrite");
       const etag = str(o, "etag");
@@ -136,7 +125,6 @@ export function registerEnrollmentCommands(program: Command, kind: EnrollmentKin
     )
       .option("--key, --symmetric-key <key>", "the group key (instead of reading it from the service)")
       .option("--rid, --registration-id <id>", "the device's registration id")
-      .addHelpText("after", examples("enrollment-group compute-device-key"))
       .action(async (o: Opts) => print(await computeDeviceKey(o), o));
   }
 }
@@ -175,7 +163,6 @@ function registerRecordCommands(parent: Command, kind: EnrollmentKind, name: str
       kind,
     )
       .option("--top <n>", "at most this many (default: all, paged)")
-      .addHelpText("after", examples(`${name} registration list`))
       .action(async (o: Opts) => {
         const client = await new DpsSession(o).dataPlane("RegistrationStatusRead");
         print(await client.query(`/registrations/${seg(idOf(o, kind))}/query?${API}`, topOf(o)), o);
@@ -188,19 +175,18 @@ function registerRecordCommands(parent: Command, kind: EnrollmentKind, name: str
   const rid = (o: Opts) =>
     kind === "group" ? required(o, "registrationId", "--registration-id (--rid)") : idOf(o, kind);
 
-  target(data(records.command("show").description("Show a device's registration record"), "RegistrationStatusRead"))
-    .addHelpText("after", examples(`${name} registration show`))
-    .action(async (o: Opts) => {
-      const client = await new DpsSession(o).dataPlane("RegistrationStatusRead");
-      print(await client.call("GET", recordPath(rid(o))), o);
-    });
+  target(
+    data(records.command("show").description("Show a device's registration record"), "RegistrationStatusRead"),
+  ).action(async (o: Opts) => {
+    const client = await new DpsSession(o).dataPlane("RegistrationStatusRead");
+    print(await client.call("GET", recordPath(rid(o))), o);
+  });
 
   target(
     data(records.command("delete").description("Delete a device's registration record"), "RegistrationStatusWrite"),
   )
     .option("-e, --etag <etag>", "delete only if unchanged since this etag")
     .option("--deprovision", "also remove the device from the hub it was assigned to")
-    .addHelpText("after", examples(`${name} registration delete`))
     .action(async (o: Opts) => deleteRecord(o, rid(o)));
 }
 

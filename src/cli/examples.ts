@@ -1,5 +1,33 @@
 // `--help` examples for every verb: what an operator types, as az's help shows it.
 const EXAMPLES: Record<string, string[]> = {
+  serve: [
+    "provisio serve",
+    "provisio serve --data-dir /var/lib/provisio --host dps.example.com --https-port 443",
+    "PROVISIO_DATABASE_URL=postgres://provisio@db/provisio provisio serve --profile azure",
+  ],
+  "hub monitor-events": ["provisio hub monitor-events --device-id sensor-001", "provisio hub monitor-events --recent"],
+  "certificate create": [
+    "provisio certificate create -n plant-a-root -p root.pem",
+    "provisio certificate create -n lab -p lab.cer --verified",
+  ],
+  "certificate list": ["provisio certificate list --output table"],
+  "certificate show": ["provisio certificate show -n plant-a-root"],
+  "certificate update": ["provisio certificate update -n plant-a-root -p renewed.pem --etag <etag>"],
+  "certificate delete": ["provisio certificate delete -n plant-a-root --etag <etag>"],
+  "certificate generate-verification-code": [
+    "provisio certificate generate-verification-code -n plant-a-root --etag <etag>",
+  ],
+  "certificate verify": ["provisio certificate verify -n plant-a-root -p verification.pem --etag <etag>"],
+  "cert generate": ["provisio cert generate --out certs --device sensor-001 --device sensor-002"],
+  "cert generate-verification": [
+    "provisio cert generate-verification --ca-cert certs/root.pem --ca-key certs/root.key --code <code> --out verification.pem",
+  ],
+  "tls probe": [
+    "provisio tls probe --protocol mqtt",
+    "provisio tls probe --tls-version 1.2 --cipher TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+  ],
+  "database copy": ["provisio database copy --data-dir ./provisio-data --database-url postgres://provisio@db/provisio"],
+  "database backup": ["provisio database backup --data-dir ./provisio-data --to ./backup-2026-12-02"],
   enrollment: [
     "provisio enrollment list --output table",
     "provisio enrollment create --eid dev-01 --attestation-type symmetrickey",

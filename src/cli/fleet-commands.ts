@@ -6,7 +6,6 @@
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { stringify } from "yaml";
-import { examples } from "./examples.js";
 import { applyPlan } from "./fleet/apply-plan.js";
 import { exportManifest, readInstanceState } from "./fleet/fleet-state.js";
 import { loadManifest } from "./fleet/manifest.js";
@@ -28,7 +27,6 @@ export function registerFleetCommands(program: Command): void {
     .option("-f, --file <path>", "a .yaml/.yml/.json file, or a folder of them")
     .option("--prune", "delete what the file does not list (per kind the file lists; never instances)")
     .option("--dry-run", "print the plan; change nothing")
-    .addHelpText("after", examples("apply"))
     .action(async (o: Opts) => {
       const file = str(o, "file");
       if (!file) throw new Error("--file (-f) is required: the fleet file or folder ('provisio export' writes one).");
@@ -86,7 +84,6 @@ export function registerFleetCommands(program: Command): void {
     .option("--dps-name <name>", "only this instance (default: every one the credentials may list)")
     .option("--include-secrets", "symmetric keys, policy keys and hub connection strings too")
     .option("-f, --file <path>", "write here instead of standard output")
-    .addHelpText("after", examples("export"))
     .action(async (o: Opts) => {
       const manifest = await exportManifest(o, o.includeSecrets === true);
       const text =

@@ -3,7 +3,6 @@
 // management API. Creating, listing and deleting instances takes a policy of the primary one.
 import { type Command, Option } from "commander";
 import { parseFlagBoolean } from "./enrollment-options.js";
-import { examples } from "./examples.js";
 import { INSTANCE_API, type InstanceResource, listKeys, readInstance } from "./instance-resource.js";
 import { DpsSession, many, type Opts, print, required, serverOptions, str } from "./server-options.js";
 
@@ -49,8 +48,7 @@ function writable(resource: InstanceResource): Record<string, unknown> {
 export function registerInstanceCommands(program: Command): void {
   const group = program
     .command("instance")
-    .description("Provisioning service instances (like az iot dps create|list|show|update|delete)")
-    .addHelpText("after", examples("instance"));
+    .description("Provisioning service instances (like az iot dps create|list|show|update|delete)");
   const common = (cmd: Command) => serverOptions(cmd, "ServiceConfig", { shortLogin: false });
 
   common(group.command("create").description("Create a provisioning service instance"))
@@ -59,7 +57,6 @@ export function registerInstanceCommands(program: Command): void {
     .option("--sku <sku>", "S1 (the only one)", "S1")
     .option("--unit <n>", "scale units: a server setting (--units), checked to match")
     .option("--edr, --enforce-data-residency [bool]", "refuse cross-region disaster recovery (fixed at creation)")
-    .addHelpText("after", examples("instance create"))
     .action(async (o: Opts) => {
       const session = new DpsSession(o);
       const name = required(o, "name", "--name (-n)");
@@ -88,18 +85,15 @@ export function registerInstanceCommands(program: Command): void {
       print(await session.client.call("PUT", path, { body }), o);
     });
 
-  common(group.command("list").description("List the provisioning service instances"))
-    .addHelpText("after", examples("instance list"))
-    .action(async (o: Opts) => {
-      const reply = (await new DpsSession(o).client.call("GET", `/provisioningServices?${INSTANCE_API}`)) as {
-        value: unknown[];
-      };
-      print(reply.value, o);
-    });
+  common(group.command("list").description("List the provisioning service instances")).action(async (o: Opts) => {
+    const reply = (await new DpsSession(o).client.call("GET", `/provisioningServices?${INSTANCE_API}`)) as {
+      value: unknown[];
+    };
+    print(reply.value, o);
+  });
 
   common(group.command("show").description("Show a provisioning service instance"))
     .option("-n, --name <name>", "the instance (default: the connection string's)")
-    .addHelpText("after", examples("instance show"))
     .action(async (o: Opts) => {
       const session = new DpsSession({ ...o, dpsName: str(o, "name") });
       print((await readInstance(session)).resource, o);
@@ -117,7 +111,6 @@ export function registerInstanceCommands(program: Command): void {
     )
     .addOption(new Option("--public-network-access <access>", "Enabled or Disabled").choices(["Enabled", "Disabled"]))
     .option("-e, --etag <etag>", "update only if unchanged since this etag")
-    .addHelpText("after", examples("instance update"))
     .action(async (o: Opts) => {
       const session = new DpsSession({ ...o, dpsName: str(o, "name") });
       const { path, resource } = await readInstance(session);
@@ -144,7 +137,6 @@ export function registerInstanceCommands(program: Command): void {
 
   common(group.command("delete").description("Delete a provisioning service instance and everything in it"))
     .option("-n, --name <name>", "the instance")
-    .addHelpText("after", examples("instance delete"))
     .action(async (o: Opts) => {
       const name = required(o, "name", "--name (-n)");
       await new DpsSession(o).client.call("DELETE", `/provisioningServices/${seg(name)}?${INSTANCE_API}`);
@@ -162,7 +154,6 @@ export function registerInstanceCommands(program: Command): void {
         .default("primary"),
     )
     .option("--all, --show-all", "every policy's")
-    .addHelpText("after", examples("connection-string show"))
     .action(async (o: Opts) => {
       const session = new DpsSession(o);
       const { path, resource } = await readInstance(session);

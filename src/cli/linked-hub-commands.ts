@@ -7,7 +7,6 @@ import type { Command } from "commander";
 import { settingValue } from "../server/config.js";
 import type { ServeInfo } from "../server.js";
 import { parseFlagBoolean } from "./enrollment-options.js";
-import { examples } from "./examples.js";
 import { type LinkedHubWire, putProperties, readInstance } from "./instance-resource.js";
 import { DpsSession, hostOf, managementOptions, type Opts, print, required, str } from "./server-options.js";
 
@@ -54,8 +53,7 @@ function builtinHubConnectionString(o: Opts, hubName: string): string {
 export function registerLinkedHubCommands(program: Command): void {
   const group = program
     .command("linked-hub")
-    .description("IoT hubs linked to a provisioning service (like az iot dps linked-hub)")
-    .addHelpText("after", examples("linked-hub"));
+    .description("IoT hubs linked to a provisioning service (like az iot dps linked-hub)");
 
   common(group.command("create").description("Link an IoT hub"), { connectionStringAlias: false })
     .option(
@@ -66,7 +64,6 @@ export function registerLinkedHubCommands(program: Command): void {
     .option("--location <location>", "the hub's region, for geolatency allocation", "local")
     .option("--allocation-weight <n>", "1-1000 (default 1)")
     .option("--apply-allocation-policy [bool]", "take part in allocation (default true)")
-    .addHelpText("after", examples("linked-hub create"))
     .action(async (o: Opts) => {
       const session = new DpsSession(o);
       const hubName = str(o, "hubName");
@@ -90,13 +87,12 @@ export function registerLinkedHubCommands(program: Command): void {
       print(updated.properties.iotHubs, o);
     });
 
-  common(group.command("list").description("List the linked hubs"))
-    .addHelpText("after", examples("linked-hub list"))
-    .action(async (o: Opts) => print((await readInstance(new DpsSession(o))).resource.properties.iotHubs, o));
+  common(group.command("list").description("List the linked hubs")).action(async (o: Opts) =>
+    print((await readInstance(new DpsSession(o))).resource.properties.iotHubs, o),
+  );
 
   common(group.command("show").description("Show a linked hub"))
     .option("--lh, --linked-hub <name>", "the hub's host name or name")
-    .addHelpText("after", examples("linked-hub show"))
     .action(async (o: Opts) => {
       const { resource } = await readInstance(new DpsSession(o));
       print(findHub(resource.properties.iotHubs, required(o, "linkedHub", "--linked-hub")), o);
@@ -110,7 +106,6 @@ export function registerLinkedHubCommands(program: Command): void {
     .option("--apply-allocation-policy [bool]", "take part in allocation")
     .option("--cs, --connection-string <cs>", "a new connection string for the same hub (key rotation)")
     .option("--location <location>", "the hub's region")
-    .addHelpText("after", examples("linked-hub update"))
     .action(async (o: Opts) => {
       const session = new DpsSession(o);
       const { path, resource } = await readInstance(session);
@@ -143,7 +138,6 @@ export function registerLinkedHubCommands(program: Command): void {
 
   common(group.command("delete").description("Unlink a hub"))
     .option("--lh, --linked-hub <name>", "the hub's host name or name")
-    .addHelpText("after", examples("linked-hub delete"))
     .action(async (o: Opts) => {
       const session = new DpsSession(o);
       const { path, resource } = await readInstance(session);

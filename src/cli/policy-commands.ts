@@ -3,7 +3,6 @@
 // new ones, which is how a key is regenerated on purpose.
 import type { Command } from "commander";
 import { parseRights } from "../domain/instance.js";
-import { examples } from "./examples.js";
 import { listKeys, type PolicyWire, putProperties, readInstance } from "./instance-resource.js";
 import { managementOptions as common, DpsSession, type Opts, print, required, str } from "./server-options.js";
 
@@ -27,10 +26,7 @@ function findPolicy(policies: PolicyWire[], name: string): PolicyWire {
 }
 
 export function registerPolicyCommands(program: Command): void {
-  const group = program
-    .command("policy")
-    .description("Shared access policies (like az iot dps policy)")
-    .addHelpText("after", examples("policy"));
+  const group = program.command("policy").description("Shared access policies (like az iot dps policy)");
   const named = (cmd: Command) => cmd.option("--pn, --policy-name <name>", "the policy's name");
 
   named(common(group.command("create").description("Add a shared access policy; keys are generated unless given")))
@@ -40,7 +36,6 @@ export function registerPolicyCommands(program: Command): void {
     )
     .option("--primary-key <key>", "base64, at least 16 bytes (default: generated)")
     .option("--secondary-key <key>", "base64, at least 16 bytes (default: generated)")
-    .addHelpText("after", examples("policy create"))
     .action(async (o: Opts) => {
       const session = new DpsSession(o);
       const name = required(o, "policyName", "--policy-name (--pn)");
@@ -61,26 +56,25 @@ export function registerPolicyCommands(program: Command): void {
       print(findPolicy(await listKeys(session, path), name), o);
     });
 
-  common(group.command("list").description("List the shared access policies with their keys"))
-    .addHelpText("after", examples("policy list"))
-    .action(async (o: Opts) => {
+  common(group.command("list").description("List the shared access policies with their keys")).action(
+    async (o: Opts) => {
       const session = new DpsSession(o);
       print(await listKeys(session, await session.instancePath()), o);
-    });
+    },
+  );
 
-  named(common(group.command("show").description("Show a shared access policy with its keys")))
-    .addHelpText("after", examples("policy show"))
-    .action(async (o: Opts) => {
+  named(common(group.command("show").description("Show a shared access policy with its keys"))).action(
+    async (o: Opts) => {
       const session = new DpsSession(o);
       const policies = await listKeys(session, await session.instancePath());
       print(findPolicy(policies, required(o, "policyName", "--policy-name (--pn)")), o);
-    });
+    },
+  );
 
   named(common(group.command("update").description("Change a policy's rights or keys ('' regenerates a key)")))
     .option("-r, --rights <rights...>", "the new rights")
     .option("--primary-key <key>", "a new primary key; '' generates one")
     .option("--secondary-key <key>", "a new secondary key; '' generates one")
-    .addHelpText("after", examples("policy update"))
     .action(async (o: Opts) => {
       const session = new DpsSession(o);
       const name = required(o, "policyName", "--policy-name (--pn)");
@@ -108,19 +102,17 @@ export function registerPolicyCommands(program: Command): void {
       print(findPolicy(await listKeys(session, path), name), o);
     });
 
-  named(common(group.command("delete").description("Remove a shared access policy")))
-    .addHelpText("after", examples("policy delete"))
-    .action(async (o: Opts) => {
-      const session = new DpsSession(o);
-      const name = required(o, "policyName", "--policy-name (--pn)");
-      const { path, resource } = await readInstance(session);
-      const policies = await listKeys(session, path);
-      const target = findPolicy(policies, name);
-      if (target.keyName.toLowerCase() === session.client.target.credentials.keyName.toLowerCase()) {
-        throw new Error(`'${target.keyName}' is the policy this command signs with; delete it with another one.`);
-      }
-      await putProperties(session, path, resource.etag, {
-        authorizationPolicies: policies.filter((p) => p !== target),
-      });
+  named(common(group.command("delete").description("Remove a shared access policy"))).action(async (o: Opts) => {
+    const session = new DpsSession(o);
+    const name = required(o, "policyName", "--policy-name (--pn)");
+    const { path, resource } = await readInstance(session);
+    const policies = await listKeys(session, path);
+    const target = findPolicy(policies, name);
+    if (target.keyName.toLowerCase() === session.client.target.credentials.keyName.toLowerCase()) {
+      throw new Error(`'${target.keyName}' is the policy this command signs with; delete it with another one.`);
+    }
+    await putProperties(session, path, resource.etag, {
+      authorizationPolicies: policies.filter((p) => p !== target),
     });
+  });
 }

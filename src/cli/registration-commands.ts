@@ -3,7 +3,6 @@
 import type { Command } from "commander";
 import type { RegistrationAttempt } from "../domain/attempt.js";
 import { computeDeviceKey, deleteRecord } from "./enrollment-commands.js";
-import { examples } from "./examples.js";
 import { DpsSession, type Opts, print, required, serverOptions, str } from "./server-options.js";
 
 const API = "api-version=2021-10-01";
@@ -26,8 +25,7 @@ export function formatAttempt(a: RegistrationAttempt): string {
 export function registerRegistrationCommands(program: Command): void {
   const group = program
     .command("registration")
-    .description("Devices' registration records (like az iot dps registration)")
-    .addHelpText("after", examples("registration"));
+    .description("Devices' registration records (like az iot dps registration)");
   const data = (cmd: Command, right: string) => serverOptions(cmd, right).option("--dps-name <name>", "the instance");
   const rid = (cmd: Command) => cmd.option("--rid, --registration-id <id>", "the device's registration id");
 
@@ -37,7 +35,6 @@ export function registerRegistrationCommands(program: Command): void {
   )
     .option("--gid, --group-id <id>", "the enrollment group")
     .option("--top <n>", "at most this many (default: all, paged)")
-    .addHelpText("after", examples("registration list"))
     .action(async (o: Opts) => {
       const gid = required(o, "groupId", "--group-id (--gid)");
       const top = str(o, "top");
@@ -45,18 +42,17 @@ export function registerRegistrationCommands(program: Command): void {
       print(await client.query(`/registrations/${seg(gid)}/query?${API}`, top ? Number(top) : undefined), o);
     });
 
-  rid(data(group.command("show").description("Show a device's registration record"), "RegistrationStatusRead"))
-    .addHelpText("after", examples("registration show"))
-    .action(async (o: Opts) => {
+  rid(data(group.command("show").description("Show a device's registration record"), "RegistrationStatusRead")).action(
+    async (o: Opts) => {
       const id = required(o, "registrationId", "--registration-id (--rid)");
       const client = await new DpsSession(o).dataPlane("RegistrationStatusRead");
       print(await client.call("GET", `/registrations/${seg(id)}?${API}`), o);
-    });
+    },
+  );
 
   rid(data(group.command("delete").description("Delete a device's registration record"), "RegistrationStatusWrite"))
     .option("-e, --etag <etag>", "delete only if unchanged since this etag")
     .option("--deprovision", "also remove the device from the hub it was assigned to")
-    .addHelpText("after", examples("registration delete"))
     .action(async (o: Opts) => deleteRecord(o, required(o, "registrationId", "--registration-id (--rid)")));
 
   rid(
@@ -66,15 +62,13 @@ export function registerRegistrationCommands(program: Command): void {
         .description("Show a device's last register calls step by step: why it was assigned, failed or refused"),
       "RegistrationStatusRead",
     ),
-  )
-    .addHelpText("after", examples("registration attempts"))
-    .action(async (o: Opts) => {
-      const id = required(o, "registrationId", "--registration-id (--rid)");
-      const client = await new DpsSession(o).dataPlane("RegistrationStatusRead");
-      const attempts = (await client.call("GET", `/registrations/${seg(id)}/attempts?${API}`)) as RegistrationAttempt[];
-      if (str(o, "output") === "table") process.stdout.write(`${attempts.map(formatAttempt).join("\n\n")}\n`);
-      else print(attempts, o);
-    });
+  ).action(async (o: Opts) => {
+    const id = required(o, "registrationId", "--registration-id (--rid)");
+    const client = await new DpsSession(o).dataPlane("RegistrationStatusRead");
+    const attempts = (await client.call("GET", `/registrations/${seg(id)}/attempts?${API}`)) as RegistrationAttempt[];
+    if (str(o, "output") === "table") process.stdout.write(`${attempts.map(formatAttempt).join("\n\n")}\n`);
+    else print(attempts, o);
+  });
 
   // The old name az keeps hidden: `az iot dps compute-device-key`.
   serverOptions(program.command("compute-device-key"), "EnrollmentRead")
@@ -83,6 +77,5 @@ export function registerRegistrationCommands(program: Command): void {
     .option("--key, --symmetric-key <key>", "the group key (instead of reading it from the service)")
     .option("--gid, --group-id <id>", "the enrollment group whose key to read")
     .option("--rid, --registration-id <id>", "the device's registration id")
-    .addHelpText("after", examples("compute-device-key"))
     .action(async (o: Opts) => print(await computeDeviceKey(o), o));
 }
