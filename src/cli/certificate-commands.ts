@@ -3,7 +3,7 @@
 // the server's JSON on stdout; a refusal is reported with the server's message and exit code 1.
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { clientOf, type Opts, print, required, serverOptions, str } from "./server-options.js";
+import { clientOf, DpsSession, managementOptions, type Opts, print, required, str } from "./server-options.js";
 
 export function parseBoolean(text: string): boolean {
   const t = text.trim().toLowerCase();
@@ -30,8 +30,8 @@ export function readCertificateFile(path: string): string {
 }
 
 const seg = encodeURIComponent;
-const certificatesPath = (o: Opts): string =>
-  `/provisioningServices/${seg(str(o, "dpsName") ?? "provisio")}/certificates`;
+/** `--dps-name`'s certificates, or those of the instance the credentials belong to. */
+const certificatesPath = async (o: Opts): Promise<string> => `${await new DpsSession(o).instancePath()}/certificates`;
 
 function certName(o: Opts): string {
   const name = str(o, "certificateName") ?? str(o, "name");
@@ -40,8 +40,7 @@ function certName(o: Opts): string {
 }
 
 /** Flags every certificate command shares: which server, which credentials, which instance. */
-const common = (cmd: Command): Command =>
-  serverOptions(cmd.option("--dps-name <name>", "provisioning service instance", "provisio"), "ServiceConfig");
+const common = (cmd: Command): Command => managementOptions(cmd);
 
 /** The certificate name flags of `az iot dps certificate`: --certificate-name, --name, -n. */
 const named = (cmd: Command): Command =>
@@ -63,7 +62,7 @@ export function registerCertificateCommands(program: Command): void {
       const client = clientOf(o);
       const name = certName(o);
       const certificate = readCertificateFile(required(o, "path", "--path"));
-      const path = `${certificatesPath(o)}/${seg(name)}`;
+      const path = `${await certificatesPath(o)}/${seg(name)}`;
       const existing = await client.send("GET", path);
       if (existing.status === 200) {
         throw new Error(`Certificate '${name}' already exists; use 'provisio certificate update' with its --etag.`);
@@ -72,11 +71,11 @@ export function registerCertificateCommands(program: Command): void {
     });
 
   common(group.command("list").description("List the CA certificates")).action(async (o: Opts) => {
-    print(await clientOf(o).call("GET", certificatesPath(o)), o);
+    print(await clientOf(o).call("GET", await certificatesPath(o)), o);
   });
 
   named(common(group.command("show").description("Show one CA certificate"))).action(async (o: Opts) => {
-    print(await clientOf(o).call("GET", `${certificatesPath(o)}/${seg(certName(o))}`), o);
+    print(await clientOf(o).call("GET", `${await certificatesPath(o)}/${seg(certName(o))}`), o);
   });
 
   verifiedFlag(
@@ -85,7 +84,7 @@ export function registerCertificateCommands(program: Command): void {
     .option("-p, --path <file>", "the new certificate, .pem or .cer (public part only)")
     .action(async (o: Opts) => {
       const client = clientOf(o);
-      const path = `${certificatesPath(o)}/${seg(certName(o))}`;
+      const path = `${await certificatesPath(o)}/${seg(certName(o))}`;
       const etag = required(o, "etag", "--etag");
       const certificate = readCertificateFile(required(o, "path", "--path"));
       await client.call("GET", path); // absent: the server's not-found message
@@ -95,7 +94,9 @@ export function registerCertificateCommands(program: Command): void {
 
   etagged(named(common(group.command("delete").description("Delete a CA certificate")))).action(async (o: Opts) => {
     const etag = required(o, "etag", "--etag");
-    await clientOf(o).call("DELETE", `${certificatesPath(o)}/${seg(certName(o))}`, { headers: { "if-match": etag } });
+    await clientOf(o).call("DELETE", `${await certificatesPath(o)}/${seg(certName(o))}`, {
+      headers: { "if-match": etag },
+    });
   });
 
   etagged(
@@ -108,7 +109,7 @@ export function registerCertificateCommands(program: Command): void {
     ),
   ).action(async (o: Opts) => {
     const etag = required(o, "etag", "--etag");
-    const path = `${certificatesPath(o)}/${seg(certName(o))}/generateVerificationCode`;
+    const path = `${await certificatesPath(o)}/${seg(certName(o))}/generateVerificationCode`;
     print(await clientOf(o).call("POST", path, { headers: { "if-match": etag } }), o);
   });
 
@@ -123,7 +124,7 @@ export function registerCertificateCommands(program: Command): void {
     .action(async (o: Opts) => {
       const etag = required(o, "etag", "--etag");
       const certificate = readCertificateFile(required(o, "path", "--path"));
-      const path = `${certificatesPath(o)}/${seg(certName(o))}/verifyCertificate`;
+      const path = `${await certificatesPath(o)}/${seg(certName(o))}/verifyCertificate`;
       print(await clientOf(o).call("POST", path, { body: { certificate }, headers: { "if-match": etag } }), o);
     });
 }
