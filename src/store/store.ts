@@ -78,6 +78,8 @@ export interface EnrollmentStore {
   putRegistration(idScope: IdScope, r: RegistrationRecord, precondition?: Precondition): Promise<WriteResult>;
   deleteRegistration(idScope: IdScope, registrationId: string, precondition?: Precondition): Promise<WriteResult>;
   listRegistrationsOfGroup(idScope: IdScope, groupId: string, page: PageRequest): Promise<Page<RegistrationRecord>>;
+  /** Every registration record of the service, by id (Provisio extension, for the console). */
+  listRegistrations(idScope: IdScope, page: PageRequest): Promise<Page<RegistrationRecord>>;
   /** How many individual enrollments, or registration records, a provisioning service holds. */
   countRecords(idScope: IdScope, what: "enrollments" | "registrations"): Promise<number>;
 }

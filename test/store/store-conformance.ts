@@ -605,6 +605,18 @@ export function runStoreConformance(name: string, open: () => Promise<StoreFixtu
           ["other-1"],
         );
         assert.deepEqual(await store.listRegistrationsOfGroup(A, "group-3", { limit: 10 }), { items: [] });
+        // Every record of the service, by id, whatever its group.
+        const all = await store.listRegistrations(A, { limit: 6 });
+        assert.deepEqual(
+          all.items.map((r) => r.state.registrationId),
+          ["Dev-000", "dev-001", "Dev-002", "dev-003", "Dev-004", "other-1"],
+        );
+        assert.equal(all.next, "other-1");
+        const rest = await store.listRegistrations(A, { after: all.next, limit: 6 });
+        assert.deepEqual(
+          rest.items.map((r) => r.state.registrationId),
+          ["solo-1"],
+        );
         assert.equal((await store.getRegistration(A, "SOLO-1"))?.enrollmentGroupId, undefined);
 
         // Moving a state to another group moves it between the lists.

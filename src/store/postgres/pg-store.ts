@@ -336,6 +336,10 @@ export class PostgresStore implements ProvisioningStore {
     return this.#registrations.ofGroup(this.#pool, idScope, groupId, page);
   }
 
+  async listRegistrations(idScope: IdScope, page: PageRequest): Promise<Page<RegistrationRecord>> {
+    return this.#registrations.page(this.#pool, idScope, page);
+  }
+
   // --- The device path ---
 
   async readScope(idScope: IdScope): Promise<ScopeRecords> {

@@ -356,6 +356,10 @@ export class SqliteStore implements ProvisioningStore {
     return this.#registrations.ofGroup(idScope, groupId, page);
   }
 
+  async listRegistrations(idScope: IdScope, page: PageRequest): Promise<Page<RegistrationRecord>> {
+    return this.#registrations.page(idScope, page);
+  }
+
   async getOperation(idScope: IdScope, operationId: string): Promise<RegistrationOperation | undefined> {
     return this.#operations.get(idScope, operationId);
   }
