@@ -2,6 +2,7 @@
 // (bootstrapped on first start), caches, built-in hubs, TLS material, the registration engine and
 // the handlers every listener serves. `provisio serve` (server.ts) puts listeners in front of it;
 // tests drive it in-process (test/support/in-process.ts).
+
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
@@ -10,6 +11,7 @@ import { BuiltinHubs, ownerConnectionString } from "./builtin-hub/builtin-hubs.j
 import { HubRestApi } from "./builtin-hub/hub-rest-api.js";
 import { InProcessHubClient } from "./builtin-hub/in-process-hub-client.js";
 import { TelemetryLog } from "./builtin-hub/telemetry-log.js";
+import { ConsoleSite } from "./console/console-site.js";
 import { formatConnectionString } from "./domain/connection-string.js";
 import { newEtag } from "./domain/etag.js";
 import type { LinkedHub } from "./domain/instance.js";
@@ -339,6 +341,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     hubs,
     hubRestApi: new HubRestApi(telemetry),
     deviceApi: new DeviceApi(engine),
+    console: new ConsoleSite(),
     network,
     log,
     diagnostics,

@@ -112,7 +112,7 @@ export function registerEnrollmentCommands(program: Command, kind: EnrollmentKin
       await client.call("DELETE", pathOf(kind, idOf(o, kind)), etag ? { headers: { "if-match": etag } } : {});
     });
 
-  registerRecordCommands(group, kind, name);
+  registerRecordCommands(group, kind);
   if (kind === "group") {
     idFlags(
       data(
@@ -154,7 +154,7 @@ export async function computeDeviceKey(o: Opts): Promise<string> {
 }
 
 /** `… registration list|show|delete`: device registration records (service-api.md §3.6). */
-function registerRecordCommands(parent: Command, kind: EnrollmentKind, name: string): void {
+function registerRecordCommands(parent: Command, kind: EnrollmentKind): void {
   const records = parent.command("registration").description("The registration records of its devices");
   const recordPath = (id: string) => `/registrations/${seg(id)}?${API}`;
   if (kind === "group") {

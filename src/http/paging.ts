@@ -42,3 +42,28 @@ export function pageHeaders(itemType: string, next: string | undefined, limit: n
     ...(next !== undefined ? { "x-ms-continuation": continuationToken(next) } : {}),
   };
 }
+
+/**
+ * `?prefix=` on a query (Provisio extension, for the console's search): the page starts just before
+ * the first key with that prefix, and the listing ends at the first key without it. Keys are
+ * lower-cased ids in byte order, so every key with the prefix sorts after the bound below.
+ */
+export function prefixedPage(page: PageRequest, prefix: string | undefined): PageRequest {
+  if (!prefix) return page;
+  const p = prefix.toLowerCase();
+  const last = p.charCodeAt(p.length - 1);
+  const below = `${p.slice(0, -1)}${String.fromCharCode(last - 1)}\uffff`;
+  return page.after !== undefined && page.after > below ? page : { ...page, after: below };
+}
+
+/** The items of a prefixed page that have the prefix; no next page once one does not. */
+export function keepPrefixed<T>(
+  page: { items: T[]; next?: string | undefined },
+  prefix: string | undefined,
+  keyOf: (item: T) => string,
+): { items: T[]; next?: string | undefined } {
+  if (!prefix) return page;
+  const p = prefix.toLowerCase();
+  const items = page.items.filter((i) => keyOf(i).toLowerCase().startsWith(p));
+  return items.length < page.items.length ? { items } : page;
+}

@@ -4,8 +4,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { BuiltinHubs } from "../builtin-hub/builtin-hubs.js";
+import { allowCrossOrigin } from "../builtin-hub/hub-cors.js";
 import type { HubRestApi } from "../builtin-hub/hub-rest-api.js";
 import { sendHubError } from "../builtin-hub/hub-wire.js";
+import type { ConsoleSite } from "../console/console-site.js";
+import { isConsoleRequest } from "../console/console-site.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { ServiceRequest } from "../http/api-request.js";
 import { hostOf, parseRequestPath, type RequestPath } from "../http/request-path.js";
@@ -42,6 +45,8 @@ export interface HttpsSurfaces {
   audit?: Pick<AuditTrail, "observe">;
   /** Counts service API requests; none when not given. */
   metrics?: Pick<ProvisioMetrics, "serviceRequest">;
+  /** The web console at `/`; none when not given. */
+  console?: ConsoleSite;
 }
 
 /** The handler of every HTTPS request, testable without a socket (test/support/in-process.ts). */
@@ -53,6 +58,8 @@ export function httpsHandler(surfaces: HttpsSurfaces): HttpsHandler {
     // Requests for a built-in hub's host name get IoT Hub's error shape; all others DPS's.
     const hub = surfaces.hubs.byHost(hostOf(req.headers.host));
     if (hub) {
+      // The console reads built-in hubs from its own origin (a different host name).
+      if (allowCrossOrigin(req, res)) return;
       surfaces.hubRestApi
         .handle(req, res, parseRequestPath(req.url ?? "/"), hub)
         .catch((err) => sendHubError(res, err, onInternal));
@@ -151,5 +158,6 @@ async function route(req: IncomingMessage, res: ServerResponse, s: HttpsSurfaces
     return s.serviceApi.handle(r);
   }
   if (isDeviceApiPath(path)) return s.deviceApi.handle(req, res, path);
+  if (s.console && isConsoleRequest(req, path) && s.instances.byHost(host)) return s.console.serve(req, res, path);
   throw new ProvisioError("unknownRoute", { method: req.method ?? "GET", path: `/${path.segments.join("/")}` });
 }

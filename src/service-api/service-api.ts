@@ -12,7 +12,7 @@ import { parseJson } from "../domain/json.js";
 import type { DeviceRegistrationState } from "../domain/registration-state.js";
 import type { ServiceRequest } from "../http/api-request.js";
 import { readBody } from "../http/body.js";
-import { pageHeaders, pageRequest } from "../http/paging.js";
+import { keepPrefixed, pageHeaders, pageRequest, prefixedPage } from "../http/paging.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
 import type { DiagnosticFilter, DiagnosticLog } from "../observability/diagnostic-log.js";
 import type { ServiceAuthenticator } from "../security/service-auth.js";
@@ -29,7 +29,15 @@ export interface ProvisioningOperations {
   dryRun(idScope: IdScope, registrationId: string, body: unknown): Promise<Record<string, unknown>>;
 }
 
-export const SERVICE_API_SEGMENTS = new Set(["enrollments", "enrollmentgroups", "registrations", "diagnostics"]);
+export const SERVICE_API_SEGMENTS = new Set([
+  "enrollments",
+  "enrollmentgroups",
+  "registrations",
+  "diagnostics",
+  // Provisio extensions for the console and scripts: who the caller is, and how much is stored.
+  "caller",
+  "statistics",
+]);
 
 /**
  * A query body must be JSON, but its text is not read: DPS lists everything, paged, whatever it
@@ -45,6 +53,18 @@ function checkId(kind: "registration" | "group", id: string): void {
 }
 
 type AnyKind = EnrollmentKind<IndividualEnrollment> | EnrollmentKind<EnrollmentGroup>;
+
+/** Groups are few (tens, not thousands): counted by listing them. */
+async function countGroups(store: Pick<EnrollmentStore, "listGroups">, scope: IdScope): Promise<number> {
+  let n = 0;
+  let after: string | undefined;
+  do {
+    const p = await store.listGroups(scope, { limit: 1000, ...(after !== undefined ? { after } : {}) });
+    n += p.items.length;
+    after = p.next;
+  } while (after !== undefined);
+  return n;
+}
 
 const ifMatchOf = (req: IncomingMessage): string | undefined => {
   const v = req.headers["if-match"];
@@ -110,7 +130,13 @@ export class ServiceApi {
       }
     } else if (collection === "diagnostics" && id === undefined && method === "GET") {
       return this.recentDiagnostics(r);
+    } else if (collection === "caller" && id === undefined && method === "GET") {
+      return this.callerOf(r);
+    } else if (collection === "statistics" && id === undefined && method === "GET") {
+      return this.statistics(r);
     } else if (collection === "registrations" && id !== undefined) {
+      // POST /registrations/query: every record (Provisio extension; DPS lists only a group's).
+      if (id === "query" && action === undefined && method === "POST") return this.queryAllRegistrations(r);
       if (!extra) checkId(action === "query" ? "group" : "registration", origId);
       if (action === undefined && method === "GET") return this.getRegistration(r, origId);
       if (action === undefined && method === "DELETE") return this.deleteRegistration(r, origId);
@@ -198,18 +224,61 @@ export class ServiceApi {
   private async query(r: ServiceRequest, kind: AnyKind): Promise<void> {
     const scope = await this.authorize(r, "EnrollmentRead");
     await readQuerySpecification(r.req);
+    const prefix = r.path.query.get("prefix") ?? undefined;
     const page = pageRequest(r.req.headers);
+    const from = prefixedPage(page, prefix);
     const result =
       kind === individualKind
-        ? await this.store.listEnrollments(scope, page).then((p) => ({
-            next: p.next,
-            items: p.items.map((e) => individualKind.wire(e, false)),
-          }))
-        : await this.store.listGroups(scope, page).then((p) => ({
-            next: p.next,
-            items: p.items.map((g) => groupKind.wire(g, false)),
-          }));
+        ? await this.store.listEnrollments(scope, from).then((p) => {
+            const kept = keepPrefixed(p, prefix, (e) => e.registrationId);
+            return { next: kept.next, items: kept.items.map((e) => individualKind.wire(e, false)) };
+          })
+        : await this.store.listGroups(scope, from).then((p) => {
+            const kept = keepPrefixed(p, prefix, (g) => g.enrollmentGroupId);
+            return { next: kept.next, items: kept.items.map((g) => groupKind.wire(g, false)) };
+          });
     sendJson(r.res, 200, result.items, pageHeaders(kind.itemType, result.next, page.limit));
+  }
+
+  /** GET /caller: the service this host names and the caller's rights (Provisio extension). */
+  private async callerOf(r: ServiceRequest): Promise<void> {
+    const caller = await this.auth.authenticate(r);
+    const i = r.instance;
+    sendJson(r.res, 200, {
+      service: { name: i.name, idScope: i.idScope, hostName: i.hostName },
+      caller: {
+        kind: caller.kind,
+        name: caller.name,
+        ...(caller.displayName !== undefined ? { displayName: caller.displayName } : {}),
+        rights: caller.rights,
+      },
+    });
+  }
+
+  /** GET /statistics: how many enrollments, groups and registration records (Provisio extension). */
+  private async statistics(r: ServiceRequest): Promise<void> {
+    const scope = await this.authorize(r, "EnrollmentRead");
+    const [individualEnrollments, registrations, groups] = await Promise.all([
+      this.store.countRecords(scope, "enrollments"),
+      this.store.countRecords(scope, "registrations"),
+      countGroups(this.store, scope),
+    ]);
+    sendJson(r.res, 200, { individualEnrollments, enrollmentGroups: groups, registrations });
+  }
+
+  private async queryAllRegistrations(r: ServiceRequest): Promise<void> {
+    const scope = await this.authorize(r, "RegistrationStatusRead");
+    await readQuerySpecification(r.req);
+    const prefix = r.path.query.get("prefix") ?? undefined;
+    const page = pageRequest(r.req.headers);
+    const p = await this.store.listRegistrations(scope, prefixedPage(page, prefix));
+    const kept = keepPrefixed(p, prefix, (x) => x.state.registrationId);
+    sendJson(
+      r.res,
+      200,
+      kept.items.map((x) => x.state),
+      pageHeaders("DeviceRegistration", kept.next, page.limit),
+    );
   }
 
   private async bulk(r: ServiceRequest, kind: AnyKind): Promise<void> {

@@ -1,0 +1,197 @@
+// Networking: public network access and the ordered IP filter rules (management.md §4), which
+// Provisio enforces on the device and service APIs. The first matching rule decides.
+import { useEffect, useState } from "preact/hooks";
+import { can } from "../api.js";
+import { type IpFilterRule, putServiceProperties, readService } from "../service-resource.js";
+import { useSession } from "../session.js";
+import { ErrorNote, Loading, useAsync } from "../ui.js";
+
+type Access = "Disabled" | "Selected" | "All";
+
+export function Networking() {
+  const { api, who, servicePath } = useSession();
+  const [version, setVersion] = useState(0);
+  const service = useAsync(
+    () => (can(who, "ServiceConfig") ? readService(api, servicePath) : Promise.resolve(undefined)),
+    [version],
+  );
+  const [access, setAccess] = useState<Access>("All");
+  const [rules, setRules] = useState<IpFilterRule[]>([]);
+  const [error, setError] = useState<Error | undefined>();
+  const [saved, setSaved] = useState(false);
+  useEffect(() => {
+    const p = service.data?.properties;
+    if (!p) return;
+    setRules(p.ipFilterRules);
+    setAccess(p.publicNetworkAccess === "Disabled" ? "Disabled" : p.ipFilterRules.length > 0 ? "Selected" : "All");
+  }, [service.data]);
+  if (!can(who, "ServiceConfig")) {
+    return (
+      <section>
+        <h1>Networking</h1>
+        <p>Network settings are read and changed with a policy that has ServiceConfig.</p>
+      </section>
+    );
+  }
+  const edit = (i: number, patch: Partial<IpFilterRule>) => {
+    setSaved(false);
+    setRules(rules.map((r, j) => (j === i ? { ...r, ...patch } : r)));
+  };
+  const move = (i: number, by: number) => {
+    const next = [...rules];
+    const [r] = next.splice(i, 1);
+    if (r) next.splice(i + by, 0, r);
+    setRules(next);
+  };
+  const save = async (e: Event) => {
+    e.preventDefault();
+    setError(undefined);
+    if (
+      access === "Disabled" &&
+      !confirm("With public access disabled, this console cannot reach the service either. Go on?")
+    )
+      return;
+    try {
+      const data = service.data;
+      if (!data) return;
+      await putServiceProperties(api, servicePath, data.etag, {
+        publicNetworkAccess: access === "Disabled" ? "Disabled" : "Enabled",
+        ipFilterRules: access === "All" ? [] : rules,
+      });
+      setSaved(true);
+      setVersion(version + 1);
+    } catch (err) {
+      setError(err as Error);
+    }
+  };
+  return (
+    <section>
+      <h1>Networking</h1>
+      {service.loading ? <Loading what="network settings" /> : null}
+      <ErrorNote error={service.error ?? error} what="Not saved" />
+      <form onSubmit={save} class="form">
+        <fieldset>
+          <legend>Public network access</legend>
+          {(
+            [
+              ["All", "All networks"],
+              ["Selected", "Selected IP ranges"],
+              ["Disabled", "Disabled"],
+            ] as const
+          ).map(([value, label]) => (
+            <label key={value} class="check">
+              <input type="radio" name="access" checked={access === value} onChange={() => setAccess(value)} />
+              {label}
+            </label>
+          ))}
+        </fieldset>
+        {access === "Selected" ? (
+          <>
+            <table>
+              <caption>IP filter rules, in the order they are checked</caption>
+              <thead>
+                <tr>
+                  {["Order", "Rule name", "Address range", "Action", "Applies to", ""].map((c) => (
+                    <th scope="col" key={c}>
+                      {c}
+                    </th>
+                  ))}
+                </tr>
+              </thead>
+              <tbody>
+                {rules.map((r, i) => (
+                  <tr key={i}>
+                    <td>
+                      <button
+                        type="button"
+                        disabled={i === 0}
+                        onClick={() => move(i, -1)}
+                        aria-label={`Move ${r.filterName} up`}
+                      >
+                        ↑
+                      </button>
+                      <button
+                        type="button"
+                        disabled={i === rules.length - 1}
+                        onClick={() => move(i, 1)}
+                        aria-label={`Move ${r.filterName} down`}
+                      >
+                        ↓
+                      </button>
+                    </td>
+                    <td>
+                      <input
+                        aria-label={`Name of rule ${i + 1}`}
+                        value={r.filterName}
+                        onInput={(e) => edit(i, { filterName: e.currentTarget.value })}
+                      />
+                    </td>
+                    <td>
+                      <input
+                        aria-label={`Address range of rule ${i + 1}`}
+                        value={r.ipMask}
+                        onInput={(e) => edit(i, { ipMask: e.currentTarget.value })}
+                      />
+                    </td>
+                    <td>
+                      <select
+                        aria-label={`Action of rule ${i + 1}`}
+                        value={r.action}
+                        onChange={(e) => edit(i, { action: e.currentTarget.value as IpFilterRule["action"] })}
+                      >
+                        <option value="Accept">Allow</option>
+                        <option value="Reject">Block</option>
+                      </select>
+                    </td>
+                    <td>
+                      <select
+                        aria-label={`Target of rule ${i + 1}`}
+                        value={r.target ?? "all"}
+                        onChange={(e) => edit(i, { target: e.currentTarget.value as IpFilterRule["target"] })}
+                      >
+                        <option value="all">Device and service APIs</option>
+                        <option value="deviceApi">Device API</option>
+                        <option value="serviceApi">Service API</option>
+                      </select>
+                    </td>
+                    <td>
+                      <button
+                        type="button"
+                        class="danger"
+                        onClick={() => setRules(rules.filter((_, j) => j !== i))}
+                        aria-label={`Remove rule ${i + 1}`}
+                      >
+                        Remove
+                      </button>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <button
+              type="button"
+              onClick={() =>
+                setRules([
+                  ...rules,
+                  { filterName: `rule${rules.length + 1}`, action: "Accept", ipMask: "127.0.0.1", target: "all" },
+                ])
+              }
+            >
+              Add IP rule
+            </button>
+          </>
+        ) : null}
+        <div class="actions">
+          <button type="submit" class="primary">
+            Save network settings
+          </button>
+        </div>
+        {saved ? (
+          <p role="status" class="ok">
+            Saved.
+          </p>
+        ) : null}
+      </form>
+    </section>
+  );
+}
