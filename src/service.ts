@@ -165,6 +165,11 @@ function operatorCertificates(config: ServeConfig): (() => LoadedOperatorTls) | 
 
 export async function buildService(config: ServeConfig, log: Logger): Promise<ProvisioService> {
   const operatorTls = operatorCertificates(config);
+  if (config.oidcConsoleClientId && !config.oidcIssuer) {
+    throw new Error(
+      "--oidc-console-client-id (PROVISIO_OIDC_CONSOLE_CLIENT_ID) names the console's client at an OpenID Connect issuer; give the issuer with --oidc-issuer.",
+    );
+  }
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const opened = await openStore({ ...config, dataDir }, log);
@@ -341,7 +346,11 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
     hubs,
     hubRestApi: new HubRestApi(telemetry),
     deviceApi: new DeviceApi(engine),
-    console: new ConsoleSite(),
+    console: new ConsoleSite(
+      config.oidcIssuer && config.oidcConsoleClientId
+        ? { oidc: { issuer: config.oidcIssuer, clientId: config.oidcConsoleClientId, scope: config.oidcConsoleScope } }
+        : {},
+    ),
     network,
     log,
     diagnostics,

@@ -17,6 +17,7 @@ const FILES: Record<string, string> = {
   "console/app.js.map": "app.js.map",
   "console/app.css": "app.css",
   "console/app.css.map": "app.css.map",
+  "console/config.json": "",
 };
 
 const TYPES: Record<string, string> = {
@@ -30,12 +31,14 @@ const TYPES: Record<string, string> = {
  * Scripts and styles from this origin only; API calls to this origin and to built-in hubs
  * (their own host names, https); no framing.
  */
-const SECURITY_HEADERS = {
-  "Content-Security-Policy":
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' https:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-  "X-Content-Type-Options": "nosniff",
-  "Referrer-Policy": "no-referrer",
-};
+const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' https:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/** What the page needs to know before sign-in: how it may sign in. Public: no secret in it. */
+export interface ConsoleConfig {
+  /** Sign-in through an OpenID Connect issuer (authorization code with PKCE), when configured. */
+  oidc?: { issuer: string; clientId: string; scope: string };
+}
 
 const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>Provisio</title>
 <p>The web console has not been built. Run <code>npm run build</code> (or <code>npm ci</code>) and reload.</p>`;
@@ -50,8 +53,18 @@ export function isConsoleRequest(req: IncomingMessage, path: RequestPath): boole
 
 export class ConsoleSite {
   readonly #cache = new Map<string, { content: Buffer; etag: string }>();
+  readonly #config: Buffer;
+  readonly #csp: string;
 
-  constructor(private readonly dir = CONSOLE_DIR) {}
+  constructor(
+    config: ConsoleConfig = {},
+    private readonly dir = CONSOLE_DIR,
+  ) {
+    this.#config = Buffer.from(JSON.stringify(config));
+    // The issuer is called from the page (discovery and token endpoints), wherever it is.
+    const issuer = config.oidc ? ` ${new URL(config.oidc.issuer).origin}` : "";
+    this.#csp = CONTENT_SECURITY_POLICY.replace("connect-src 'self' https:", `connect-src 'self' https:${issuer}`);
+  }
 
   #read(file: string): { content: Buffer; etag: string } | null {
     if (!this.#cache.has(file)) {
@@ -70,16 +83,27 @@ export class ConsoleSite {
   }
 
   serve(req: IncomingMessage, res: ServerResponse, path: RequestPath): void {
-    const file = FILES[path.segments.join("/")] ?? "index.html";
+    const security = {
+      "Content-Security-Policy": this.#csp,
+      "X-Content-Type-Options": "nosniff",
+      "Referrer-Policy": "no-referrer",
+    };
+    const joined = path.segments.join("/");
+    if (joined === "console/config.json") {
+      res.writeHead(200, { "Content-Type": TYPES.map, "Cache-Control": "no-store", ...security });
+      res.end(req.method === "HEAD" ? undefined : this.#config);
+      return;
+    }
+    const file = FILES[joined] ?? "index.html";
     const found = this.#read(file);
     if (!found) {
-      res.writeHead(file === "index.html" ? 503 : 404, { "Content-Type": TYPES.html, ...SECURITY_HEADERS });
+      res.writeHead(file === "index.html" ? 503 : 404, { "Content-Type": TYPES.html, ...security });
       res.end(req.method === "HEAD" ? undefined : NOT_BUILT);
       return;
     }
     const { content, etag } = found;
     // The names do not change between builds: browsers revalidate every time, by etag.
-    const cache = { "Cache-Control": "no-cache", ETag: etag, ...SECURITY_HEADERS };
+    const cache = { "Cache-Control": "no-cache", ETag: etag, ...security };
     if (req.headers["if-none-match"] === etag) {
       res.writeHead(304, cache);
       res.end();

@@ -67,6 +67,10 @@ export interface ServeConfig extends Limits {
   oidcRoleClaims: string[];
   /** Claim value → DPS data role. */
   oidcRoles: Record<string, DataRole>;
+  /** The web console's client id at the issuer (authorization code with PKCE); none: SAS sign-in only. */
+  oidcConsoleClientId: string | undefined;
+  /** The scopes the console asks the issuer for. */
+  oidcConsoleScope: string;
   /** The oldest TLS version every listener takes: 1.2 (DPS's minimum) or 1.3. */
   minTlsVersion: "1.2" | "1.3";
   /** What counts as private when an instance's public network access is Disabled (IPv4 CIDRs). */
@@ -326,6 +330,21 @@ export const SETTINGS: readonly Setting[] = [
       "DeviceProvisioningService.DataContributor=contributor,DeviceProvisioningService.DataReader=reader,DeviceProvisioningService.ServiceConfig=config",
     doc: "which role or group names grant which role: `name=contributor|reader|config`, comma-separated. contributor: DPS's Data Contributor (enrollments and registrations, read and write); reader: Data Reader; config: the management API (ServiceConfig)",
     parse: parseRoleMapping,
+  },
+  {
+    key: "oidcConsoleClientId",
+    flag: "--oidc-console-client-id <id>",
+    env: "PROVISIO_OIDC_CONSOLE_CLIENT_ID",
+    default: undefined,
+    doc: "the web console's client id at the OpenID Connect issuer (a public client, authorization code with PKCE, redirect URI the console's URL `https://{host}:{port}/`); with it the console offers sign-in through the issuer beside connection strings",
+    parse: text,
+  },
+  {
+    key: "oidcConsoleScope",
+    env: "PROVISIO_OIDC_CONSOLE_SCOPE",
+    default: "openid profile",
+    doc: "the scopes the console asks the issuer for, space-separated (for Azure AD: `openid profile https://azure-devices-provisioning.net/.default`)",
+    parse: text,
   },
   {
     key: "minTlsVersion",

@@ -8,9 +8,17 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { createRootCa, createVerificationCertificate } from "../../src/security/cert-factory.js";
-import { launchChromium, newConsoleContext, openBlade, signIn, withScreenshots } from "../support/browser.js";
+import {
+  consoleUrl,
+  launchChromium,
+  newConsoleContext,
+  openBlade,
+  signIn,
+  withScreenshots,
+} from "../support/browser.js";
 import { httpTransport, registerWithKey } from "../support/device-clients.js";
 import { addPolicy, call } from "../support/management.js";
+import { startIssuer, type TestIssuer } from "../support/oidc-issuer.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { seedEnrollments } from "../support/seed.js";
 import { serviceClient } from "../support/service-client.js";
@@ -307,5 +315,86 @@ describe("console with a fleet of 100,000 enrollments", () => {
     } finally {
       await context.close();
     }
+  });
+});
+
+describe("console sign-in through an OpenID Connect issuer", () => {
+  let p: ProvisioProcess;
+  let issuer: TestIssuer;
+  let browser: Browser;
+  before(async () => {
+    issuer = await startIssuer();
+    [p, browser] = await Promise.all([
+      startProvisio({
+        env: { PROVISIO_OIDC_ISSUER: issuer.url, PROVISIO_OIDC_CONSOLE_CLIENT_ID: "provisio-console" },
+      }),
+      launchChromium(),
+    ]);
+  });
+  after(async () => {
+    await browser?.close();
+    await p?.dispose();
+    await issuer?.close();
+  });
+
+  const issuerButton = () => `Sign in with ${new URL(issuer.url).host}`;
+
+  test("a person with the Data Reader role signs in at the issuer and reads, without edit controls", async () => {
+    await serviceClient(p).createOrUpdateIndividualEnrollment({
+      registrationId: "oidc-console-1",
+      attestation: { type: "symmetricKey" },
+    } as unknown as Parameters<ReturnType<typeof serviceClient>["createOrUpdateIndividualEnrollment"]>[0]);
+    issuer.signInAs({
+      sub: "alice-0001",
+      preferred_username: "alice@contoso.test",
+      aud: "https://azure-devices-provisioning.net",
+      roles: ["DeviceProvisioningService.DataReader"],
+    });
+    const context = await newConsoleContext(browser);
+    const page = await context.newPage();
+    try {
+      await withScreenshots(page, "oidc reader", async () => {
+        await page.goto(consoleUrl(p));
+        await page.getByRole("button", { name: issuerButton() }).click();
+        await page.getByRole("heading", { name: "Overview", level: 1 }).waitFor();
+        await page.getByText("Signed in as alice@contoso.test (read only)").waitFor();
+        assert.doesNotMatch(page.url(), /code=/, "the single-use code leaves the address bar");
+        await openBlade(page, "Enrollments");
+        await page.getByRole("button", { name: "oidc-console-1" }).waitFor();
+        assert.equal(await page.getByRole("button", { name: /^Add / }).count(), 0);
+        // A reload keeps the session (the token is in this tab's storage), and signing out ends it.
+        await page.reload();
+        await page.getByRole("heading", { name: "Enrollments", level: 1 }).waitFor();
+        await page.getByRole("button", { name: "Sign out" }).click();
+        await page.getByRole("button", { name: issuerButton() }).waitFor();
+      });
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a refusal at the issuer is shown as the issuer worded it", async () => {
+    issuer.signInAs(undefined);
+    const context = await newConsoleContext(browser);
+    const page = await context.newPage();
+    try {
+      await withScreenshots(page, "oidc refused", async () => {
+        await page.goto(consoleUrl(p));
+        await page.getByRole("button", { name: issuerButton() }).click();
+        await page
+          .getByRole("alert")
+          .getByText(/The issuer refused the sign-in: the user declined/)
+          .waitFor();
+      });
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a console client id without an issuer is refused at start", async () => {
+    await assert.rejects(
+      startProvisio({ env: { PROVISIO_OIDC_CONSOLE_CLIENT_ID: "provisio-console" } }),
+      /--oidc-console-client-id .* give the issuer with --oidc-issuer/,
+    );
   });
 });

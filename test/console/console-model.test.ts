@@ -4,8 +4,9 @@ import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import { describe, test } from "node:test";
 import { createSasToken, parseSasToken, signatureMatches } from "../../src/attestation/sas-token.js";
-import { Api, ApiError, errorMessage, readConnectionString } from "../../src/console/app/api.js";
+import { Api, ApiError, errorMessage, readConnectionString, sasCredentials } from "../../src/console/app/api.js";
 import { bodyToForm, emptyForm, formProblems, formToBody } from "../../src/console/app/enrollment-model.js";
+import { authorizeUrl, codeChallenge, randomToken, redirectResult, tokenRequest } from "../../src/console/app/pkce.js";
 import { sasToken } from "../../src/console/app/sas.js";
 import { type DiagnosticLine, perMinute, recentFailures } from "../../src/console/app/time-series.js";
 import { isConsoleRequest } from "../../src/console/console-site.js";
@@ -20,6 +21,50 @@ describe("console: SAS tokens signed with WebCrypto", () => {
     assert.equal(token, createSasToken(KEY, "localhost", 1_900_000_000, "owner"));
     const parsed = parseSasToken(token);
     assert.ok(parsed && signatureMatches(parsed, [KEY]));
+  });
+});
+
+describe("console: sign-in through an issuer (authorization code with PKCE)", () => {
+  const client = { clientId: "console", scope: "openid profile", redirectUri: "https://localhost:8443/" };
+
+  test("the S256 challenge of RFC 7636's example, and the requests built from it", async () => {
+    assert.equal(
+      await codeChallenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+      "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    );
+    assert.match(randomToken(), /^[A-Za-z0-9_-]{43}$/);
+    const url = new URL(authorizeUrl("https://issuer.test/authorize?tenant=x", client, "st", "ch"));
+    assert.deepEqual(Object.fromEntries(url.searchParams), {
+      tenant: "x",
+      response_type: "code",
+      client_id: "console",
+      redirect_uri: "https://localhost:8443/",
+      scope: "openid profile",
+      state: "st",
+      code_challenge: "ch",
+      code_challenge_method: "S256",
+    });
+    assert.equal(
+      tokenRequest(client, "c0de", "v").toString(),
+      "grant_type=authorization_code&code=c0de&redirect_uri=https%3A%2F%2Flocalhost%3A8443%2F&client_id=console&code_verifier=v",
+    );
+  });
+
+  test("the redirect back: a code for this tab, the issuer's refusal, or someone else's answer", () => {
+    assert.deepEqual(redirectResult(new URLSearchParams("code=abc&state=s1"), "s1"), { code: "abc" });
+    assert.equal(redirectResult(new URLSearchParams(""), "s1"), undefined);
+    assert.match(
+      (
+        redirectResult(new URLSearchParams("error=access_denied&error_description=No+roles&state=s1"), "s1") as {
+          error: string;
+        }
+      ).error,
+      /refused the sign-in: No roles/,
+    );
+    assert.match(
+      (redirectResult(new URLSearchParams("code=abc&state=other"), "s1") as { error: string }).error,
+      /does not belong to this tab/,
+    );
   });
 });
 
@@ -42,7 +87,7 @@ describe("console: API replies", () => {
   test("signs each call, sends the paging headers and reads the continuation", async () => {
     const seen: { url: string; init: RequestInit }[] = [];
     const api = new Api(
-      readConnectionString(`HostName=localhost;SharedAccessKeyName=p;SharedAccessKey=${KEY}`),
+      sasCredentials(readConnectionString(`HostName=localhost;SharedAccessKeyName=p;SharedAccessKey=${KEY}`)),
       "",
       async (url, init) => {
         seen.push({ url: String(url), init: init ?? {} });
@@ -61,8 +106,10 @@ describe("console: API replies", () => {
   });
 
   test("a refusal carries DPS's message, its code and what to do", async () => {
-    const api = new Api(readConnectionString(`HostName=h;SharedAccessKeyName=p;SharedAccessKey=${KEY}`), "", async () =>
-      reply(412, { errorCode: 412002, message: "The etag does not match." }),
+    const api = new Api(
+      sasCredentials(readConnectionString(`HostName=h;SharedAccessKeyName=p;SharedAccessKey=${KEY}`)),
+      "",
+      async () => reply(412, { errorCode: 412002, message: "The etag does not match." }),
     );
     const err = await api.get("/enrollments/x").catch((e: unknown) => e);
     assert.ok(err instanceof ApiError);
@@ -78,7 +125,7 @@ describe("console: API replies", () => {
 
   test("a service that does not answer", async () => {
     const api = new Api(
-      readConnectionString(`HostName=h;SharedAccessKeyName=p;SharedAccessKey=${KEY}`),
+      sasCredentials(readConnectionString(`HostName=h;SharedAccessKeyName=p;SharedAccessKey=${KEY}`)),
       "",
       async () => {
         throw new TypeError("fetch failed");

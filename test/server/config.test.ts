@@ -32,6 +32,8 @@ test("with nothing given every setting has its default", () => {
     oidcAudience: ["https://azure-devices-provisioning.net", "https://iothubs.azure.net"],
     oidcJwksUrl: undefined,
     oidcRoleClaims: ["roles", "groups"],
+    oidcConsoleClientId: undefined,
+    oidcConsoleScope: "openid profile",
     oidcRoles: {
       "DeviceProvisioningService.DataContributor": "contributor",
       "DeviceProvisioningService.DataReader": "reader",

@@ -88,32 +88,45 @@ export function advice(status: number): string {
   return "";
 }
 
-export class Api {
-  #token: { value: string; until: number } | undefined;
+/** How each call is authorized: a policy's SAS token, or an issuer's bearer token. */
+export interface Credentials {
+  authorization(nowSeconds: number): Promise<string>;
+}
 
+/** SAS tokens of a shared access policy, signed here, each used for up to an hour. */
+export function sasCredentials(cs: SharedAccessConnectionString): Credentials {
+  let token: { value: string; until: number } | undefined;
+  return {
+    async authorization(nowSeconds) {
+      if (!token || token.until - 300 < nowSeconds) {
+        const se = nowSeconds + TOKEN_LIFETIME_SECONDS;
+        token = { value: await sasToken(cs.hostName.split(":")[0] ?? cs.hostName, cs.keyName, cs.key, se), until: se };
+      }
+      return token.value;
+    },
+  };
+}
+
+/** An OpenID Connect issuer's access token (console sign-in through the issuer). */
+export const bearerCredentials = (accessToken: string): Credentials => ({
+  authorization: async () => `Bearer ${accessToken}`,
+});
+
+export class Api {
   constructor(
-    readonly credentials: SharedAccessConnectionString,
+    private readonly credentials: Credentials,
     /** Where the APIs are: the console's own origin. */
     private readonly origin = "",
     private readonly fetcher: typeof fetch = (input, init) => fetch(input, init),
     private readonly now = () => Date.now(),
   ) {}
 
-  private async authorization(): Promise<string> {
-    const nowSeconds = Math.floor(this.now() / 1000);
-    if (!this.#token || this.#token.until - 300 < nowSeconds) {
-      const se = nowSeconds + TOKEN_LIFETIME_SECONDS;
-      const { hostName, keyName, key } = this.credentials;
-      this.#token = { value: await sasToken(hostName.split(":")[0] ?? hostName, keyName, key, se), until: se };
-    }
-    return this.#token.value;
-  }
-
   async call<T>(method: string, path: string, o: CallOptions = {}): Promise<Reply<T>> {
     const isManagement = path.toLowerCase().startsWith("/provisioningservices");
     const params = new URLSearchParams({ "api-version": isManagement ? MANAGEMENT_API_VERSION : SERVICE_API_VERSION });
     for (const [k, v] of Object.entries(o.query ?? {})) if (v !== undefined && v !== "") params.set(k, v);
-    const headers: Record<string, string> = { Authorization: await this.authorization(), ...o.headers };
+    const authorization = await this.credentials.authorization(Math.floor(this.now() / 1000));
+    const headers: Record<string, string> = { Authorization: authorization, ...o.headers };
     if (o.body !== undefined) headers["Content-Type"] = "application/json; charset=utf-8";
     let res: Response;
     try {

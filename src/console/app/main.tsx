@@ -13,7 +13,8 @@ import { Metrics } from "./blades/metrics.js";
 import { Networking } from "./blades/networking.js";
 import { Overview } from "./blades/overview.js";
 import { Registrations } from "./blades/registrations.js";
-import { type Session, SessionContext, savedConnectionString, signIn, signOut } from "./session.js";
+import { finishIssuerSignIn, type OidcConfig, startIssuerSignIn } from "./oidc-sign-in.js";
+import { restore, type Session, SessionContext, signIn, signInWithToken, signOut } from "./session.js";
 import { ErrorNote, Field, Loading } from "./ui.js";
 
 const BLADES = [
@@ -36,7 +37,11 @@ const bladeOfHash = (): BladeId => {
   return BLADES.find(([b]) => b === id)?.[0] ?? "overview";
 };
 
-function SignIn(props: { onSignedIn: (s: Session) => void; initialError?: Error | undefined }) {
+function SignIn(props: {
+  onSignedIn: (s: Session) => void;
+  initialError?: Error | undefined;
+  oidc?: OidcConfig | undefined;
+}) {
   const [text, setText] = useState("");
   const [error, setError] = useState<Error | undefined>(props.initialError);
   const [busy, setBusy] = useState(false);
@@ -75,6 +80,16 @@ function SignIn(props: { onSignedIn: (s: Session) => void; initialError?: Error 
           Sign in
         </button>
       </form>
+      {props.oidc ? (
+        <p>
+          <button
+            type="button"
+            onClick={() => startIssuerSignIn(props.oidc as OidcConfig).catch((e: Error) => setError(e))}
+          >
+            Sign in with {new URL(props.oidc.issuer).host}
+          </button>
+        </p>
+      ) : null}
       <ErrorNote error={error} what="Could not sign in" />
     </main>
   );
@@ -126,20 +141,27 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
 
 function App() {
   const [session, setSession] = useState<Session | undefined>();
-  const [restoring, setRestoring] = useState(savedConnectionString() !== undefined);
-  const [restoreError, setRestoreError] = useState<Error | undefined>();
+  const [starting, setStarting] = useState(true);
+  const [startError, setStartError] = useState<Error | undefined>();
+  const [oidc, setOidc] = useState<OidcConfig | undefined>();
   useEffect(() => {
-    const saved = savedConnectionString();
-    if (!saved) return;
-    signIn(saved)
+    const start = async (): Promise<Session | undefined> => {
+      const config = (await fetch("/console/config.json").then((r) => r.json())) as { oidc?: OidcConfig };
+      setOidc(config.oidc);
+      // Back from the issuer's login page: trade the code for a token, then sign in with it.
+      const token = config.oidc ? await finishIssuerSignIn(config.oidc) : undefined;
+      if (token) return signInWithToken(token);
+      return restore();
+    };
+    start()
       .then(setSession, (err: Error) => {
         signOut();
-        setRestoreError(err);
+        setStartError(err);
       })
-      .finally(() => setRestoring(false));
+      .finally(() => setStarting(false));
   }, []);
-  if (restoring) return <Loading what="your session" />;
-  if (!session) return <SignIn onSignedIn={setSession} initialError={restoreError} />;
+  if (starting) return <Loading what="your session" />;
+  if (!session) return <SignIn onSignedIn={setSession} initialError={startError} oidc={oidc} />;
   return (
     <Shell
       session={session}

@@ -1,10 +1,13 @@
-// The signed-in session: the connection string lives in the tab's sessionStorage only, so it
-// goes when the tab closes and never reaches the server except as signatures.
+// The signed-in session: a connection string or an issuer's access token, in the tab's
+// sessionStorage only, so it goes when the tab closes and never reaches the server except as
+// signatures and bearer tokens.
 import { createContext } from "preact";
 import { useContext } from "preact/hooks";
-import { Api, readConnectionString, type WhoAmI } from "./api.js";
+import { Api, bearerCredentials, readConnectionString, sasCredentials, type WhoAmI } from "./api.js";
 
-const KEY = "provisio.connectionString";
+const KEY = "provisio.signIn";
+
+type Saved = { kind: "connectionString"; value: string } | { kind: "bearer"; value: string };
 
 export interface Session {
   api: Api;
@@ -21,16 +24,26 @@ export function useSession(): Session {
   return s;
 }
 
-/** Signs in with a pasted connection string; throws with a message a person can act on. */
-export async function signIn(text: string): Promise<Session> {
-  const api = new Api(readConnectionString(text));
+async function open(saved: Saved): Promise<Session> {
+  const api = new Api(
+    saved.kind === "bearer" ? bearerCredentials(saved.value) : sasCredentials(readConnectionString(saved.value)),
+  );
   const who = await api.whoAmI();
-  sessionStorage.setItem(KEY, text.trim());
+  sessionStorage.setItem(KEY, JSON.stringify(saved));
   return { api, who, servicePath: `/provisioningServices/${encodeURIComponent(who.service.name)}` };
 }
 
-export function savedConnectionString(): string | undefined {
-  return sessionStorage.getItem(KEY) ?? undefined;
+/** Signs in with a pasted connection string; throws with a message a person can act on. */
+export const signIn = (connectionString: string): Promise<Session> =>
+  open({ kind: "connectionString", value: connectionString.trim() });
+
+/** Signs in with an issuer's access token. */
+export const signInWithToken = (accessToken: string): Promise<Session> => open({ kind: "bearer", value: accessToken });
+
+/** The session this tab had, if any. */
+export function restore(): Promise<Session> | undefined {
+  const text = sessionStorage.getItem(KEY);
+  return text ? open(JSON.parse(text) as Saved) : undefined;
 }
 
 export function signOut(): void {

@@ -49,7 +49,8 @@ export function AccessPolicies() {
     }
   };
   const all = policies.data ?? [];
-  const signedInWith = (p: PolicyWithKeys) => p.keyName.toLowerCase() === api.credentials.keyName.toLowerCase();
+  const signedInWith = (p: PolicyWithKeys) =>
+    who.caller.kind === "policy" && p.keyName.toLowerCase() === who.caller.name.toLowerCase();
   return (
     <section>
       <h1>Access policies</h1>

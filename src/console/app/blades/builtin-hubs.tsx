@@ -3,7 +3,7 @@
 // (listLinkedHubKeys), as any IoT Hub client would; hubs elsewhere (Azure) are listed only.
 import { useEffect, useState } from "preact/hooks";
 import { parseConnectionString } from "../../../domain/connection-string.js";
-import { Api, can } from "../api.js";
+import { Api, can, sasCredentials } from "../api.js";
 import type { LinkedHub } from "../service-resource.js";
 import { useSession } from "../session.js";
 import { Dialog, ErrorNote, Loading, useAsync, when } from "../ui.js";
@@ -28,7 +28,7 @@ function hubApi(hub: LinkedHub): Api | undefined {
   const cs = parseConnectionString(hub.connectionString);
   if (!cs) return undefined;
   const port = location.port ? `:${location.port}` : "";
-  return new Api(cs, `https://${hub.name}${port}`);
+  return new Api(sasCredentials(cs), `https://${hub.name}${port}`);
 }
 
 export function BuiltinHubs() {
