@@ -98,15 +98,7 @@ export function PagedTable<T>(props: {
       <ErrorNote error={page.error} what={`Could not load ${props.caption.toLowerCase()}`} />
       <table>
         <caption>{props.caption}</caption>
-        <thead>
-          <tr>
-            {props.columns.map((c) => (
-              <th scope="col" key={c}>
-                {c}
-              </th>
-            ))}
-          </tr>
-        </thead>
+        <TableHead columns={props.columns} />
         <tbody>{page.data?.items.map((item) => props.row(item))}</tbody>
       </table>
       {page.loading ? <Loading what={props.caption.toLowerCase()} /> : null}
@@ -157,3 +149,28 @@ export const when = (iso: unknown): string => {
 /** Reads a file the person picked, as text. */
 export const readFileText = (input: HTMLInputElement): Promise<string> =>
   input.files?.[0] ? input.files[0].text() : Promise.resolve("");
+
+/** A table's column headings. */
+export function TableHead({ columns }: { columns: readonly string[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((c) => (
+          <th scope="col" key={c}>
+            {c}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+/** What a blade says instead of its content when the signed-in caller lacks the right it needs. */
+export function NeedsRight(props: { blade: string; children: ComponentChildren }) {
+  return (
+    <section>
+      <h1>{props.blade}</h1>
+      <p>{props.children}</p>
+    </section>
+  );
+}

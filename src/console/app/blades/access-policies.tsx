@@ -4,7 +4,7 @@ import { useState } from "preact/hooks";
 import { can, type Right } from "../api.js";
 import { listKeys, type PolicyWithKeys, putServiceProperties, readService } from "../service-resource.js";
 import { useSession } from "../session.js";
-import { Dialog, ErrorNote, Field, Loading, useAsync } from "../ui.js";
+import { Dialog, ErrorNote, Field, Loading, NeedsRight, TableHead, useAsync } from "../ui.js";
 
 const RIGHTS: Right[] = [
   "ServiceConfig",
@@ -29,13 +29,10 @@ export function AccessPolicies() {
   );
   if (!can(who, "ServiceConfig")) {
     return (
-      <section>
-        <h1>Access policies</h1>
-        <p>
-          You are signed in with '{who.caller.name}', which has {who.caller.rights.join(", ")}. Policies are read and
-          changed with ServiceConfig.
-        </p>
-      </section>
+      <NeedsRight blade="Access policies">
+        You are signed in with '{who.caller.name}', which has {who.caller.rights.join(", ")}. Policies are read and
+        changed with ServiceConfig.
+      </NeedsRight>
     );
   }
   const write = async (next: PolicyInput[]) => {
@@ -63,15 +60,7 @@ export function AccessPolicies() {
       <ErrorNote error={policies.error ?? error} />
       <table>
         <caption>Shared access policies</caption>
-        <thead>
-          <tr>
-            {["Name", "Rights", "Keys", "Actions"].map((c) => (
-              <th scope="col" key={c}>
-                {c}
-              </th>
-            ))}
-          </tr>
-        </thead>
+        <TableHead columns={["Name", "Rights", "Keys", "Actions"]} />
         <tbody>
           {all.map((p) => (
             <tr key={p.keyName}>

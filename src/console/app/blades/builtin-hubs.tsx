@@ -6,7 +6,7 @@ import { parseConnectionString } from "../../../domain/connection-string.js";
 import { Api, can, sasCredentials } from "../api.js";
 import type { LinkedHub } from "../service-resource.js";
 import { useSession } from "../session.js";
-import { Dialog, ErrorNote, Loading, useAsync, when } from "../ui.js";
+import { Dialog, ErrorNote, Loading, NeedsRight, TableHead, useAsync, when } from "../ui.js";
 
 interface DeviceIdentity {
   deviceId: string;
@@ -42,12 +42,7 @@ export function BuiltinHubs() {
   );
   const [open, setOpen] = useState<LinkedHub | undefined>();
   if (!can(who, "ServiceConfig")) {
-    return (
-      <section>
-        <h1>Built-in hubs</h1>
-        <p>The hubs' own keys are read with ServiceConfig.</p>
-      </section>
-    );
+    return <NeedsRight blade="Built-in hubs">The hubs' own keys are read with ServiceConfig.</NeedsRight>;
   }
   return (
     <section>
@@ -95,15 +90,7 @@ function HubDevices({ hub }: { hub: LinkedHub }) {
       ) : null}
       <table>
         <caption>Device identities</caption>
-        <thead>
-          <tr>
-            {["Device ID", "Status", "Connection", "Authentication", "Last activity"].map((c) => (
-              <th scope="col" key={c}>
-                {c}
-              </th>
-            ))}
-          </tr>
-        </thead>
+        <TableHead columns={["Device ID", "Status", "Connection", "Authentication", "Last activity"]} />
         <tbody>
           {devices.data?.map((d) => (
             <tr key={d.deviceId}>
@@ -166,15 +153,7 @@ function Telemetry({ client }: { client: Api }) {
       <ErrorNote error={error} what="Could not read telemetry" />
       <table aria-live="polite">
         <caption>Latest device-to-cloud messages</caption>
-        <thead>
-          <tr>
-            {["Enqueued", "Device", "Transport", "Body"].map((c) => (
-              <th scope="col" key={c}>
-                {c}
-              </th>
-            ))}
-          </tr>
-        </thead>
+        <TableHead columns={["Enqueued", "Device", "Transport", "Body"]} />
         <tbody>
           {messages.map((m, i) => (
             <tr key={i}>

@@ -4,7 +4,7 @@
 import { useState } from "preact/hooks";
 import { can } from "../api.js";
 import { useSession } from "../session.js";
-import { Dialog, ErrorNote, Field, Loading, useAsync } from "../ui.js";
+import { Dialog, ErrorNote, Field, Loading, NeedsRight, TableHead, useAsync } from "../ui.js";
 
 interface Certificate {
   name: string;
@@ -35,10 +35,9 @@ export function Certificates() {
   );
   if (!can(who, "ServiceConfig")) {
     return (
-      <section>
-        <h1>Certificates</h1>
-        <p>CA certificates are read and changed with a policy that has ServiceConfig.</p>
-      </section>
+      <NeedsRight blade="Certificates">
+        CA certificates are read and changed with a policy that has ServiceConfig.
+      </NeedsRight>
     );
   }
   const remove = (c: Certificate) => async () => {
@@ -64,15 +63,7 @@ export function Certificates() {
       {list.loading ? <Loading what="certificates" /> : null}
       <table>
         <caption>CA certificates</caption>
-        <thead>
-          <tr>
-            {["Name", "Status", "Subject", "Thumbprint", "Expires", "Actions"].map((c) => (
-              <th scope="col" key={c}>
-                {c}
-              </th>
-            ))}
-          </tr>
-        </thead>
+        <TableHead columns={["Name", "Status", "Subject", "Thumbprint", "Expires", "Actions"]} />
         <tbody>
           {list.data?.map((c) => (
             <tr key={c.name}>

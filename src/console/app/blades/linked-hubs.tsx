@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { can } from "../api.js";
 import { type LinkedHub, putServiceProperties, readService, type ServiceResource } from "../service-resource.js";
 import { useSession } from "../session.js";
-import { Dialog, ErrorNote, Field, Loading, useAsync } from "../ui.js";
+import { Dialog, ErrorNote, Field, Loading, NeedsRight, useAsync } from "../ui.js";
 
 export function LinkedHubs() {
   const { api, who, servicePath } = useSession();
@@ -26,10 +26,9 @@ export function LinkedHubs() {
   }, [service.data]);
   if (!can(who, "ServiceConfig")) {
     return (
-      <section>
-        <h1>Linked hubs</h1>
-        <p>Linked hubs are read and changed with a policy that has ServiceConfig.</p>
-      </section>
+      <NeedsRight blade="Linked hubs">
+        Linked hubs are read and changed with a policy that has ServiceConfig.
+      </NeedsRight>
     );
   }
   const change = (i: number, patch: Partial<LinkedHub>) => {

@@ -4,7 +4,7 @@ import { useState } from "preact/hooks";
 import { can } from "../api.js";
 import { useSession } from "../session.js";
 import type { DiagnosticLine } from "../time-series.js";
-import { ErrorNote, Loading, useAsync, when } from "../ui.js";
+import { ErrorNote, Loading, TableHead, useAsync, when } from "../ui.js";
 
 interface AuditEvent {
   seq: number;
@@ -78,25 +78,19 @@ export function Logs() {
       {lines.loading ? <Loading what="the diagnostic log" /> : null}
       <table>
         <caption>Diagnostic log, newest first</caption>
-        <thead>
-          <tr>
-            {[
-              "Time",
-              "Category",
-              "Operation",
-              "ID",
-              "Protocol",
-              "Result",
-              "Duration (ms)",
-              "Caller",
-              "Description",
-            ].map((c) => (
-              <th scope="col" key={c}>
-                {c}
-              </th>
-            ))}
-          </tr>
-        </thead>
+        <TableHead
+          columns={[
+            "Time",
+            "Category",
+            "Operation",
+            "ID",
+            "Protocol",
+            "Result",
+            "Duration (ms)",
+            "Caller",
+            "Description",
+          ]}
+        />
         <tbody>
           {[...(lines.data ?? [])].reverse().map((l, i) => (
             <tr key={i} class={l.ResultType === "Success" ? "" : "failed"}>
@@ -121,15 +115,7 @@ export function Logs() {
           <ErrorNote error={audit.error} />
           <table>
             <caption>Changes and key reads, newest first</caption>
-            <thead>
-              <tr>
-                {["Time", "Caller", "Request", "Status", "Address"].map((c) => (
-                  <th scope="col" key={c}>
-                    {c}
-                  </th>
-                ))}
-              </tr>
-            </thead>
+            <TableHead columns={["Time", "Caller", "Request", "Status", "Address"]} />
             <tbody>
               {audit.data.map((a) => (
                 <tr key={a.seq}>

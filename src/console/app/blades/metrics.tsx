@@ -6,7 +6,7 @@ import { can } from "../api.js";
 import { BarChart } from "../chart.js";
 import { useSession } from "../session.js";
 import { type DiagnosticLine, perMinute } from "../time-series.js";
-import { ErrorNote, useAsync } from "../ui.js";
+import { ErrorNote, NeedsRight, useAsync } from "../ui.js";
 
 const countBy = (lines: DiagnosticLine[], key: (l: DiagnosticLine) => string): [string, number][] => {
   const m = new Map<string, number>();
@@ -27,10 +27,9 @@ export function Metrics() {
   );
   if (!can(who, "RegistrationStatusRead")) {
     return (
-      <section>
-        <h1>Metrics</h1>
-        <p>Metrics are read from the diagnostic log, which needs RegistrationStatusRead.</p>
-      </section>
+      <NeedsRight blade="Metrics">
+        Metrics are read from the diagnostic log, which needs RegistrationStatusRead.
+      </NeedsRight>
     );
   }
   const all = lines.data ?? [];

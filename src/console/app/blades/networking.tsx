@@ -4,7 +4,7 @@ import { useEffect, useState } from "preact/hooks";
 import { can } from "../api.js";
 import { type IpFilterRule, putServiceProperties, readService } from "../service-resource.js";
 import { useSession } from "../session.js";
-import { ErrorNote, Loading, useAsync } from "../ui.js";
+import { ErrorNote, Loading, NeedsRight, TableHead, useAsync } from "../ui.js";
 
 type Access = "Disabled" | "Selected" | "All";
 
@@ -27,10 +27,9 @@ export function Networking() {
   }, [service.data]);
   if (!can(who, "ServiceConfig")) {
     return (
-      <section>
-        <h1>Networking</h1>
-        <p>Network settings are read and changed with a policy that has ServiceConfig.</p>
-      </section>
+      <NeedsRight blade="Networking">
+        Network settings are read and changed with a policy that has ServiceConfig.
+      </NeedsRight>
     );
   }
   const edit = (i: number, patch: Partial<IpFilterRule>) => {
@@ -89,15 +88,7 @@ export function Networking() {
           <>
             <table>
               <caption>IP filter rules, in the order they are checked</caption>
-              <thead>
-                <tr>
-                  {["Order", "Rule name", "Address range", "Action", "Applies to", ""].map((c) => (
-                    <th scope="col" key={c}>
-                      {c}
-                    </th>
-                  ))}
-                </tr>
-              </thead>
+              <TableHead columns={["Order", "Rule name", "Address range", "Action", "Applies to", ""]} />
               <tbody>
                 {rules.map((r, i) => (
                   <tr key={i}>

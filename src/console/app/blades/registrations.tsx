@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { can } from "../api.js";
 import { useSession } from "../session.js";
-import { Dialog, ErrorNote, Loading, PagedTable, useAsync, when } from "../ui.js";
+import { Dialog, ErrorNote, Loading, NeedsRight, PagedTable, useAsync, when } from "../ui.js";
 
 type Json = Record<string, unknown>;
 
@@ -36,10 +36,9 @@ export function Registrations() {
   }, []);
   if (!can(who, "RegistrationStatusRead")) {
     return (
-      <section>
-        <h1>Registrations</h1>
-        <p>Reading registration records needs a policy with RegistrationStatusRead.</p>
-      </section>
+      <NeedsRight blade="Registrations">
+        Reading registration records needs a policy with RegistrationStatusRead.
+      </NeedsRight>
     );
   }
   const close = () => {
