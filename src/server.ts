@@ -11,6 +11,7 @@ import type { ServeConfig } from "./server/config.js";
 import { defaultMaxConnections, limitConnections, openFilesLimit } from "./server/connection-limits.js";
 import { createHttpsListener } from "./server/https-listener.js";
 import { createMetricsListener } from "./server/metrics-listener.js";
+import { portOwner } from "./server/port-owner.js";
 import { buildService, type ServeInfo } from "./service.js";
 import { createAmqpTlsServer } from "./transports/amqp/amqp-listener.js";
 import { createAmqpWebSocketHandler } from "./transports/amqp/amqp-websocket.js";
@@ -45,10 +46,45 @@ function openConnections(server: TlsServer): Set<Socket> {
   return sockets;
 }
 
-async function listen(server: NetServer, port: number, bind: string): Promise<number> {
+/** The settings that choose each listener's port, for messages that say what to change. */
+const PORT_SETTINGS = {
+  https: "--https-port (PROVISIO_HTTPS_PORT)",
+  mqtt: "--mqtt-port (PROVISIO_MQTT_PORT)",
+  amqp: "--amqp-port (PROVISIO_AMQP_PORT)",
+  metrics: "--metrics-port (PROVISIO_METRICS_PORT)",
+} as const;
+
+async function listen(
+  server: NetServer,
+  port: number,
+  bind: string,
+  which: keyof typeof PORT_SETTINGS,
+): Promise<number> {
   server.listen(port, bind);
-  await once(server, "listening");
+  try {
+    await once(server, "listening");
+  } catch (err) {
+    throw new Error(listenFailure(err, port, bind, which), { cause: err });
+  }
   return (server.address() as AddressInfo).port;
+}
+
+/** Why a listener could not start, with what to change (issue "The first five minutes"). */
+function listenFailure(err: unknown, port: number, bind: string, which: keyof typeof PORT_SETTINGS): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const setting = PORT_SETTINGS[which];
+  if (code === "EADDRINUSE") {
+    const owner = portOwner(port);
+    const by = owner ? ` by process ${owner.pid} (${owner.command})` : "";
+    return `Port ${port} on ${bind} is already in use${by}: stop that, or choose another ${which.toUpperCase()} port with ${setting} (0 lets the system pick one).`;
+  }
+  if (code === "EACCES") {
+    return `Port ${port} on ${bind} needs privileges this process lacks: choose a port above 1023 with ${setting}.`;
+  }
+  if (code === "EADDRNOTAVAIL") {
+    return `${bind} is not an address of this machine: choose one with --bind (PROVISIO_BIND), or 0.0.0.0 for all.`;
+  }
+  return `The ${which.toUpperCase()} listener could not start on ${bind}:${port}: ${(err as Error).message}`;
 }
 
 function writeInfo(dataDir: string, info: ServeInfo): void {
@@ -98,11 +134,11 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
 
   const metricsListener = service.metrics && createMetricsListener(service.metrics.registry);
   const ports = {
-    https: await listen(https, config.httpsPort, config.bind),
-    mqtt: await listen(mqtt, config.mqttPort, config.bind),
-    amqp: await listen(amqp, config.amqpPort, config.bind),
+    https: await listen(https, config.httpsPort, config.bind, "https"),
+    mqtt: await listen(mqtt, config.mqttPort, config.bind, "mqtt"),
+    amqp: await listen(amqp, config.amqpPort, config.bind, "amqp"),
     ...(metricsListener && config.metricsPort !== "off"
-      ? { metrics: await listen(metricsListener, config.metricsPort, config.metricsBind) }
+      ? { metrics: await listen(metricsListener, config.metricsPort, config.metricsBind, "metrics") }
       : {}),
   };
   service.setHttpsPort(ports.https);

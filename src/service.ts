@@ -4,7 +4,7 @@
 // tests drive it in-process (test/support/in-process.ts).
 
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
 import { BuiltinHubs, ownerConnectionString } from "./builtin-hub/builtin-hubs.js";
@@ -31,7 +31,12 @@ import { RecordCounts } from "./provisioning/record-counts.js";
 import { type EngineOptions, OPERATION_TTL_MS, RegistrationEngine } from "./provisioning/registration-engine.js";
 import { ScopeViews } from "./provisioning/scope-views.js";
 import { OidcVerifier } from "./security/oidc.js";
-import { type LoadedOperatorTls, loadOperatorTls, uncoveredNames } from "./security/operator-tls.js";
+import {
+  certificateSubjectNames,
+  type LoadedOperatorTls,
+  loadOperatorTls,
+  uncoveredNames,
+} from "./security/operator-tls.js";
 import { RateLimiter } from "./security/rate-limit.js";
 import { ServiceAuthenticator } from "./security/service-auth.js";
 import {
@@ -158,9 +163,47 @@ function operatorCertificates(config: ServeConfig): (() => LoadedOperatorTls) | 
     return undefined;
   }
   const files = { certFiles: config.tlsCert, keyFiles: config.tlsKey, caFile: config.tlsCa };
-  const load = () => loadOperatorTls(files);
+  const load = () => {
+    const loaded = loadOperatorTls(files);
+    // Devices dial --host: a certificate that does not cover it fails every one of them.
+    const names = isIP(config.host)
+      ? { dnsNames: [], ipAddresses: [config.host] }
+      : { dnsNames: [config.host], ipAddresses: [] };
+    if (uncoveredNames(loaded.material, names).length > 0) {
+      const covered = certificateSubjectNames(loaded.material);
+      throw new Error(
+        `The server certificate (--tls-cert ${config.tlsCert[0]}) covers ${covered.join(", ") || "no host name"}, not --host ${config.host}: devices dialling ${config.host} would refuse it. Give --host (PROVISIO_HOST) a name the certificate covers, or bring a certificate for ${config.host}.`,
+      );
+    }
+    return loaded;
+  };
   load();
   return load;
+}
+
+/** The data directory, made if missing; an Error that says what to do when it cannot be written. */
+function writableDataDir(dir: string): string {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const probe = join(dir, `.write-test-${process.pid}`);
+    writeFileSync(probe, "");
+    rmSync(probe);
+    return dir;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why =
+      e.code === "ENOTDIR" || e.code === "EEXIST"
+        ? "a part of that path is a file, not a directory"
+        : e.code === "EACCES" || e.code === "EPERM"
+          ? "this user may not write there"
+          : e.code === "EROFS"
+            ? "it is on a read-only file system"
+            : e.message;
+    throw new Error(
+      `The data directory ${dir} cannot be written (${why}). Choose one this user can write with --data-dir (PROVISIO_DATA_DIR).`,
+      { cause: err },
+    );
+  }
 }
 
 export async function buildService(config: ServeConfig, log: Logger): Promise<ProvisioService> {
@@ -170,8 +213,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       "--oidc-console-client-id (PROVISIO_OIDC_CONSOLE_CLIENT_ID) names the console's client at an OpenID Connect issuer; give the issuer with --oidc-issuer.",
     );
   }
-  const dataDir = resolve(config.dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const dataDir = writableDataDir(resolve(config.dataDir));
   const opened = await openStore({ ...config, dataDir }, log);
   const { store, cluster } = opened;
   const instances = new InstanceCache(store, store.changes);

@@ -109,3 +109,23 @@ function macMatches(sr: string, se: number, keysBase64: readonly string[], given
 export const CLOCK_SKEW_SECONDS = 300;
 
 export const isExpired = (token: SasToken, nowSeconds: number): boolean => token.se + CLOCK_SKEW_SECONDS < nowSeconds;
+
+/** `45 s`, `12 min`, `3 h 5 min`, `2 days`: how long, for a person. */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 120) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 2 * 86400) return `${Math.floor(s / 3600)} h${s % 3600 >= 60 ? ` ${Math.floor((s % 3600) / 60)} min` : ""}`;
+  return `${Math.round(s / 86400)} days`;
+}
+
+/**
+ * Why an expired token is refused, said so that a wrong clock is recognised: a token made just
+ * now that already expired long ago means the signer's clock is behind (expired tokens otherwise
+ * look like wrong keys to a newcomer).
+ */
+export function expiredReason(token: Pick<SasToken, "se">, nowSeconds: number): string {
+  const expiry = new Date(token.se * 1000).toISOString();
+  const now = new Date(nowSeconds * 1000).toISOString();
+  return `the SAS token expired at ${expiry}, ${duration(nowSeconds - token.se)} before this server's clock (${now}); if it was signed just now, the signer's clock is wrong: set it (NTP) and sign a new token`;
+}

@@ -3,7 +3,14 @@ import { createHmac } from "node:crypto";
 import { type EnrollmentGroup, type IndividualEnrollment, symmetricKeysOf } from "../domain/enrollment.js";
 import { deviceIdOf, type EnrollmentMatch } from "../domain/enrollment-match.js";
 import { type AttestationOutcome, refused } from "./attestation-outcome.js";
-import { isExpired, parseSasToken, type SasToken, signatureMatches, tokenResource } from "./sas-token.js";
+import {
+  expiredReason,
+  isExpired,
+  parseSasToken,
+  type SasToken,
+  signatureMatches,
+  tokenResource,
+} from "./sas-token.js";
 
 /** A group device's key: base64(HMAC-SHA256(base64decode(groupKey), registrationId)). */
 export const deriveDeviceKey = (groupKeyBase64: string, registrationId: string): string =>
@@ -85,7 +92,7 @@ export function deviceToken(
     return refused(`the SAS token must be for '${input.idScope}/registrations/${input.registrationId}'`);
   }
   if (isExpired(token, input.nowSeconds)) {
-    return refused(`the SAS token expired at ${new Date(token.se * 1000).toISOString()}`);
+    return refused(expiredReason(token, input.nowSeconds));
   }
   return token;
 }

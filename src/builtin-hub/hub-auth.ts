@@ -1,7 +1,14 @@
 // Built-in hub authentication (iothub-api.md §3): service tokens signed with a hub policy,
 // device tokens signed with the device's key, each with its scope and expiry checked; devices
 // with a self-signed identity by the thumbprint of their TLS client certificate (§10.3).
-import { isExpired, parseSasToken, type SasToken, signatureMatches, tokenResource } from "../attestation/sas-token.js";
+import {
+  expiredReason,
+  isExpired,
+  parseSasToken,
+  type SasToken,
+  signatureMatches,
+  tokenResource,
+} from "../attestation/sas-token.js";
 import { derThumbprints } from "../attestation/x509-info.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { BuiltinHub, DeviceIdentity, HubPolicy, HubRight } from "../domain/hub.js";
@@ -18,7 +25,7 @@ function parse(text: string | undefined, now: number): SasToken {
   if (!text) throw unauthorized("no SharedAccessSignature was sent");
   const token = parseSasToken(text);
   if (!token) throw unauthorized("the credential is not a SharedAccessSignature with sr, sig and se");
-  if (isExpired(token, now)) throw unauthorized(`the SAS token expired at ${new Date(token.se * 1000).toISOString()}`);
+  if (isExpired(token, now)) throw unauthorized(expiredReason(token, now));
   return token;
 }
 

@@ -101,7 +101,16 @@ export function resolveTarget(o: DpsClientOptions): DpsTarget {
 }
 
 /** Why a request got no answer, and what to do about it. */
-function unreachable(address: string, port: number, err: NodeJS.ErrnoException, ca: Buffer | undefined): string {
+function unreachable(
+  address: string,
+  port: number,
+  err: NodeJS.ErrnoException,
+  ca: Buffer | undefined,
+  hostName: string,
+): string {
+  if (err.code === "ERR_TLS_CERT_ALTNAME_INVALID") {
+    return `${address}:${port} is not '${hostName}': its certificate names other hosts. Use a connection string whose HostName is this server's (\`provisio connection-string show\`, or provisio.json's serviceConnectionString).`;
+  }
   const tls = /certificate|self.signed|UNABLE_TO|CERT_/i.test(`${err.code ?? ""} ${err.message}`);
   const hint = !tls
     ? err.code === "ECONNREFUSED"
@@ -183,7 +192,9 @@ export class DpsClient {
       req.setTimeout(TIMEOUT_MS, () =>
         req.destroy(new Error(`No answer from ${address}:${port} in ${TIMEOUT_MS} ms.`)),
       );
-      req.on("error", (err: NodeJS.ErrnoException) => reject(new Error(unreachable(address, port, err, ca))));
+      req.on("error", (err: NodeJS.ErrnoException) =>
+        reject(new Error(unreachable(address, port, err, ca, serverName))),
+      );
       req.end(text);
     });
   }

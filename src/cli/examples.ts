@@ -5,6 +5,7 @@ const EXAMPLES: Record<string, string[]> = {
     "provisio serve --data-dir /var/lib/provisio --host dps.example.com --https-port 443",
     "PROVISIO_DATABASE_URL=postgres://provisio@db/provisio provisio serve --profile azure",
   ],
+  status: ["provisio status", "provisio status --data-dir /var/lib/provisio --output json"],
   "hub monitor-events": ["provisio hub monitor-events --device-id sensor-001", "provisio hub monitor-events --recent"],
   "certificate create": [
     "provisio certificate create -n plant-a-root -p root.pem",

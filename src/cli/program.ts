@@ -1,10 +1,13 @@
 // The `provisio` command's verbs, as one tree: main.ts runs it; tests walk it (every verb has
 // examples) and completion.ts turns it into a shell completion script.
+
+import { resolve } from "node:path";
 import { Command } from "commander";
-import { createLogger } from "../observability/logger.js";
+import { createLogger, resolveLogFormat } from "../observability/logger.js";
 import { loadServeConfig, parsePort, SETTINGS, settingValue } from "../server/config.js";
 import { startServer } from "../server.js";
 import { VERSION } from "../version.js";
+import { formatBanner } from "./banner.js";
 import { registerCertCommands } from "./cert-generate.js";
 import { registerCertificateCommands } from "./certificate-commands.js";
 import { registerCompletionCommand } from "./completion.js";
@@ -18,6 +21,7 @@ import { registerInstanceCommands } from "./instance-commands.js";
 import { registerLinkedHubCommands } from "./linked-hub-commands.js";
 import { registerPolicyCommands } from "./policy-commands.js";
 import { registerRegistrationCommands } from "./registration-commands.js";
+import { registerStatusCommand } from "./status-command.js";
 import { registerTlsCommands } from "./tls-probe.js";
 
 export function buildProgram(): Command {
@@ -41,8 +45,21 @@ export function buildProgram(): Command {
   }
   serve.action(async (opts: Record<string, string>) => {
     const config = loadServeConfig(opts);
-    const log = createLogger(config.logLevel);
+    const format = resolveLogFormat(config.logFormat, process.stdout.isTTY === true);
+    const log = createLogger(config.logLevel, format);
     const server = await startServer(config, log);
+    // For a person (pretty logs): what is listening where, and what to type next.
+    if (format === "pretty") {
+      const banner = formatBanner({
+        version: VERSION,
+        dataDirArg: opts.dataDir ?? process.env.PROVISIO_DATA_DIR,
+        dataDir: resolve(config.dataDir),
+        info: server.info,
+        metricsBind: config.metricsBind,
+        showSecrets: config.showSecrets,
+      });
+      process.stdout.write(`\n${banner}\n`);
+    }
     let stopping = false;
     const stop = async (signal: string) => {
       if (stopping) return;
@@ -111,6 +128,7 @@ export function buildProgram(): Command {
   registerDeviceCommands(program);
   // TLS troubleshooting.
   registerTlsCommands(program);
+  registerStatusCommand(program);
   // Moving a data directory to PostgreSQL.
   registerDatabaseCommands(program);
   // Shell completion for all of the above.

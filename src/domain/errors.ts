@@ -70,7 +70,7 @@ export const Errors = {
     () => "The request has no Authorization header: send 'SharedAccessSignature sr=...&sig=...&se=...&skn=...'.",
   ),
   unauthorized: def(401002, (p) => `Unauthorized: ${p.detail}.`),
-  tokenExpired: def(401003, (p) => `The SAS token expired at ${p.expiry}; sign a new one.`),
+  tokenExpired: def(401003, (p) => `${String(p.reason).replace(/^the/, "The")}.`),
   missingRight: def(
     401004,
     (p) => `The shared access policy '${p.policy}' lacks the ${p.right} right needed for this operation.`,
@@ -139,7 +139,11 @@ export const Errors = {
   ),
   invalidPayload: def(400303, () => "'payload' must be a JSON object."),
   allocationFailed: def(400304, (p) => `No IoT hub could be assigned: ${p.reason}.`),
-  unknownIdScope: def(404301, (p) => `No provisioning service has ID scope '${p.scope}'.`),
+  unknownIdScope: def(
+    404301,
+    (p) =>
+      `No provisioning service here has ID scope '${p.scope}'. Check the ID scope the device was given against this server's: idScope in provisio.json, or \`provisio status\`.`,
+  ),
   operationNotFound: def(404302, (p) => `No registration operation '${p.id}' exists for this device; register again.`),
   hubApplyFailed: def(500301, (p) => `IoT hub '${p.hub}' did not accept the device: ${p.detail}`),
   carrierLost: def(

@@ -131,3 +131,15 @@ export function uncoveredNames(material: TlsMaterial, names: { dnsNames: string[
     ...names.ipAddresses.filter((ip) => leaves.some((l) => l.checkIP(ip) === undefined)),
   ];
 }
+
+/** The DNS names and IP addresses the served leaf certificates name (for messages). */
+export function certificateSubjectNames(material: TlsMaterial): string[] {
+  const chains = [material.certPem, ...(material.rsa ? [material.rsa.certPem] : [])];
+  const names = chains.flatMap((chain) =>
+    (new X509Certificate(pemCertificates(chain)[0] as string).subjectAltName ?? "")
+      .split(", ")
+      .map((n) => n.replace(/^(DNS|IP Address):/, ""))
+      .filter(Boolean),
+  );
+  return [...new Set(names)];
+}

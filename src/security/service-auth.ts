@@ -2,7 +2,7 @@
 // shared access policy of the instance, or, when an OpenID Connect issuer is configured, a bearer
 // token of that issuer. Either way the caller comes out with rights to check.
 import type { IncomingHttpHeaders } from "node:http";
-import { isExpired, parseSasToken, signatureMatches, tokenResource } from "../attestation/sas-token.js";
+import { expiredReason, isExpired, parseSasToken, signatureMatches, tokenResource } from "../attestation/sas-token.js";
 import type { Caller } from "../domain/caller.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { IdScope } from "../domain/ids.js";
@@ -35,7 +35,7 @@ export async function authenticatePolicy(
   const resource = tokenResource(token);
   if (!covers(resource, requestHost) && !covers(resource, instance.hostName.toLowerCase())) {
     throw new ProvisioError("unauthorized", {
-      detail: `the SAS token is for '${resource}', not for this service ('${instance.hostName}')`,
+      detail: `the SAS token is for '${resource}', not for this service ('${instance.hostName}'): use a connection string whose HostName is this service's (\`provisio connection-string show\`)`,
     });
   }
   const policy = await lookup(instance.idScope, token.skn);
@@ -46,7 +46,7 @@ export async function authenticatePolicy(
     });
   }
   if (isExpired(token, nowSeconds)) {
-    throw new ProvisioError("tokenExpired", { expiry: new Date(token.se * 1000).toISOString() });
+    throw new ProvisioError("tokenExpired", { reason: expiredReason(token, nowSeconds) });
   }
   return policy;
 }

@@ -27,6 +27,10 @@ export interface ServeConfig extends Limits {
   /** How many built-in IoT hubs to run. */
   hubs: number;
   logLevel: (typeof LOG_LEVELS)[number];
+  /** JSON lines, readable lines, or pretty on a terminal and JSON elsewhere. */
+  logFormat: "auto" | "json" | "pretty";
+  /** Whether the start-up banner shows connection strings (never in logs). */
+  showSecrets: boolean;
   /** The key that seals secrets at rest, as given (else DIR/master.key). */
   masterKey: string | undefined;
   /** How long a register call waits for the result before answering "assigning" (ms). */
@@ -96,6 +100,7 @@ export interface Setting {
   azure?: string;
   /** The flag may be given more than once; its values are joined with this separator. */
   repeatable?: "," | ";";
+  /** Commander passes `true` for a flag without a value (`--show-secrets`). */
   parse(text: string, name: string): ServeConfig[Key];
 }
 
@@ -123,6 +128,14 @@ function oneOf<T extends string>(choices: readonly T[]) {
 }
 
 const text = (value: string): string => value;
+
+/** A switch: `--show-secrets` alone (commander passes true), or true/false, 1/0, yes/no as text. */
+function flagBoolean(value: string | boolean, what: string): boolean {
+  if (typeof value === "boolean") return value;
+  if (/^(true|1|yes)$/i.test(value)) return true;
+  if (/^(false|0|no)$/i.test(value)) return false;
+  throw new Error(`${what} must be true or false, not '${value}'.`);
+}
 
 /** A DPS limit (domain/limits.ts): a whole number, 0 unlimited, with its value under `--profile azure`. */
 function limit(key: keyof Limits, env: string, fast: string, azure: string, doc: string, unit: string): Setting {
@@ -250,8 +263,24 @@ export const SETTINGS: readonly Setting[] = [
     key: "logLevel",
     env: "PROVISIO_LOG_LEVEL",
     default: "info",
-    doc: `log level (${LOG_LEVELS.join(", ")}); logs are JSON lines on stdout`,
+    doc: `log level (${LOG_LEVELS.join(", ")})`,
     parse: oneOf(LOG_LEVELS),
+  },
+  {
+    key: "logFormat",
+    flag: "--log-format <format>",
+    env: "PROVISIO_LOG_FORMAT",
+    default: "auto",
+    doc: "logs on stdout as json (JSON lines) or pretty (a readable line each, and a start-up banner); auto: pretty on a terminal, json elsewhere",
+    parse: oneOf(["auto", "json", "pretty"] as const),
+  },
+  {
+    key: "showSecrets",
+    flag: "--show-secrets",
+    env: "PROVISIO_SHOW_SECRETS",
+    default: "false",
+    doc: "print the service and hub connection strings in the start-up banner (they are always in provisio.json)",
+    parse: flagBoolean,
   },
   {
     key: "masterKey",

@@ -74,7 +74,7 @@ const CASES: Case[] = [
     token: (_p, key) => sas(key, "0ne00000000/registrations/refused-dev"),
     status: 404,
     errorCode: 404301,
-    message: /No provisioning service has ID scope '0ne00000000'/,
+    message: /No provisioning service here has ID scope '0ne00000000'. Check the ID scope the device was given/,
     amqp: "sasl",
   },
 ];

@@ -124,6 +124,13 @@ test("serve refuses to start with a key that is not its certificate's, and says 
   );
 });
 
+test("serve refuses a --host its certificate does not cover, naming the names it does", async () => {
+  await assert.rejects(
+    startProvisio({ args: ["--tls-cert", ecFiles[0], "--tls-key", ecFiles[1], "--host", "dps.example.test"] }),
+    /The server certificate \(--tls-cert .*\) covers localhost, 127\.0\.0\.1, not --host dps\.example\.test: devices dialling dps\.example\.test would refuse it\. Give --host \(PROVISIO_HOST\) a name the certificate covers, or bring a certificate for dps\.example\.test\./,
+  );
+});
+
 test("without --tls-ca devices are told to trust the top of the chain sent", async () => {
   const q = await startProvisio({ args: ["--tls-cert", ecFiles[0], "--tls-key", ecFiles[1]] });
   try {

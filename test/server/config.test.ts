@@ -23,6 +23,8 @@ test("with nothing given every setting has its default", () => {
     metricsBind: "127.0.0.1",
     hubs: 1,
     logLevel: "info",
+    logFormat: "auto",
+    showSecrets: false,
     masterKey: undefined,
     registerWaitMs: 1500,
     tlsCert: [],
