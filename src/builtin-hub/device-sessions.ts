@@ -2,16 +2,23 @@
 // iothub-api.md §6.2), desired-property pushes, and revocation when a device is disabled,
 // deleted or re-keyed.
 import type { JsonObject } from "../domain/json.js";
+import type { MethodResult } from "./direct-methods.js";
 import type { RegistryEvents } from "./registry.js";
 
 export interface LiveSession {
   readonly deviceId: string;
+  /** Whether the device subscribed to direct methods. */
+  readonly listensForMethods: boolean;
   pushDesired(notification: JsonObject, version: number): void;
+  /** A direct method call; its answer, or a 504 after `timeoutSeconds`. */
+  invokeMethod(name: string, payload: string, timeoutSeconds: number): Promise<MethodResult>;
   close(reason: string): void;
 }
 
 export class DeviceSessions implements RegistryEvents {
   readonly #live = new Map<string, LiveSession>();
+  /** Method calls waiting for their device to connect and subscribe (connectTimeoutInSeconds). */
+  readonly #waiting = new Map<string, Set<(s: LiveSession) => void>>();
 
   /** Register a session; an older one of the same device is closed. */
   add(session: LiveSession): void {
@@ -30,6 +37,30 @@ export class DeviceSessions implements RegistryEvents {
 
   get size(): number {
     return this.#live.size;
+  }
+
+  /** The device's session once it listens for methods, waiting up to `ms`; undefined after. */
+  methodsListener(deviceId: string, ms: number): Promise<LiveSession | undefined> {
+    const now = this.#live.get(deviceId);
+    if (now?.listensForMethods) return Promise.resolve(now);
+    if (ms <= 0) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const waiters = this.#waiting.get(deviceId) ?? new Set();
+      this.#waiting.set(deviceId, waiters);
+      const done = (s: LiveSession | undefined) => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        if (waiters.size === 0) this.#waiting.delete(deviceId);
+        resolve(s);
+      };
+      const timer = setTimeout(() => done(undefined), ms);
+      waiters.add(done);
+    });
+  }
+
+  /** A session subscribed to methods: calls waiting for its device go to it. */
+  listeningForMethods(session: LiveSession): void {
+    for (const wake of [...(this.#waiting.get(session.deviceId) ?? [])]) wake(session);
   }
 
   desiredChanged(deviceId: string, notification: JsonObject, version: number): void {

@@ -13,6 +13,7 @@ import type { RequestPath } from "../http/request-path.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
 import { peerLeafCertificate } from "../security/tls-peer.js";
 import type { HubRuntime } from "./builtin-hubs.js";
+import { invokeDirectMethod, MAX_METHOD_PAYLOAD_BYTES, parseMethodRequest } from "./direct-methods.js";
 import { authenticateDeviceRequest, authenticateService } from "./hub-auth.js";
 import { identityJson, twinJson } from "./hub-wire.js";
 import { propertiesFromHeaders } from "./property-bag.js";
@@ -77,6 +78,12 @@ export class HubRestApi {
         return sendNoContent(res);
       }
     }
+    if (collection === "twins" && second !== undefined && third === "methods" && fourth === undefined) {
+      if (method !== "POST")
+        throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+      auth("ServiceConnect");
+      return this.directMethod(req, res, rt, id);
+    }
     if (collection === "twins" && second !== undefined && third === undefined) {
       if (method === "GET") {
         auth("ServiceConnect");
@@ -100,6 +107,14 @@ export class HubRestApi {
       return this.stream(req, res, rt);
     }
     throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+  }
+
+  /** POST /twins/{id}/methods: a direct method on the device, answered with its status and payload. */
+  private async directMethod(req: IncomingMessage, res: ServerResponse, rt: HubRuntime, id: string): Promise<void> {
+    const request = parseMethodRequest(parseJson(await readBody(req, MAX_METHOD_PAYLOAD_BYTES + 4096)));
+    // Unknown devices are 404 DeviceNotFound, not "offline".
+    await rt.registry.get(id);
+    sendJson(res, 200, await invokeDirectMethod(rt.sessions, id, request));
   }
 
   /** POST /devices/query: `SELECT * FROM devices [WHERE path = value [AND ...]]`, paged. */

@@ -4,6 +4,7 @@ export type HubPublish =
   | { kind: "telemetry"; deviceId: string; bag: string }
   | { kind: "twinGet"; rid: string }
   | { kind: "reportedPatch"; rid: string }
+  | { kind: "methodResponse"; rid: string; status: number }
   | { kind: "unknown" };
 
 /** `{host}/{deviceId}[/{moduleId}]/?{query}` → its parts; undefined when it is not that shape. */
@@ -35,17 +36,21 @@ export function classifyPublish(topic: string): HubPublish {
   const rid = ridOf(q < 0 ? "" : topic.slice(q + 1));
   if (rid !== undefined && base === "$iothub/twin/GET/") return { kind: "twinGet", rid };
   if (rid !== undefined && base === "$iothub/twin/PATCH/properties/reported/") return { kind: "reportedPatch", rid };
+  // A direct method's answer: `$iothub/methods/res/{status}/?$rid={rid}` (iothub-api.md §6.6).
+  const method = /^\$iothub\/methods\/res\/(\d{1,3})\/$/.exec(base);
+  if (rid !== undefined && method) return { kind: "methodResponse", rid, status: Number(method[1]) };
   return { kind: "unknown" };
 }
 
 export const DESIRED_FILTER = "$iothub/twin/PATCH/properties/desired/#";
+export const METHODS_FILTER = "$iothub/methods/POST/#";
 
 /** The filters the SDK subscribes to, granted at QoS ≤ 1; anything else is refused (0x80). */
 export function grantFor(filter: string, deviceId: string, requestedQos: number): number {
   const allowed =
     filter === "$iothub/twin/res/#" ||
     filter === DESIRED_FILTER ||
-    filter === "$iothub/methods/POST/#" ||
+    filter === METHODS_FILTER ||
     filter === `devices/${deviceId}/messages/devicebound/#`;
   return allowed ? Math.min(requestedQos, 1) : 0x80;
 }
@@ -54,3 +59,6 @@ export const twinResponseTopic = (status: number, rid: string, version?: number)
   `$iothub/twin/res/${status}/?$rid=${rid}${version !== undefined ? `&$version=${version}` : ""}`;
 
 export const desiredTopic = (version: number): string => `$iothub/twin/PATCH/properties/desired/?$version=${version}`;
+
+/** A direct method call to the device: `$iothub/methods/POST/{name}/?$rid={rid}`. */
+export const methodRequestTopic = (name: string, rid: string): string => `$iothub/methods/POST/${name}/?$rid=${rid}`;

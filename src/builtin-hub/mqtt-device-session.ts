@@ -1,6 +1,6 @@
 // A device's MQTT session with a built-in hub (iothub-api.md §6): CONNECT as an ordered list
-// of steps, then telemetry, twin GET, reported PATCH and desired pushes.
-import { errorBody, toProvisioError } from "../domain/errors.js";
+// of steps, then telemetry, twin GET, reported PATCH, desired pushes and direct methods.
+import { errorBody, ProvisioError, toProvisioError } from "../domain/errors.js";
 import { nowUtc } from "../domain/etag.js";
 import type { DeviceIdentity } from "../domain/hub.js";
 import type { JsonObject } from "../domain/json.js";
@@ -8,12 +8,15 @@ import { parseJson } from "../domain/json.js";
 import { CONNACK } from "../transports/mqtt/connack.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import type { LiveSession } from "./device-sessions.js";
+import { MAX_METHOD_PAYLOAD_BYTES, type MethodResult, methodResponsePayload } from "./direct-methods.js";
 import { authenticateDevice, certificateAuthenticates } from "./hub-auth.js";
 import {
   classifyPublish,
   DESIRED_FILTER,
   desiredTopic,
   grantFor,
+  METHODS_FILTER,
+  methodRequestTopic,
   parseHubUsername,
   twinResponseTopic,
 } from "./hub-topics.js";
@@ -106,9 +109,20 @@ export async function acceptHubDevice(
   new HubDeviceSession(conn, deviceId, rt, telemetry, transport).start();
 }
 
+interface PendingMethod {
+  name: string;
+  resolve(r: MethodResult): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
 class HubDeviceSession implements LiveSession {
   #desiredSubscribed = false;
+  #methodsSubscribed = false;
   #closed = false;
+  /** Direct method calls sent and not yet answered, by `$rid`. */
+  readonly #pending = new Map<string, PendingMethod>();
+  #nextRid = 1;
 
   constructor(
     private readonly conn: DeviceConnection,
@@ -124,13 +138,24 @@ class HubDeviceSession implements LiveSession {
     conn.on("close", () => {
       this.#closed = true;
       rt.sessions.remove(this);
+      for (const [rid, call] of this.#pending) {
+        clearTimeout(call.timer);
+        call.reject(
+          new ProvisioError("hubDeviceNotOnline", { id: this.deviceId, why: "it disconnected before answering" }),
+        );
+        this.#pending.delete(rid);
+      }
       void rt.registry.setConnected(this.deviceId, false);
     });
     conn.on("subscribe", (p) => {
       const granted = p.subscriptions.map((s) => grantFor(s.topic, this.deviceId, s.qos));
-      if (p.subscriptions.some((s, i) => s.topic === DESIRED_FILTER && granted[i] !== 0x80))
-        this.#desiredSubscribed = true;
+      const grants = (filter: string) => p.subscriptions.some((s, i) => s.topic === filter && granted[i] !== 0x80);
+      if (grants(DESIRED_FILTER)) this.#desiredSubscribed = true;
       conn.suback(p.messageId ?? 0, granted);
+      if (grants(METHODS_FILTER) && !this.#methodsSubscribed) {
+        this.#methodsSubscribed = true;
+        rt.sessions.listeningForMethods(this);
+      }
     });
     conn.on("unsubscribe", (p) => conn.unsuback(p.messageId ?? 0));
     conn.on("publish", (p) => {
@@ -144,6 +169,22 @@ class HubDeviceSession implements LiveSession {
     if (this.#desiredSubscribed && !this.#closed) {
       this.conn.publish({ topic: desiredTopic(version), payload: JSON.stringify(notification), qos: 0 });
     }
+  }
+
+  get listensForMethods(): boolean {
+    return this.#methodsSubscribed && !this.#closed;
+  }
+
+  invokeMethod(name: string, payload: string, timeoutSeconds: number): Promise<MethodResult> {
+    const rid = String(this.#nextRid++);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(rid);
+        reject(new ProvisioError("hubGatewayTimeout", { id: this.deviceId, method: name, seconds: timeoutSeconds }));
+      }, timeoutSeconds * 1000);
+      this.#pending.set(rid, { name, resolve, reject, timer });
+      this.conn.publish({ topic: methodRequestTopic(name, rid), payload, qos: 0 });
+    });
   }
 
   close(reason: string): void {
@@ -185,6 +226,22 @@ class HubDeviceSession implements LiveSession {
           this.reply(twinResponseTopic(e.status, what.rid), JSON.stringify(errorBody(e)));
         }
         break;
+      case "methodResponse": {
+        const call = this.#pending.get(what.rid);
+        if (!call) break; // answered too late, or never asked: dropped as IoT Hub drops it
+        this.#pending.delete(what.rid);
+        clearTimeout(call.timer);
+        if (payload.length > MAX_METHOD_PAYLOAD_BYTES) {
+          call.reject(
+            new ProvisioError("hubArgumentInvalid", {
+              detail: `Device '${this.deviceId}' answered method '${call.name}' with more than ${MAX_METHOD_PAYLOAD_BYTES} bytes.`,
+            }),
+          );
+        } else {
+          call.resolve({ status: what.status, payload: methodResponsePayload(payload) });
+        }
+        break;
+      }
       default:
         // Not a broker: publishes to other topics go nowhere (iothub-api.md §9.16).
         break;

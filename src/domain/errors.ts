@@ -164,6 +164,17 @@ export const Errors = {
     (p) => `The If-Match etag does not match the current version of '${p.id}'; read it again and retry.`,
   ),
   hubMessageTooLarge: hubDef(413001, "MessageTooLarge", (p) => `The message exceeds the ${p.limit}-byte limit.`),
+  hubDeviceNotOnline: hubDef(
+    404103,
+    "DeviceNotOnline",
+    (p) =>
+      `Device '${p.id}' is not online for direct methods (${p.why}); connect it and subscribe to $iothub/methods/POST/#, or give connectTimeoutInSeconds to wait for it.`,
+  ),
+  hubGatewayTimeout: hubDef(
+    504101,
+    "GatewayTimeout",
+    (p) => `Device '${p.id}' did not answer method '${p.method}' within ${p.seconds} s (responseTimeoutInSeconds).`,
+  ),
 
   // 500
   internal: def(500001, () => "An internal error occurred; the request was not applied. See the server log."),
