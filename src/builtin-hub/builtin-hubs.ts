@@ -6,12 +6,15 @@ import { formatConnectionString } from "../domain/connection-string.js";
 import { type BuiltinHub, HUB_RIGHTS, type HubPolicy } from "../domain/hub.js";
 import type { HubDeviceEvent, HubEventRelay, HubStore } from "../store/hub-store.js";
 import { DeviceSessions } from "./device-sessions.js";
+import { HubJobs } from "./hub-jobs.js";
 import { HubRegistry, type RegistryEvents } from "./registry.js";
 
 export interface HubRuntime {
   hub: BuiltinHub;
   registry: HubRegistry;
   sessions: DeviceSessions;
+  /** Scheduled twin updates and direct methods over many devices (this node's, in memory). */
+  jobs: HubJobs;
 }
 
 export const OWNER = "iothubowner";
@@ -97,11 +100,10 @@ export class BuiltinHubs {
         await this.store.putBuiltinHub(hub);
       }
       const sessions = new DeviceSessions();
-      this.#byHost.set(hostName.toLowerCase(), {
-        hub,
-        registry: new HubRegistry(name, this.store, this.#events(name, sessions)),
-        sessions,
-      });
+      const registry = new HubRegistry(name, this.store, this.#events(name, sessions));
+      const rt: Omit<HubRuntime, "jobs"> & Partial<Pick<HubRuntime, "jobs">> = { hub, registry, sessions };
+      rt.jobs = new HubJobs(rt as HubRuntime);
+      this.#byHost.set(hostName.toLowerCase(), rt as HubRuntime);
     }
   }
 

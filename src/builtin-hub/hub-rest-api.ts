@@ -19,7 +19,8 @@ import { identityJson, twinJson } from "./hub-wire.js";
 import { propertiesFromHeaders } from "./property-bag.js";
 import type { TelemetryLog } from "./telemetry-log.js";
 import { messageJson } from "./telemetry-log.js";
-import { matchesQuery, parseTwinQuery, projectTwin } from "./twin-query.js";
+import { parseTwinQuery, projectTwin } from "./twin-query.js";
+import { matchingTwins } from "./twin-scan.js";
 
 /** The leaf certificate of the TLS connection, for devices without a SAS token; only then copied out. */
 const deviceLeaf = (req: IncomingMessage): Buffer | undefined =>
@@ -97,6 +98,9 @@ export class HubRestApi {
         return sendJson(res, 200, twinJson(rec));
       }
     }
+    if (collection === "jobs" && second === "v2") {
+      return this.jobs(req, res, rt, path, method);
+    }
     if (collection === "_provisio" && second === "messages" && method === "GET") {
       auth("ServiceConnect");
       const deviceId = path.query.get("deviceId") ?? undefined;
@@ -109,6 +113,28 @@ export class HubRestApi {
     throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
   }
 
+  /** /jobs/v2: PUT {id} schedules, GET {id} reads, POST {id}/cancel cancels, GET query lists. */
+  private async jobs(req: IncomingMessage, res: ServerResponse, rt: HubRuntime, path: RequestPath, method: string) {
+    // Jobs change twins and call methods: ServiceConnect, as /twins and /twins/{id}/methods.
+    authenticateService(req.headers.authorization, rt.hub, "ServiceConnect");
+    const jobId = path.segments[2];
+    const action = path.lower[3];
+    if (jobId === undefined)
+      throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+    if (path.lower[2] === "query" && action === undefined && method === "GET") {
+      const type = path.query.get("jobType") ?? undefined;
+      const status = path.query.get("jobStatus") ?? undefined;
+      return sendJson(res, 200, rt.jobs.list({ ...(type ? { type } : {}), ...(status ? { status } : {}) }));
+    }
+    if (action === undefined && method === "PUT") {
+      return sendJson(res, 200, rt.jobs.create(jobId, parseJson(await readBody(req))));
+    }
+    if (action === undefined && method === "GET") return sendJson(res, 200, rt.jobs.get(jobId));
+    if (action === "cancel" && path.lower.length === 4 && method === "POST")
+      return sendJson(res, 200, rt.jobs.cancel(jobId));
+    throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+  }
+
   /** POST /twins/{id}/methods: a direct method on the device, answered with its status and payload. */
   private async directMethod(req: IncomingMessage, res: ServerResponse, rt: HubRuntime, id: string): Promise<void> {
     const request = parseMethodRequest(parseJson(await readBody(req, MAX_METHOD_PAYLOAD_BYTES + 4096)));
@@ -117,7 +143,7 @@ export class HubRestApi {
     sendJson(res, 200, await invokeDirectMethod(rt.sessions, id, request));
   }
 
-  /** POST /devices/query: `SELECT * FROM devices [WHERE path = value [AND ...]]`, paged. */
+  /** POST /devices/query: the twin query language of twin-query.ts, paged by device id. */
   private async query(req: IncomingMessage, res: ServerResponse, rt: HubRuntime): Promise<void> {
     authenticateService(req.headers.authorization, rt.hub, "ServiceConnect");
     const body = parseJson(await readBody(req));
@@ -125,26 +151,23 @@ export class HubRestApi {
       throw new ProvisioError("hubArgumentInvalid", { detail: 'Send {"query": "SELECT * FROM devices ..."}.' });
     }
     const query = parseTwinQuery(body.query);
+    if (query.count !== undefined) {
+      let n = 0;
+      for await (const _ of matchingTwins(rt.registry, query)) n++;
+      return sendJson(res, 200, [{ [query.count]: n }], { "x-ms-item-type": "Json" });
+    }
     const page = pageRequest(req.headers);
     const items: Record<string, unknown>[] = [];
-    let after = page.after;
+    let last: string | undefined;
     let next: string | undefined;
-    // Scan in id order until the page is full; the continuation is the last id looked at.
-    for (;;) {
-      const chunk = await rt.registry.list({ limit: 200, ...(after !== undefined ? { after } : {}) });
-      for (const rec of chunk.items) {
-        after = rec.identity.deviceId;
-        const twin = twinJson(rec);
-        if (!matchesQuery(query, twin)) continue;
-        items.push(projectTwin(query, twin));
-        if (items.length === page.limit) break;
-      }
+    // One past the page tells whether there is a next; the continuation is the last id returned.
+    for await (const { deviceId, twin } of matchingTwins(rt.registry, query, page.after)) {
       if (items.length === page.limit) {
-        const more = await rt.registry.list({ limit: 1, ...(after !== undefined ? { after } : {}) });
-        next = more.items.length > 0 ? after : undefined;
+        next = last;
         break;
       }
-      if (chunk.next === undefined) break;
+      items.push(projectTwin(query, twin));
+      last = deviceId;
     }
     const headers: Record<string, string> = { "x-ms-item-type": query.select ? "Json" : "Twin" };
     if (next !== undefined) headers["x-ms-continuation"] = Buffer.from(`k:${next}`).toString("base64url");

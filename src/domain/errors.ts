@@ -164,6 +164,16 @@ export const Errors = {
     (p) => `The If-Match etag does not match the current version of '${p.id}'; read it again and retry.`,
   ),
   hubMessageTooLarge: hubDef(413001, "MessageTooLarge", (p) => `The message exceeds the ${p.limit}-byte limit.`),
+  hubJobNotFound: hubDef(
+    404104,
+    "JobNotFound",
+    (p) => `No job '${p.id}' in this hub (jobs are kept in memory until a restart).`,
+  ),
+  hubJobExists: hubDef(
+    409002,
+    "JobAlreadyExists",
+    (p) => `A job with ID '${p.id}' already exists; choose another jobId.`,
+  ),
   hubDeviceNotOnline: hubDef(
     404103,
     "DeviceNotOnline",
