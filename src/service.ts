@@ -11,6 +11,7 @@ import { BuiltinHubs, ownerConnectionString } from "./builtin-hub/builtin-hubs.j
 import { HubRestApi } from "./builtin-hub/hub-rest-api.js";
 import { InProcessHubClient } from "./builtin-hub/in-process-hub-client.js";
 import { TelemetryLog } from "./builtin-hub/telemetry-log.js";
+import { TelemetryWebhooks } from "./builtin-hub/telemetry-webhooks.js";
 import { ConsoleSite } from "./console/console-site.js";
 import { formatConnectionString } from "./domain/connection-string.js";
 import { newEtag } from "./domain/etag.js";
@@ -208,6 +209,13 @@ function writableDataDir(dir: string): string {
 
 export async function buildService(config: ServeConfig, log: Logger): Promise<ProvisioService> {
   const operatorTls = operatorCertificates(config);
+  for (const hub of Object.keys(config.telemetryWebhooks)) {
+    if (Number(hub.slice(4)) > config.hubs) {
+      throw new Error(
+        `PROVISIO_TELEMETRY_WEBHOOKS names ${hub}, but only ${config.hubs} built-in hub(s) run: raise --hubs or name another hub.`,
+      );
+    }
+  }
   if (config.oidcConsoleClientId && !config.oidcIssuer) {
     throw new Error(
       "--oidc-console-client-id (PROVISIO_OIDC_CONSOLE_CLIENT_ID) names the console's client at an OpenID Connect issuer; give the issuer with --oidc-issuer.",
@@ -291,6 +299,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   });
 
   const telemetry = new TelemetryLog();
+  const webhooks = new TelemetryWebhooks(config.telemetryWebhooks, telemetry, log);
   const metrics = config.metricsPort === "off" ? undefined : new ProvisioMetrics();
   metrics?.measureDatabase(() => store.sizeBytes());
   let httpsPort = 0;
@@ -386,7 +395,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       units: config.units,
     }),
     hubs,
-    hubRestApi: new HubRestApi(telemetry),
+    hubRestApi: new HubRestApi(telemetry, webhooks),
     deviceApi: new DeviceApi(engine),
     console: new ConsoleSite(
       config.oidcIssuer && config.oidcConsoleClientId
@@ -481,6 +490,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
       clearInterval(auditTrimmer);
       clearInterval(pollPruner);
       hubClients.closeAll();
+      webhooks.close();
       await diagnostics.close();
       await store.close();
     },

@@ -19,6 +19,7 @@ import { identityJson, twinJson } from "./hub-wire.js";
 import { propertiesFromHeaders } from "./property-bag.js";
 import type { TelemetryLog } from "./telemetry-log.js";
 import { messageJson } from "./telemetry-log.js";
+import type { TelemetryWebhooks } from "./telemetry-webhooks.js";
 import { parseTwinQuery, projectTwin } from "./twin-query.js";
 import { matchingTwins } from "./twin-scan.js";
 
@@ -32,7 +33,11 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
 };
 
 export class HubRestApi {
-  constructor(private readonly telemetry: TelemetryLog) {}
+  constructor(
+    private readonly telemetry: TelemetryLog,
+    /** The hubs' telemetry webhooks, for GET /_provisio/routes; none when not given. */
+    private readonly webhooks?: Pick<TelemetryWebhooks, "stats">,
+  ) {}
 
   async handle(req: IncomingMessage, res: ServerResponse, path: RequestPath, rt: HubRuntime): Promise<void> {
     const method = req.method ?? "GET";
@@ -105,6 +110,10 @@ export class HubRestApi {
       auth("ServiceConnect");
       const deviceId = path.query.get("deviceId") ?? undefined;
       return sendJson(res, 200, this.telemetry.recent(rt.hub.name, deviceId).map(messageJson));
+    }
+    if (collection === "_provisio" && second === "routes" && third === undefined && method === "GET") {
+      auth("ServiceConnect");
+      return sendJson(res, 200, this.webhooks?.stats(rt.hub.name) ?? []);
     }
     if (collection === "_provisio" && second === "events" && method === "GET") {
       auth("ServiceConnect");

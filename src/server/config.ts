@@ -83,6 +83,8 @@ export interface ServeConfig extends Limits {
   hubAddresses: Record<string, { host: string; port: number }>;
   /** How the engine reaches built-in hubs: in-process (default) or over their REST API. */
   builtinHubClient: "in-process" | "rest";
+  /** Where each built-in hub posts its devices' telemetry, by hub name. */
+  telemetryWebhooks: Record<string, string[]>;
 }
 
 type Key = keyof ServeConfig;
@@ -149,6 +151,30 @@ const fileList = (value: string): string[] =>
     .filter((f) => f !== "");
 
 /** `hub.example.net=10.0.0.5:8443,other.example.net=gw.lan` (port 443 when not given). */
+/** `hub-1=https://a/ingest,hub-1=http://127.0.0.1:9000/x,hub-2=…`: a hub may have several. */
+function telemetryWebhooks(value: string, what: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const entry of value
+    .split(",")
+    .map((e) => e.trim())
+    .filter((e) => e !== "")) {
+    const eq = entry.indexOf("=");
+    const hub = entry.slice(0, eq).trim().toLowerCase();
+    const url = entry.slice(eq + 1).trim();
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    if (eq <= 0 || !/^hub-\d+$/.test(hub) || !parsed || !/^https?:$/.test(parsed.protocol)) {
+      throw new Error(`${what} must list hub-N=http(s)://… entries, not '${entry}'.`);
+    }
+    (out[hub] ??= []).push(url);
+  }
+  return out;
+}
+
 function hubAddresses(value: string, what: string): Record<string, { host: string; port: number }> {
   const out: Record<string, { host: string; port: number }> = {};
   for (const entry of value
@@ -402,6 +428,13 @@ export const SETTINGS: readonly Setting[] = [
     default: "",
     doc: "where to reach linked IoT hubs instead of their host name on port 443: `hostName=address[:port]`, comma-separated (a hub behind a gateway, another Provisio's built-in hub); the hub's certificate is checked against Node's CAs plus NODE_EXTRA_CA_CERTS",
     parse: hubAddresses,
+  },
+  {
+    key: "telemetryWebhooks",
+    env: "PROVISIO_TELEMETRY_WEBHOOKS",
+    default: "",
+    doc: "where built-in hubs send their devices' telemetry: `hub-N=http(s)://…`, comma-separated (a hub may be named more than once); each message is POSTed as JSON, in order, retried three times",
+    parse: telemetryWebhooks,
   },
   {
     key: "maxConnections",

@@ -44,6 +44,7 @@ test("with nothing given every setting has its default", () => {
     minTlsVersion: "1.2",
     privateNetworks: ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
     hubAddresses: {},
+    telemetryWebhooks: {},
     maxConnections: undefined,
     maxConnectionsPerAddress: 500,
     maxInFlight: 1000,
