@@ -170,7 +170,7 @@ function telemetryWebhooks(value: string, what: string): Record<string, string[]
     if (eq <= 0 || !/^hub-\d+$/.test(hub) || !parsed || !/^https?:$/.test(parsed.protocol)) {
       throw new Error(`${what} must list hub-N=http(s)://… entries, not '${entry}'.`);
     }
-    (out[hub] ??= []).push(url);
+    out[hub] = [...(out[hub] ?? []), url];
   }
   return out;
 }
