@@ -21,15 +21,18 @@ interface Statistics {
   registrations: number;
 }
 
-/** Devices connected to each built-in hub now, from the hubs' own registries. */
+/** Devices connected to each built-in hub now, counted by the hubs' own twin query. */
 async function connectedDevices(client: DpsClient, info: ServeInfo): Promise<number | undefined> {
   let n = 0;
   for (const hub of info.hubs) {
     const cs = parseConnectionString(hub.connectionString);
     if (!cs) return undefined;
-    const reply = await client.as(cs).send("GET", "/devices?api-version=2021-04-12");
-    if (reply.status !== 200 || !Array.isArray(reply.body)) return undefined;
-    n += (reply.body as { connectionState?: string }[]).filter((d) => d.connectionState === "Connected").length;
+    const reply = await client.as(cs).send("POST", "/devices/query?api-version=2021-04-12", {
+      body: { query: "SELECT COUNT() AS connected FROM devices WHERE connectionState = 'Connected'" },
+    });
+    const row = Array.isArray(reply.body) ? (reply.body[0] as { connected?: unknown } | undefined) : undefined;
+    if (reply.status !== 200 || typeof row?.connected !== "number") return undefined;
+    n += row.connected;
   }
   return n;
 }
