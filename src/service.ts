@@ -2,7 +2,6 @@
 // (bootstrapped on first start), caches, built-in hubs, TLS material, the registration engine and
 // the handlers every listener serves. `provisio serve` (server.ts) puts listeners in front of it;
 // tests drive it in-process (test/support/in-process.ts).
-
 import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";

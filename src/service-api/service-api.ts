@@ -244,6 +244,12 @@ export class ServiceApi {
   private async callerOf(r: ServiceRequest): Promise<void> {
     const caller = await this.auth.authenticate(r);
     const i = r.instance;
+    if (caller.kind === "policy" && i.disableLocalAuth) {
+      // As for every data-plane call: a policy is not a way in to such an instance.
+      throw new ProvisioError("unauthorized", {
+        detail: `shared access policies are disabled for '${i.name}' (disableLocalAuth); use a bearer token of the OpenID Connect issuer`,
+      });
+    }
     sendJson(r.res, 200, {
       service: { name: i.name, idScope: i.idScope, hostName: i.hostName },
       caller: {

@@ -148,6 +148,10 @@ test("disableLocalAuth: the service API takes bearer tokens only; the management
     assert.match(sas.message, /shared access policies are disabled for 'provisio' \(disableLocalAuth\)/);
     const reader = tokenServiceClient(p, credential({ sub: "r", roles: ["DeviceProvisioningService.DataReader"] }));
     assert.equal((await reader.getIndividualEnrollment("oidc-read-me")).responseBody.registrationId, "oidc-read-me");
+    // The console's sign-in check (GET /caller) refuses the policy too, before anything is shown.
+    const whoami = await call(p, "GET", "/caller?api-version=2021-10-01");
+    assert.equal(whoami.status, 401);
+    assert.match(whoami.text, /shared access policies are disabled for 'provisio'/);
   } finally {
     assert.equal((await set(false)).status, 200);
   }
