@@ -5,6 +5,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import { join } from "node:path";
 import type { Server as TlsServer } from "node:tls";
+import { serveHubService } from "./builtin-hub/amqp-service-session.js";
 import type { Logger } from "./observability/logger.js";
 import { listenerTls } from "./security/listener-tls.js";
 import type { ServeConfig } from "./server/config.js";
@@ -15,6 +16,7 @@ import { portOwner } from "./server/port-owner.js";
 import { buildService, type ServeInfo } from "./service.js";
 import { createAmqpTlsServer } from "./transports/amqp/amqp-listener.js";
 import { createAmqpWebSocketHandler } from "./transports/amqp/amqp-websocket.js";
+import type { AmqpTakeover } from "./transports/amqp/dps-connection.js";
 import { DEFAULT_LIMITS } from "./transports/mqtt/mqtt-connection.js";
 import { createMqttTlsServer } from "./transports/mqtt/mqtt-listener.js";
 import { createMqttWebSocketHandler } from "./transports/mqtt/mqtt-websocket.js";
@@ -99,10 +101,16 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const tlsOptions = listenerTls(service.tls(), config.minTlsVersion);
   const https = createHttpsListener(tlsOptions, service.https);
   const mqtt = createMqttTlsServer(tlsOptions, service.mqtt("mqtt"), MQTT_LIMITS);
-  const amqp = createAmqpTlsServer(tlsOptions, service.engine, { log });
+  // Back ends reach the built-in hubs' AMQP service endpoint (cloud-to-device messages) on the
+  // same port: a connection whose open frame names a hub goes to it.
+  const takeover: AmqpTakeover = (hostname) => {
+    const rt = service.hubs.byHost(hostname);
+    return rt && ((connection, hooks) => serveHubService(connection, rt, hooks));
+  };
+  const amqp = createAmqpTlsServer(tlsOptions, service.engine, { log, takeover });
   // MQTT and AMQP over WebSocket share /$iothub/websocket on the HTTPS port (device-api.md §8).
   const mqttWs = createMqttWebSocketHandler(service.mqtt("mqtt-ws"), MQTT_LIMITS);
-  const amqpWs = createAmqpWebSocketHandler(service.engine, { log });
+  const amqpWs = createAmqpWebSocketHandler(service.engine, { log, takeover });
   const webSockets = serveWebSocketUpgrades(https, [mqttWs, amqpWs]);
   const listeners: TlsServer[] = [https, mqtt, amqp];
   const limits = {

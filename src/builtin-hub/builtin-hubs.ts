@@ -5,6 +5,8 @@ import { isIP } from "node:net";
 import { formatConnectionString } from "../domain/connection-string.js";
 import { type BuiltinHub, HUB_RIGHTS, type HubPolicy } from "../domain/hub.js";
 import type { HubDeviceEvent, HubEventRelay, HubStore } from "../store/hub-store.js";
+import { FeedbackChannel } from "./c2d-feedback.js";
+import { C2dQueues } from "./c2d-queue.js";
 import { DeviceSessions } from "./device-sessions.js";
 import { HubJobs } from "./hub-jobs.js";
 import { HubRegistry, type RegistryEvents } from "./registry.js";
@@ -15,6 +17,10 @@ export interface HubRuntime {
   sessions: DeviceSessions;
   /** Scheduled twin updates and direct methods over many devices (this node's, in memory). */
   jobs: HubJobs;
+  /** Cloud-to-device messages waiting for their devices (this node's, in memory). */
+  c2d: C2dQueues;
+  /** Their delivery feedback, for back ends that asked. */
+  feedback: FeedbackChannel;
 }
 
 export const OWNER = "iothubowner";
@@ -101,7 +107,15 @@ export class BuiltinHubs {
       }
       const sessions = new DeviceSessions();
       const registry = new HubRegistry(name, this.store, this.#events(name, sessions));
-      const rt: Omit<HubRuntime, "jobs"> & Partial<Pick<HubRuntime, "jobs">> = { hub, registry, sessions };
+      const feedback = new FeedbackChannel();
+      const c2d = new C2dQueues((record) => feedback.add(record));
+      const rt: Omit<HubRuntime, "jobs"> & Partial<Pick<HubRuntime, "jobs">> = {
+        hub,
+        registry,
+        sessions,
+        c2d,
+        feedback,
+      };
       rt.jobs = new HubJobs(rt as HubRuntime);
       this.#byHost.set(hostName.toLowerCase(), rt as HubRuntime);
     }

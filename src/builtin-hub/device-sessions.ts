@@ -10,6 +10,8 @@ export interface LiveSession {
   /** Whether the device subscribed to direct methods. */
   readonly listensForMethods: boolean;
   pushDesired(notification: JsonObject, version: number): void;
+  /** Cloud-to-device messages wait for the device: deliver them if it listens. */
+  deliverCloudToDevice(): void;
   /** A direct method call; its answer, or a 504 after `timeoutSeconds`. */
   invokeMethod(name: string, payload: string, timeoutSeconds: number): Promise<MethodResult>;
   close(reason: string): void;
@@ -56,6 +58,11 @@ export class DeviceSessions implements RegistryEvents {
       const timer = setTimeout(() => done(undefined), ms);
       waiters.add(done);
     });
+  }
+
+  /** A cloud-to-device message was queued for the device: its session, if any, delivers it. */
+  cloudToDeviceWaiting(deviceId: string): void {
+    this.#live.get(deviceId)?.deliverCloudToDevice();
   }
 
   /** A session subscribed to methods: calls waiting for its device go to it. */

@@ -77,11 +77,8 @@ export class HubRestApi {
       if (third === "messages" && fourth === "events" && path.lower.length === 4 && method === "POST") {
         return this.httpTelemetry(req, res, rt, id);
       }
-      if (third === "messages" && fourth === "devicebound" && method === "GET") {
-        // Cloud-to-device messages are not offered: "nothing to receive" (iothub-api.md §7).
-        const rec = await rt.registry.get(id);
-        authenticateDeviceRequest(req.headers.authorization, deviceLeaf(req), rt.hub, rec.identity);
-        return sendNoContent(res);
+      if (third === "messages" && fourth === "devicebound") {
+        return this.cloudToDevice(req, res, rt, id, path, method);
       }
     }
     if (collection === "twins" && second !== undefined && third === "methods" && fourth === undefined) {
@@ -118,6 +115,63 @@ export class HubRestApi {
     if (collection === "_provisio" && second === "events" && method === "GET") {
       auth("ServiceConnect");
       return this.stream(req, res, rt);
+    }
+    throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+  }
+
+  /**
+   * A device's cloud-to-device messages over HTTPS (iothub-api.md §7): GET receives the next one
+   * under a lock (its ETag), DELETE …/{lockToken} completes it (`?reject` rejects it), POST
+   * …/{lockToken}/abandon gives it back; 204 when nothing waits.
+   */
+  private async cloudToDevice(
+    req: IncomingMessage,
+    res: ServerResponse,
+    rt: HubRuntime,
+    id: string,
+    path: RequestPath,
+    method: string,
+  ): Promise<void> {
+    const rec = await rt.registry.get(id);
+    authenticateDeviceRequest(req.headers.authorization, deviceLeaf(req), rt.hub, rec.identity);
+    const lockToken = path.segments[4];
+    const action = path.lower[5];
+    if (lockToken === undefined && method === "GET") {
+      const d = rt.c2d.receive(id);
+      if (!d) return sendNoContent(res);
+      const m = d.message;
+      const headers: Record<string, string> = {
+        ETag: `"${d.lockToken}"`,
+        "iothub-messageid": m.messageId,
+        "iothub-to": m.to,
+        "iothub-ack": m.ack,
+        "iothub-expiry": m.expiryTime,
+        "iothub-enqueuedtime": m.enqueuedTime,
+        "iothub-deliverycount": String(d.deliveryCount),
+        "Content-Type": m.contentType ?? "application/octet-stream",
+        ...(m.correlationId ? { "iothub-correlationid": m.correlationId } : {}),
+        ...(m.contentEncoding ? { "Content-Encoding": m.contentEncoding } : {}),
+      };
+      for (const [k, v] of Object.entries(m.properties)) headers[`iothub-app-${k}`] = v;
+      res.writeHead(200, { ...headers, "Content-Length": m.body.length });
+      res.end(m.body);
+      return;
+    }
+    if (lockToken !== undefined) {
+      const token = lockToken.replace(/^"|"$/g, "");
+      const reject = path.query.has("reject");
+      const settled =
+        method === "DELETE" && action === undefined
+          ? reject
+            ? rt.c2d.reject(id, token)
+            : rt.c2d.complete(id, token)
+          : method === "POST" && action === "abandon" && path.lower.length === 6
+            ? rt.c2d.abandon(id, token)
+            : undefined;
+      if (settled === undefined)
+        throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+      if (!settled) throw new ProvisioError("hubMessageLockLost", { id, lockToken: token });
+      return sendNoContent(res);
     }
     throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
   }

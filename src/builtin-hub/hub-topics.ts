@@ -51,7 +51,7 @@ export function grantFor(filter: string, deviceId: string, requestedQos: number)
     filter === "$iothub/twin/res/#" ||
     filter === DESIRED_FILTER ||
     filter === METHODS_FILTER ||
-    filter === `devices/${deviceId}/messages/devicebound/#`;
+    filter === devicebound(deviceId);
   return allowed ? Math.min(requestedQos, 1) : 0x80;
 }
 
@@ -62,3 +62,34 @@ export const desiredTopic = (version: number): string => `$iothub/twin/PATCH/pro
 
 /** A direct method call to the device: `$iothub/methods/POST/{name}/?$rid={rid}`. */
 export const methodRequestTopic = (name: string, rid: string): string => `$iothub/methods/POST/${name}/?$rid=${rid}`;
+
+/** The filter a device subscribes to for its cloud-to-device messages. */
+export const devicebound = (deviceId: string): string => `devices/${deviceId}/messages/devicebound/#`;
+
+/**
+ * The property bag a cloud-to-device message's topic carries after `devicebound/`: system
+ * properties as `$.mid`, `$.cid`, `$.to`, `$.ct`, `$.ce`, `$.exp`, the ack request and the
+ * application properties, URL-encoded as IoT Hub sends them.
+ */
+export function c2dPropertyBag(m: {
+  messageId: string;
+  correlationId?: string;
+  to: string;
+  ack: string;
+  expiryTime: string;
+  contentType?: string;
+  contentEncoding?: string;
+  properties: Record<string, string>;
+}): string {
+  const pairs: [string, string][] = [
+    ["$.mid", m.messageId],
+    ...(m.correlationId ? ([["$.cid", m.correlationId]] as [string, string][]) : []),
+    ["$.to", m.to],
+    ["$.exp", m.expiryTime],
+    ...(m.contentType ? ([["$.ct", m.contentType]] as [string, string][]) : []),
+    ...(m.contentEncoding ? ([["$.ce", m.contentEncoding]] as [string, string][]) : []),
+    ["iothub-ack", m.ack],
+    ...Object.entries(m.properties),
+  ];
+  return pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join("&");
+}

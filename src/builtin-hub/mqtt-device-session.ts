@@ -11,9 +11,11 @@ import type { LiveSession } from "./device-sessions.js";
 import { MAX_METHOD_PAYLOAD_BYTES, type MethodResult, methodResponsePayload } from "./direct-methods.js";
 import { authenticateDevice, certificateAuthenticates } from "./hub-auth.js";
 import {
+  c2dPropertyBag,
   classifyPublish,
   DESIRED_FILTER,
   desiredTopic,
+  devicebound,
   grantFor,
   METHODS_FILTER,
   methodRequestTopic,
@@ -28,7 +30,8 @@ import { deviceTwinPropertiesJson } from "./twin.js";
 export interface DeviceConnection {
   readonly peer: { remoteAddress: string; leafCertificate: Buffer | undefined };
   connack(returnCode: number): void;
-  publish(p: { topic: string; payload: Buffer | string; qos: 0 | 1 }): void;
+  /** Returns the packet identifier of a QoS 1 publish (0 for QoS 0, -1 when closed). */
+  publish(p: { topic: string; payload: Buffer | string; qos: 0 | 1 }): number | undefined;
   puback(messageId: number): void;
   suback(messageId: number, granted: number[]): void;
   unsuback(messageId: number): void;
@@ -42,6 +45,7 @@ export interface DeviceConnection {
     listener: (p: { messageId: number; subscriptions: { topic: string; qos: number }[] }) => void,
   ): unknown;
   on(event: "unsubscribe", listener: (p: { messageId: number }) => void): unknown;
+  on(event: "puback", listener: (p: { messageId?: number }) => void): unknown;
   on(event: "close", listener: (reason: string) => void): unknown;
 }
 
@@ -119,7 +123,10 @@ interface PendingMethod {
 class HubDeviceSession implements LiveSession {
   #desiredSubscribed = false;
   #methodsSubscribed = false;
+  #c2dSubscribed = false;
   #closed = false;
+  /** Cloud-to-device messages published at QoS 1 and not yet acknowledged: packet id → lock token. */
+  readonly #unacked = new Map<number, string>();
   /** Direct method calls sent and not yet answered, by `$rid`. */
   readonly #pending = new Map<string, PendingMethod>();
   #nextRid = 1;
@@ -152,12 +159,23 @@ class HubDeviceSession implements LiveSession {
       const grants = (filter: string) => p.subscriptions.some((s, i) => s.topic === filter && granted[i] !== 0x80);
       if (grants(DESIRED_FILTER)) this.#desiredSubscribed = true;
       conn.suback(p.messageId ?? 0, granted);
+      if (grants(devicebound(this.deviceId)) && !this.#c2dSubscribed) {
+        this.#c2dSubscribed = true;
+        this.deliverCloudToDevice();
+      }
       if (grants(METHODS_FILTER) && !this.#methodsSubscribed) {
         this.#methodsSubscribed = true;
         rt.sessions.listeningForMethods(this);
       }
     });
     conn.on("unsubscribe", (p) => conn.unsuback(p.messageId ?? 0));
+    // The device has a cloud-to-device message: it leaves the queue (IoT Hub completes on PUBACK).
+    conn.on("puback", (p) => {
+      const lockToken = p.messageId === undefined ? undefined : this.#unacked.get(p.messageId);
+      if (lockToken === undefined || p.messageId === undefined) return;
+      this.#unacked.delete(p.messageId);
+      this.rt.c2d.complete(this.deviceId, lockToken);
+    });
     conn.on("publish", (p) => {
       this.onPublish(p).catch(() => conn.close("internal error handling a publish"));
     });
@@ -168,6 +186,20 @@ class HubDeviceSession implements LiveSession {
   pushDesired(notification: JsonObject, version: number): void {
     if (this.#desiredSubscribed && !this.#closed) {
       this.conn.publish({ topic: desiredTopic(version), payload: JSON.stringify(notification), qos: 0 });
+    }
+  }
+
+  /** Publishes every message waiting for the device (each under a lock until its PUBACK). */
+  deliverCloudToDevice(): void {
+    if (!this.#c2dSubscribed || this.#closed) return;
+    for (let d = this.rt.c2d.receive(this.deviceId); d; d = this.rt.c2d.receive(this.deviceId)) {
+      const id = this.conn.publish({
+        topic: `${devicebound(this.deviceId).slice(0, -1)}${c2dPropertyBag(d.message)}`,
+        payload: d.message.body,
+        qos: 1,
+      });
+      if (id === undefined || id <= 0) return; // closed: the lock runs out and the message waits again
+      this.#unacked.set(id, d.lockToken);
     }
   }
 

@@ -164,6 +164,12 @@ export const Errors = {
     (p) => `The If-Match etag does not match the current version of '${p.id}'; read it again and retry.`,
   ),
   hubMessageTooLarge: hubDef(413001, "MessageTooLarge", (p) => `The message exceeds the ${p.limit}-byte limit.`),
+  hubMessageLockLost: hubDef(
+    412020,
+    "DeviceMessageLockLost",
+    (p) =>
+      `No message of device '${p.id}' is locked with '${p.lockToken}': it was settled already, or its lock ran out (60 s) and it waits again.`,
+  ),
   hubJobNotFound: hubDef(
     404104,
     "JobNotFound",

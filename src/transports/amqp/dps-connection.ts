@@ -57,8 +57,18 @@ export const DEFAULT_AMQP_LIMITS: AmqpLimits = {
   maxPendingBytes: 1024 * 1024,
 };
 
+/**
+ * Another service on the same port: a connection whose open frame names one of its host names
+ * is handed to it after SASL (the built-in hubs' service endpoint, server/amqp-routes.ts).
+ */
+export type AmqpTakeover = (
+  hostname: string,
+) => ((connection: rhea.Connection, hooks: { delivered(): void }) => void) | undefined;
+
 export interface AmqpOptions {
   limits?: AmqpLimits;
+  /** Connections for other host names than the DPS endpoint; none: every connection is a device's. */
+  takeover?: AmqpTakeover;
   /** Over TLS or over WebSockets: what the device port (and its metrics) hear. */
   protocol?: "amqp" | "amqpws";
   /** Hears why a device was refused where AMQP has no room for the reason (SASL). */
@@ -245,6 +255,19 @@ export function acceptAmqpDevice(
     setTimeout(end, CLOSE_GRACE_MS).unref();
   };
   container.on("disconnected", end);
+  // A back end's connection to a built-in hub: its links and messages go there (their
+  // listeners on the connection come before these on the container), its close stays here.
+  container.on("connection_open", (ctx: EventContext) => {
+    const connection = ctx.connection as rhea.Connection & { remote?: { open?: { hostname?: string } } };
+    const serve = options.takeover?.(String(connection.remote?.open?.hostname ?? ""));
+    if (!serve) return;
+    clearTimeout(setup);
+    serve(connection, {
+      delivered: () => {
+        pendingBytes = 0;
+      },
+    });
+  });
   container.on("connection_close", linger);
   container.on("connection_error", linger);
   container.on("protocol_error", linger);
