@@ -11,6 +11,7 @@ import { createSasToken } from "../../src/attestation/sas-token.js";
 import { type DeviceClient, hubAgent, hubOf, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
+import { resolveAllTo } from "../support/service-client.js";
 import { until } from "../support/until.js";
 
 /** A device's own SAS token for the hub, as the device SDKs sign it. */
@@ -170,5 +171,41 @@ describe("cloud-to-device messages on the built-in hub", () => {
     });
     assert.equal(lost.status, 412);
     assert.equal(lost.headers["iothub-errorcode"], "DeviceMessageLockLost");
+  });
+
+  test("over AMQP on WebSockets (the HTTPS port, /$iothub/websocket) too", async () => {
+    const hub = hubOf(p);
+    class LocalAmqpWs extends iothub.AmqpWs {
+      constructor(config: unknown) {
+        super(config as never);
+        const base = (this as unknown as { _amqp: { connect(c: AmqpConfig, done: unknown): void } })._amqp;
+        const connect = base.connect.bind(base);
+        base.connect = (c: AmqpConfig, done: unknown) =>
+          connect(
+            {
+              ...c,
+              uri: `wss://${hub.hostName}:${p.info.ports.https}/$iothub/websocket`,
+              sslOptions: { ca: p.ca.toString(), lookup: resolveAllTo("127.0.0.1") } as never,
+            },
+            done,
+          );
+      }
+    }
+    const overWs = iothub.Client.fromConnectionString(hub.connectionString, LocalAmqpWs as never);
+    try {
+      await overWs.open();
+      const d = (await registryClient(p).create({ deviceId: "c2d-ws" })).responseBody;
+      await overWs.send("c2d-ws", new Message("over websockets"));
+      // The device polls it over HTTPS with its own token.
+      const got = await call(p, "GET", "/devices/c2d-ws/messages/devicebound?api-version=2021-04-12", {
+        host: hub.hostName,
+        auth: deviceToken(hub.hostName, "c2d-ws", d.authentication?.symmetricKey?.primaryKey ?? ""),
+      });
+      assert.equal(got.status, 200);
+      assert.equal(got.text, "over websockets");
+      assert.match(String(got.headers.etag), /^"[0-9a-f-]{36}"$/);
+    } finally {
+      await overWs.close().catch(() => undefined);
+    }
   });
 });
