@@ -17,6 +17,10 @@ export interface HubRuntime {
   sessions: DeviceSessions;
   /** Scheduled twin updates and direct methods over many devices (this node's, in memory). */
   jobs: HubJobs;
+  /** Module identities and twins, keyed `{deviceId}/{moduleId}`. */
+  modules: HubRegistry;
+  /** The live MQTT sessions of modules (by the same key). */
+  moduleSessions: DeviceSessions;
   /** Cloud-to-device messages waiting for their devices (this node's, in memory). */
   c2d: C2dQueues;
   /** Their delivery feedback, for back ends that asked. */
@@ -109,10 +113,15 @@ export class BuiltinHubs {
       const registry = new HubRegistry(name, this.store, this.#events(name, sessions));
       const feedback = new FeedbackChannel();
       const c2d = new C2dQueues((record) => feedback.add(record));
+      // Modules' desired-property pushes reach their sessions on this node.
+      const moduleSessions = new DeviceSessions();
+      const modules = new HubRegistry(`${name}/modules`, this.store, moduleSessions, "module");
       const rt: Omit<HubRuntime, "jobs"> & Partial<Pick<HubRuntime, "jobs">> = {
         hub,
         registry,
         sessions,
+        modules,
+        moduleSessions,
         c2d,
         feedback,
       };

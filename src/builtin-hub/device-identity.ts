@@ -41,6 +41,11 @@ function thumbprint(v: unknown, name: string): string | null {
 }
 
 function authentication(v: unknown, existing: DeviceIdentity | undefined): DeviceIdentity["authentication"] {
+  return authenticationOf(v, existing);
+}
+
+/** The authentication of a device or module body: keys made when absent, kept when unchanged. */
+export function authenticationOf(v: unknown, existing: DeviceIdentity | undefined): DeviceIdentity["authentication"] {
   const auth = isObject(v) ? v : {};
   const thumbs = isObject(auth.x509Thumbprint) ? auth.x509Thumbprint : {};
   const keys = isObject(auth.symmetricKey) ? auth.symmetricKey : {};
@@ -123,5 +128,50 @@ export function identityFromBody(
     authentication: authentication(body.authentication, existing),
     capabilities: { iotEdge },
     ...scopesFromBody(body, { deviceId: pathId, generationId, iotEdge }, existing),
+  };
+}
+
+/** A module's registry key: `{deviceId}/{moduleId}` (neither id may hold '/'). */
+export const moduleKey = (deviceId: string, moduleId: string): string => `${deviceId}/${moduleId}`;
+
+/**
+ * The identity a PUT /devices/{deviceId}/modules/{moduleId} stores, under the key
+ * `{deviceId}/{moduleId}` (iothub-api.md §4; IoT Hub's module identities).
+ */
+export function moduleIdentityFromBody(
+  body: unknown,
+  key: string,
+  existing: DeviceIdentity | undefined,
+  now: string,
+): DeviceIdentity {
+  const [deviceId = "", moduleId = ""] = key.split("/");
+  if (!isObject(body)) throw bad("The body must be a module identity JSON object.");
+  if (body.moduleId !== moduleId) {
+    throw bad(`The body's moduleId '${String(body.moduleId)}' must equal the id in the path, '${moduleId}'.`);
+  }
+  if (body.deviceId !== undefined && body.deviceId !== deviceId) {
+    throw bad(`The body's deviceId '${String(body.deviceId)}' must equal the device in the path, '${deviceId}'.`);
+  }
+  if (!isValidHubDeviceId(moduleId)) {
+    throw bad(
+      `'${moduleId}' is not a valid module id: 1-128 characters of A-Z a-z 0-9 - : . + % _ # * ? ! ( ) , = @ ; $ '.`,
+    );
+  }
+  const managedBy = body.managedBy;
+  if (!blank(managedBy) && typeof managedBy !== "string") throw bad("'managedBy' must be a string.");
+  return {
+    deviceId: key,
+    generationId: existing?.generationId ?? `${Date.now()}${String(Math.floor(Math.random() * 1e5)).padStart(5, "0")}`,
+    etag: identityEtag(existing ? etagNumber(existing.etag) + 1 : 0),
+    status: "enabled",
+    statusReason: null,
+    statusUpdatedTime: existing?.statusUpdatedTime ?? NEVER,
+    connectionState: existing?.connectionState ?? "Disconnected",
+    connectionStateUpdatedTime: existing?.connectionStateUpdatedTime ?? NEVER,
+    lastActivityTime: existing?.lastActivityTime ?? NEVER,
+    cloudToDeviceMessageCount: 0,
+    authentication: authenticationOf(body.authentication, existing),
+    capabilities: { iotEdge: false },
+    managedBy: typeof managedBy === "string" ? managedBy : null,
   };
 }

@@ -56,7 +56,8 @@ export function authenticateDevice(
   now = Math.floor(Date.now() / 1000),
 ): void {
   const token = parse(text, now);
-  const scope = `${hub.hostName}/devices/${identity.deviceId}`.toLowerCase();
+  // A module's key is `{deviceId}/{moduleId}`; its tokens are for `{host}/devices/{d}/modules/{m}`.
+  const scope = `${hub.hostName}/devices/${identity.deviceId.replace("/", "/modules/")}`.toLowerCase();
   if (!covers(tokenResource(token), scope)) {
     throw unauthorized(`the token is for '${tokenResource(token)}', not for device '${identity.deviceId}'`);
   }

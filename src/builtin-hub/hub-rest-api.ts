@@ -13,9 +13,11 @@ import type { RequestPath } from "../http/request-path.js";
 import { sendJson, sendNoContent } from "../http/respond.js";
 import { peerLeafCertificate } from "../security/tls-peer.js";
 import type { HubRuntime } from "./builtin-hubs.js";
+import { moduleKey } from "./device-identity.js";
 import { invokeDirectMethod, MAX_METHOD_PAYLOAD_BYTES, parseMethodRequest } from "./direct-methods.js";
 import { authenticateDeviceRequest, authenticateService } from "./hub-auth.js";
 import { identityJson, twinJson } from "./hub-wire.js";
+import { moduleJson, modulesOf, moduleTwinJson } from "./modules.js";
 import { propertiesFromHeaders } from "./property-bag.js";
 import type { TelemetryLog } from "./telemetry-log.js";
 import { messageJson } from "./telemetry-log.js";
@@ -71,15 +73,21 @@ export class HubRestApi {
         if (method === "DELETE") {
           auth("RegistryWrite");
           await rt.registry.delete(id, header(req, "if-match"));
+          // A device's modules go with it, as on IoT Hub.
+          for (const m of await modulesOf(rt, id)) await rt.modules.delete(m.identity.deviceId, undefined);
           return sendNoContent(res);
         }
       }
+      if (third === "modules") return this.modules(req, res, rt, path, method);
       if (third === "messages" && fourth === "events" && path.lower.length === 4 && method === "POST") {
         return this.httpTelemetry(req, res, rt, id);
       }
       if (third === "messages" && fourth === "devicebound") {
         return this.cloudToDevice(req, res, rt, id, path, method);
       }
+    }
+    if (collection === "twins" && second !== undefined && third === "modules" && fourth !== undefined) {
+      return this.moduleTwin(req, res, rt, path, method);
     }
     if (collection === "twins" && second !== undefined && third === "methods" && fourth === undefined) {
       if (method !== "POST")
@@ -172,6 +180,74 @@ export class HubRestApi {
         throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
       if (!settled) throw new ProvisioError("hubMessageLockLost", { id, lockToken: token });
       return sendNoContent(res);
+    }
+    throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+  }
+
+  /** /devices/{id}/modules[/{moduleId}]: module identities (IoT Hub's module registry). */
+  private async modules(req: IncomingMessage, res: ServerResponse, rt: HubRuntime, path: RequestPath, method: string) {
+    const deviceId = path.segments[1] ?? "";
+    const moduleId = path.segments[3];
+    const auth = (right: HubRight) => authenticateService(req.headers.authorization, rt.hub, right);
+    if (path.segments.length > 4)
+      throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+    await rt.registry.get(deviceId); // 404 DeviceNotFound first, as IoT Hub answers
+    if (moduleId === undefined && method === "GET") {
+      auth("RegistryRead");
+      return sendJson(
+        res,
+        200,
+        (await modulesOf(rt, deviceId)).map((m) => moduleJson(m.identity)),
+      );
+    }
+    if (moduleId === undefined)
+      throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+    const key = moduleKey(deviceId, moduleId);
+    if (method === "GET") {
+      auth("RegistryRead");
+      const { identity } = await rt.modules.get(key);
+      return sendJson(res, 200, moduleJson(identity), { ETag: `"${identity.etag}"` });
+    }
+    if (method === "PUT") {
+      auth("RegistryWrite");
+      const identity = await rt.modules.createOrUpdate(key, parseJson(await readBody(req)), header(req, "if-match"));
+      return sendJson(res, 200, moduleJson(identity), { ETag: `"${identity.etag}"` });
+    }
+    if (method === "DELETE") {
+      auth("RegistryWrite");
+      await rt.modules.delete(key, header(req, "if-match"));
+      return sendNoContent(res);
+    }
+    throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+  }
+
+  /** /twins/{id}/modules/{moduleId}[/methods]: module twins and direct methods on modules. */
+  private async moduleTwin(
+    req: IncomingMessage,
+    res: ServerResponse,
+    rt: HubRuntime,
+    path: RequestPath,
+    method: string,
+  ) {
+    const key = moduleKey(path.segments[1] ?? "", path.segments[3] ?? "");
+    const action = path.lower[4];
+    authenticateService(req.headers.authorization, rt.hub, "ServiceConnect");
+    if (action === "methods" && path.lower.length === 5 && method === "POST") {
+      const request = parseMethodRequest(parseJson(await readBody(req, MAX_METHOD_PAYLOAD_BYTES + 4096)));
+      await rt.modules.get(key);
+      return sendJson(res, 200, await invokeDirectMethod(rt.moduleSessions, key, request));
+    }
+    if (action !== undefined)
+      throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
+    if (method === "GET") return sendJson(res, 200, moduleTwinJson(await rt.modules.get(key)));
+    if (method === "PATCH" || method === "PUT") {
+      const rec = await rt.modules.updateTwin(
+        key,
+        parseJson(await readBody(req)),
+        header(req, "if-match"),
+        method === "PATCH" ? "patch" : "replace",
+      );
+      return sendJson(res, 200, moduleTwinJson(rec));
     }
     throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
   }

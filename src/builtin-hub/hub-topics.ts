@@ -1,7 +1,7 @@
 // The device MQTT topic grammar of IoT Hub (iothub-api.md §6.3-6.6). Pure.
 
 export type HubPublish =
-  | { kind: "telemetry"; deviceId: string; bag: string }
+  | { kind: "telemetry"; deviceId: string; moduleId?: string; bag: string }
   | { kind: "twinGet"; rid: string }
   | { kind: "reportedPatch"; rid: string }
   | { kind: "methodResponse"; rid: string; status: number }
@@ -29,6 +29,9 @@ export function classifyPublish(topic: string): HubPublish {
     if (slash > 0 && tail.startsWith("/messages/events")) {
       return { kind: "telemetry", deviceId, bag: tail.slice("/messages/events".length).replace(/^\//, "") };
     }
+    // A module's: `devices/{deviceId}/modules/{moduleId}/messages/events/…`.
+    const m = /^\/modules\/([^/]+)\/messages\/events(?:\/(.*))?$/.exec(tail);
+    if (slash > 0 && m?.[1]) return { kind: "telemetry", deviceId, moduleId: m[1], bag: m[2] ?? "" };
     return { kind: "unknown" };
   }
   const q = topic.indexOf("?");

@@ -7,6 +7,7 @@ import type { JsonObject } from "../domain/json.js";
 import { parseJson } from "../domain/json.js";
 import { CONNACK } from "../transports/mqtt/connack.js";
 import type { HubRuntime } from "./builtin-hubs.js";
+import { moduleKey } from "./device-identity.js";
 import type { LiveSession } from "./device-sessions.js";
 import { MAX_METHOD_PAYLOAD_BYTES, type MethodResult, methodResponsePayload } from "./direct-methods.js";
 import { authenticateDevice, certificateAuthenticates } from "./hub-auth.js";
@@ -64,16 +65,23 @@ class Refused extends Error {
   }
 }
 
-/** Step: the username names this hub and the device; the client id is the device id. */
-function checkIdentity(connect: ConnectInfo, rt: HubRuntime): string {
+/**
+ * Step: the username names this hub and the device (or module); the client id is the device id,
+ * or `{deviceId}/{moduleId}` for a module. Resolves to the registry key.
+ */
+function checkIdentity(connect: ConnectInfo, rt: HubRuntime): { key: string; module: boolean } {
   const parsed = connect.username ? parseHubUsername(connect.username) : undefined;
-  if (!parsed || parsed.deviceId !== connect.clientId) {
-    throw new Refused(CONNACK.identifierRejected, "username must be {hub}/{deviceId}/?... with clientId = deviceId");
+  const key = parsed && (parsed.moduleId ? moduleKey(parsed.deviceId, parsed.moduleId) : parsed.deviceId);
+  if (!parsed || key !== connect.clientId) {
+    throw new Refused(
+      CONNACK.identifierRejected,
+      "username must be {hub}/{deviceId}[/{moduleId}]/?... with clientId = deviceId[/moduleId]",
+    );
   }
   if (parsed.host.replace(/:\d+$/, "").toLowerCase() !== rt.hub.hostName.toLowerCase()) {
     throw new Refused(CONNACK.identifierRejected, `username names hub '${parsed.host}', not '${rt.hub.hostName}'`);
   }
-  return parsed.deviceId;
+  return { key: key as string, module: parsed.moduleId !== undefined };
 }
 
 /** Step: SAS password, or a client certificate whose thumbprint the identity lists. */
@@ -100,17 +108,22 @@ export async function acceptHubDevice(
   transport: "mqtt" | "mqtt-ws",
 ): Promise<void> {
   let deviceId: string;
+  // A module's session works on the module registry and its own sessions.
+  let view: HubRuntime = rt;
   try {
-    deviceId = checkIdentity(connect, rt);
-    const rec = await rt.registry.find(deviceId);
-    if (!rec) throw new Refused(CONNACK.notAuthorized, `device '${deviceId}' is not registered`);
+    const who = checkIdentity(connect, rt);
+    deviceId = who.key;
+    if (who.module) view = { ...rt, registry: rt.modules, sessions: rt.moduleSessions };
+    const rec = await view.registry.find(deviceId);
+    if (!rec)
+      throw new Refused(CONNACK.notAuthorized, `${who.module ? "module" : "device"} '${deviceId}' is not registered`);
     authenticate(rec.identity, connect, conn, rt);
   } catch (err) {
     conn.connack(err instanceof Refused ? err.code : CONNACK.serverUnavailable);
     conn.close(err instanceof Error ? err.message : "refused");
     return;
   }
-  new HubDeviceSession(conn, deviceId, rt, telemetry, transport).start();
+  new HubDeviceSession(conn, deviceId, view, telemetry, transport).start();
 }
 
 interface PendingMethod {
@@ -232,17 +245,21 @@ class HubDeviceSession implements LiveSession {
     const what = classifyPublish(p.topic);
     const payload = typeof p.payload === "string" ? Buffer.from(p.payload) : p.payload;
     switch (what.kind) {
-      case "telemetry":
-        if (what.deviceId !== this.deviceId) return this.conn.close("telemetry for another device");
+      case "telemetry": {
+        const from = what.moduleId ? moduleKey(what.deviceId, what.moduleId) : what.deviceId;
+        if (from !== this.deviceId) return this.conn.close("telemetry for another device or module");
+        const properties = parsePropertyBag(what.bag);
+        if (what.moduleId) properties.system["iothub-connection-module-id"] = what.moduleId;
         this.telemetry.append({
           hub: this.rt.hub.name,
-          deviceId: this.deviceId,
+          deviceId: what.deviceId,
           enqueuedTimeUtc: nowUtc(),
           transport: this.transport,
-          properties: parsePropertyBag(what.bag),
+          properties,
           body: payload,
         });
         break;
+      }
       case "twinGet": {
         const rec = await this.rt.registry.get(this.deviceId);
         this.reply(twinResponseTopic(200, what.rid), JSON.stringify(deviceTwinPropertiesJson(rec.twin)));

@@ -6,7 +6,7 @@ import type { DeviceIdentity, HubDeviceRecord } from "../domain/hub.js";
 import type { JsonObject } from "../domain/json.js";
 import type { HubStore } from "../store/hub-store.js";
 import type { Page, PageRequest } from "../store/store.js";
-import { identityFromBody } from "./device-identity.js";
+import { identityFromBody, moduleIdentityFromBody } from "./device-identity.js";
 import { deviceOfScope, parentScopeOf, scopesOf } from "./device-scopes.js";
 import {
   applyReportedPatch,
@@ -44,11 +44,25 @@ export class HubRegistry {
     readonly hubName: string,
     private readonly store: HubStore,
     private readonly events: RegistryEvents,
+    /** Devices, or modules keyed `{deviceId}/{moduleId}` (kept under the hub name + "/modules"). */
+    private readonly kind: "device" | "module" = "device",
   ) {}
+
+  #notFound(id: string): ProvisioError {
+    return this.kind === "module"
+      ? new ProvisioError("hubModuleNotFound", { id: id.replace("/", "' on device '") })
+      : new ProvisioError("hubDeviceNotFound", { id });
+  }
+
+  #parse(body: unknown, id: string, existing: DeviceIdentity | undefined, now: string): DeviceIdentity {
+    return this.kind === "module"
+      ? moduleIdentityFromBody(body, id, existing, now)
+      : identityFromBody(body, id, existing, now);
+  }
 
   async get(deviceId: string): Promise<HubDeviceRecord> {
     const rec = await this.store.getHubDevice(this.hubName, deviceId);
-    if (!rec) throw new ProvisioError("hubDeviceNotFound", { id: deviceId });
+    if (!rec) throw this.#notFound(deviceId);
     return rec;
   }
 
@@ -65,13 +79,13 @@ export class HubRegistry {
     if (!ifMatch) return this.create(deviceId, body);
     for (let attempt = 1; ; attempt++) {
       const existing = await this.store.getHubDevice(this.hubName, deviceId);
-      if (!existing) throw new ProvisioError("hubDeviceNotFound", { id: deviceId });
+      if (!existing) throw this.#notFound(deviceId);
       if (unquote(ifMatch) !== "*" && unquote(ifMatch) !== existing.identity.etag) {
         throw new ProvisioError("hubPreconditionFailed", { id: deviceId });
       }
       const now = nowUtc();
-      const identity = identityFromBody(body, deviceId, existing.identity, now);
-      await this.checkParent(identity, existing.identity);
+      const identity = this.#parse(body, deviceId, existing.identity, now);
+      if (this.kind === "device") await this.checkParent(identity, existing.identity);
       const record = { identity, twin: existing.twin, rowVersion: 0 };
       const r = await this.store.putHubDevice(this.hubName, record, existing.rowVersion);
       if (r.ok) {
@@ -87,10 +101,14 @@ export class HubRegistry {
   /** Create only: the insert itself tells whether the id is taken, so nothing is read first. */
   private async create(deviceId: string, body: unknown): Promise<DeviceIdentity> {
     const now = nowUtc();
-    const identity = identityFromBody(body, deviceId, undefined, now);
-    await this.checkParent(identity, undefined);
+    const identity = this.#parse(body, deviceId, undefined, now);
+    if (this.kind === "device") await this.checkParent(identity, undefined);
     const r = await this.store.putHubDevice(this.hubName, { identity, twin: newTwin(now), rowVersion: 0 }, "absent");
-    if (!r.ok) throw new ProvisioError("hubDeviceExists", { id: deviceId });
+    if (!r.ok) {
+      throw this.kind === "module"
+        ? new ProvisioError("hubModuleExists", { id: deviceId.replace("/", "' on device '") })
+        : new ProvisioError("hubDeviceExists", { id: deviceId });
+    }
     if (identity.status === "disabled") this.events.deviceRevoked(deviceId);
     return identity;
   }
@@ -114,9 +132,7 @@ export class HubRegistry {
     if (ifMatch && unquote(ifMatch) !== "*" && unquote(ifMatch) !== existing.identity.etag) {
       throw new ProvisioError("hubPreconditionFailed", { id: deviceId });
     }
-    if (!(await this.store.deleteHubDevice(this.hubName, deviceId))) {
-      throw new ProvisioError("hubDeviceNotFound", { id: deviceId });
-    }
+    if (!(await this.store.deleteHubDevice(this.hubName, deviceId))) throw this.#notFound(deviceId);
     this.events.deviceRevoked(deviceId);
   }
 
@@ -174,7 +190,7 @@ export class HubRegistry {
       }
       const r = await this.store.putHubDevice(this.hubName, result.record, rec.rowVersion);
       if (r.ok) return { record: { ...result.record, rowVersion: rec.rowVersion + 1 }, after: result.after };
-      if (!r.ok && r.reason === "missing") throw new ProvisioError("hubDeviceNotFound", { id: deviceId });
+      if (!r.ok && r.reason === "missing") throw this.#notFound(deviceId);
       if (attempt >= ATTEMPTS) throw new ProvisioError("hubPreconditionFailed", { id: deviceId });
     }
   }

@@ -158,6 +158,8 @@ export const Errors = {
   hubUnknownHost: hubDef(404002, "IotHubNotFound", (p) => `No IoT hub answers for host '${p.host}'.`),
   hubRouteNotFound: hubDef(404003, "NotFound", (p) => `No operation at ${p.method} ${p.path}.`),
   hubDeviceExists: hubDef(409001, "DeviceAlreadyExists", (p) => `A device with ID '${p.id}' is already registered.`),
+  hubModuleExists: hubDef(409301, "ModuleAlreadyExistsOnDevice", (p) => `Module '${p.id}' already exists.`),
+  hubModuleNotFound: hubDef(404010, "ModuleNotFound", (p) => `Module '${p.id}' is not registered in this hub.`),
   hubPreconditionFailed: hubDef(
     412001,
     "PreconditionFailed",

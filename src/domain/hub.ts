@@ -46,6 +46,8 @@ export interface DeviceIdentity {
   deviceScope?: string | null;
   /** The parent's scope, at most one: set by clients for edge devices, mirrors `deviceScope` for leaves. */
   parentScopes?: string[];
+  /** Modules only: who manages the module (`iotEdge` for an edge deployment's), or null. */
+  managedBy?: string | null;
 }
 
 /** One device of a hub: its identity and twin. `rowVersion` guards read-modify-write. */
