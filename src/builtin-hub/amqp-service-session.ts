@@ -32,7 +32,7 @@ const text = (v: unknown): string | undefined =>
   v === undefined || v === null ? undefined : Buffer.isBuffer(v) ? v.toString("hex") : String(v);
 
 /** A devicebound message as the queue keeps it, or why it cannot be queued. Pure. */
-export function devicebound(
+export function deviceboundMessage(
   message: AmqpMessage,
 ):
   | { deviceId: string; message: Omit<C2dMessage, "enqueuedTime" | "expiryTime"> & { expiryTime?: string } }
@@ -131,7 +131,7 @@ export function serveHubService(connection: rhea.Connection, rt: HubRuntime, hoo
     const message = ctx.message as AmqpMessage;
     const address = (ctx.receiver as rhea.Receiver | undefined)?.target?.address;
     if (address === CBS) return putToken(message, delivery);
-    const parsed = devicebound(message);
+    const parsed = deviceboundMessage(message);
     if ("refused" in parsed) {
       return delivery.reject({ condition: "amqp:invalid-field", description: parsed.refused });
     }

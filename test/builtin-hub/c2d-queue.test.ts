@@ -2,7 +2,7 @@
 // count and which endings produce feedback for which `iothub-ack`.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { devicebound } from "../../src/builtin-hub/amqp-service-session.js";
+import { deviceboundMessage } from "../../src/builtin-hub/amqp-service-session.js";
 import {
   type Ack,
   C2dQueues,
@@ -81,7 +81,7 @@ test("expiry, rejection and success give feedback as iothub-ack asks", () => {
 });
 
 test("a devicebound AMQP message: its device, ack, properties and body; a wrong 'to' is refused", () => {
-  const parsed = devicebound({
+  const parsed = deviceboundMessage({
     to: "/devices/dev%201/messages/devicebound",
     message_id: "mid",
     application_properties: { "iothub-ack": "FULL", color: "red", n: 3 },
@@ -93,7 +93,7 @@ test("a devicebound AMQP message: its device, ack, properties and body; a wrong 
   assert.deepEqual(parsed.message.properties, { color: "red", n: "3" });
   assert.equal(parsed.message.body.toString(), "hello");
   assert.match(
-    (devicebound({ to: "/devices/x/messages/events" } as never) as { refused: string }).refused,
+    (deviceboundMessage({ to: "/devices/x/messages/events" } as never) as { refused: string }).refused,
     /'to' must be/,
   );
   assert.equal(
