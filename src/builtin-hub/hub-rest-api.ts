@@ -290,9 +290,12 @@ export class HubRestApi {
       throw new ProvisioError("hubArgumentInvalid", { detail: 'Send {"query": "SELECT * FROM devices ..."}.' });
     }
     const query = parseTwinQuery(body.query);
+    // FROM devices.modules reads the module registry, each row as a module twin.
+    const [source, toTwin] = query.from === "modules" ? [rt.modules, moduleTwinJson] : [rt.registry, undefined];
+    const scan = (after?: string) => matchingTwins(source, query, after, toTwin);
     if (query.count !== undefined) {
       let n = 0;
-      for await (const _ of matchingTwins(rt.registry, query)) n++;
+      for await (const _ of scan()) n++;
       return sendJson(res, 200, [{ [query.count]: n }], { "x-ms-item-type": "Json" });
     }
     const page = pageRequest(req.headers);
@@ -300,7 +303,7 @@ export class HubRestApi {
     let last: string | undefined;
     let next: string | undefined;
     // One past the page tells whether there is a next; the continuation is the last id returned.
-    for await (const { deviceId, twin } of matchingTwins(rt.registry, query, page.after)) {
+    for await (const { deviceId, twin } of scan(page.after)) {
       if (items.length === page.limit) {
         next = last;
         break;

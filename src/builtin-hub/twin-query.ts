@@ -26,6 +26,8 @@ export type Condition =
     };
 
 export interface TwinQuery {
+  /** `FROM devices` (default) or `FROM devices.modules`. */
+  from?: "devices" | "modules";
   /** Undefined for `SELECT *`: whole twins. */
   select?: string[][];
   /** `SELECT COUNT() [AS name]`: one row with the count under this name. */
@@ -225,9 +227,13 @@ export function parseTwinQuery(text: string): TwinQuery {
   }
   p.expectWord("from");
   const from = p.next();
-  if (from?.t !== "word" || from.v.toLowerCase() !== "devices") {
-    throw invalid(`Only FROM devices is supported${from ? `, not '${String(from.v)}'` : ""}. ${usage}.`);
+  const source = from?.t === "word" ? from.v.toLowerCase() : "";
+  if (source !== "devices" && source !== "devices.modules") {
+    throw invalid(
+      `Only FROM devices and FROM devices.modules are supported${from ? `, not '${String(from.v)}'` : ""}. ${usage}.`,
+    );
   }
+  if (source === "devices.modules") query.from = "modules";
   if (p.isWord("where")) {
     p.next();
     query.where = p.condition();

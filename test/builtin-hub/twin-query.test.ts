@@ -66,6 +66,11 @@ test("comparisons, IN, AND/OR/NOT with parentheses, and the functions fleets use
   no("ARRAY_CONTAINS(tags.zones, 'c')");
 });
 
+test("FROM devices.modules", () => {
+  assert.equal(parseTwinQuery("SELECT * FROM devices.modules WHERE moduleId = 'filter'").from, "modules");
+  assert.equal(parseTwinQuery("SELECT * FROM devices").from, undefined);
+});
+
 test("SELECT COUNT() [AS name]", () => {
   assert.equal(parseTwinQuery("SELECT COUNT() FROM devices").count, "numberOfDevices");
   const q = parseTwinQuery("select count() as total from devices where tags.floor = 3");
@@ -76,7 +81,7 @@ test("SELECT COUNT() [AS name]", () => {
 test("anything else is refused with ArgumentInvalid and says where, not half-understood", () => {
   for (const [text, where] of [
     ["SELECT deviceId FROM devices GROUP BY x", /Unexpected at 'GROUP'/],
-    ["SELECT * FROM devices.modules", /Only FROM devices is supported, not 'devices.modules'/],
+    ["SELECT * FROM devices.jobs", /Only FROM devices and FROM devices.modules are supported, not 'devices.jobs'/],
     ["SELECT * FROM devices WHERE tags.floor ~ 3", /Cannot read the query at '~ 3'/],
     ["SELECT * FROM devices WHERE (tags.a = 1", /Expected '\)' at the end of the query/],
     ["SELECT * FROM devices WHERE STARTSWITH(deviceId, 3)", /STARTSWITH takes a 'text' value/],

@@ -74,6 +74,14 @@ describe("modules on the built-in hub", () => {
     assert.equal(badBody.status, 400);
     assert.match(badBody.text, /moduleId 'y' must equal the id in the path, 'x'/);
 
+    // Module twins answer queries FROM devices.modules.
+    const q = await registry
+      .createQuery("SELECT * FROM devices.modules WHERE deviceId = 'edge-1' AND moduleId = '$edgeAgent'")
+      .nextAsTwin();
+    assert.deepEqual(
+      (q.result as unknown as { moduleId: string; deviceId: string }[]).map((t) => `${t.deviceId}/${t.moduleId}`),
+      ["edge-1/$edgeAgent"],
+    );
     await registry.removeModule("edge-1", "$edgeAgent");
     assert.deepEqual(
       ((await registry.getModulesOnDevice("edge-1")).responseBody as { moduleId: string }[]).map((m) => m.moduleId),
