@@ -25,28 +25,29 @@ const { Http } = deviceHttp;
 type AmqpConfig = { uri: string; sslOptions?: { ca: string }; policyOverride?: Record<string, unknown> };
 
 /**
- * The SDK's AMQP transport dials `amqps://{hub host}` on 5671 and trusts the system CAs: here it
- * dials the test server's AMQP port on loopback, trusting its CA (the README's "from another port").
+ * The SDK's AMQP transports dial `amqps://{hub host}` on 5671 (or `wss://…:443`) and trust the
+ * system CAs: this one dials the test server instead, trusting its CA (the README's "from another
+ * port"), with `extra` added to what its connect is given.
  */
-function serviceClient(p: ProvisioProcess): iothub.Client {
-  const hub = hubOf(p);
-  class LocalAmqp extends iothub.Amqp {
+function localTransport(Base: typeof iothub.Amqp | typeof iothub.AmqpWs, extra: (c: AmqpConfig) => AmqpConfig) {
+  return class extends Base {
     constructor(config: unknown) {
       super(config as never);
       const base = (this as unknown as { _amqp: { connect(c: AmqpConfig, done: unknown): void } })._amqp;
       const connect = base.connect.bind(base);
-      base.connect = (c: AmqpConfig, done: unknown) =>
-        connect(
-          {
-            ...c,
-            uri: `amqps://${hub.hostName}:${p.info.ports.amqp}`,
-            sslOptions: { ca: p.ca.toString() },
-            policyOverride: { host: "127.0.0.1", servername: hub.hostName },
-          },
-          done,
-        );
+      base.connect = (c: AmqpConfig, done: unknown) => connect(extra(c), done);
     }
-  }
+  };
+}
+
+function serviceClient(p: ProvisioProcess): iothub.Client {
+  const hub = hubOf(p);
+  const LocalAmqp = localTransport(iothub.Amqp, (c) => ({
+    ...c,
+    uri: `amqps://${hub.hostName}:${p.info.ports.amqp}`,
+    sslOptions: { ca: p.ca.toString() },
+    policyOverride: { host: "127.0.0.1", servername: hub.hostName },
+  }));
   return iothub.Client.fromConnectionString(hub.connectionString, LocalAmqp as never);
 }
 
@@ -175,22 +176,11 @@ describe("cloud-to-device messages on the built-in hub", () => {
 
   test("over AMQP on WebSockets (the HTTPS port, /$iothub/websocket) too", async () => {
     const hub = hubOf(p);
-    class LocalAmqpWs extends iothub.AmqpWs {
-      constructor(config: unknown) {
-        super(config as never);
-        const base = (this as unknown as { _amqp: { connect(c: AmqpConfig, done: unknown): void } })._amqp;
-        const connect = base.connect.bind(base);
-        base.connect = (c: AmqpConfig, done: unknown) =>
-          connect(
-            {
-              ...c,
-              uri: `wss://${hub.hostName}:${p.info.ports.https}/$iothub/websocket`,
-              sslOptions: { ca: p.ca.toString(), lookup: resolveAllTo("127.0.0.1") } as never,
-            },
-            done,
-          );
-      }
-    }
+    const LocalAmqpWs = localTransport(iothub.AmqpWs, (c) => ({
+      ...c,
+      uri: `wss://${hub.hostName}:${p.info.ports.https}/$iothub/websocket`,
+      sslOptions: { ca: p.ca.toString(), lookup: resolveAllTo("127.0.0.1") } as never,
+    }));
     const overWs = iothub.Client.fromConnectionString(hub.connectionString, LocalAmqpWs as never);
     try {
       await overWs.open();

@@ -14,7 +14,13 @@ import type { ServeInfo } from "../../src/service.js";
 import { deriveKey, httpTransport, registerWithKey } from "../support/device-clients.js";
 import { enrollGroup } from "../support/enrollments.js";
 import { call } from "../support/management.js";
-import { BIN, newDataDir, type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
+import {
+  BIN,
+  LOOPBACK_ANY_PORTS,
+  newDataDir,
+  type ProvisioProcess,
+  startProvisio,
+} from "../support/provisio-process.js";
 import { runProvisio } from "../support/run-cli.js";
 import { serviceClient } from "../support/service-client.js";
 import { until } from "../support/until.js";
@@ -22,18 +28,7 @@ import { until } from "../support/until.js";
 const { Client } = deviceSdk;
 const { Mqtt } = deviceMqtt;
 
-const EPHEMERAL = [
-  "--bind",
-  "127.0.0.1",
-  "--https-port",
-  "0",
-  "--mqtt-port",
-  "0",
-  "--amqp-port",
-  "0",
-  "--metrics-port",
-  "0",
-];
+const EPHEMERAL = LOOPBACK_ANY_PORTS;
 const ESC = String.fromCharCode(27);
 /** The text without terminal colour codes. */
 const stripAnsi = (s: string): string => s.replace(new RegExp(`${ESC}\\[[0-9;]*[A-Za-z]`, "g"), "");

@@ -24,6 +24,20 @@ export interface ProvisioProcess {
   dispose(): Promise<void>;
 }
 
+/** Every listener on loopback, each on a port the OS picks. */
+export const LOOPBACK_ANY_PORTS = [
+  "--bind",
+  "127.0.0.1",
+  "--https-port",
+  "0",
+  "--mqtt-port",
+  "0",
+  "--amqp-port",
+  "0",
+  "--metrics-port",
+  "0",
+];
+
 export const newDataDir = (): string => mkdtempSync(join(tmpdir(), "provisio-test-"));
 
 export async function startProvisio(
@@ -38,24 +52,7 @@ export async function startProvisio(
     : [process.execPath, []];
   const child = spawn(
     command[0] as string,
-    [
-      ...(command[1] as string[]),
-      BIN,
-      "serve",
-      "--data-dir",
-      dataDir,
-      "--bind",
-      "127.0.0.1",
-      "--https-port",
-      "0",
-      "--mqtt-port",
-      "0",
-      "--amqp-port",
-      "0",
-      "--metrics-port",
-      "0",
-      ...(options.args ?? []),
-    ],
+    [...(command[1] as string[]), BIN, "serve", "--data-dir", dataDir, ...LOOPBACK_ANY_PORTS, ...(options.args ?? [])],
     { env: { ...process.env, PROVISIO_LOG_LEVEL: "error", ...options.env }, stdio: ["ignore", "inherit", "pipe"] },
   );
   let stderr = "";
