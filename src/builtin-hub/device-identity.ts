@@ -142,7 +142,8 @@ export function moduleIdentityFromBody(
   body: unknown,
   key: string,
   existing: DeviceIdentity | undefined,
-  now: string,
+  /** Modules have no status to time; the parameter keeps the registry's one parser signature. */
+  _now: string,
 ): DeviceIdentity {
   const [deviceId = "", moduleId = ""] = key.split("/");
   if (!isObject(body)) throw bad("The body must be a module identity JSON object.");

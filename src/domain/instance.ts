@@ -2,15 +2,9 @@
 import type { IdScope } from "./ids.js";
 import type { IpFilterRule } from "./ip-filter.js";
 
-export const RIGHTS = [
-  "ServiceConfig",
-  "EnrollmentRead",
-  "EnrollmentWrite",
-  "RegistrationStatusRead",
-  "RegistrationStatusWrite",
-  "DeviceConnect",
-] as const;
-export type Right = (typeof RIGHTS)[number];
+import { RIGHTS, type Right } from "./rights.js";
+
+export { RIGHTS, type Right };
 
 export type InstanceAllocationPolicy = "hashed" | "geoLatency" | "static";
 

@@ -1,6 +1,7 @@
 // The console's client of the service and management APIs: same origin, every call signed with
 // the signed-in policy's SAS token, DPS error bodies turned into messages a person can act on.
 import { parseConnectionString, type SharedAccessConnectionString } from "../../domain/connection-string.js";
+import type { Right } from "../../domain/rights.js";
 import { isBase64Key, sasToken } from "./sas.js";
 
 export const SERVICE_API_VERSION = "2021-10-01";
@@ -36,14 +37,8 @@ export function readConnectionString(text: string): SharedAccessConnectionString
   return cs;
 }
 
-/** Rights of DPS's shared access policies (management.md §3). */
-export type Right =
-  | "ServiceConfig"
-  | "EnrollmentRead"
-  | "EnrollmentWrite"
-  | "RegistrationStatusRead"
-  | "RegistrationStatusWrite"
-  | "DeviceConnect";
+/** Rights of DPS's shared access policies (management.md §3): the domain's one list. */
+export type { Right } from "../../domain/rights.js";
 
 export interface WhoAmI {
   service: { name: string; idScope: string; hostName: string };

@@ -174,3 +174,29 @@ export function NeedsRight(props: { blade: string; children: ComponentChildren }
     </section>
   );
 }
+
+/** A search by id prefix: the text typed, applied on submit (the server filters, ?prefix=). */
+export function PrefixSearch(props: {
+  label: string;
+  onSearch: (prefix: string) => void;
+  class?: string;
+  children?: ComponentChildren;
+}) {
+  const [text, setText] = useState("");
+  return (
+    <form
+      class={props.class}
+      onSubmit={(e) => {
+        e.preventDefault();
+        props.onSearch(text.trim());
+      }}
+    >
+      <label>
+        <span class="label">{props.label}</span>
+        <input type="search" value={text} onInput={(e) => setText(e.currentTarget.value)} />
+      </label>
+      <button type="submit">Search</button>
+      {props.children}
+    </form>
+  );
+}

@@ -1,19 +1,11 @@
 // Access policies: shared access policies with their rights; keys on request; add, regenerate
 // keys, delete (management.md §3). Changing them needs ServiceConfig.
 import { useState } from "preact/hooks";
-import { can, type Right } from "../api.js";
+import { RIGHTS, type Right } from "../../../domain/rights.js";
+import { can } from "../api.js";
 import { listKeys, type PolicyWithKeys, putServiceProperties, readService } from "../service-resource.js";
 import { useSession } from "../session.js";
 import { Dialog, ErrorNote, Field, Loading, NeedsRight, TableHead, useAsync } from "../ui.js";
-
-const RIGHTS: Right[] = [
-  "ServiceConfig",
-  "EnrollmentRead",
-  "EnrollmentWrite",
-  "RegistrationStatusRead",
-  "RegistrationStatusWrite",
-  "DeviceConnect",
-];
 
 type PolicyInput = Omit<PolicyWithKeys, "primaryKey" | "secondaryKey"> & { primaryKey?: string; secondaryKey?: string };
 

@@ -4,7 +4,7 @@ import { useState } from "preact/hooks";
 import { can } from "../api.js";
 import { bodyToForm, type EnrollmentForm, type EnrollmentKind, emptyForm } from "../enrollment-model.js";
 import { useSession } from "../session.js";
-import { Dialog, ErrorNote, Loading, PagedTable, useAsync, when } from "../ui.js";
+import { Dialog, ErrorNote, Loading, PagedTable, PrefixSearch, useAsync, when } from "../ui.js";
 import { collectionOf, EnrollmentEditor } from "./enrollment-editor.js";
 
 type Json = Record<string, unknown>;
@@ -22,7 +22,6 @@ const attestationName = (e: Json): string => {
 export function Enrollments() {
   const { api, who } = useSession();
   const [kind, setKind] = useState<EnrollmentKind>("individual");
-  const [search, setSearch] = useState("");
   const [applied, setApplied] = useState("");
   const [editing, setEditing] = useState<{ form: EnrollmentForm; isNew: boolean } | undefined>();
   const [open, setOpen] = useState<string | undefined>();
@@ -67,18 +66,7 @@ export function Enrollments() {
         ))}
       </div>
       <div class="toolbar">
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            setApplied(search.trim());
-          }}
-        >
-          <label>
-            <span class="label">Search by ID prefix</span>
-            <input type="search" value={search} onInput={(e) => setSearch(e.currentTarget.value)} />
-          </label>
-          <button type="submit">Search</button>
-        </form>
+        <PrefixSearch label="Search by ID prefix" onSearch={setApplied} />
         {writable ? (
           <>
             <button

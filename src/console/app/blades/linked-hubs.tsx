@@ -2,21 +2,16 @@
 // allocation policy (the portal's "Manage allocation policy").
 import { useEffect, useState } from "preact/hooks";
 import { can } from "../api.js";
-import { type LinkedHub, putServiceProperties, readService, type ServiceResource } from "../service-resource.js";
+import type { LinkedHub } from "../service-resource.js";
+import { useServiceSettings } from "../service-settings.js";
 import { useSession } from "../session.js";
-import { Dialog, ErrorNote, Field, Loading, NeedsRight, useAsync } from "../ui.js";
+import { Dialog, ErrorNote, Field, Loading, NeedsRight } from "../ui.js";
 
 export function LinkedHubs() {
-  const { api, who, servicePath } = useSession();
-  const [version, setVersion] = useState(0);
-  const service = useAsync(
-    () => (can(who, "ServiceConfig") ? readService(api, servicePath) : Promise.resolve(undefined)),
-    [version],
-  );
+  const { who } = useSession();
+  const { service, error, saved, changed, save } = useServiceSettings();
   const [hubs, setHubs] = useState<LinkedHub[]>([]);
   const [policy, setPolicy] = useState("Hashed");
-  const [error, setError] = useState<Error | undefined>();
-  const [saved, setSaved] = useState(false);
   const [adding, setAdding] = useState(false);
   useEffect(() => {
     if (service.data) {
@@ -32,27 +27,14 @@ export function LinkedHubs() {
     );
   }
   const change = (i: number, patch: Partial<LinkedHub>) => {
-    setSaved(false);
+    changed();
     setHubs(hubs.map((h, j) => (j === i ? { ...h, ...patch } : h)));
-  };
-  const save = async (properties: Partial<ServiceResource["properties"]>) => {
-    setError(undefined);
-    setSaved(false);
-    try {
-      const data = service.data;
-      if (!data) return;
-      await putServiceProperties(api, servicePath, data.etag, properties);
-      setSaved(true);
-      setVersion(version + 1);
-    } catch (e) {
-      setError(e as Error);
-    }
   };
   return (
     <section>
       <h1>Linked hubs</h1>
       {service.loading ? <Loading what="linked hubs" /> : null}
-      <ErrorNote error={service.error ?? error} what="Not saved" />
+      <ErrorNote error={error} what="Not saved" />
       {saved ? (
         <p role="status" class="ok">
           Saved.

@@ -2,23 +2,18 @@
 // Provisio enforces on the device and service APIs. The first matching rule decides.
 import { useEffect, useState } from "preact/hooks";
 import { can } from "../api.js";
-import { type IpFilterRule, putServiceProperties, readService } from "../service-resource.js";
+import type { IpFilterRule } from "../service-resource.js";
+import { useServiceSettings } from "../service-settings.js";
 import { useSession } from "../session.js";
-import { ErrorNote, Loading, NeedsRight, TableHead, useAsync } from "../ui.js";
+import { ErrorNote, Loading, NeedsRight, TableHead } from "../ui.js";
 
 type Access = "Disabled" | "Selected" | "All";
 
 export function Networking() {
-  const { api, who, servicePath } = useSession();
-  const [version, setVersion] = useState(0);
-  const service = useAsync(
-    () => (can(who, "ServiceConfig") ? readService(api, servicePath) : Promise.resolve(undefined)),
-    [version],
-  );
+  const { who } = useSession();
+  const { service, error, saved, changed, save: saveProperties } = useServiceSettings();
   const [access, setAccess] = useState<Access>("All");
   const [rules, setRules] = useState<IpFilterRule[]>([]);
-  const [error, setError] = useState<Error | undefined>();
-  const [saved, setSaved] = useState(false);
   useEffect(() => {
     const p = service.data?.properties;
     if (!p) return;
@@ -33,7 +28,7 @@ export function Networking() {
     );
   }
   const edit = (i: number, patch: Partial<IpFilterRule>) => {
-    setSaved(false);
+    changed();
     setRules(rules.map((r, j) => (j === i ? { ...r, ...patch } : r)));
   };
   const move = (i: number, by: number) => {
@@ -44,30 +39,21 @@ export function Networking() {
   };
   const save = async (e: Event) => {
     e.preventDefault();
-    setError(undefined);
     if (
       access === "Disabled" &&
       !confirm("With public access disabled, this console cannot reach the service either. Go on?")
     )
       return;
-    try {
-      const data = service.data;
-      if (!data) return;
-      await putServiceProperties(api, servicePath, data.etag, {
-        publicNetworkAccess: access === "Disabled" ? "Disabled" : "Enabled",
-        ipFilterRules: access === "All" ? [] : rules,
-      });
-      setSaved(true);
-      setVersion(version + 1);
-    } catch (err) {
-      setError(err as Error);
-    }
+    await saveProperties({
+      publicNetworkAccess: access === "Disabled" ? "Disabled" : "Enabled",
+      ipFilterRules: access === "All" ? [] : rules,
+    });
   };
   return (
     <section>
       <h1>Networking</h1>
       {service.loading ? <Loading what="network settings" /> : null}
-      <ErrorNote error={service.error ?? error} what="Not saved" />
+      <ErrorNote error={error} what="Not saved" />
       <form onSubmit={save} class="form">
         <fieldset>
           <legend>Public network access</legend>

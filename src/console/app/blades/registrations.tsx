@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { can } from "../api.js";
 import { useSession } from "../session.js";
-import { Dialog, ErrorNote, Loading, NeedsRight, PagedTable, useAsync, when } from "../ui.js";
+import { Dialog, ErrorNote, Loading, NeedsRight, PagedTable, PrefixSearch, useAsync, when } from "../ui.js";
 
 type Json = Record<string, unknown>;
 
@@ -25,7 +25,6 @@ const recordOfHash = (): string | undefined => {
 
 export function Registrations() {
   const { api, who } = useSession();
-  const [search, setSearch] = useState("");
   const [applied, setApplied] = useState("");
   const [open, setOpen] = useState<string | undefined>(recordOfHash());
   const [version, setVersion] = useState(0);
@@ -48,22 +47,11 @@ export function Registrations() {
   return (
     <section>
       <h1>Registrations</h1>
-      <form
-        class="toolbar"
-        onSubmit={(e) => {
-          e.preventDefault();
-          setApplied(search.trim());
-        }}
-      >
-        <label>
-          <span class="label">Search by registration ID prefix</span>
-          <input type="search" value={search} onInput={(e) => setSearch(e.currentTarget.value)} />
-        </label>
-        <button type="submit">Search</button>
+      <PrefixSearch label="Search by registration ID prefix" onSearch={setApplied} class="toolbar">
         <button type="button" onClick={() => setVersion(version + 1)}>
           Refresh
         </button>
-      </form>
+      </PrefixSearch>
       <PagedTable<Json>
         caption="Registration records"
         columns={["Registration ID", "Status", "Assigned hub", "Device ID", "Last updated"]}
