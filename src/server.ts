@@ -5,7 +5,8 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { AddressInfo, Server as NetServer, Socket } from "node:net";
 import { join } from "node:path";
 import type { Server as TlsServer } from "node:tls";
-import { serveHubService } from "./builtin-hub/amqp-service-session.js";
+import { serveHubConnection } from "./builtin-hub/amqp-hub-connection.js";
+import { isHubLinkAddress } from "./builtin-hub/amqp-hub-links.js";
 import type { Logger } from "./observability/logger.js";
 import { listenerTls } from "./security/listener-tls.js";
 import type { ServeConfig } from "./server/config.js";
@@ -16,7 +17,7 @@ import { portOwner } from "./server/port-owner.js";
 import { buildService, type ServeInfo } from "./service.js";
 import { createAmqpTlsServer } from "./transports/amqp/amqp-listener.js";
 import { createAmqpWebSocketHandler } from "./transports/amqp/amqp-websocket.js";
-import type { AmqpTakeover } from "./transports/amqp/dps-connection.js";
+import type { AmqpServe, AmqpTakeover } from "./transports/amqp/dps-connection.js";
 import { DEFAULT_LIMITS } from "./transports/mqtt/mqtt-connection.js";
 import { createMqttTlsServer } from "./transports/mqtt/mqtt-listener.js";
 import { createMqttWebSocketHandler } from "./transports/mqtt/mqtt-websocket.js";
@@ -101,11 +102,26 @@ export async function startServer(config: ServeConfig, log: Logger): Promise<Run
   const tlsOptions = listenerTls(service.tls(), config.minTlsVersion);
   const https = createHttpsListener(tlsOptions, service.https);
   const mqtt = createMqttTlsServer(tlsOptions, service.mqtt("mqtt"), MQTT_LIMITS);
-  // Back ends reach the built-in hubs' AMQP service endpoint (cloud-to-device messages) on the
-  // same port: a connection whose open frame names a hub goes to it.
-  const takeover: AmqpTakeover = (hostname) => {
-    const rt = service.hubs.byHost(hostname);
-    return rt && ((connection, hooks) => serveHubService(connection, rt, hooks));
+  // The built-in hubs' AMQP endpoint (back ends' cloud-to-device messages, devices) is on the same
+  // port: a connection whose open frame names a hub goes to it, and so does one whose first link
+  // is a hub's (a device dialing a gateway name, such as 127.0.0.1).
+  const hubServe =
+    (named: ReturnType<typeof service.hubs.byHost>): AmqpServe =>
+    (connection, hooks, first) =>
+      serveHubConnection(
+        connection,
+        service.hubs,
+        named,
+        service.telemetry,
+        { ...hooks, transport: hooks.protocol === "amqp" ? "amqp" : "amqp-ws" },
+        first,
+      );
+  const takeover: AmqpTakeover = {
+    byHost: (hostname) => {
+      const rt = service.hubs.byHost(hostname);
+      return rt && hubServe(rt);
+    },
+    byLink: (address) => (isHubLinkAddress(address) ? hubServe(undefined) : undefined),
   };
   const amqp = createAmqpTlsServer(tlsOptions, service.engine, { log, takeover });
   // MQTT and AMQP over WebSocket share /$iothub/websocket on the HTTPS port (device-api.md §8).

@@ -14,7 +14,8 @@ export interface LiveSession {
   deliverCloudToDevice(): void;
   /** A direct method call; its answer, or a 504 after `timeoutSeconds`. */
   invokeMethod(name: string, payload: string, timeoutSeconds: number): Promise<MethodResult>;
-  close(reason: string): void;
+  /** Ends the session; `replaced` when a newer connection of the same device takes over. */
+  close(reason: string, replaced?: boolean): void;
 }
 
 export class DeviceSessions implements RegistryEvents {
@@ -26,7 +27,7 @@ export class DeviceSessions implements RegistryEvents {
   add(session: LiveSession): void {
     const old = this.#live.get(session.deviceId);
     this.#live.set(session.deviceId, session);
-    if (old && old !== session) old.close("the device connected again");
+    if (old && old !== session) old.close("the device connected again", true);
   }
 
   remove(session: LiveSession): void {

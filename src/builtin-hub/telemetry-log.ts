@@ -7,7 +7,7 @@ export interface TelemetryMessage {
   hub: string;
   deviceId: string;
   enqueuedTimeUtc: string;
-  transport: "mqtt" | "mqtt-ws" | "https";
+  transport: "mqtt" | "mqtt-ws" | "amqp" | "amqp-ws" | "https";
   properties: MessageProperties;
   body: Buffer;
 }

@@ -2,7 +2,7 @@
 // count and which endings produce feedback for which `iothub-ack`.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { deviceboundMessage } from "../../src/builtin-hub/amqp-service-session.js";
+import { deviceboundMessage } from "../../src/builtin-hub/amqp-service-links.js";
 import {
   type Ack,
   C2dQueues,

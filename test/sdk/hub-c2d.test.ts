@@ -8,7 +8,7 @@ import deviceHttp from "azure-iot-device-http";
 import deviceMqtt from "azure-iot-device-mqtt";
 import iothub from "azure-iothub";
 import { createSasToken } from "../../src/attestation/sas-token.js";
-import { type DeviceClient, hubAgent, hubOf, registryClient } from "../support/hub-clients.js";
+import { type DeviceClient, hubAgent, hubOf, redirectAmqp, registryClient } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { resolveAllTo } from "../support/service-client.js";
@@ -22,27 +22,9 @@ const { Client: DeviceClientCtor, Message } = deviceSdk;
 const { Mqtt } = deviceMqtt;
 const { Http } = deviceHttp;
 
-type AmqpConfig = { uri: string; sslOptions?: { ca: string }; policyOverride?: Record<string, unknown> };
-
-/**
- * The SDK's AMQP transports dial `amqps://{hub host}` on 5671 (or `wss://…:443`) and trust the
- * system CAs: this one dials the test server instead, trusting its CA (the README's "from another
- * port"), with `extra` added to what its connect is given.
- */
-function localTransport(Base: typeof iothub.Amqp | typeof iothub.AmqpWs, extra: (c: AmqpConfig) => AmqpConfig) {
-  return class extends Base {
-    constructor(config: unknown) {
-      super(config as never);
-      const base = (this as unknown as { _amqp: { connect(c: AmqpConfig, done: unknown): void } })._amqp;
-      const connect = base.connect.bind(base);
-      base.connect = (c: AmqpConfig, done: unknown) => connect(extra(c), done);
-    }
-  };
-}
-
 function serviceClient(p: ProvisioProcess): iothub.Client {
   const hub = hubOf(p);
-  const LocalAmqp = localTransport(iothub.Amqp, (c) => ({
+  const LocalAmqp = redirectAmqp(iothub.Amqp, (c) => ({
     ...c,
     uri: `amqps://${hub.hostName}:${p.info.ports.amqp}`,
     sslOptions: { ca: p.ca.toString() },
@@ -176,7 +158,7 @@ describe("cloud-to-device messages on the built-in hub", () => {
 
   test("over AMQP on WebSockets (the HTTPS port, /$iothub/websocket) too", async () => {
     const hub = hubOf(p);
-    const LocalAmqpWs = localTransport(iothub.AmqpWs, (c) => ({
+    const LocalAmqpWs = redirectAmqp(iothub.AmqpWs, (c) => ({
       ...c,
       uri: `wss://${hub.hostName}:${p.info.ports.https}/$iothub/websocket`,
       sslOptions: { ca: p.ca.toString(), lookup: resolveAllTo("127.0.0.1") } as never,

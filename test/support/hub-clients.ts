@@ -51,3 +51,31 @@ export function x509DeviceClient(
     transport,
   );
 }
+
+/** What the SDKs' AMQP transports hand to their connect (azure-iot-amqp-base). */
+export type AmqpConfig = {
+  uri: string;
+  sslOptions?: Record<string, unknown>;
+  policyOverride?: Record<string, unknown>;
+};
+
+/**
+ * The SDKs' AMQP transports (service Client's and device Client's) dial `amqps://{host}` on 5671
+ * or `wss://{host}:443` and trust the system CAs: this subclass dials the test server instead
+ * (the README's "from another port"), with `rewrite` applied to what its connect is given.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: a mixin's base constructor takes any arguments (TS2545).
+export function redirectAmqp<T extends new (...args: any[]) => object>(
+  Base: T,
+  rewrite: (c: AmqpConfig) => AmqpConfig,
+): T {
+  return class extends Base {
+    // biome-ignore lint/suspicious/noExplicitAny: see above.
+    constructor(...args: any[]) {
+      super(...args);
+      const base = (this as unknown as { _amqp: { connect(c: AmqpConfig, done: unknown): void } })._amqp;
+      const connect = base.connect.bind(base);
+      base.connect = (c: AmqpConfig, done: unknown) => connect(rewrite(c), done);
+    }
+  };
+}

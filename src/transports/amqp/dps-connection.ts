@@ -57,13 +57,29 @@ export const DEFAULT_AMQP_LIMITS: AmqpLimits = {
   maxPendingBytes: 1024 * 1024,
 };
 
+/** What the listener lends a connection it hands to another service. */
+export interface AmqpTakenHooks {
+  /** A whole message arrived: the bound on bytes piling up between messages starts again. */
+  delivered(): void;
+  /** Calls `listener` once the connection is gone. */
+  onEnd(listener: () => void): void;
+  /** The TLS client chain, leaf first ([] when none). */
+  certificateChain(): readonly Buffer[];
+  protocol: "amqp" | "amqpws";
+}
+
+/** Serves a connection taken over; `first` is the link open that decided it, when one did. */
+export type AmqpServe = (connection: rhea.Connection, hooks: AmqpTakenHooks, first?: EventContext) => void;
+
 /**
- * Another service on the same port: a connection whose open frame names one of its host names
- * is handed to it after SASL (the built-in hubs' service endpoint, server/amqp-routes.ts).
+ * Another service on the same port (the built-in hubs, server.ts): a connection whose open frame
+ * names one of its host names is handed to it after SASL; so is one whose first link is for one
+ * of its nodes (a device that dialed a gateway name, such as an IP address, rather than the hub's).
  */
-export type AmqpTakeover = (
-  hostname: string,
-) => ((connection: rhea.Connection, hooks: { delivered(): void }) => void) | undefined;
+export interface AmqpTakeover {
+  byHost(hostname: string): AmqpServe | undefined;
+  byLink(address: string | undefined): AmqpServe | undefined;
+}
 
 export interface AmqpOptions {
   limits?: AmqpLimits;
@@ -241,12 +257,15 @@ export function acceptAmqpDevice(
   let ended = false;
   /** Set once the device is named: ends the connection if a network rule comes to refuse it. */
   let unwatch: (() => void) | undefined;
+  /** A service that took the connection over hears of its end. */
+  const endListeners: (() => void)[] = [];
   const end = () => {
     if (ended) return;
     ended = true;
     clearTimeout(setup);
     unwatch?.();
     peer.destroy();
+    for (const listener of endListeners) listener();
   };
   // A close (either side's, or after an error) is answered by rhea, which then ends the socket; the
   // socket goes at once only if the device never finishes its side.
@@ -255,19 +274,38 @@ export function acceptAmqpDevice(
     setTimeout(end, CLOSE_GRACE_MS).unref();
   };
   container.on("disconnected", end);
-  // A back end's connection to a built-in hub: its links and messages go there (their
-  // listeners on the connection come before these on the container), its close stays here.
+  // A connection for another service (a built-in hub): its links and messages go there (their
+  // listeners on the connection come before these on the container); its close and end stay here.
+  let takenOver = false;
+  const takeOver = (serve: AmqpServe, connection: rhea.Connection, first?: EventContext) => {
+    takenOver = true;
+    clearTimeout(setup);
+    serve(
+      connection,
+      {
+        delivered: () => {
+          pendingBytes = 0;
+        },
+        onEnd: (listener) => endListeners.push(listener),
+        certificateChain: () => peer.certificateChain(),
+        protocol,
+      },
+      first,
+    );
+  };
   container.on("connection_open", (ctx: EventContext) => {
     const connection = ctx.connection as rhea.Connection & { remote?: { open?: { hostname?: string } } };
-    const serve = options.takeover?.(String(connection.remote?.open?.hostname ?? ""));
-    if (!serve) return;
-    clearTimeout(setup);
-    serve(connection, {
-      delivered: () => {
-        pendingBytes = 0;
-      },
-    });
+    const serve = options.takeover?.byHost(String(connection.remote?.open?.hostname ?? ""));
+    if (serve) takeOver(serve, connection);
   });
+  /** A first link for another service's node hands the connection over (a device dialing a gateway name). */
+  const handedOver = (ctx: EventContext, linkAddress: string | undefined): boolean => {
+    if (takenOver || address || plain || tpmKeys) return false;
+    const serve = options.takeover?.byLink(linkAddress);
+    if (!serve) return false;
+    takeOver(serve, ctx.connection as rhea.Connection, ctx);
+    return true;
+  };
   container.on("connection_close", linger);
   container.on("connection_error", linger);
   container.on("protocol_error", linger);
@@ -317,6 +355,7 @@ export function acceptAmqpDevice(
   };
   container.on("sender_open", (ctx: EventContext) => {
     const sender = ctx.sender as rhea.Sender;
+    if (handedOver(ctx, sender.source?.address)) return;
     const refused = claim(sender.source?.address);
     if (refused) return sender.close({ condition: "amqp:unauthorized-access", description: refused });
     mirror(sender);
@@ -325,6 +364,7 @@ export function acceptAmqpDevice(
   });
   container.on("receiver_open", (ctx: EventContext) => {
     const receiver = ctx.receiver as rhea.Receiver;
+    if (handedOver(ctx, receiver.target?.address)) return;
     const refused = claim(receiver.target?.address);
     if (refused) return receiver.close({ condition: "amqp:unauthorized-access", description: refused });
     mirror(receiver);

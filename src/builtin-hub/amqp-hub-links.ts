@@ -1,0 +1,54 @@
+// The link addresses of IoT Hub's AMQP endpoint (the device SDKs' `endpoint.*Path`, the service
+// SDK's `/messages/*`): which node a link attaches to, seen from the hub. Pure.
+
+/** What a device (or module) link is for. */
+export type DeviceChannel = "events" | "devicebound" | "methods" | "twin";
+
+export type HubLinkAddress =
+  | { kind: "cbs" }
+  /** The service: cloud-to-device messages in, their feedback out. */
+  | { kind: "serviceDevicebound" }
+  | { kind: "serviceFeedback" }
+  | { kind: "device"; deviceId: string; moduleId?: string; channel: DeviceChannel }
+  | { kind: "unknown" };
+
+const CHANNELS: Record<string, DeviceChannel> = {
+  "messages/events": "events",
+  "messages/devicebound": "devicebound",
+  "methods/devicebound": "methods",
+  twin: "twin",
+};
+
+/**
+ * `/devices/{d}[/modules/{m}]/{messages/events|messages/devicebound|methods/devicebound|twin}`,
+ * `$cbs`, `/messages/devicebound`, `/messages/serviceBound/feedback`. Ids arrive URL-encoded
+ * from some clients, as in paths; a trailing query (`?api-version=`) is ignored.
+ */
+export function parseHubLinkAddress(address: string | undefined): HubLinkAddress {
+  if (!address) return { kind: "unknown" };
+  const path = address.replace(/\?.*$/, "");
+  if (path === "$cbs") return { kind: "cbs" };
+  if (path === "/messages/devicebound") return { kind: "serviceDevicebound" };
+  if (path === "/messages/serviceBound/feedback") return { kind: "serviceFeedback" };
+  const m =
+    /^\/devices\/([^/]+)(?:\/modules\/([^/]+))?\/(messages\/events|messages\/devicebound|methods\/devicebound|twin)$/.exec(
+      path,
+    );
+  const channel = m?.[3] ? CHANNELS[m[3]] : undefined;
+  if (!m?.[1] || !channel) return { kind: "unknown" };
+  const decode = (s: string): string | undefined => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return undefined;
+    }
+  };
+  const deviceId = decode(m[1]);
+  const moduleId = m[2] === undefined ? undefined : decode(m[2]);
+  if (deviceId === undefined || (m[2] !== undefined && moduleId === undefined)) return { kind: "unknown" };
+  return { kind: "device", deviceId, ...(moduleId !== undefined ? { moduleId } : {}), channel };
+}
+
+/** Does a link to this address belong to the hub rather than to DPS (a device dialing a gateway name)? */
+export const isHubLinkAddress = (address: string | undefined): boolean =>
+  parseHubLinkAddress(address).kind !== "unknown";
