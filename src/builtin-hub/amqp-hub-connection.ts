@@ -214,10 +214,18 @@ class HubAmqpConnection {
     const key = parsed.moduleId === undefined ? parsed.deviceId : moduleKey(parsed.deviceId, parsed.moduleId);
     const module = parsed.moduleId !== undefined;
     const channel = parsed.channel;
+    // `amqps://{hub}/devices/…` narrows the hubs to that one (the open frame's must agree).
+    const hinted = parsed.host === undefined ? undefined : this.hubs.byHost(parsed.host);
+    if (hinted && this.named && hinted !== this.named) {
+      return {
+        refused: `the link names hub '${parsed.host}', but this connection is for '${this.named.hub.hostName}'`,
+      };
+    }
+    const only = this.named ?? hinted;
     // A device's own token decides at once (put-token checked the identity).
-    const own = this.#deviceGrant(key);
+    const own = this.#deviceGrant(key, only);
     if (own) return { kind: "device", session: this.#session(own.rt, key, module, own.expiresMs), channel };
-    return this.#authorizeLater(key, module).then((r) =>
+    return this.#authorizeLater(key, module, only).then((r) =>
       "refused" in r ? r : { kind: "device", session: this.#session(r.rt, key, module, r.untilMs), channel },
     );
   }
@@ -226,9 +234,10 @@ class HubAmqpConnection {
   async #authorizeLater(
     key: string,
     module: boolean,
+    only: HubRuntime | undefined,
   ): Promise<{ rt: HubRuntime; untilMs: number } | { refused: string }> {
     for (const g of this.#live()) {
-      if (g.kind !== "policy" || !g.rights.includes("DeviceConnect")) continue;
+      if (g.kind !== "policy" || !g.rights.includes("DeviceConnect") || (only && g.rt !== only)) continue;
       const rec = await (module ? g.rt.modules : g.rt.registry).find(key);
       if (!rec) continue;
       try {
@@ -241,7 +250,7 @@ class HubAmqpConnection {
     }
     const leaf = this.hooks.certificateChain()[0];
     if (leaf) {
-      const candidates = this.named ? [this.named] : this.hubs.all();
+      const candidates = only ? [only] : this.hubs.all();
       for (const rt of candidates) {
         const rec = await (module ? rt.modules : rt.registry).find(key);
         if (!rec || !certificateAuthenticates(rec.identity, leaf)) continue;
@@ -261,10 +270,11 @@ class HubAmqpConnection {
     return this.#grants;
   }
 
-  #deviceGrant(key: string): Grant | undefined {
+  #deviceGrant(key: string, only: HubRuntime | undefined): Grant | undefined {
     let best: Grant | undefined;
     for (const g of this.#live()) {
-      if (g.kind === "device" && g.key === key && (!best || g.expiresMs > best.expiresMs)) best = g;
+      if (g.kind !== "device" || g.key !== key || (only && g.rt !== only)) continue;
+      if (!best || g.expiresMs > best.expiresMs) best = g;
     }
     return best;
   }

@@ -9,7 +9,8 @@ export type HubLinkAddress =
   /** The service: cloud-to-device messages in, their feedback out. */
   | { kind: "serviceDevicebound" }
   | { kind: "serviceFeedback" }
-  | { kind: "device"; deviceId: string; moduleId?: string; channel: DeviceChannel }
+  /** `host`: the hub's host name when the address names it (`amqps://{host}/devices/…`, the C SDK's form). */
+  | { kind: "device"; deviceId: string; moduleId?: string; channel: DeviceChannel; host?: string }
   | { kind: "unknown" };
 
 const CHANNELS: Record<string, DeviceChannel> = {
@@ -21,20 +22,24 @@ const CHANNELS: Record<string, DeviceChannel> = {
 
 /**
  * `/devices/{d}[/modules/{m}]/{messages/events|messages/devicebound|methods/devicebound|twin}`,
- * `$cbs`, `/messages/devicebound`, `/messages/serviceBound/feedback`. Ids arrive URL-encoded
- * from some clients, as in paths; a trailing query (`?api-version=`) is ignored.
+ * `$cbs`, `/messages/devicebound`, `/messages/serviceBound/feedback`. A device's address may
+ * start with `amqps://{host}` (the C SDK writes them so); the node names are matched without
+ * regard to case (`methods/deviceBound` occurs). Ids arrive URL-encoded from some clients, as in
+ * paths; a trailing query (`?api-version=`) is ignored.
  */
 export function parseHubLinkAddress(address: string | undefined): HubLinkAddress {
   if (!address) return { kind: "unknown" };
-  const path = address.replace(/\?.*$/, "");
+  const withHost = /^amqps?:\/\/([^/]+)(\/.*)$/i.exec(address.replace(/\?.*$/, ""));
+  const host = withHost?.[1]?.toLowerCase();
+  const path = withHost?.[2] ?? address.replace(/\?.*$/, "");
   if (path === "$cbs") return { kind: "cbs" };
   if (path === "/messages/devicebound") return { kind: "serviceDevicebound" };
   if (path === "/messages/serviceBound/feedback") return { kind: "serviceFeedback" };
   const m =
-    /^\/devices\/([^/]+)(?:\/modules\/([^/]+))?\/(messages\/events|messages\/devicebound|methods\/devicebound|twin)$/.exec(
+    /^\/devices\/([^/]+)(?:\/modules\/([^/]+))?\/(messages\/events|messages\/devicebound|methods\/devicebound|twin)$/i.exec(
       path,
     );
-  const channel = m?.[3] ? CHANNELS[m[3]] : undefined;
+  const channel = m?.[3] ? CHANNELS[m[3].toLowerCase()] : undefined;
   if (!m?.[1] || !channel) return { kind: "unknown" };
   const decode = (s: string): string | undefined => {
     try {
@@ -46,7 +51,13 @@ export function parseHubLinkAddress(address: string | undefined): HubLinkAddress
   const deviceId = decode(m[1]);
   const moduleId = m[2] === undefined ? undefined : decode(m[2]);
   if (deviceId === undefined || (m[2] !== undefined && moduleId === undefined)) return { kind: "unknown" };
-  return { kind: "device", deviceId, ...(moduleId !== undefined ? { moduleId } : {}), channel };
+  return {
+    kind: "device",
+    deviceId,
+    ...(moduleId !== undefined ? { moduleId } : {}),
+    channel,
+    ...(host !== undefined ? { host } : {}),
+  };
 }
 
 /** Does a link to this address belong to the hub rather than to DPS (a device dialing a gateway name)? */

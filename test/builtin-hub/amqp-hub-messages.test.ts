@@ -42,6 +42,14 @@ test("link addresses: a device's and a module's four nodes, CBS and the service'
     channel: "methods",
   });
   assert.equal(parseHubLinkAddress("/devices/d1/messages/devicebound").kind, "device");
+  // The C SDK writes its addresses with the hub's host name; some clients capitalise deviceBound.
+  assert.deepEqual(parseHubLinkAddress("amqps://Hub-1.localhost/devices/d1/modules/m1/methods/deviceBound"), {
+    kind: "device",
+    deviceId: "d1",
+    moduleId: "m1",
+    channel: "methods",
+    host: "hub-1.localhost",
+  });
   assert.deepEqual(parseHubLinkAddress("$cbs"), { kind: "cbs" });
   assert.deepEqual(parseHubLinkAddress("/messages/devicebound"), { kind: "serviceDevicebound" });
   assert.deepEqual(parseHubLinkAddress("/messages/serviceBound/feedback"), { kind: "serviceFeedback" });

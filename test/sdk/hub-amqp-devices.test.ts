@@ -333,63 +333,125 @@ describe("AMQP devices on the built-in hub", () => {
     assert.equal((await kept("amqp-refused")).length, 0);
   });
 
-  test("raw AMQP: a token for another device opens no link of this one; an expiring token ends the links", async () => {
-    const key = await keyOf("amqp-raw");
-    const otherKey = await keyOf("amqp-raw-other");
-    const token = (deviceId: string, k: string, se: number) =>
-      createSasToken(k, encodeURIComponent(`${hostName}/devices/${deviceId}`), se);
-    const container = rhea.create_container({ id: "raw-device" });
+  /** A device token for the hub, as the SDKs sign it. */
+  const token = (deviceId: string, key: string, se = Math.floor(Date.now() / 1000) + 600) =>
+    createSasToken(key, encodeURIComponent(`${hostName}/devices/${deviceId}`), se);
+
+  /** A bare rhea connection (what the C SDK's uAMQP does by hand), with CBS put-token. */
+  const rawConnection = async (openHostname: string) => {
+    const container = rhea.create_container({ id: `raw-${crypto.randomUUID()}` });
     const connection = container.connect({
       host: "127.0.0.1",
       port: p.info.ports.amqp,
       transport: "tls",
       ca: p.ca,
       servername: hostName,
-      hostname: hostName,
+      hostname: openHostname,
       reconnect: false,
     } as never);
-    try {
-      await once(connection, "connection_open");
-      const cbsOut = connection.open_sender("$cbs");
-      const cbsIn = connection.open_receiver({ source: { address: "$cbs" } });
-      await once(cbsIn, "receiver_open");
-      const putToken = async (name: string, text: string) => {
-        const id = crypto.randomUUID();
-        cbsOut.send({
-          to: "$cbs",
-          reply_to: "cbs",
-          message_id: id,
-          application_properties: { operation: "put-token", type: "servicebus.windows.net:sastoken", name },
-          body: text,
-        });
-        for (;;) {
-          const [ctx] = (await once(cbsIn, "message")) as [rhea.EventContext];
-          if (ctx.message?.correlation_id === id) return ctx.message.application_properties?.["status-code"] as number;
-        }
-      };
-      const now = Math.floor(Date.now() / 1000);
-      assert.equal(
-        await putToken(`${hostName}/devices/amqp-raw-other`, token("amqp-raw-other", otherKey, now + 600)),
-        200,
-      );
-      const refused = connection.open_sender("/devices/amqp-raw/messages/events");
-      const [closed] = (await once(refused, "sender_close")) as [rhea.EventContext];
-      assert.equal((closed.sender?.error as { condition?: string } | undefined)?.condition, "amqp:unauthorized-access");
-
-      // Within the clock skew IoT Hub allows (300 s) for two more seconds: accepted, then the links end.
-      assert.equal(await putToken(`${hostName}/devices/amqp-raw`, token("amqp-raw", key, now - 298)), 200);
-      const events = connection.open_sender("/devices/amqp-raw/messages/events");
-      await once(events, "sendable");
-      const [ended] = (await Promise.race([
-        once(events, "sender_close"),
-        once(connection, "connection_close"),
-        once(connection, "connection_error"),
-      ])) as [rhea.EventContext];
-      const error = (ended.sender?.error ?? ended.connection?.error) as { condition?: string } | undefined;
-      assert.equal(error?.condition, "amqp:unauthorized-access");
-      assert.match(String((error as { description?: string } | undefined)?.description), /expired/);
-    } finally {
-      connection.close();
+    open.push({ close: async () => void connection.close() });
+    // Refusals arrive as errors on links and the connection; the tests read them from the close events.
+    for (const event of ["connection_error", "sender_error", "receiver_error", "error"]) {
+      connection.on(event as "error", () => undefined);
     }
+    await once(connection, "connection_open");
+    const cbsOut = connection.open_sender("$cbs");
+    const cbsIn = connection.open_receiver({ source: { address: "$cbs" } });
+    await once(cbsIn, "receiver_open");
+    const putToken = async (name: string, text: string): Promise<number> => {
+      const id = crypto.randomUUID();
+      cbsOut.send({
+        to: "$cbs",
+        reply_to: "cbs",
+        message_id: id,
+        application_properties: { operation: "put-token", type: "servicebus.windows.net:sastoken", name },
+        body: text,
+      });
+      for (;;) {
+        const [ctx] = (await once(cbsIn, "message")) as [rhea.EventContext];
+        if (ctx.message?.correlation_id === id) return ctx.message.application_properties?.["status-code"] as number;
+      }
+    };
+    return { connection, putToken };
+  };
+
+  const conditionOf = (ctx: rhea.EventContext): string | undefined =>
+    ((ctx.sender ?? ctx.receiver)?.error as { condition?: string } | undefined)?.condition;
+
+  test("raw AMQP: a token for another device opens no link of this one; an expiring token ends the links", async () => {
+    const key = await keyOf("amqp-raw");
+    const otherKey = await keyOf("amqp-raw-other");
+    const { connection, putToken } = await rawConnection(hostName);
+    assert.equal(await putToken(`${hostName}/devices/amqp-raw-other`, token("amqp-raw-other", otherKey)), 200);
+    const refused = connection.open_sender("/devices/amqp-raw/messages/events");
+    const [closed] = (await once(refused, "sender_close")) as [rhea.EventContext];
+    assert.equal(conditionOf(closed), "amqp:unauthorized-access");
+    assert.equal(await putToken("cbs-bad", "not a token"), 401);
+
+    // Within the clock skew IoT Hub allows (300 s) for two more seconds: accepted, then the links end.
+    const now = Math.floor(Date.now() / 1000);
+    assert.equal(await putToken(`${hostName}/devices/amqp-raw`, token("amqp-raw", key, now - 298)), 200);
+    const events = connection.open_sender("/devices/amqp-raw/messages/events");
+    await once(events, "sendable");
+    // The device was all the connection carried: the connection closes with the reason.
+    const [ended] = (await once(connection, "connection_close")) as [rhea.EventContext];
+    const error = ended.connection.error as { condition?: string; description?: string } | undefined;
+    assert.equal(error?.condition, "amqp:unauthorized-access");
+    assert.match(String(error?.description), /expired/);
+  });
+
+  test("raw AMQP: one connection carries several devices, each on its own session, with C SDK addresses", async () => {
+    const keys = { a: await keyOf("amqp-mux-a"), b: await keyOf("amqp-mux-b") };
+    // Dialed by IP, as a gateway would: the tokens name the hub.
+    const { connection, putToken } = await rawConnection("127.0.0.1");
+    assert.equal(await putToken(`${hostName}/devices/amqp-mux-a`, token("amqp-mux-a", keys.a)), 200);
+    assert.equal(await putToken(`${hostName}/devices/amqp-mux-b`, token("amqp-mux-b", keys.b)), 200);
+    const send = async (deviceId: string, body: string) => {
+      const session = connection.create_session();
+      session.begin();
+      const sender = session.open_sender({
+        target: { address: `amqps://${hostName}/devices/${deviceId}/messages/events` },
+      });
+      await once(sender, "sendable");
+      sender.send({ message_id: `${deviceId}-1`, body: rhea.message.data_section(Buffer.from(body)) });
+      await once(sender, "accepted");
+    };
+    await send("amqp-mux-a", "from a");
+    await send("amqp-mux-b", "from b");
+    assert.equal((await kept("amqp-mux-a"))[0]?.payload, "from a");
+    assert.equal((await kept("amqp-mux-b"))[0]?.payload, "from b");
+    assert.equal(String((await registry.get("amqp-mux-a")).responseBody.connectionState), "Connected");
+
+    // The same device on a second connection takes over: the first one's link is stolen.
+    const methods = connection.open_receiver({ source: { address: "/devices/amqp-mux-a/methods/devicebound" } });
+    await once(methods, "receiver_open");
+    const second = await rawConnection(hostName);
+    assert.equal(await second.putToken(`${hostName}/devices/amqp-mux-a`, token("amqp-mux-a", keys.a)), 200);
+    second.connection.open_receiver({ source: { address: "/devices/amqp-mux-a/methods/devicebound" } });
+    const [stolen] = (await once(methods, "receiver_close")) as [rhea.EventContext];
+    assert.equal(conditionOf(stolen), "amqp:link:stolen");
+    // The other device on the first connection carries on.
+    await send("amqp-mux-b", "still here");
+    assert.equal((await kept("amqp-mux-b")).length, 2);
+  });
+
+  test("raw AMQP: a link to an unknown node, a service link without a service token, and a twin request before its answer link", async () => {
+    const key = await keyOf("amqp-odd");
+    const { connection, putToken } = await rawConnection(hostName);
+    const nowhere = connection.open_sender("/devices/amqp-odd/files");
+    assert.equal(conditionOf(((await once(nowhere, "sender_close")) as [rhea.EventContext])[0]), "amqp:not-found");
+    const devicebound = connection.open_sender("/messages/devicebound");
+    assert.equal(
+      conditionOf(((await once(devicebound, "sender_close")) as [rhea.EventContext])[0]),
+      "amqp:unauthorized-access",
+    );
+    assert.equal(await putToken(`${hostName}/devices/amqp-odd`, token("amqp-odd", key)), 200);
+    const twin = connection.open_sender("/devices/amqp-odd/twin");
+    await once(twin, "sendable");
+    twin.send({ correlation_id: "c1", message_annotations: { operation: "GET" }, body: " " });
+    const [rejected] = (await once(twin, "rejected")) as [rhea.EventContext];
+    const error = (rejected.delivery?.remote_state as { error?: { condition?: string; description?: string } })?.error;
+    assert.equal(error?.condition, "amqp:precondition-failed");
+    assert.match(String(error?.description), /attach the twin receiver link/);
   });
 });

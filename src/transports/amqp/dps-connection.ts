@@ -249,7 +249,9 @@ export function acceptAmqpDevice(
     container_id: "provisio",
     idle_time_out: limits.idleTimeoutMs,
     max_frame_size: 64 * 1024,
-    channel_max: 1,
+    // The highest channel number: a hub connection carries a session per device it multiplexes
+    // (the C and C# SDKs, IoT Edge's upstream) and the C# SDK gives CBS a session of its own.
+    channel_max: 255,
   } as unknown as rhea.ConnectionOptions;
 
   // SASL, open and both links in time; a device that never gets there is dropped.
