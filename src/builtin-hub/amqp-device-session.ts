@@ -22,6 +22,7 @@ import {
   telemetryProperties,
   twinRequestOf,
   twinResponse,
+  unbatch,
 } from "./amqp-hub-messages.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import type { LiveSession } from "./device-sessions.js";
@@ -205,24 +206,34 @@ export class AmqpDeviceSession implements LiveSession {
   }
 
   #telemetry(delivery: rhea.Delivery, message: AmqpMessage): void {
-    const body = bodyBytes(message.body);
-    if (body.length > MAX_TELEMETRY_BYTES) {
+    let messages: AmqpMessage[];
+    try {
+      messages = unbatch(message, (delivery as rhea.Delivery & { format?: number }).format);
+    } catch (err) {
+      delivery.reject({ condition: "amqp:decode-error", description: (err as Error).message });
+      return;
+    }
+    const bodies = messages.map((m) => bodyBytes(m.body));
+    const size = bodies.reduce((n, b) => n + b.length, 0);
+    if (size > MAX_TELEMETRY_BYTES) {
       delivery.reject({
         condition: "amqp:link:message-size-exceeded",
-        description: `a device-to-cloud message is at most ${MAX_TELEMETRY_BYTES} bytes; this one has ${body.length}`,
+        description: `device-to-cloud messages are at most ${MAX_TELEMETRY_BYTES} bytes (a batch in all); this has ${size}`,
       });
       return;
     }
-    const properties = telemetryProperties(message);
     const slash = this.deviceId.indexOf("/");
-    if (slash > 0) properties.system["iothub-connection-module-id"] = this.deviceId.slice(slash + 1);
-    this.ctx.telemetry.append({
-      hub: this.ctx.view.hub.name,
-      deviceId: slash > 0 ? this.deviceId.slice(0, slash) : this.deviceId,
-      enqueuedTimeUtc: nowUtc(),
-      transport: this.ctx.transport,
-      properties,
-      body,
+    messages.forEach((m, i) => {
+      const properties = telemetryProperties(m);
+      if (slash > 0) properties.system["iothub-connection-module-id"] = this.deviceId.slice(slash + 1);
+      this.ctx.telemetry.append({
+        hub: this.ctx.view.hub.name,
+        deviceId: slash > 0 ? this.deviceId.slice(0, slash) : this.deviceId,
+        enqueuedTimeUtc: nowUtc(),
+        transport: this.ctx.transport,
+        properties,
+        body: bodies[i] as Buffer,
+      });
     });
     delivery.accept();
   }

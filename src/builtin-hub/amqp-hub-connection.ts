@@ -18,7 +18,7 @@ import { ProvisioError } from "../domain/errors.js";
 import type { HubRight } from "../domain/hub.js";
 import { AmqpDeviceSession } from "./amqp-device-session.js";
 import { type DeviceChannel, type HubLinkAddress, parseHubLinkAddress } from "./amqp-hub-links.js";
-import { type AmqpMessage, cbsResponse, putTokenOf } from "./amqp-hub-messages.js";
+import { type AmqpMessage, cbsResponse, MAX_TELEMETRY_BYTES, putTokenOf } from "./amqp-hub-messages.js";
 import { acceptDevicebound, sendFeedback } from "./amqp-service-links.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import { moduleKey } from "./device-identity.js";
@@ -148,6 +148,9 @@ class HubAmqpConnection {
     }
     if (link.source) link.set_source(link.source);
     if (link.target) link.set_target(link.target);
+    // IoT Hub's bound on a message, announced as it does (uAMQP logs an error when it is missing).
+    (link as unknown as { local: { attach: { max_message_size: number } } }).local.attach.max_message_size =
+      MAX_TELEMETRY_BYTES;
     const role = this.#roleOf(link, parsed);
     const settle = (r: LinkRole | { refused: string; condition?: string }) => {
       if ("refused" in r) {
@@ -294,6 +297,12 @@ class HubAmqpConnection {
     return until;
   }
 
+  /** The host name in the client's open frame (lower case, no port): what it dialed. */
+  #dialedName(): string | undefined {
+    const open = (this.connection as rhea.Connection & { remote?: { open?: { hostname?: string } } }).remote?.open;
+    return open?.hostname ? hostOf(open.hostname) : undefined;
+  }
+
   #serviceHub(): HubRuntime | undefined {
     return this.#live().find((g) => g.kind === "policy" && g.rights.includes("ServiceConnect"))?.rt;
   }
@@ -356,10 +365,32 @@ class HubAmqpConnection {
     const unauthorized = (detail: string) => new ProvisioError("hubUnauthorized", { detail });
     if (!token) throw unauthorized("the token is not a SharedAccessSignature with sr, sig and se");
     const resource = tokenResource(token);
-    const rt = this.named ?? this.hubs.byHost(hostOf(resource));
-    if (!rt) throw unauthorized(`the token is for '${resource}', which names no built-in hub of this server`);
+    const gateway = this.#dialedName();
+    const viaGateway = !this.named && gateway !== undefined && hostOf(resource) === gateway;
     // Valid as long as the checks below accept it: the clock skew they allow included.
     const expiresMs = (token.se + CLOCK_SKEW_SECONDS) * 1000;
+    const now = Math.floor(Date.now() / 1000);
+    if (viaGateway && !token.skn) {
+      // Signed for the name the device dialed (the C SDK signs for its GatewayHostName): the hub
+      // is the one that registers this device with the key that signed.
+      const who = keyOfResource(resource);
+      if (!who) throw unauthorized(`a device token is for '{host}/devices/{deviceId}', not '${resource}'`);
+      if (isExpired(token, now)) throw unauthorized(expiredReason(token, now));
+      for (const rt of this.hubs.all()) {
+        const rec = await (who.module ? rt.modules : rt.registry).find(who.key);
+        if (!rec) continue;
+        try {
+          authenticateDevice(text, rt.hub, rec.identity, now, gateway);
+        } catch {
+          continue;
+        }
+        if (rec.identity.status !== "enabled") throw unauthorized(`'${who.key}' is disabled`);
+        return { rt, text, expiresMs, kind: "device", key: who.key };
+      }
+      throw unauthorized(`no built-in hub here registers '${who.key}' with the key that signed the token`);
+    }
+    const rt = this.named ?? this.hubs.byHost(hostOf(resource));
+    if (!rt) throw unauthorized(`the token is for '${resource}', which names no built-in hub of this server`);
     if (token.skn) {
       const rights = (["ServiceConnect", "DeviceConnect"] as const).filter((right) => {
         try {
@@ -375,7 +406,6 @@ class HubAmqpConnection {
     }
     const who = keyOfResource(resource);
     if (!who) throw unauthorized(`a device token is for '{hub}/devices/{deviceId}', not '${resource}'`);
-    const now = Math.floor(Date.now() / 1000);
     if (isExpired(token, now)) throw unauthorized(expiredReason(token, now));
     const rec = await (who.module ? rt.modules : rt.registry).find(who.key);
     if (!rec) throw unauthorized(`'${who.key}' is not registered in hub '${rt.hub.name}'`);

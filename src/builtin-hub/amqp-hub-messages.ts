@@ -13,11 +13,15 @@ export const MAX_TELEMETRY_BYTES = 256 * 1024;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The bytes of an AMQP body: a data section, a Buffer, a string, or a value as JSON. */
+/** The message format of a batch: each data section of its body is a whole encoded message. */
+export const BATCH_FORMAT = 0x80013700;
+
+/** The bytes of an AMQP body: its data sections end to end, a Buffer, a string, or a value as JSON. */
 export function bodyBytes(body: unknown): Buffer {
   if (Buffer.isBuffer(body)) return body;
   const content = (body as { content?: unknown } | undefined)?.content;
   if (Buffer.isBuffer(content)) return content;
+  if (Array.isArray(content) && content.every((c) => Buffer.isBuffer(c))) return Buffer.concat(content);
   if (typeof body === "string") return Buffer.from(body);
   return body === undefined || body === null ? Buffer.alloc(0) : Buffer.from(JSON.stringify(body));
 }
@@ -57,6 +61,22 @@ export function telemetryProperties(message: AmqpMessage): MessageProperties {
     else out.app[k] = String(v);
   }
   return out;
+}
+
+/**
+ * The messages a transfer carries: itself, or, in IoT Hub's batch format (the C SDK sends
+ * telemetry so), the messages encoded in its data sections. Throws on a section that is no message.
+ */
+export function unbatch(message: AmqpMessage | Buffer, format: number | undefined): AmqpMessage[] {
+  // rhea decodes only format 0: any other arrives as the transfer's bytes.
+  const outer = Buffer.isBuffer(message) ? (rhea.message.decode(message) as unknown as AmqpMessage) : message;
+  if (format !== BATCH_FORMAT) return [outer];
+  const content = (outer.body as { content?: unknown } | undefined)?.content;
+  const sections = Array.isArray(content) ? content : content === undefined ? [] : [content];
+  return sections.map((section) => {
+    if (!Buffer.isBuffer(section)) throw new Error("a batch's body is data sections, each an encoded message");
+    return rhea.message.decode(section) as unknown as AmqpMessage;
+  });
 }
 
 /** A cloud-to-device message as a device receives it on `/devices/{id}/messages/devicebound`. */

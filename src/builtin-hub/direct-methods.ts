@@ -75,7 +75,7 @@ export async function invokeDirectMethod(
   const session = await sessions.methodsListener(deviceId, request.connectTimeoutSeconds * 1000);
   if (!session) {
     const why = sessions.get(deviceId)
-      ? "it is connected but not subscribed to methods"
+      ? "it is connected but not listening for methods"
       : request.connectTimeoutSeconds > 0
         ? `it did not connect within ${request.connectTimeoutSeconds} s`
         : "it is not connected";

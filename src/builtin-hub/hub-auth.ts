@@ -48,17 +48,24 @@ export function authenticateService(
   return policy;
 }
 
-/** A device connection or request: a token for `{host}/devices/{deviceId}` (iothub-api.md §6.2). */
+/**
+ * A device connection or request: a token for `{host}/devices/{deviceId}` (iothub-api.md §6.2).
+ * `gatewayHost`: the name the device dialed instead of the hub's (a `GatewayHostName`); a token
+ * for it is taken as for the hub, as IoT Edge takes tokens for its own host name.
+ */
 export function authenticateDevice(
   text: string | undefined,
   hub: BuiltinHub,
   identity: DeviceIdentity,
   now = Math.floor(Date.now() / 1000),
+  gatewayHost?: string,
 ): void {
   const token = parse(text, now);
   // A module's key is `{deviceId}/{moduleId}`; its tokens are for `{host}/devices/{d}/modules/{m}`.
-  const scope = `${hub.hostName}/devices/${identity.deviceId.replace("/", "/modules/")}`.toLowerCase();
-  if (!covers(tokenResource(token), scope)) {
+  const path = `/devices/${identity.deviceId.replace("/", "/modules/")}`;
+  const scope = `${hub.hostName}${path}`.toLowerCase();
+  const viaGateway = gatewayHost !== undefined && covers(tokenResource(token), `${gatewayHost}${path}`.toLowerCase());
+  if (!covers(tokenResource(token), scope) && !viaGateway) {
     throw unauthorized(`the token is for '${tokenResource(token)}', not for device '${identity.deviceId}'`);
   }
   let keys: string[];

@@ -186,7 +186,7 @@ export const Errors = {
     404103,
     "DeviceNotOnline",
     (p) =>
-      `Device '${p.id}' is not online for direct methods (${p.why}); connect it and subscribe to $iothub/methods/POST/#, or give connectTimeoutInSeconds to wait for it.`,
+      `Device '${p.id}' is not online for direct methods (${p.why}); connect it and listen for methods (MQTT: subscribe to $iothub/methods/POST/#; AMQP: attach the methods links), or give connectTimeoutInSeconds to wait for it.`,
   ),
   hubGatewayTimeout: hubDef(
     504101,

@@ -16,6 +16,7 @@ import {
   telemetryProperties,
   twinRequestOf,
   twinResponse,
+  unbatch,
 } from "../../src/builtin-hub/amqp-hub-messages.js";
 
 /** The AMQP type a value is sent as (rhea's Typed), e.g. "SmallInt" for an int. */
@@ -203,4 +204,23 @@ test("CBS: put-token's token and audience; the answer's status-code is an AMQP i
   assert.equal(read.correlation_id, "m1");
   assert.equal(read.to, "cbs");
   assert.deepEqual(read.application_properties, { "status-code": 401, "status-description": "no" });
+});
+
+test("batches: a transfer in IoT Hub's batch format carries whole messages in its data sections", () => {
+  const inner = (id: string) =>
+    rhea.message.encode({ message_id: id, body: rhea.message.data_section(Buffer.from(id)) } as never);
+  const payload = rhea.message.encode({ body: rhea.message.data_sections([inner("a"), inner("b")]) } as never);
+  // rhea hands a transfer of another format over as its bytes.
+  const messages = unbatch(payload, 0x80013700);
+  assert.deepEqual(
+    messages.map((m) => [m.message_id, (m.body as { content: Buffer }).content.toString()]),
+    [
+      ["a", "a"],
+      ["b", "b"],
+    ],
+  );
+  const plain = { message_id: "p", body: "x" } as unknown as AmqpMessage;
+  assert.deepEqual(unbatch(plain, 0), [plain]);
+  const notMessages = rhea.message.encode({ body: rhea.message.data_sections([Buffer.from([0xff, 0x01])]) } as never);
+  assert.throws(() => unbatch(notMessages, 0x80013700));
 });

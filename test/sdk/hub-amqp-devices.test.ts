@@ -338,7 +338,7 @@ describe("AMQP devices on the built-in hub", () => {
     createSasToken(key, encodeURIComponent(`${hostName}/devices/${deviceId}`), se);
 
   /** A bare rhea connection (what the C SDK's uAMQP does by hand), with CBS put-token. */
-  const rawConnection = async (openHostname: string) => {
+  const rawConnection = async (openHostname: string, sasl?: "MSSBCBS") => {
     const container = rhea.create_container({ id: `raw-${crypto.randomUUID()}` });
     const connection = container.connect({
       host: "127.0.0.1",
@@ -348,6 +348,14 @@ describe("AMQP devices on the built-in hub", () => {
       servername: hostName,
       hostname: openHostname,
       reconnect: false,
+      // uAMQP (the C SDK) asks for Azure's MSSBCBS mechanism by name, with an empty response.
+      ...(sasl
+        ? {
+            sasl_mechanisms: {
+              MSSBCBS: () => ({ start: (done: (e: unknown, r: Buffer) => void) => done(undefined, Buffer.alloc(0)) }),
+            },
+          }
+        : {}),
     } as never);
     open.push({ close: async () => void connection.close() });
     // Refusals arrive as errors on links and the connection; the tests read them from the close events.
@@ -453,5 +461,46 @@ describe("AMQP devices on the built-in hub", () => {
     const error = (rejected.delivery?.remote_state as { error?: { condition?: string; description?: string } })?.error;
     assert.equal(error?.condition, "amqp:precondition-failed");
     assert.match(String(error?.description), /attach the twin receiver link/);
+  });
+
+  test("the C SDK's ways: MSSBCBS, a token signed for the dialed name, telemetry in IoT Hub's batch format", async () => {
+    const key = await keyOf("amqp-c-style");
+    // The C SDK with GatewayHostName=127.0.0.1 dials 127.0.0.1 and signs for it.
+    const { connection, putToken } = await rawConnection("127.0.0.1", "MSSBCBS");
+    const forDialed = createSasToken(
+      key,
+      encodeURIComponent("127.0.0.1/devices/amqp-c-style"),
+      Math.floor(Date.now() / 1000) + 600,
+    );
+    const forElsewhere = createSasToken(
+      key,
+      encodeURIComponent("10.9.9.9/devices/amqp-c-style"),
+      Math.floor(Date.now() / 1000) + 600,
+    );
+    assert.equal(await putToken("10.9.9.9/devices/amqp-c-style", forElsewhere), 401);
+    assert.equal(await putToken("127.0.0.1/devices/amqp-c-style", forDialed), 200);
+    const sender = connection.open_sender({
+      target: { address: `amqps://${hostName}/devices/amqp-c-style/messages/events` },
+    });
+    await once(sender, "sendable");
+    const inner = (body: string, i: number) =>
+      rhea.message.encode({
+        message_id: `batch-${i}`,
+        application_properties: { n: i },
+        body: rhea.message.data_section(Buffer.from(body)),
+      });
+    const batch = rhea.message.encode({
+      body: rhea.message.data_sections([inner("one", 1), inner("two", 2)]),
+    } as never);
+    sender.send(batch as never, undefined, 0x80013700);
+    await once(sender, "accepted");
+    const messages = await kept("amqp-c-style");
+    assert.deepEqual(
+      messages.map((m) => [m.payload, m.systemProperties.messageId, m.properties.n]),
+      [
+        ["one", "batch-1", "1"],
+        ["two", "batch-2", "2"],
+      ],
+    );
   });
 });

@@ -183,6 +183,14 @@ export function acceptAmqpDevice(
   const via = { sourceAddress, protocol };
   const container = rhea.create_container({ id: "provisio", autoaccept: false });
   container.sasl_server_mechanisms.enable_anonymous();
+  // MSSBCBS, Azure's "a CBS token follows": what the C SDK's uAMQP asks for by name before it puts
+  // a token on a hub's $cbs. Like ANONYMOUS it names no one; the token decides.
+  container.sasl_server_mechanisms.MSSBCBS = () => ({
+    outcome: undefined as boolean | undefined,
+    start(this: { outcome: boolean | undefined }) {
+      this.outcome = true;
+    },
+  });
   container.sasl_server_mechanisms.enable_plain(async (username: string, password: string) => {
     const who = parseDeviceAddress(username);
     if (!who || !password) {
