@@ -46,11 +46,11 @@ const safeDecode = (s: string): string => {
   }
 };
 
-/** The resource named by `sr`: URL-decoded, lower-cased, without a scheme. */
-export const tokenResource = (token: SasToken): string =>
-  safeDecode(token.sr)
-    .replace(/^https?:\/\//i, "")
-    .toLowerCase();
+/** The resource named by `sr` as the signer wrote it: URL-decoded, without a scheme. */
+export const tokenResourceAsSent = (token: SasToken): string => safeDecode(token.sr).replace(/^https?:\/\//i, "");
+
+/** The resource named by `sr`: URL-decoded, lower-cased, without a scheme (for comparing scopes). */
+export const tokenResource = (token: SasToken): string => tokenResourceAsSent(token).toLowerCase();
 
 /** base64(HMAC-SHA256(base64decode(key), sr + "\n" + se)). */
 export const sign = (keyBase64: string, sr: string, se: number): string =>

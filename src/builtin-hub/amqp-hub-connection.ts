@@ -13,6 +13,7 @@ import {
   isExpired,
   parseSasToken,
   tokenResource,
+  tokenResourceAsSent,
 } from "../attestation/sas-token.js";
 import { ProvisioError } from "../domain/errors.js";
 import type { HubRight } from "../domain/hub.js";
@@ -365,6 +366,8 @@ class HubAmqpConnection {
     const unauthorized = (detail: string) => new ProvisioError("hubUnauthorized", { detail });
     if (!token) throw unauthorized("the token is not a SharedAccessSignature with sr, sig and se");
     const resource = tokenResource(token);
+    // Device and module ids keep their case (IoT Hub's are case-sensitive); host names do not.
+    const subject = keyOfResource(tokenResourceAsSent(token));
     const gateway = this.#dialedName();
     const viaGateway = !this.named && gateway !== undefined && hostOf(resource) === gateway;
     // Valid as long as the checks below accept it: the clock skew they allow included.
@@ -373,7 +376,7 @@ class HubAmqpConnection {
     if (viaGateway && !token.skn) {
       // Signed for the name the device dialed (the C SDK signs for its GatewayHostName): the hub
       // is the one that registers this device with the key that signed.
-      const who = keyOfResource(resource);
+      const who = subject;
       if (!who) throw unauthorized(`a device token is for '{host}/devices/{deviceId}', not '${resource}'`);
       if (isExpired(token, now)) throw unauthorized(expiredReason(token, now));
       for (const rt of this.hubs.all()) {
@@ -404,7 +407,7 @@ class HubAmqpConnection {
       if (rights.length === 0) authenticateService(text, rt.hub, "ServiceConnect");
       return { rt, text, expiresMs, kind: "policy", rights };
     }
-    const who = keyOfResource(resource);
+    const who = subject;
     if (!who) throw unauthorized(`a device token is for '{hub}/devices/{deviceId}', not '${resource}'`);
     if (isExpired(token, now)) throw unauthorized(expiredReason(token, now));
     const rec = await (who.module ? rt.modules : rt.registry).find(who.key);

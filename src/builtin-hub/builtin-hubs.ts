@@ -8,6 +8,7 @@ import type { HubDeviceEvent, HubEventRelay, HubStore } from "../store/hub-store
 import { FeedbackChannel } from "./c2d-feedback.js";
 import { C2dQueues } from "./c2d-queue.js";
 import { DeviceSessions } from "./device-sessions.js";
+import { ensureEdgeSystemModules } from "./edge-modules.js";
 import { HubJobs } from "./hub-jobs.js";
 import { HubRegistry, type RegistryEvents } from "./registry.js";
 
@@ -116,6 +117,8 @@ export class BuiltinHubs {
       // Modules' desired-property pushes reach their sessions on this node.
       const moduleSessions = new DeviceSessions();
       const modules = new HubRegistry(`${name}/modules`, this.store, moduleSessions, "module");
+      // An IoT Edge device gets $edgeAgent and $edgeHub, as on IoT Hub.
+      registry.afterWrite((identity) => ensureEdgeSystemModules(modules, identity));
       const rt: Omit<HubRuntime, "jobs"> & Partial<Pick<HubRuntime, "jobs">> = {
         hub,
         registry,

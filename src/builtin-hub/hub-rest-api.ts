@@ -3,6 +3,7 @@
 // and Provisio's own telemetry inspection endpoints under /_provisio.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { TLSSocket } from "node:tls";
+import { parseSasToken } from "../attestation/sas-token.js";
 import { ProvisioError } from "../domain/errors.js";
 import { nowUtc } from "../domain/etag.js";
 import type { HubRight } from "../domain/hub.js";
@@ -15,7 +16,8 @@ import { peerLeafCertificate } from "../security/tls-peer.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import { moduleKey } from "./device-identity.js";
 import { invokeDirectMethod, MAX_METHOD_PAYLOAD_BYTES, parseMethodRequest } from "./direct-methods.js";
-import { authenticateDeviceRequest, authenticateService } from "./hub-auth.js";
+import { applyConfigurationContent } from "./edge-modules.js";
+import { authenticateDevice, authenticateDeviceRequest, authenticateService } from "./hub-auth.js";
 import { identityJson, twinJson } from "./hub-wire.js";
 import { moduleJson, modulesOf, moduleTwinJson } from "./modules.js";
 import { propertiesFromHeaders } from "./property-bag.js";
@@ -79,6 +81,11 @@ export class HubRestApi {
         }
       }
       if (third === "modules") return this.modules(req, res, rt, path, method);
+      if (third === "applyconfigurationcontent" && fourth === undefined && method === "POST") {
+        auth("RegistryWrite");
+        await applyConfigurationContent(rt, id, parseJson(await readBody(req)));
+        return sendNoContent(res);
+      }
       if (third === "messages" && fourth === "events" && path.lower.length === 4 && method === "POST") {
         return this.httpTelemetry(req, res, rt, id);
       }
@@ -188,10 +195,24 @@ export class HubRestApi {
   private async modules(req: IncomingMessage, res: ServerResponse, rt: HubRuntime, path: RequestPath, method: string) {
     const deviceId = path.segments[1] ?? "";
     const moduleId = path.segments[3];
-    const auth = (right: HubRight) => authenticateService(req.headers.authorization, rt.hub, right);
     if (path.segments.length > 4)
       throw new ProvisioError("hubRouteNotFound", { method, path: `/${path.segments.join("/")}` });
-    await rt.registry.get(deviceId); // 404 DeviceNotFound first, as IoT Hub answers
+    const device = (await rt.registry.get(deviceId)).identity; // 404 DeviceNotFound first, as IoT Hub answers
+    // A hub policy with the right, or an IoT Edge device's own token for its modules (its
+    // runtime makes and reads the identities of the modules it runs).
+    const auth = (right: HubRight) => {
+      try {
+        authenticateService(req.headers.authorization, rt.hub, right);
+      } catch (err) {
+        const token = parseSasToken(req.headers.authorization ?? "");
+        if (!device.capabilities.iotEdge || !token || token.skn !== undefined) throw err;
+        try {
+          authenticateDevice(req.headers.authorization, rt.hub, device);
+        } catch {
+          throw err;
+        }
+      }
+    };
     if (moduleId === undefined && method === "GET") {
       auth("RegistryRead");
       return sendJson(

@@ -40,6 +40,8 @@ function asProvisioError(err: unknown, deviceId: string): unknown {
 }
 
 export class HubRegistry {
+  #afterWrite: ((identity: DeviceIdentity) => Promise<void>) | undefined;
+
   constructor(
     readonly hubName: string,
     private readonly store: HubStore,
@@ -47,6 +49,11 @@ export class HubRegistry {
     /** Devices, or modules keyed `{deviceId}/{moduleId}` (kept under the hub name + "/modules"). */
     private readonly kind: "device" | "module" = "device",
   ) {}
+
+  /** Work that follows every create or update of an identity (an edge device's system modules). */
+  afterWrite(hook: (identity: DeviceIdentity) => Promise<void>): void {
+    this.#afterWrite = hook;
+  }
 
   #notFound(id: string): ProvisioError {
     return this.kind === "module"
@@ -92,6 +99,7 @@ export class HubRegistry {
         if (identity.status === "disabled" || authChanged(existing.identity, identity)) {
           this.events.deviceRevoked(deviceId);
         }
+        await this.#afterWrite?.(identity);
         return identity;
       }
       if (attempt >= ATTEMPTS) throw new ProvisioError("hubPreconditionFailed", { id: deviceId });
@@ -110,6 +118,7 @@ export class HubRegistry {
         : new ProvisioError("hubDeviceExists", { id: deviceId });
     }
     if (identity.status === "disabled") this.events.deviceRevoked(deviceId);
+    await this.#afterWrite?.(identity);
     return identity;
   }
 

@@ -127,6 +127,13 @@ describe("device registration over HTTPS with the real device SDK", () => {
     type Scoped = { deviceScope?: string | null; parentScopes?: string[]; generationId?: string };
     const edge = (await registry.get(first.deviceId)).responseBody as Scoped;
     assert.equal(edge.deviceScope, `ms-azure-iot-edge://edge-enrolled-${edge.generationId}`);
+    // As on IoT Hub, the edge device comes with its system modules.
+    assert.deepEqual(
+      ((await registry.getModulesOnDevice(first.deviceId)).responseBody as { moduleId: string }[]).map(
+        (m) => m.moduleId,
+      ),
+      ["$edgeAgent", "$edgeHub"],
+    );
     // A leaf device behind it (az iot hub device-identity parent set), then the edge device re-registers.
     await registry.create({ deviceId: "edge-enrolled-leaf", deviceScope: edge.deviceScope } as never);
     const again = await registerWithKey(p, httpTransport(p), "edge-enrolled", key);

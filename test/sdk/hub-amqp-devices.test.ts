@@ -134,6 +134,13 @@ describe("AMQP devices on the built-in hub", () => {
     );
   });
 
+  test("ids keep their case: a device named with capitals connects and sends", async () => {
+    const client = await amqpDevice("Amqp-Capital-1", await keyOf("Amqp-Capital-1"));
+    await client.open();
+    await client.sendEvent(new Message("hello"));
+    assert.equal((await kept("Amqp-Capital-1"))[0]?.payload, "hello");
+  });
+
   test("twin: GET, reported PATCH, and desired changes pushed over the twin links", async () => {
     const client = await amqpDevice("amqp-twin", await keyOf("amqp-twin"));
     await client.open();

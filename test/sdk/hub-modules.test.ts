@@ -35,7 +35,12 @@ describe("modules on the built-in hub", () => {
     await p?.dispose();
   });
 
-  test("module identities: add, get, list on the device, update, remove; errors name the module", async () => {
+  test("module identities: an edge device starts with $edgeAgent and $edgeHub; add, get, list, update, remove; errors name the module", async () => {
+    const system = (await registry.getModulesOnDevice("edge-1")).responseBody as { moduleId: string }[];
+    assert.deepEqual(
+      system.map((m) => m.moduleId),
+      ["$edgeAgent", "$edgeHub"],
+    );
     const added = (await registry.addModule({ deviceId: "edge-1", moduleId: "filter" } as never)).responseBody as {
       moduleId: string;
       deviceId: string;
@@ -45,11 +50,11 @@ describe("modules on the built-in hub", () => {
     assert.equal(added.moduleId, "filter");
     assert.equal(added.deviceId, "edge-1");
     assert.ok(added.authentication.symmetricKey.primaryKey, "keys are made when none are sent");
-    await registry.addModule({ deviceId: "edge-1", moduleId: "$edgeAgent", managedBy: "iotEdge" } as never);
+    await registry.updateModule({ deviceId: "edge-1", moduleId: "$edgeAgent", managedBy: "iotEdge" } as never, true);
     const listed = (await registry.getModulesOnDevice("edge-1")).responseBody as { moduleId: string }[];
     assert.deepEqual(
       listed.map((m) => m.moduleId),
-      ["$edgeAgent", "filter"],
+      ["$edgeAgent", "$edgeHub", "filter"],
     );
     const got = (await registry.getModule("edge-1", "$edgeAgent")).responseBody as { managedBy: string };
     assert.equal(got.managedBy, "iotEdge");
@@ -85,7 +90,7 @@ describe("modules on the built-in hub", () => {
     await registry.removeModule("edge-1", "$edgeAgent");
     assert.deepEqual(
       ((await registry.getModulesOnDevice("edge-1")).responseBody as { moduleId: string }[]).map((m) => m.moduleId),
-      ["filter"],
+      ["$edgeHub", "filter"],
     );
   });
 
