@@ -362,6 +362,9 @@ export function acceptAmqpDevice(
   const mirror = (link: rhea.Sender | rhea.Receiver) => {
     if (link.source) link.set_source(link.source);
     if (link.target) link.set_target(link.target);
+    // The bound on a message, announced (uAMQP, the C SDK's AMQP, logs an error when it is missing).
+    (link as unknown as { local: { attach: { max_message_size: number } } }).local.attach.max_message_size =
+      limits.maxPendingBytes;
   };
   container.on("sender_open", (ctx: EventContext) => {
     const sender = ctx.sender as rhea.Sender;
