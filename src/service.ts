@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join, resolve } from "node:path";
-import { BuiltinHubs, ownerConnectionString } from "./builtin-hub/builtin-hubs.js";
+import { BuiltinHubs, eventHubConnectionString, ownerConnectionString } from "./builtin-hub/builtin-hubs.js";
 import { HubRestApi } from "./builtin-hub/hub-rest-api.js";
 import { InProcessHubClient } from "./builtin-hub/in-process-hub-client.js";
 import { TelemetryLog } from "./builtin-hub/telemetry-log.js";
@@ -62,7 +62,7 @@ export interface ServeInfo {
   caFile: string;
   ports: { https: number; mqtt: number; amqp: number; metrics?: number };
   serviceConnectionString: string;
-  hubs: { name: string; hostName: string; connectionString: string }[];
+  hubs: { name: string; hostName: string; connectionString: string; eventHubConnectionString: string }[];
 }
 
 export interface ProvisioService {
@@ -298,6 +298,8 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
   });
 
   const telemetry = new TelemetryLog();
+  // Every message also lands in its hub's Event Hubs-compatible endpoint.
+  telemetry.watch((m) => hubs.byName(m.hub)?.eventHub.append(m));
   const webhooks = new TelemetryWebhooks(config.telemetryWebhooks, telemetry, log);
   const metrics = config.metricsPort === "off" ? undefined : new ProvisioMetrics();
   metrics?.measureDatabase(() => store.sizeBytes());
@@ -475,6 +477,7 @@ export async function buildService(config: ServeConfig, log: Logger): Promise<Pr
           name: hub.name,
           hostName: hub.hostName,
           connectionString: ownerConnectionString(hub),
+          eventHubConnectionString: eventHubConnectionString(hub),
         })),
       };
     },

@@ -47,7 +47,9 @@ const safeDecode = (s: string): string => {
 };
 
 /** The resource named by `sr` as the signer wrote it: URL-decoded, without a scheme. */
-export const tokenResourceAsSent = (token: SasToken): string => safeDecode(token.sr).replace(/^https?:\/\//i, "");
+export const tokenResourceAsSent = (token: SasToken): string =>
+  // Event Hubs clients write `sb://{host}/{entity}`; others `https://` or no scheme.
+  safeDecode(token.sr).replace(/^[a-z][a-z0-9+.-]*:\/\//i, "");
 
 /** The resource named by `sr`: URL-decoded, lower-cased, without a scheme (for comparing scopes). */
 export const tokenResource = (token: SasToken): string => tokenResourceAsSent(token).toLowerCase();
@@ -77,12 +79,14 @@ export function signatureMatches(
   token: SasToken,
   keysBase64: readonly string[],
   spellings: SrSpellings = "all",
+  /** The key's text is the HMAC key, as Event Hubs and Service Bus sign, rather than its base64 bytes. */
+  keyAsText = false,
 ): boolean {
   const given = Buffer.from(token.sig, "base64");
   if (given.length !== 32) return false;
   // The spelling as sent signs almost every token: try it first, the others only if it fails.
   // Which spelling matched is no secret (the caller chose it); each comparison is constant-time.
-  if (spellings !== "others" && macMatches(token.sr, token.se, keysBase64, given)) return true;
+  if (spellings !== "others" && macMatches(token.sr, token.se, keysBase64, given, keyAsText)) return true;
   if (spellings === "asSent") return false;
   const decoded = safeDecode(token.sr);
   const others = new Set([
@@ -92,14 +96,16 @@ export function signatureMatches(
     encodeURIComponent(decoded.toLowerCase()),
   ]);
   others.delete(token.sr);
-  for (const sr of others) if (macMatches(sr, token.se, keysBase64, given)) return true;
+  for (const sr of others) if (macMatches(sr, token.se, keysBase64, given, keyAsText)) return true;
   return false;
 }
 
-function macMatches(sr: string, se: number, keysBase64: readonly string[], given: Buffer): boolean {
+function macMatches(sr: string, se: number, keys: readonly string[], given: Buffer, keyAsText: boolean): boolean {
   let ok = false;
-  for (const key of keysBase64) {
-    const mac = createHmac("sha256", Buffer.from(key, "base64")).update(`${sr}\n${se}`).digest();
+  for (const key of keys) {
+    const mac = createHmac("sha256", Buffer.from(key, keyAsText ? "utf8" : "base64"))
+      .update(`${sr}\n${se}`)
+      .digest();
     ok = timingSafeEqual(mac, given) || ok;
   }
   return ok;

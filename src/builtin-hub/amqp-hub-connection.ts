@@ -18,11 +18,13 @@ import {
 import { ProvisioError } from "../domain/errors.js";
 import type { HubRight } from "../domain/hub.js";
 import { AmqpDeviceSession } from "./amqp-device-session.js";
+import { answerManagement, openPartitionReader } from "./amqp-event-hub-links.js";
 import { type DeviceChannel, type HubLinkAddress, parseHubLinkAddress } from "./amqp-hub-links.js";
 import { type AmqpMessage, cbsResponse, MAX_TELEMETRY_BYTES, putTokenOf } from "./amqp-hub-messages.js";
 import { acceptDevicebound, sendFeedback } from "./amqp-service-links.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import { moduleKey } from "./device-identity.js";
+import { managementReply, managementRequestOf } from "./event-hub-messages.js";
 import { authenticateDevice, authenticateService, certificateAuthenticates } from "./hub-auth.js";
 import type { TelemetryLog } from "./telemetry-log.js";
 
@@ -54,7 +56,10 @@ type LinkRole =
   | { kind: "cbs" }
   | { kind: "serviceDevicebound"; rt: HubRuntime }
   | { kind: "serviceFeedback"; rt: HubRuntime }
-  | { kind: "device"; session: AmqpDeviceSession; channel: DeviceChannel };
+  | { kind: "device"; session: AmqpDeviceSession; channel: DeviceChannel }
+  /** The Event Hubs-compatible endpoint: `$management` (for `rt`, or for the hub each request names). */
+  | { kind: "management"; rt: HubRuntime | undefined }
+  | { kind: "partitionReader"; rt: HubRuntime; consumerGroup: string; partition: string; pump?(): void };
 
 const hostOf = (resource: string): string => (resource.split("/")[0] ?? "").replace(/:\d+$/, "").toLowerCase();
 
@@ -98,6 +103,9 @@ class HubAmqpConnection {
   readonly #devices = new Map<string, AmqpDeviceSession>();
   readonly #stops: (() => void)[] = [];
   #cbsReplies: rhea.Sender | undefined;
+  /** `$management` answer links, by the reply address requests name. */
+  readonly #managementReplies = new Map<string, rhea.Sender>();
+  readonly #readerStops = new Map<rhea.Sender | rhea.Receiver, () => void>();
   #ended = false;
 
   constructor(
@@ -118,6 +126,7 @@ class HubAmqpConnection {
     c.on("sendable", (ctx: EventContext) => {
       const role = this.#roles.get(ctx.sender as rhea.Sender);
       if (role && !(role instanceof Promise) && role.kind === "device") role.session.deliverCloudToDevice();
+      if (role && !(role instanceof Promise) && role.kind === "partitionReader") role.pump?.();
     });
     for (const outcome of ["accepted", "rejected", "released", "modified"] as const) {
       c.on(outcome, (ctx: EventContext) => {
@@ -163,6 +172,21 @@ class HubAmqpConnection {
       if (r.kind === "device") r.session.attach(link, r.channel);
       if (r.kind === "serviceFeedback") this.#stops.push(sendFeedback(r.rt, link as rhea.Sender));
       if (r.kind === "cbs" && link.is_sender()) this.#cbsReplies = link as rhea.Sender;
+      if (r.kind === "management" && link.is_sender() && link.target?.address) {
+        this.#managementReplies.set(link.target.address, link as rhea.Sender);
+      }
+      if (r.kind === "partitionReader") {
+        const reader = openPartitionReader(link as rhea.Sender, r.rt, r.consumerGroup, r.partition);
+        if ("refused" in reader) {
+          this.#roles.delete(link);
+          link.close({ condition: reader.condition, description: reader.refused });
+          return undefined;
+        }
+        r.pump = reader.pump;
+        this.#readerStops.set(link, reader.stop);
+        this.#stops.push(reader.stop);
+        reader.pump();
+      }
       return r;
     };
     if (role instanceof Promise) {
@@ -176,6 +200,8 @@ class HubAmqpConnection {
   #closed(link: rhea.Sender | rhea.Receiver): void {
     const role = this.#roles.get(link);
     this.#roles.delete(link);
+    this.#readerStops.get(link)?.();
+    this.#readerStops.delete(link);
     if (!role || role instanceof Promise || role.kind !== "device") return;
     role.session.detached(link);
     if (role.session.links.length === 0) this.#forget(role.session);
@@ -185,12 +211,14 @@ class HubAmqpConnection {
     this.hooks.delivered();
     const delivery = ctx.delivery as rhea.Delivery;
     const message = ctx.message as AmqpMessage;
-    const role = this.#roles.get(ctx.receiver as rhea.Receiver);
+    const link = ctx.receiver as rhea.Receiver | undefined;
+    const role = link ? this.#roles.get(link) : undefined;
     const serve = (r: LinkRole | undefined) => {
       if (!r) return delivery.reject({ condition: "amqp:unauthorized-access", description: "the link was refused" });
       if (r.kind === "cbs") return void this.#putToken(message, delivery);
       if (r.kind === "serviceDevicebound") return acceptDevicebound(r.rt, message, delivery);
       if (r.kind === "device") return r.session.message(r.channel, delivery, message);
+      if (r.kind === "management" && link?.is_receiver()) return this.#management(r.rt, message, delivery);
       delivery.reject({ condition: "amqp:not-allowed", description: "nothing is sent to this node" });
     };
     if (role instanceof Promise) void role.then(serve);
@@ -203,6 +231,27 @@ class HubAmqpConnection {
     parsed: Exclude<HubLinkAddress, { kind: "unknown" }>,
   ): LinkRole | { refused: string; condition?: string } | Promise<LinkRole | { refused: string }> {
     if (parsed.kind === "cbs") return { kind: "cbs" };
+    if (parsed.kind === "management") {
+      // Requests carry their own token (security_token) or ride on one put on $cbs.
+      const rt = parsed.entity === undefined ? undefined : this.#hubByEntity(parsed.entity);
+      if (parsed.entity !== undefined && !rt)
+        return { refused: `no hub here is named '${parsed.entity}'`, condition: "amqp:not-found" };
+      return { kind: "management", rt };
+    }
+    if (parsed.kind === "eventHubPartition") {
+      const rt = this.#hubByEntity(parsed.entity);
+      if (!rt) return { refused: `no hub here is named '${parsed.entity}'`, condition: "amqp:not-found" };
+      if (!link.is_sender()) {
+        return {
+          refused: "the events endpoint is read, not written: IoT Hub's devices send telemetry",
+          condition: "amqp:not-allowed",
+        };
+      }
+      if (!this.#serviceGrantFor(rt)) {
+        return { refused: `put a token of a policy of hub '${rt.hub.name}' with ServiceConnect on $cbs first` };
+      }
+      return { kind: "partitionReader", rt, consumerGroup: parsed.consumerGroup, partition: parsed.partition };
+    }
     if (parsed.kind === "serviceDevicebound" || parsed.kind === "serviceFeedback") {
       const rt = this.#serviceHub();
       if (!rt) return { refused: "put a hub policy's token with ServiceConnect on $cbs first" };
@@ -302,6 +351,39 @@ class HubAmqpConnection {
   #dialedName(): string | undefined {
     const open = (this.connection as rhea.Connection & { remote?: { open?: { hostname?: string } } }).remote?.open;
     return open?.hostname ? hostOf(open.hostname) : undefined;
+  }
+
+  /** The hub an Event Hubs entity path names: the hub's name (the open frame's hub, when it named one). */
+  #hubByEntity(entity: string): HubRuntime | undefined {
+    const named = (rt: HubRuntime) => rt.hub.name.toLowerCase() === entity.toLowerCase();
+    if (this.named) return named(this.named) ? this.named : undefined;
+    return this.hubs.all().find(named);
+  }
+
+  #serviceGrantFor(rt: HubRuntime): boolean {
+    return this.#live().some((g) => g.rt === rt && g.kind === "policy" && g.rights.includes("ServiceConnect"));
+  }
+
+  /** A `$management` READ: the hub it names, authorized by a token put on $cbs or its own. */
+  #management(fixed: HubRuntime | undefined, message: AmqpMessage, delivery: rhea.Delivery): void {
+    delivery.accept();
+    const replies = this.#managementReplies.get(String(message.reply_to ?? ""));
+    if (!replies) return;
+    const request = managementRequestOf(message);
+    if ("refused" in request) return void replies.send(managementReply(message, 400, request.refused));
+    const rt = fixed ?? this.#hubByEntity(request.name);
+    if (!rt || (fixed && fixed.hub.name.toLowerCase() !== request.name.toLowerCase())) {
+      return void replies.send(managementReply(message, 404, `no hub here is named '${request.name}'`));
+    }
+    if (!this.#serviceGrantFor(rt)) {
+      try {
+        authenticateService(request.token, rt.hub, "ServiceConnect");
+      } catch (err) {
+        const why = err instanceof ProvisioError ? err.message : "the token is not valid";
+        return void replies.send(managementReply(message, 401, why));
+      }
+    }
+    answerManagement(request, message, rt, replies);
   }
 
   #serviceHub(): HubRuntime | undefined {

@@ -9,6 +9,9 @@ export type HubLinkAddress =
   /** The service: cloud-to-device messages in, their feedback out. */
   | { kind: "serviceDevicebound" }
   | { kind: "serviceFeedback" }
+  /** The Event Hubs-compatible endpoint: its `$management` node and its partitions. */
+  | { kind: "management"; entity?: string }
+  | { kind: "eventHubPartition"; entity: string; consumerGroup: string; partition: string }
   /** `host`: the hub's host name when the address names it (`amqps://{host}/devices/…`, the C SDK's form). */
   | { kind: "device"; deviceId: string; moduleId?: string; channel: DeviceChannel; host?: string }
   | { kind: "unknown" };
@@ -35,6 +38,13 @@ export function parseHubLinkAddress(address: string | undefined): HubLinkAddress
   if (path === "$cbs") return { kind: "cbs" };
   if (path === "/messages/devicebound") return { kind: "serviceDevicebound" };
   if (path === "/messages/serviceBound/feedback") return { kind: "serviceFeedback" };
+  if (path === "$management") return { kind: "management" };
+  const management = /^([^/$][^/]*)\/\$management$/.exec(path);
+  if (management?.[1]) return { kind: "management", entity: management[1] };
+  const partition = /^([^/$][^/]*)\/ConsumerGroups\/([^/]+)\/Partitions\/([^/]+)$/i.exec(path);
+  if (partition?.[1] && partition[2] && partition[3]) {
+    return { kind: "eventHubPartition", entity: partition[1], consumerGroup: partition[2], partition: partition[3] };
+  }
   const m =
     /^\/devices\/([^/]+)(?:\/modules\/([^/]+))?\/(messages\/events|messages\/devicebound|methods\/devicebound|twin)$/i.exec(
       path,

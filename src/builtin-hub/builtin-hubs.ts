@@ -9,6 +9,7 @@ import { FeedbackChannel } from "./c2d-feedback.js";
 import { C2dQueues } from "./c2d-queue.js";
 import { DeviceSessions } from "./device-sessions.js";
 import { ensureEdgeSystemModules } from "./edge-modules.js";
+import { EventHubPartitions } from "./event-hub-partitions.js";
 import { HubJobs } from "./hub-jobs.js";
 import { HubRegistry, type RegistryEvents } from "./registry.js";
 
@@ -26,6 +27,8 @@ export interface HubRuntime {
   c2d: C2dQueues;
   /** Their delivery feedback, for back ends that asked. */
   feedback: FeedbackChannel;
+  /** Telemetry as the Event Hubs-compatible endpoint serves it (this node's, in memory). */
+  eventHub: EventHubPartitions;
 }
 
 export const OWNER = "iothubowner";
@@ -59,6 +62,15 @@ export function ownerConnectionString(hub: BuiltinHub): string {
     keyName: owner?.keyName ?? OWNER,
     key: owner?.primaryKey ?? "",
   });
+}
+
+/**
+ * The hub's Event Hubs-compatible connection string, as the portal shows IoT Hub's: the hub's own
+ * host name as the namespace, its name as the entity, the owner policy's key.
+ */
+export function eventHubConnectionString(hub: BuiltinHub): string {
+  const owner = hub.policies.find((p) => p.keyName === OWNER) ?? hub.policies[0];
+  return `Endpoint=sb://${hub.hostName}/;SharedAccessKeyName=${owner?.keyName ?? OWNER};SharedAccessKey=${owner?.primaryKey ?? ""};EntityPath=${hub.name}`;
 }
 
 export class BuiltinHubs {
@@ -127,6 +139,7 @@ export class BuiltinHubs {
         moduleSessions,
         c2d,
         feedback,
+        eventHub: new EventHubPartitions(),
       };
       rt.jobs = new HubJobs(rt as HubRuntime);
       this.#byHost.set(hostName.toLowerCase(), rt as HubRuntime);

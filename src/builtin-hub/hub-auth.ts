@@ -41,7 +41,9 @@ export function authenticateService(
     throw unauthorized(`the token is for '${tokenResource(token)}', not for hub '${hub.hostName}'`);
   }
   const policy = token.skn ? hub.policies.find((p) => p.keyName.toLowerCase() === token.skn?.toLowerCase()) : undefined;
-  if (!policy || !signatureMatches(token, [policy.primaryKey, policy.secondaryKey])) {
+  // Event Hubs clients (sr `sb://…`, the hub's Event Hubs-compatible endpoint) sign with the key's text.
+  const eventHubs = /^sb(:|%3a)/i.test(token.sr);
+  if (!policy || !signatureMatches(token, [policy.primaryKey, policy.secondaryKey], "all", eventHubs)) {
     throw unauthorized(`the signature does not verify with the keys of a policy named '${token.skn ?? ""}'`);
   }
   if (!policy.rights.includes(right)) throw unauthorized(`policy '${policy.keyName}' lacks the ${right} right`);

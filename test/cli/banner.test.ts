@@ -17,6 +17,8 @@ const info: ServeInfo = {
       name: "hub-1",
       hostName: "hub-1.localhost",
       connectionString: "HostName=hub-1.localhost;SharedAccessKeyName=iothubowner;SharedAccessKey=aHVi",
+      eventHubConnectionString:
+        "Endpoint=sb://hub-1.localhost/;SharedAccessKeyName=iothubowner;SharedAccessKey=aHVi;EntityPath=hub-1",
     },
   ],
 };
