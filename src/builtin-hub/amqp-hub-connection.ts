@@ -123,17 +123,16 @@ class HubAmqpConnection {
     c.on("receiver_close", (ctx: EventContext) => this.#closed(ctx.receiver as rhea.Receiver));
     c.on("sender_close", (ctx: EventContext) => this.#closed(ctx.sender as rhea.Sender));
     c.on("message", (ctx: EventContext) => this.#message(ctx));
+    // Credit for our senders, and the device's verdicts on the messages they sent.
     c.on("sendable", (ctx: EventContext) => {
-      const role = this.#roles.get(ctx.sender as rhea.Sender);
-      if (role && !(role instanceof Promise) && role.kind === "device") role.session.deliverCloudToDevice();
-      if (role && !(role instanceof Promise) && role.kind === "partitionReader") role.pump?.();
+      const role = this.#decided(ctx.sender);
+      if (role?.kind === "device") role.session.deliverCloudToDevice();
+      if (role?.kind === "partitionReader") role.pump?.();
     });
     for (const outcome of ["accepted", "rejected", "released", "modified"] as const) {
       c.on(outcome, (ctx: EventContext) => {
-        const role = this.#roles.get(ctx.sender as rhea.Sender);
-        if (role && !(role instanceof Promise) && role.kind === "device") {
-          role.session.settled(ctx.delivery as rhea.Delivery, outcome);
-        }
+        const role = this.#decided(ctx.sender);
+        if (role?.kind === "device") role.session.settled(ctx.delivery as rhea.Delivery, outcome);
       });
     }
     this.hooks.onEnd(() => this.#end());
@@ -141,10 +140,17 @@ class HubAmqpConnection {
     else if (first?.sender) this.#open(first.sender as rhea.Sender);
   }
 
+  /** A link's role once decided (not while its authorization is pending). */
+  #decided(link: rhea.Sender | rhea.Receiver | undefined): LinkRole | undefined {
+    const role = link ? this.#roles.get(link) : undefined;
+    return role instanceof Promise ? undefined : role;
+  }
+
   #end(): void {
     if (this.#ended) return;
     this.#ended = true;
     for (const stop of this.#stops) stop();
+    for (const stop of this.#readerStops.values()) stop();
     for (const session of this.#devices.values()) session.end();
     this.#devices.clear();
   }
@@ -184,7 +190,6 @@ class HubAmqpConnection {
         }
         r.pump = reader.pump;
         this.#readerStops.set(link, reader.stop);
-        this.#stops.push(reader.stop);
         reader.pump();
       }
       return r;

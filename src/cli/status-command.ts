@@ -76,7 +76,11 @@ export async function status(o: { dataDir?: string; showSecrets?: boolean; outpu
   if (o.output === "json") {
     const shown = o.showSecrets
       ? info
-      : { ...info, serviceConnectionString: undefined, hubs: info.hubs.map(({ connectionString: _, ...h }) => h) };
+      : {
+          ...info,
+          serviceConnectionString: undefined,
+          hubs: info.hubs.map(({ connectionString: _, eventHubConnectionString: __, ...h }) => h),
+        };
     return `${JSON.stringify({ running: true, dataDir, ...shown, counts }, null, 2)}\n`;
   }
   return `${formatBanner(
