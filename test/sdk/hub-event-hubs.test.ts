@@ -34,15 +34,14 @@ function readEvents(
   connectionString: string,
   wanted: number,
   onReady: () => Promise<void> = async () => undefined,
+  transport: "amqp" | "ws" = "amqp",
 ): Promise<{ lines: unknown[]; events: ReadEvent[] }> {
-  const child = spawn(
-    process.execPath,
-    [READER, connectionString, `amqps://127.0.0.1:${p.info.ports.amqp}`, String(wanted)],
-    {
-      env: { ...process.env, NODE_EXTRA_CA_CERTS: p.info.caFile },
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
+  const endpoint =
+    transport === "ws" ? `https://127.0.0.1:${p.info.ports.https}` : `amqps://127.0.0.1:${p.info.ports.amqp}`;
+  const child = spawn(process.execPath, [READER, connectionString, endpoint, String(wanted), transport], {
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: p.info.caFile },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   const lines: unknown[] = [];
   const events: ReadEvent[] = [];
   return new Promise((resolve, reject) => {
@@ -137,6 +136,19 @@ describe("the built-in hub's Event Hubs-compatible endpoint", () => {
     assert.equal(first?.systemProperties["iothub-connection-device-id"], "eh-dev-1");
     assert.equal(first?.systemProperties["iothub-message-source"], "Telemetry");
     assert.equal(typeof first?.systemProperties["iothub-enqueuedtime"], "number");
+  });
+
+  test("over WebSockets on the HTTPS port (/$servicebus/websocket), as the Event Hubs SDKs dial it", async () => {
+    const client = await device("eh-dev-ws");
+    await client.sendEvent(message(7));
+    // The reader takes the earliest events of every partition: the first test's device may share one.
+    const { events, lines } = await readEvents(p, hubOf(p).eventHubConnectionString, 4, async () => undefined, "ws");
+    const mine = events.filter((e) => e.systemProperties["iothub-connection-device-id"] === "eh-dev-ws");
+    assert.deepEqual(
+      mine.map((e) => e.body),
+      [{ n: 7 }],
+      JSON.stringify(lines),
+    );
   });
 
   test("a wrong key is refused with the reason", async () => {

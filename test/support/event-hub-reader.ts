@@ -1,11 +1,13 @@
 // Reads a built-in hub's Event Hubs-compatible endpoint with the real @azure/event-hubs
 // EventHubConsumerClient, in a process of its own: the client trusts only Node's CAs, so the test
 // CA comes in through NODE_EXTRA_CA_CERTS, which must be set before Node starts.
-// argv: connection string, custom endpoint (amqps://127.0.0.1:port), events to wait for.
+// argv: connection string, custom endpoint (amqps://127.0.0.1:port, or https://…:port with "ws"),
+// events to wait for, and "ws" to read over WebSockets.
 // Prints JSON lines: {"properties": …}, {"partition": …} per partition, "ready", then each event.
 import { EventHubConsumerClient, earliestEventPosition } from "@azure/event-hubs";
+import WebSocket from "ws";
 
-const [connectionString = "", endpoint = "", wanted = "1"] = process.argv.slice(2);
+const [connectionString = "", endpoint = "", wanted = "1", transport = "amqp"] = process.argv.slice(2);
 const print = (v: unknown) => process.stdout.write(`${JSON.stringify(v)}\n`);
 // `node --test dist/test/` loads every file under test/, this one too, without arguments: then
 // there is nothing to read.
@@ -14,6 +16,7 @@ if (!connectionString) process.exit(0);
 const client = new EventHubConsumerClient("$Default", connectionString, {
   customEndpointAddress: endpoint,
   retryOptions: { maxRetries: 0, timeoutInMs: 10_000 },
+  ...(transport === "ws" ? { webSocketOptions: { webSocket: WebSocket } } : {}),
 });
 try {
   const properties = await client.getEventHubProperties();

@@ -1,6 +1,6 @@
 // AMQP over WebSocket on the HTTPS port (device-api.md §8): `GET /$iothub/websocket` with the
-// subprotocol `AMQPWSB10`, next to MQTT's, and `GET /` as the C# SDK dials it (its provisioning
-// AMQP transport sets no path). An upgrade is ours only when path and subprotocol match; otherwise
+// subprotocol `AMQPWSB10`, next to MQTT's, `GET /` as the C# SDK dials it (its provisioning
+// AMQP transport sets no path), and `GET /$servicebus/websocket` as the Event Hubs SDKs dial it. An upgrade is ours only when path and subprotocol match; otherwise
 // handleUpgrade returns false and leaves the socket to the next handler (../websocket-upgrades.ts).
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
@@ -15,6 +15,9 @@ export const AMQP_SUBPROTOCOL = "AMQPWSB10";
 
 const offersAmqp = (req: IncomingMessage): boolean => offeredSubprotocols(req).includes(AMQP_SUBPROTOCOL);
 const isRoot = (url: string | undefined): boolean => url === "/" || url?.startsWith("/?") === true;
+/** Where the Event Hubs SDKs dial AMQP over WebSockets (a built-in hub's Event Hubs-compatible endpoint). */
+const isServiceBusPath = (url: string | undefined): boolean =>
+  url?.split("?")[0]?.toLowerCase() === "/$servicebus/websocket";
 
 export function createAmqpWebSocketHandler(port: DevicePort, options: AmqpOptions = {}): WebSocketHandler {
   const wss = new WebSocketServer({
@@ -44,7 +47,13 @@ export function createAmqpWebSocketHandler(port: DevicePort, options: AmqpOption
 
   return {
     handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-      if (closed || !(isIotHubWebSocketPath(req.url) || isRoot(req.url)) || !offersAmqp(req)) return false;
+      if (
+        closed ||
+        !(isIotHubWebSocketPath(req.url) || isRoot(req.url) || isServiceBusPath(req.url)) ||
+        !offersAmqp(req)
+      ) {
+        return false;
+      }
       socket.on("error", () => {}); // a reset during the handshake must not surface as an uncaught error
       wss.handleUpgrade(req, socket, head, onWebSocket);
       return true;
