@@ -40,10 +40,12 @@ export function formatBanner(v: BannerView, headline = `Provisio ${v.version} is
     lines.push(
       (i === 0 ? row : (_: string, value: string) => more(value))(
         "Built-in hubs",
-        `${h.name}  ${h.hostName} (HTTPS ${ports.https}, MQTT ${ports.mqtt})`,
+        `${h.name}  ${h.hostName} (HTTPS ${ports.https}, MQTT ${ports.mqtt}, AMQP ${ports.amqp})`,
       ),
     );
     if (v.showSecrets) lines.push(more(`  ${h.connectionString}`));
+    // Telemetry as IoT Hub users read it: the Event Hubs-compatible endpoint.
+    lines.push(more(`  events: Event Hubs-compatible, entity ${h.name} (${secret(h.eventHubConnectionString)})`));
   });
   if (ports.metrics !== undefined) {
     lines.push(row("Metrics", `http://${v.metricsBind ?? "127.0.0.1"}:${ports.metrics}/metrics`));

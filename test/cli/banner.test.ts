@@ -38,7 +38,8 @@ test("the banner: every endpoint, the files, the next command; secrets only when
       "                      AMQP-WS   wss://localhost:8443/$iothub/websocket",
       "  Service endpoint    https://localhost:8443  (connection string: in provisio.json, or --show-secrets)",
       "  Web console         https://localhost:8443/",
-      "  Built-in hubs       hub-1  hub-1.localhost (HTTPS 8443, MQTT 8883)",
+      "  Built-in hubs       hub-1  hub-1.localhost (HTTPS 8443, MQTT 8883, AMQP 5671)",
+      "                        events: Event Hubs-compatible, entity hub-1 (in provisio.json, or --show-secrets)",
       "  Metrics             http://127.0.0.1:9464/metrics",
       "  Settings            /srv/provisio/provisio.json",
       "  CA devices trust    /srv/provisio/tls/ca.pem",
@@ -51,6 +52,7 @@ test("the banner: every endpoint, the files, the next command; secrets only when
   const secret = formatBanner({ ...view, showSecrets: true, dataDirArg: "my data" });
   assert.ok(secret.includes(info.serviceConnectionString));
   assert.ok(secret.includes(info.hubs[0]?.connectionString ?? "?"));
+  assert.ok(secret.includes(info.hubs[0]?.eventHubConnectionString ?? "?"));
   assert.ok(secret.includes("--data-dir 'my data'"));
   const counted = formatBanner({
     ...view,
