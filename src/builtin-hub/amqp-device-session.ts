@@ -26,18 +26,11 @@ import {
 } from "./amqp-hub-messages.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import type { LiveSession } from "./device-sessions.js";
-import { MAX_METHOD_PAYLOAD_BYTES, type MethodResult, methodResponsePayload } from "./direct-methods.js";
+import { type MethodResult, PendingMethodCalls } from "./direct-methods.js";
 import type { TelemetryLog } from "./telemetry-log.js";
 import { deviceTwinPropertiesJson } from "./twin.js";
 
 type Link = rhea.Sender | rhea.Receiver;
-
-interface PendingMethod {
-  name: string;
-  resolve(r: MethodResult): void;
-  reject(e: Error): void;
-  timer: NodeJS.Timeout;
-}
 
 export interface AmqpDeviceContext {
   /** The hub as this identity sees it: the device registry, or the module registry and sessions. */
@@ -54,7 +47,7 @@ export class AmqpDeviceSession implements LiveSession {
   readonly #receivers = new Map<DeviceChannel, rhea.Receiver>();
   /** Cloud-to-device messages sent and not yet settled by the device: delivery → lock token. */
   readonly #unsettled = new Map<rhea.Delivery, string>();
-  readonly #pending = new Map<string, PendingMethod>();
+  readonly #calls: PendingMethodCalls;
   #desiredSubscribed = false;
   #ended = false;
   #expiry: NodeJS.Timeout | undefined;
@@ -63,7 +56,9 @@ export class AmqpDeviceSession implements LiveSession {
     /** The registry key: the device id, or `{deviceId}/{moduleId}`. */
     readonly deviceId: string,
     private readonly ctx: AmqpDeviceContext,
-  ) {}
+  ) {
+    this.#calls = new PendingMethodCalls(deviceId);
+  }
 
   get links(): Link[] {
     return [...this.#senders.values(), ...this.#receivers.values()];
@@ -96,13 +91,7 @@ export class AmqpDeviceSession implements LiveSession {
     this.#ended = true;
     clearTimeout(this.#expiry);
     this.#abandonUnsettled(() => true);
-    for (const [id, call] of this.#pending) {
-      clearTimeout(call.timer);
-      call.reject(
-        new ProvisioError("hubDeviceNotOnline", { id: this.deviceId, why: "it disconnected before answering" }),
-      );
-      this.#pending.delete(id);
-    }
+    this.#calls.failAll();
     this.ctx.view.sessions.remove(this);
     void this.ctx.view.registry.setConnected(this.deviceId, false);
   }
@@ -182,12 +171,7 @@ export class AmqpDeviceSession implements LiveSession {
       );
     }
     const requestId = randomUUID();
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(requestId);
-        reject(new ProvisioError("hubGatewayTimeout", { id: this.deviceId, method: name, seconds: timeoutSeconds }));
-      }, timeoutSeconds * 1000);
-      this.#pending.set(requestId, { name, resolve, reject, timer });
+    return this.#calls.call(requestId, name, timeoutSeconds, () => {
       link.send(methodRequest(requestId, name, payload));
     });
   }
@@ -286,18 +270,6 @@ export class AmqpDeviceSession implements LiveSession {
       return;
     }
     delivery.accept();
-    const call = this.#pending.get(answer.requestId);
-    if (!call) return; // answered too late, or never asked: dropped as IoT Hub drops it
-    this.#pending.delete(answer.requestId);
-    clearTimeout(call.timer);
-    if (answer.body.length > MAX_METHOD_PAYLOAD_BYTES) {
-      call.reject(
-        new ProvisioError("hubArgumentInvalid", {
-          detail: `Device '${this.deviceId}' answered method '${call.name}' with more than ${MAX_METHOD_PAYLOAD_BYTES} bytes.`,
-        }),
-      );
-    } else {
-      call.resolve({ status: answer.status, payload: methodResponsePayload(answer.body) });
-    }
+    this.#calls.answer(answer.requestId, answer.status, answer.body);
   }
 }

@@ -83,3 +83,56 @@ export async function invokeDirectMethod(
   }
   return session.invokeMethod(request.methodName, JSON.stringify(request.payload), request.responseTimeoutSeconds);
 }
+
+/**
+ * The direct method calls a device session sent and waits on, by request id (MQTT's `$rid`,
+ * AMQP's correlation id): each is answered, times out (504), or fails when the device goes (404).
+ */
+export class PendingMethodCalls {
+  readonly #pending = new Map<
+    string,
+    { name: string; resolve(r: MethodResult): void; reject(e: Error): void; timer: NodeJS.Timeout }
+  >();
+
+  constructor(private readonly deviceId: string) {}
+
+  /** Sends the call with `send` and waits for its answer up to `timeoutSeconds`. */
+  call(id: string, name: string, timeoutSeconds: number, send: () => void): Promise<MethodResult> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new ProvisioError("hubGatewayTimeout", { id: this.deviceId, method: name, seconds: timeoutSeconds }));
+      }, timeoutSeconds * 1000);
+      this.#pending.set(id, { name, resolve, reject, timer });
+      send();
+    });
+  }
+
+  /** The device answered; a late or unknown answer is dropped, as IoT Hub drops it. */
+  answer(id: string, status: number, body: Buffer): void {
+    const call = this.#pending.get(id);
+    if (!call) return;
+    this.#pending.delete(id);
+    clearTimeout(call.timer);
+    if (body.length > MAX_METHOD_PAYLOAD_BYTES) {
+      call.reject(
+        new ProvisioError("hubArgumentInvalid", {
+          detail: `Device '${this.deviceId}' answered method '${call.name}' with more than ${MAX_METHOD_PAYLOAD_BYTES} bytes.`,
+        }),
+      );
+    } else {
+      call.resolve({ status, payload: methodResponsePayload(body) });
+    }
+  }
+
+  /** The device went before answering: every waiting call fails. */
+  failAll(): void {
+    for (const [id, call] of this.#pending) {
+      clearTimeout(call.timer);
+      call.reject(
+        new ProvisioError("hubDeviceNotOnline", { id: this.deviceId, why: "it disconnected before answering" }),
+      );
+      this.#pending.delete(id);
+    }
+  }
+}

@@ -1,6 +1,6 @@
 // A device's MQTT session with a built-in hub (iothub-api.md §6): CONNECT as an ordered list
 // of steps, then telemetry, twin GET, reported PATCH, desired pushes and direct methods.
-import { errorBody, ProvisioError, toProvisioError } from "../domain/errors.js";
+import { errorBody, toProvisioError } from "../domain/errors.js";
 import { nowUtc } from "../domain/etag.js";
 import type { DeviceIdentity } from "../domain/hub.js";
 import type { JsonObject } from "../domain/json.js";
@@ -9,7 +9,7 @@ import { CONNACK } from "../transports/mqtt/connack.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import { moduleKey } from "./device-identity.js";
 import type { LiveSession } from "./device-sessions.js";
-import { MAX_METHOD_PAYLOAD_BYTES, type MethodResult, methodResponsePayload } from "./direct-methods.js";
+import { type MethodResult, PendingMethodCalls } from "./direct-methods.js";
 import { authenticateDevice, certificateAuthenticates } from "./hub-auth.js";
 import {
   c2dPropertyBag,
@@ -126,13 +126,6 @@ export async function acceptHubDevice(
   new HubDeviceSession(conn, deviceId, view, telemetry, transport).start();
 }
 
-interface PendingMethod {
-  name: string;
-  resolve(r: MethodResult): void;
-  reject(e: Error): void;
-  timer: NodeJS.Timeout;
-}
-
 class HubDeviceSession implements LiveSession {
   #desiredSubscribed = false;
   #methodsSubscribed = false;
@@ -141,7 +134,7 @@ class HubDeviceSession implements LiveSession {
   /** Cloud-to-device messages published at QoS 1 and not yet acknowledged: packet id → lock token. */
   readonly #unacked = new Map<number, string>();
   /** Direct method calls sent and not yet answered, by `$rid`. */
-  readonly #pending = new Map<string, PendingMethod>();
+  readonly #calls: PendingMethodCalls;
   #nextRid = 1;
 
   constructor(
@@ -150,7 +143,9 @@ class HubDeviceSession implements LiveSession {
     private readonly rt: HubRuntime,
     private readonly telemetry: TelemetryLog,
     private readonly transport: "mqtt" | "mqtt-ws",
-  ) {}
+  ) {
+    this.#calls = new PendingMethodCalls(deviceId);
+  }
 
   start(): void {
     const { conn, rt } = this;
@@ -158,13 +153,7 @@ class HubDeviceSession implements LiveSession {
     conn.on("close", () => {
       this.#closed = true;
       rt.sessions.remove(this);
-      for (const [rid, call] of this.#pending) {
-        clearTimeout(call.timer);
-        call.reject(
-          new ProvisioError("hubDeviceNotOnline", { id: this.deviceId, why: "it disconnected before answering" }),
-        );
-        this.#pending.delete(rid);
-      }
+      this.#calls.failAll();
       void rt.registry.setConnected(this.deviceId, false);
     });
     conn.on("subscribe", (p) => {
@@ -222,12 +211,7 @@ class HubDeviceSession implements LiveSession {
 
   invokeMethod(name: string, payload: string, timeoutSeconds: number): Promise<MethodResult> {
     const rid = String(this.#nextRid++);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#pending.delete(rid);
-        reject(new ProvisioError("hubGatewayTimeout", { id: this.deviceId, method: name, seconds: timeoutSeconds }));
-      }, timeoutSeconds * 1000);
-      this.#pending.set(rid, { name, resolve, reject, timer });
+    return this.#calls.call(rid, name, timeoutSeconds, () => {
       this.conn.publish({ topic: methodRequestTopic(name, rid), payload, qos: 0 });
     });
   }
@@ -275,22 +259,9 @@ class HubDeviceSession implements LiveSession {
           this.reply(twinResponseTopic(e.status, what.rid), JSON.stringify(errorBody(e)));
         }
         break;
-      case "methodResponse": {
-        const call = this.#pending.get(what.rid);
-        if (!call) break; // answered too late, or never asked: dropped as IoT Hub drops it
-        this.#pending.delete(what.rid);
-        clearTimeout(call.timer);
-        if (payload.length > MAX_METHOD_PAYLOAD_BYTES) {
-          call.reject(
-            new ProvisioError("hubArgumentInvalid", {
-              detail: `Device '${this.deviceId}' answered method '${call.name}' with more than ${MAX_METHOD_PAYLOAD_BYTES} bytes.`,
-            }),
-          );
-        } else {
-          call.resolve({ status: what.status, payload: methodResponsePayload(payload) });
-        }
+      case "methodResponse":
+        this.#calls.answer(what.rid, what.status, payload);
         break;
-      }
       default:
         // Not a broker: publishes to other topics go nowhere (iothub-api.md §9.16).
         break;
