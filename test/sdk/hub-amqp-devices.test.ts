@@ -12,6 +12,7 @@ import rhea from "rhea";
 import { createSasToken } from "../../src/attestation/sas-token.js";
 import { selfSignedDeviceCert } from "../support/certs.js";
 import {
+  collectFeedback,
   type DeviceClient,
   hubAgent,
   hubOf,
@@ -174,15 +175,7 @@ describe("AMQP devices on the built-in hub", () => {
 
   test("cloud-to-device: the service Client's message arrives with its properties; complete, reject and abandon settle it", async () => {
     const client = await amqpDevice("amqp-c2d", await keyOf("amqp-c2d"));
-    const feedback: { originalMessageId: string; statusCode: string }[] = [];
-    const receiver = (await service.getFeedbackReceiver()).result as unknown as {
-      on(e: "message", l: (m: { data: Buffer }) => void): void;
-      complete(m: unknown, cb: () => void): void;
-    };
-    receiver.on("message", (m) => {
-      feedback.push(...(JSON.parse(m.data.toString()) as typeof feedback));
-      receiver.complete(m, () => undefined);
-    });
+    const feedback = await collectFeedback(service);
     const received: C2dMessage[] = [];
     let abandoned = false;
     client.on("message", (m: C2dMessage) => {

@@ -8,7 +8,14 @@ import deviceHttp from "azure-iot-device-http";
 import deviceMqtt from "azure-iot-device-mqtt";
 import iothub from "azure-iothub";
 import { createSasToken } from "../../src/attestation/sas-token.js";
-import { type DeviceClient, hubAgent, hubOf, redirectAmqp, registryClient } from "../support/hub-clients.js";
+import {
+  collectFeedback,
+  type DeviceClient,
+  hubAgent,
+  hubOf,
+  redirectAmqp,
+  registryClient,
+} from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 import { resolveAllTo } from "../support/service-client.js";
@@ -62,15 +69,7 @@ describe("cloud-to-device messages on the built-in hub", () => {
 
   test("a message sent before the device connects is delivered over MQTT with its properties, and feedback says Success", async () => {
     const client = await device("c2d-dev-1");
-    const feedback: unknown[] = [];
-    const receiver = (await service.getFeedbackReceiver()).result as unknown as {
-      on(e: "message", l: (m: { data: Buffer }) => void): void;
-      complete(m: unknown, cb: () => void): void;
-    };
-    receiver.on("message", (m) => {
-      feedback.push(...(JSON.parse(m.data.toString()) as unknown[]));
-      receiver.complete(m, () => undefined);
-    });
+    const feedback = await collectFeedback(service);
 
     const message = new Message(JSON.stringify({ command: "reprovision" }));
     message.messageId = "c2d-msg-1";
@@ -90,11 +89,8 @@ describe("cloud-to-device messages on the built-in hub", () => {
     assert.equal(m?.messageId, "c2d-msg-1");
     assert.equal(m?.properties.getValue("priority"), "high");
     await until(async () => feedback.length === 1, 10_000, "feedback");
-    assert.deepEqual(
-      (feedback[0] as { originalMessageId: string; statusCode: string; deviceId: string }).statusCode,
-      "Success",
-    );
-    assert.equal((feedback[0] as { originalMessageId: string }).originalMessageId, "c2d-msg-1");
+    assert.deepEqual(feedback[0]?.statusCode, "Success");
+    assert.equal(feedback[0]?.originalMessageId, "c2d-msg-1");
   });
 
   test("a device with 50 waiting messages refuses the 51st; an unknown device is DeviceNotFound", async () => {
@@ -114,15 +110,7 @@ describe("cloud-to-device messages on the built-in hub", () => {
     open.push(client);
     // Http.setOptions calls back only when a receive policy is given (iothub-api.md §10.4).
     await client.setOptions({ http: { agent: hubAgent(p), receivePolicy: { interval: 1 } } });
-    const feedback: { originalMessageId: string; statusCode: string }[] = [];
-    const receiver = (await service.getFeedbackReceiver()).result as unknown as {
-      on(e: "message", l: (m: { data: Buffer }) => void): void;
-      complete(m: unknown, cb: () => void): void;
-    };
-    receiver.on("message", (m) => {
-      feedback.push(...(JSON.parse(m.data.toString()) as typeof feedback));
-      receiver.complete(m, () => undefined);
-    });
+    const feedback = await collectFeedback(service);
     const send = (id: string, body: string) => {
       const m = new Message(body);
       m.messageId = id;

@@ -79,3 +79,25 @@ export function redirectAmqp<T extends new (...args: any[]) => object>(
     }
   };
 }
+
+/** A feedback record as the hub's feedback receiver delivers it (IoT Hub's shape). */
+export interface FeedbackRecord {
+  originalMessageId: string;
+  statusCode: string;
+  deviceId: string;
+  description: string;
+}
+
+/** Opens the service Client's feedback receiver; the returned list fills as records arrive (each batch completed). */
+export async function collectFeedback(service: iothub.Client): Promise<FeedbackRecord[]> {
+  const records: FeedbackRecord[] = [];
+  const receiver = (await service.getFeedbackReceiver()).result as unknown as {
+    on(e: "message", l: (m: { data: Buffer }) => void): void;
+    complete(m: unknown, cb: () => void): void;
+  };
+  receiver.on("message", (m) => {
+    records.push(...(JSON.parse(m.data.toString()) as FeedbackRecord[]));
+    receiver.complete(m, () => undefined);
+  });
+  return records;
+}
