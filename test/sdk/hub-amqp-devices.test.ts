@@ -463,6 +463,50 @@ describe("AMQP devices on the built-in hub", () => {
     assert.match(String(error?.description), /attach the twin receiver link/);
   });
 
+  test("raw AMQP, bad input: a malformed reported patch, an unknown twin operation, an oversized message, a batch of garbage", async () => {
+    const key = await keyOf("amqp-bad");
+    const { connection, putToken } = await rawConnection(hostName);
+    assert.equal(await putToken(`${hostName}/devices/amqp-bad`, token("amqp-bad", key)), 200);
+    const twinOut = connection.open_sender("/devices/amqp-bad/twin");
+    const twinIn = connection.open_receiver({ source: { address: "/devices/amqp-bad/twin" } });
+    await Promise.all([once(twinOut, "sendable"), once(twinIn, "receiver_open")]);
+    const ask = async (correlation: string, annotations: Record<string, string>, body: string) => {
+      twinOut.send({
+        correlation_id: correlation,
+        message_annotations: annotations,
+        body: rhea.message.data_section(Buffer.from(body)),
+      });
+      for (;;) {
+        const [ctx] = (await once(twinIn, "message")) as [rhea.EventContext];
+        if (ctx.message?.correlation_id === correlation) return ctx.message;
+      }
+    };
+    const bad = await ask("p1", { operation: "PATCH", resource: "/properties/reported" }, "{not json");
+    assert.equal(bad.message_annotations?.status, 400);
+    const body = JSON.parse((bad.body as { content: Buffer }).content.toString()) as {
+      errorCode: number;
+      message: string;
+    };
+    assert.equal(body.errorCode, 400001);
+    const odd = await ask("p2", { operation: "POST", resource: "/properties/desired" }, "{}");
+    assert.equal(odd.message_annotations?.status, 400);
+    assert.match((odd.body as { content: Buffer }).content.toString(), /operation 'POST'/);
+    assert.equal((await registry.getTwin("amqp-bad")).responseBody.properties.reported.$version, 1, "nothing written");
+
+    const events = connection.open_sender("/devices/amqp-bad/messages/events");
+    await once(events, "sendable");
+    events.send({ body: rhea.message.data_section(Buffer.alloc(256 * 1024 + 1, 1)) });
+    const [big] = (await once(events, "rejected")) as [rhea.EventContext];
+    const bigError = (big.delivery?.remote_state as { error?: { condition?: string } })?.error;
+    assert.equal(bigError?.condition, "amqp:link:message-size-exceeded");
+    const garbage = rhea.message.encode({ body: rhea.message.data_sections([Buffer.from([0xff, 0x01])]) } as never);
+    events.send(garbage as never, undefined, 0x80013700);
+    const [undecodable] = (await once(events, "rejected")) as [rhea.EventContext];
+    const garbageError = (undecodable.delivery?.remote_state as { error?: { condition?: string } })?.error;
+    assert.equal(garbageError?.condition, "amqp:decode-error");
+    assert.equal((await kept("amqp-bad")).length, 0);
+  });
+
   test("the C SDK's ways: MSSBCBS, a token signed for the dialed name, telemetry in IoT Hub's batch format", async () => {
     const key = await keyOf("amqp-c-style");
     // The C SDK with GatewayHostName=127.0.0.1 dials 127.0.0.1 and signs for it.
