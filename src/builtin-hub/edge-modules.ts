@@ -7,7 +7,7 @@ import { ProvisioError } from "../domain/errors.js";
 import type { DeviceIdentity } from "../domain/hub.js";
 import { isObject, type JsonObject } from "../domain/json.js";
 import type { HubRuntime } from "./builtin-hubs.js";
-import { moduleKey } from "./device-identity.js";
+import { isValidHubDeviceId, moduleKey } from "./device-identity.js";
 import type { HubRegistry } from "./registry.js";
 
 export const EDGE_SYSTEM_MODULES = ["$edgeAgent", "$edgeHub"] as const;
@@ -43,7 +43,9 @@ export function parseConfigurationContent(body: unknown): Map<string, JsonObject
   for (const [moduleId, content] of Object.entries(body.modulesContent)) {
     const desired = isObject(content) ? content["properties.desired"] : undefined;
     if (!isObject(desired)) throw invalid(`modulesContent['${moduleId}'] must be {"properties.desired": {...}}.`);
-    if (moduleId === "" || moduleId.length > 128) throw invalid(`'${moduleId}' is not a module id.`);
+    // Checked here, before anything is written, as the module registry would check it.
+    if (!isValidHubDeviceId(moduleId))
+      throw invalid(`modulesContent names '${moduleId}', which is not a valid module id.`);
     out.set(moduleId, desired as JsonObject);
   }
   return out;

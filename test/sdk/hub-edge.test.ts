@@ -140,6 +140,11 @@ describe("IoT Edge devices on the built-in hub", () => {
     const bad = await post("gateway-3", { modulesContent: { sensor: { desired: {} } } });
     assert.equal(bad.status, 400);
     assert.match(bad.text, /modulesContent\['sensor'\] must be/);
+    const badId = await post("gateway-3", {
+      modulesContent: { good: { "properties.desired": {} }, "no/slash": { "properties.desired": {} } },
+    });
+    assert.equal(badId.status, 400);
+    assert.match(badId.text, /'no\/slash', which is not a valid module id/);
     assert.deepEqual(await moduleIds("gateway-3"), ["$edgeAgent", "$edgeHub"], "nothing was made");
     const unknown = await post("nobody", deployment);
     assert.equal(unknown.status, 404);
