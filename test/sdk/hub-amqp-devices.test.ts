@@ -18,6 +18,7 @@ import {
   hubOf,
   redirectAmqp,
   registryClient,
+  selfSignedHubDevice,
   x509DeviceClient,
 } from "../support/hub-clients.js";
 import { call } from "../support/management.js";
@@ -255,11 +256,7 @@ describe("AMQP devices on the built-in hub", () => {
   });
 
   test("X.509: a self-signed device authenticates with its client certificate, without CBS", async () => {
-    const cert = await selfSignedDeviceCert("amqp-x509");
-    await registry.create({
-      deviceId: "amqp-x509",
-      authentication: { x509Thumbprint: { primaryThumbprint: cert.sha1, secondaryThumbprint: cert.sha1 } },
-    });
+    const cert = await selfSignedHubDevice(registry, "amqp-x509");
     const gatewayHostName = `127.0.0.1:${p.info.ports.amqp}`;
     const device = x509DeviceClient(
       { host: hostName, deviceId: "amqp-x509", gatewayHostName, cert: cert.certPem, key: cert.keyPem },

@@ -11,7 +11,14 @@ import type { Registry } from "azure-iothub";
 import mqtt from "mqtt";
 import { createSasToken } from "../../src/attestation/sas-token.js";
 import { selfSignedDeviceCert } from "../support/certs.js";
-import { type DeviceClient, hubAgent, hubOf, registryClient, x509DeviceClient } from "../support/hub-clients.js";
+import {
+  type DeviceClient,
+  hubAgent,
+  hubOf,
+  registryClient,
+  selfSignedHubDevice,
+  x509DeviceClient,
+} from "../support/hub-clients.js";
 import { call } from "../support/management.js";
 import { BIN, type ProvisioProcess, startProvisio } from "../support/provisio-process.js";
 
@@ -227,11 +234,7 @@ describe("azure-iot-device against the built-in hub", () => {
   });
 
   test("X.509: a self-signed device authenticates with its client certificate", async () => {
-    const cert = await selfSignedDeviceCert("x509-dev");
-    await registry.create({
-      deviceId: "x509-dev",
-      authentication: { x509Thumbprint: { primaryThumbprint: cert.sha1, secondaryThumbprint: cert.sha1 } },
-    });
+    const cert = await selfSignedHubDevice(registry, "x509-dev");
     const gatewayHostName = `127.0.0.1:${p.info.ports.mqtt}`;
     const x509Client = x509DeviceClient(
       { host: hostName, deviceId: "x509-dev", gatewayHostName, cert: cert.certPem, key: cert.keyPem },
@@ -256,11 +259,7 @@ describe("azure-iot-device against the built-in hub", () => {
   });
 
   test("X.509 over HTTP: a self-signed device sends telemetry with its client certificate; another certificate is 401", async () => {
-    const cert = await selfSignedDeviceCert("x509-http-dev");
-    await registry.create({
-      deviceId: "x509-http-dev",
-      authentication: { x509Thumbprint: { primaryThumbprint: cert.sha1, secondaryThumbprint: cert.sha1 } },
-    });
+    const cert = await selfSignedHubDevice(registry, "x509-http-dev");
     const httpX509 = async (x509: { cert: string; key: string }): Promise<DeviceClient> => {
       const client = track(x509DeviceClient({ host: hostName, deviceId: "x509-http-dev", ...x509 }, Http));
       await client.setOptions({ http: { agent: hubAgent(p), receivePolicy: { interval: 3600 } } });

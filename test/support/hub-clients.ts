@@ -3,6 +3,7 @@
 import { Agent } from "node:https";
 import deviceSdk from "azure-iot-device";
 import iothub from "azure-iothub";
+import { selfSignedDeviceCert, type TestCertificate } from "./certs.js";
 import type { ProvisioProcess } from "./provisio-process.js";
 import { resolveAllTo } from "./service-client.js";
 
@@ -100,4 +101,14 @@ export async function collectFeedback(service: iothub.Client): Promise<FeedbackR
     receiver.complete(m, () => undefined);
   });
   return records;
+}
+
+/** A self-signed certificate and a hub identity that lists its thumbprint (iothub-api.md §10.3). */
+export async function selfSignedHubDevice(registry: iothub.Registry, deviceId: string): Promise<TestCertificate> {
+  const cert = await selfSignedDeviceCert(deviceId);
+  await registry.create({
+    deviceId,
+    authentication: { x509Thumbprint: { primaryThumbprint: cert.sha1, secondaryThumbprint: cert.sha1 } },
+  });
+  return cert;
 }
