@@ -25,7 +25,7 @@ import { acceptDevicebound, sendFeedback } from "./amqp-service-links.js";
 import type { HubRuntime } from "./builtin-hubs.js";
 import { moduleKey } from "./device-identity.js";
 import { managementReply, managementRequestOf } from "./event-hub-messages.js";
-import { authenticateDevice, authenticateService, certificateAuthenticates } from "./hub-auth.js";
+import { authenticateDevice, authenticateService, certificateAuthenticates, covers } from "./hub-auth.js";
 import type { TelemetryLog } from "./telemetry-log.js";
 
 /** Where a connection finds its hubs. */
@@ -46,7 +46,7 @@ export interface HubConnectionHooks {
 }
 
 /** A token put on `$cbs`: for a device (its key), or a hub policy's (with its rights). */
-type Grant = { rt: HubRuntime; text: string; expiresMs: number } & (
+type Grant = { rt: HubRuntime; text: string; resource: string; expiresMs: number } & (
   | { kind: "device"; key: string }
   | { kind: "policy"; rights: HubRight[] }
 );
@@ -62,16 +62,6 @@ type LinkRole =
   | { kind: "partitionReader"; rt: HubRuntime; consumerGroup: string; partition: string; pump?(): void };
 
 const hostOf = (resource: string): string => (resource.split("/")[0] ?? "").replace(/:\d+$/, "").toLowerCase();
-
-/** A token's resource, without a `:port` after the host. */
-const resourceOf = (text: string): string => {
-  const token = parseSasToken(text);
-  return token ? tokenResource(token).replace(/^([^/:]+):\d+/, "$1") : "\0";
-};
-
-/** A resource covers itself and what is under it, segment by segment. */
-const coversScope = (resource: string, scope: string): boolean =>
-  scope === resource || scope.startsWith(`${resource}/`);
 
 /** `/devices/{d}[/modules/{m}]` of a device token's resource → the registry key. */
 function keyOfResource(resource: string): { key: string; module: boolean } | undefined {
@@ -343,11 +333,9 @@ class HubAmqpConnection {
     let until: number | undefined;
     for (const g of this.#live()) {
       if (g.rt !== rt) continue;
-      const covers =
-        g.kind === "device"
-          ? g.key === key
-          : g.rights.includes("DeviceConnect") && coversScope(resourceOf(g.text).toLowerCase(), scope);
-      if (covers && (until === undefined || g.expiresMs > until)) until = g.expiresMs;
+      const lets =
+        g.kind === "device" ? g.key === key : g.rights.includes("DeviceConnect") && covers(g.resource, scope);
+      if (lets && (until === undefined || g.expiresMs > until)) until = g.expiresMs;
     }
     return until;
   }
@@ -475,7 +463,7 @@ class HubAmqpConnection {
           continue;
         }
         if (rec.identity.status !== "enabled") throw unauthorized(`'${who.key}' is disabled`);
-        return { rt, text, expiresMs, kind: "device", key: who.key };
+        return { rt, text, resource, expiresMs, kind: "device", key: who.key };
       }
       throw unauthorized(`no built-in hub here registers '${who.key}' with the key that signed the token`);
     }
@@ -492,7 +480,7 @@ class HubAmqpConnection {
       });
       // Neither right: the check names what is wrong (signature, scope, expiry or rights).
       if (rights.length === 0) authenticateService(text, rt.hub, "ServiceConnect");
-      return { rt, text, expiresMs, kind: "policy", rights };
+      return { rt, text, resource, expiresMs, kind: "policy", rights };
     }
     const who = subject;
     if (!who) throw unauthorized(`a device token is for '{hub}/devices/{deviceId}', not '${resource}'`);
@@ -501,6 +489,6 @@ class HubAmqpConnection {
     if (!rec) throw unauthorized(`'${who.key}' is not registered in hub '${rt.hub.name}'`);
     if (rec.identity.status !== "enabled") throw unauthorized(`'${who.key}' is disabled`);
     authenticateDevice(text, rt.hub, rec.identity);
-    return { rt, text, expiresMs, kind: "device", key: who.key };
+    return { rt, text, resource, expiresMs, kind: "device", key: who.key };
   }
 }

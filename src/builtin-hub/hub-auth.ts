@@ -16,7 +16,7 @@ import type { BuiltinHub, DeviceIdentity, HubPolicy, HubRight } from "../domain/
 const unauthorized = (detail: string): ProvisioError => new ProvisioError("hubUnauthorized", { detail });
 
 /** `resource` is `scope` or a path under it, per segment; a `:port` after the host is tolerated. */
-function covers(resource: string, scope: string): boolean {
+export function covers(resource: string, scope: string): boolean {
   const r = resource.replace(/^([^/:]+):\d+/, "$1");
   return r === scope || scope.startsWith(`${r}/`) || r.startsWith(`${scope}/`);
 }
